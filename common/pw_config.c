@@ -1,0 +1,429 @@
+/* Configuration table: one row per setting drives parsing, --help and the start-up log. */
+#include "pw_config.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw_log.h"
+
+typedef enum { CFG_STR, CFG_INT } cfg_type;
+
+enum {
+	CFG_SECRET = 1 << 0, /**< never printed */
+	CFG_TOPIC = 1 << 1,  /**< must be a legal Kafka topic name */
+};
+
+typedef struct cfg_row {
+	const char *var;
+	cfg_type type;
+	size_t off;
+	const char *def; /**< NULL: unset by default */
+	unsigned need;   /**< required by commands that need this group; 0: never required */
+	unsigned flags;
+	long min, max;
+	const char *help;
+} cfg_row;
+
+#define OFF(f) offsetof(pw_config, f)
+
+static const cfg_row rows[] = {
+	{"KAFKA_BROKERS", CFG_STR, OFF(kafka_brokers), NULL, PW_CFG_NEED_KAFKA, 0, 0, 0,
+	 "bootstrap servers, host:port[,host:port...]"},
+	{"KAFKA_GROUP_ID", CFG_STR, OFF(group_id), "patient-worker", 0, 0, 0, 0,
+	 "consumer group; workers with the same id share the load"},
+	{"DATABASE_URL", CFG_STR, OFF(database_url), NULL, PW_CFG_NEED_DB, CFG_SECRET, 0, 0,
+	 "libpq connection string or URI"},
+	{"DATABASE_ROLE", CFG_STR, OFF(database_role), "patients_app", 0, 0, 0, 0,
+	 "role the session switches to (SET ROLE) before any work"},
+	{"JWT_ALG", CFG_STR, OFF(jwt_alg_name), "HS256", 0, 0, 0, 0,
+	 "HS256, RS256 or ES256; tokens naming any other algorithm are refused"},
+	{"JWT_SECRET", CFG_STR, OFF(jwt_secret), NULL, 0, CFG_SECRET, 0, 0,
+	 "HS256 shared secret, at least 32 bytes"},
+	{"JWT_PUBLIC_KEY_FILE", CFG_STR, OFF(jwt_public_key_file), NULL, 0, 0, 0, 0,
+	 "PEM public key for RS256 (RSA) or ES256 (EC P-256)"},
+	{"JWT_ISSUER", CFG_STR, OFF(jwt_issuer), NULL, 0, 0, 0, 0, "expected iss (unset: not checked)"},
+	{"JWT_AUDIENCE", CFG_STR, OFF(jwt_audience), NULL, 0, 0, 0, 0,
+	 "expected aud (unset: not checked)"},
+	{"JWT_LEEWAY_S", CFG_INT, OFF(jwt_leeway_s), "30", 0, 0, 0, 600,
+	 "clock leeway for exp/nbf/iat, seconds"},
+	{"JWT_OWNER_CLAIM", CFG_STR, OFF(jwt_owner_claim), "sub", 0, 0, 0, 0,
+	 "the claim that names the owner"},
+	{"JWT_REQUIRE_SCOPE", CFG_INT, OFF(jwt_require_scope), "0", 0, 0, 0, 1,
+	 "1: require scope patients:write for creates, patients:read for queries"},
+	{"TOPIC_CREATE", CFG_STR, OFF(topic_create), "patients.create", 0, CFG_TOPIC, 0, 0,
+	 "topic of patient.create commands"},
+	{"TOPIC_QUERY", CFG_STR, OFF(topic_query), "patients.query", 0, CFG_TOPIC, 0, 0,
+	 "topic of patient.get and patient.list commands"},
+	{"TOPIC_REPLIES", CFG_STR, OFF(topic_replies), "patients.replies", 0, CFG_TOPIC, 0, 0,
+	 "default reply topic, and the prefix every reply_to must have"},
+	{"TOPIC_DLQ", CFG_STR, OFF(topic_dlq), "patients.dlq", 0, CFG_TOPIC, 0, 0,
+	 "dead-letter topic"},
+	{"MAX_MESSAGE_BYTES", CFG_INT, OFF(max_message_bytes), "65536", 0, 0, 64, 16777216,
+	 "larger command records go to the DLQ"},
+	{"MAX_INFLIGHT", CFG_INT, OFF(max_inflight), "10000", 0, 0, 1, 1000000,
+	 "records read but not yet acknowledged; the consumer waits above this"},
+	{"SHUTDOWN_TIMEOUT_MS", CFG_INT, OFF(shutdown_timeout_ms), "8000", 0, 0, 0, 600000,
+	 "on SIGTERM, how long to wait for replies in flight"},
+	{"LOG_LEVEL", CFG_STR, OFF(log_level), "info", 0, 0, 0, 0, "debug, info, warn or error"},
+};
+
+#define NROWS (sizeof(rows) / sizeof(rows[0]))
+
+static char **str_field(pw_config *cfg, const cfg_row *r)
+{
+	return (char **)((char *)cfg + r->off);
+}
+
+static int *int_field(pw_config *cfg, const cfg_row *r)
+{
+	return (int *)((char *)cfg + r->off);
+}
+
+/* "--kafka-brokers" for KAFKA_BROKERS. */
+static int flag_matches(const char *arg, const char *var, const char **value)
+{
+	size_t i;
+
+	if (strncmp(arg, "--", 2) != 0)
+		return 0;
+	arg += 2;
+	for (i = 0; var[i]; i++) {
+		char want = var[i] == '_' ? '-' : (char)tolower((unsigned char)var[i]);
+		if (arg[i] != want)
+			return 0;
+	}
+	if (arg[i] == '=') {
+		*value = arg + i + 1;
+		return 1;
+	}
+	if (arg[i] == '\0') {
+		*value = NULL;
+		return 2; /* value is the next argument */
+	}
+	return 0;
+}
+
+static int set_value(pw_config *cfg, const cfg_row *r, const char *v, FILE *err)
+{
+	if (r->type == CFG_STR) {
+		char **f = str_field(cfg, r);
+		free(*f);
+		*f = NULL;
+		if (v == NULL || *v == '\0') /* empty means unset */
+			return 0;
+		*f = strdup(v);
+		if (*f == NULL) {
+			fprintf(err, "%s: out of memory\n", r->var);
+			return -1;
+		}
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n < r->min || n > r->max) {
+		fprintf(err, "%s: must be an integer from %ld to %ld\n", r->var, r->min, r->max);
+		return -1;
+	}
+	*int_field(cfg, r) = (int)n;
+	return 0;
+}
+
+static int valid_topic(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)t[i]) && t[i] != '.' && t[i] != '_' && t[i] != '-')
+			return 0;
+	return 1;
+}
+
+/* host:port[,host:port...], optionally with a PLAINTEXT:// style prefix. */
+static int valid_brokers(const char *s)
+{
+	const char *p = s;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *scheme = NULL;
+		for (size_t i = 0; i + 2 < len; i++)
+			if (p[i] == ':' && p[i + 1] == '/' && p[i + 2] == '/')
+				scheme = p + i + 3;
+		const char *host = scheme ? scheme : p;
+		size_t hlen = len - (size_t)(host - p);
+		const char *colon = NULL;
+		for (size_t i = 0; i < hlen; i++)
+			if (host[i] == ':')
+				colon = host + i;
+		if (colon == NULL || colon == host || colon + 1 >= host + hlen)
+			return 0;
+		for (const char *d = colon + 1; d < host + hlen; d++)
+			if (!isdigit((unsigned char)*d))
+				return 0;
+		long port = strtol(colon + 1, NULL, 10);
+		if (port < 1 || port > 65535)
+			return 0;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return *s != '\0';
+}
+
+static int read_file(const char *path, unsigned char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	size_t cap = 0, n = 0;
+	int rc = -1;
+
+	if (f == NULL)
+		return -1;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			if (cap > 1024 * 1024) /* no PEM key is this big */
+				goto out;
+			cap = cap ? cap * 2 : 8192;
+			unsigned char *nb = realloc(buf, cap);
+			if (nb == NULL)
+				goto out;
+			buf = nb;
+		}
+		size_t r = fread(buf + n, 1, 4096, f);
+		n += r;
+		if (r < 4096) {
+			if (ferror(f))
+				goto out;
+			break;
+		}
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	buf = NULL;
+	rc = 0;
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+/* The key must be of the type the algorithm needs: an RSA key cannot verify ES256. */
+static int check_pem(const pw_config *cfg, FILE *err)
+{
+	BIO *bio = BIO_new_mem_buf(cfg->jwt_key, (int)cfg->jwt_key_len);
+	EVP_PKEY *pkey = NULL;
+	int rc = -1;
+
+	if (bio == NULL)
+		goto out;
+	pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	if (pkey == NULL) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: %s is not a PEM public key\n",
+			cfg->jwt_public_key_file);
+		goto out;
+	}
+	if (cfg->jwt_alg == PW_ALG_RS256 && !EVP_PKEY_is_a(pkey, "RSA")) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: RS256 needs an RSA public key\n");
+		goto out;
+	}
+	if (cfg->jwt_alg == PW_ALG_ES256 &&
+	    (!EVP_PKEY_is_a(pkey, "EC") || EVP_PKEY_get_bits(pkey) != 256)) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: ES256 needs an EC P-256 public key\n");
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	return rc;
+}
+
+static int load_key(pw_config *cfg, FILE *err)
+{
+	if (cfg->jwt_alg == PW_ALG_HS256) {
+		if (cfg->jwt_secret == NULL) {
+			fprintf(err, "JWT_SECRET: required when JWT_ALG=HS256\n");
+			return -1;
+		}
+		/* RFC 7518 3.2: an HS256 key must be at least as long as the hash. */
+		if (strlen(cfg->jwt_secret) < 32) {
+			fprintf(err, "JWT_SECRET: must be at least 32 bytes for HS256\n");
+			return -1;
+		}
+		cfg->jwt_key_len = strlen(cfg->jwt_secret);
+		cfg->jwt_key = (unsigned char *)strdup(cfg->jwt_secret);
+		if (cfg->jwt_key == NULL) {
+			fprintf(err, "JWT_SECRET: out of memory\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (cfg->jwt_public_key_file == NULL) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: required when JWT_ALG=%s\n", cfg->jwt_alg_name);
+		return -1;
+	}
+	if (read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len) != 0) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: cannot read %s: %s\n", cfg->jwt_public_key_file,
+			strerror(errno ? errno : EIO));
+		return -1;
+	}
+	return check_pem(cfg, err);
+}
+
+pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, FILE *err)
+{
+	int bad = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NROWS; i++) {
+		const char *v = getenv(rows[i].var);
+		if (v == NULL || *v == '\0')
+			v = rows[i].def;
+		if (v != NULL && set_value(cfg, &rows[i], v, err) != 0)
+			bad = 1;
+	}
+	for (int a = 1; a < argc; a++) {
+		size_t i;
+		for (i = 0; i < NROWS; i++) {
+			const char *v;
+			int m = flag_matches(argv[a], rows[i].var, &v);
+			if (m == 0)
+				continue;
+			if (m == 2) {
+				if (a + 1 >= argc) {
+					fprintf(err, "%s: flag needs a value\n", rows[i].var);
+					bad = 1;
+					break;
+				}
+				v = argv[++a];
+			}
+			if (set_value(cfg, &rows[i], v, err) != 0)
+				bad = 1;
+			break;
+		}
+		if (i == NROWS && strncmp(argv[a], "--", 2) == 0) {
+			fprintf(err, "%s: unknown option (see --help)\n", argv[a]);
+			bad = 1;
+		}
+	}
+
+	for (size_t i = 0; i < NROWS; i++) {
+		const cfg_row *r = &rows[i];
+		if (r->type != CFG_STR)
+			continue;
+		char *v = *str_field(cfg, r);
+		if (v == NULL && (r->need & need)) {
+			fprintf(err, "%s: required but not set\n", r->var);
+			bad = 1;
+		}
+		if (v != NULL && (r->flags & CFG_TOPIC) && !valid_topic(v)) {
+			fprintf(err, "%s: '%s' is not a valid Kafka topic name\n", r->var, v);
+			bad = 1;
+		}
+	}
+	if ((need & PW_CFG_NEED_KAFKA) && cfg->kafka_brokers && !valid_brokers(cfg->kafka_brokers)) {
+		fprintf(err, "KAFKA_BROKERS: '%s' is not a host:port[,host:port...] list\n",
+			cfg->kafka_brokers);
+		bad = 1;
+	}
+	if ((need & PW_CFG_NEED_DB) && cfg->database_url) {
+		char *perr = NULL;
+		PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &perr);
+		if (opts == NULL) {
+			/* perr may quote the string, which can hold a password: do not print it. */
+			fprintf(err, "DATABASE_URL: not a valid libpq connection string or URI\n");
+			bad = 1;
+		}
+		PQconninfoFree(opts);
+		PQfreemem(perr);
+	}
+	if (cfg->database_role && strlen(cfg->database_role) > 63) {
+		fprintf(err, "DATABASE_ROLE: longer than 63 bytes\n");
+		bad = 1;
+	}
+	if (cfg->log_level == NULL || pw_log_parse_level(cfg->log_level) < 0) {
+		fprintf(err, "LOG_LEVEL: must be debug, info, warn or error\n");
+		bad = 1;
+	} else {
+		pw_log_min_level = (pw_log_level)pw_log_parse_level(cfg->log_level);
+	}
+	if (cfg->jwt_alg_name == NULL || strcmp(cfg->jwt_alg_name, "HS256") == 0) {
+		cfg->jwt_alg = PW_ALG_HS256;
+	} else if (strcmp(cfg->jwt_alg_name, "RS256") == 0) {
+		cfg->jwt_alg = PW_ALG_RS256;
+	} else if (strcmp(cfg->jwt_alg_name, "ES256") == 0) {
+		cfg->jwt_alg = PW_ALG_ES256;
+	} else {
+		fprintf(err, "JWT_ALG: '%s' is not one of HS256, RS256, ES256\n", cfg->jwt_alg_name);
+		bad = 1;
+		need &= ~(unsigned)PW_CFG_NEED_JWT;
+	}
+	if ((need & PW_CFG_NEED_JWT) && load_key(cfg, err) != 0)
+		bad = 1;
+	if (cfg->jwt_owner_claim == NULL) {
+		fprintf(err, "JWT_OWNER_CLAIM: must not be empty\n");
+		bad = 1;
+	}
+	return bad ? PW_E_CONFIG : PW_OK;
+}
+
+void pw_config_free(pw_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < NROWS; i++)
+		if (rows[i].type == CFG_STR)
+			free(*str_field(cfg, &rows[i]));
+	if (cfg->jwt_key != NULL) {
+		memset(cfg->jwt_key, 0, cfg->jwt_key_len);
+		free(cfg->jwt_key);
+	}
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+void pw_config_print_help(FILE *out)
+{
+	fprintf(out, "Settings (environment variable, or --flag=value with the name in lower "
+		     "case and '-' for '_'):\n");
+	for (size_t i = 0; i < NROWS; i++) {
+		const cfg_row *r = &rows[i];
+		fprintf(out, "  %-20s %s%s (default: %s)\n", r->var, r->help,
+			r->need ? " [required]" : "", r->def ? r->def : "unset");
+	}
+}
+
+void pw_config_log(const pw_config *cfg)
+{
+	char line[2048];
+	size_t n = 0;
+
+	for (size_t i = 0; i < NROWS && n < sizeof(line); i++) {
+		const cfg_row *r = &rows[i];
+		const char *sep = i ? " " : "";
+		int w;
+		if (r->type == CFG_INT) {
+			w = snprintf(line + n, sizeof(line) - n, "%s%s=%d", sep, r->var,
+				     *int_field((pw_config *)cfg, r));
+		} else {
+			const char *v = *str_field((pw_config *)cfg, r);
+			if (v != NULL && (r->flags & CFG_SECRET))
+				v = "(set)";
+			w = snprintf(line + n, sizeof(line) - n, "%s%s=%s", sep, r->var,
+				     v ? v : "(unset)");
+		}
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	PW_LOG_INFO(NULL, "configuration: %s", line);
+}

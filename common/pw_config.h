@@ -1,0 +1,68 @@
+/* Configuration: every setting is an environment variable, a --flag may override it. */
+#ifndef PW_CONFIG_H
+#define PW_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "pw_status.h"
+
+typedef enum pw_jwt_alg_cfg {
+	PW_ALG_HS256 = 0,
+	PW_ALG_RS256,
+	PW_ALG_ES256,
+} pw_jwt_alg_cfg;
+
+typedef struct pw_config {
+	char *kafka_brokers;
+	char *group_id;
+	char *database_url; /**< secret: may hold a password */
+	char *database_role;
+	char *jwt_alg_name;
+	pw_jwt_alg_cfg jwt_alg;
+	char *jwt_secret; /**< secret */
+	char *jwt_public_key_file;
+	char *jwt_issuer;   /**< NULL: not checked */
+	char *jwt_audience; /**< NULL: not checked */
+	int jwt_leeway_s;
+	char *jwt_owner_claim;
+	int jwt_require_scope;
+	char *topic_create;
+	char *topic_query;
+	char *topic_replies;
+	char *topic_dlq;
+	int max_message_bytes;
+	int max_inflight;        /**< records read but not yet acknowledged, at most */
+	int shutdown_timeout_ms; /**< how long SIGTERM waits for replies in flight */
+	char *log_level;
+
+	/* Derived at load time. */
+	unsigned char *jwt_key; /**< secret bytes or PEM text, NUL-terminated */
+	size_t jwt_key_len;
+} pw_config;
+
+/* Which settings a command needs: `migrate` needs no broker and no key. */
+enum {
+	PW_CFG_NEED_KAFKA = 1 << 0,
+	PW_CFG_NEED_DB = 1 << 1,
+	PW_CFG_NEED_JWT = 1 << 2,
+	PW_CFG_NEED_ALL = 0x7,
+};
+
+/* Fills cfg from the environment, then from argv flags (--name=value or --name value,
+ * the name being the variable in lower case with '-' for '_'). Leftover positional
+ * arguments are not touched. On a bad setting, writes one line per problem to err,
+ * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. */
+PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need,
+				       FILE *err);
+
+/* Frees every string the config owns. NULL-safe; cfg is left zeroed. */
+void pw_config_free(pw_config *cfg);
+
+/* Prints every setting with its default and meaning. */
+void pw_config_print_help(FILE *out);
+
+/* Logs the effective configuration, secrets masked. */
+void pw_config_log(const pw_config *cfg);
+
+#endif

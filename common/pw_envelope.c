@@ -1,0 +1,206 @@
+/* Envelope parsing: size, JSON, request_id, reply_to (dead letters), then type/payload. */
+#include "pw_envelope.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const char *pw_dlq_reason_code(pw_dlq_reason r)
+{
+	switch (r) {
+	case PW_DLQ_TOO_LARGE:
+		return "too_large";
+	case PW_DLQ_MALFORMED_JSON:
+		return "malformed_json";
+	case PW_DLQ_NOT_OBJECT:
+		return "not_an_object";
+	case PW_DLQ_MISSING_REQUEST_ID:
+		return "missing_request_id";
+	case PW_DLQ_INVALID_REQUEST_ID:
+		return "invalid_request_id";
+	case PW_DLQ_REPLY_TO_REFUSED:
+		return "reply_to_refused";
+	case PW_DLQ_REPLY_UNDELIVERABLE:
+		return "reply_undeliverable";
+	case PW_DLQ_NONE:
+		break;
+	}
+	return "unknown";
+}
+
+int pw_request_id_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
+			return 0;
+		if (n >= 128)
+			return 0;
+	}
+	return n >= 1;
+}
+
+int pw_reply_to_allowed(const char *topic, const char *replies_topic)
+{
+	size_t n = strlen(replies_topic);
+	if (strncmp(topic, replies_topic, n) != 0)
+		return 0;
+	if (topic[n] == '\0')
+		return 1;
+	/* A suffix must itself be a legal topic name part: the worker creates nothing, but
+	 * it must not hand librdkafka a name the broker would reject for another reason. */
+	if (topic[n] != '.' || topic[n + 1] == '\0' || strlen(topic) > 249)
+		return 0;
+	for (const char *p = topic + n + 1; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+			return 0;
+	return 1;
+}
+
+/* "Bearer <jwt>" with the scheme case-insensitive (RFC 7235). */
+static char *token_from_header(const void *hdr, size_t len)
+{
+	const char *h = hdr;
+	if (hdr == NULL || len < 7 || strncasecmp(h, "bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	len -= 7;
+	while (len > 0 && *h == ' ') {
+		h++;
+		len--;
+	}
+	if (len == 0 || memchr(h, '\0', len) != NULL)
+		return NULL;
+	return strndup(h, len);
+}
+
+void pw_envelope_destroy(pw_envelope *env)
+{
+	if (env == NULL)
+		return;
+	json_decref(env->root);
+	free(env->reply_to);
+	free(env->token);
+	free(env);
+}
+
+pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_header, size_t auth_len,
+			    const char *replies_topic, size_t max_bytes, pw_envelope **out,
+			    pw_dlq_reason *reason)
+{
+	pw_status st = PW_E_INVALID;
+	pw_envelope *env = NULL;
+	json_error_t jerr;
+	json_t *v;
+
+	*out = NULL;
+	*reason = PW_DLQ_NONE;
+	if (len > max_bytes) {
+		*reason = PW_DLQ_TOO_LARGE;
+		goto out;
+	}
+	env = calloc(1, sizeof(*env));
+	if (env == NULL) {
+		st = PW_E_NOMEM;
+		goto out;
+	}
+	/* Duplicated keys are refused: two readers of the same record could otherwise
+	 * disagree on which request_id or token it carries. jansson refuses NUL in
+	 * strings and invalid UTF-8 by default, and nesting beyond its depth limit. */
+	env->root = json_loadb(value ? value : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (env->root == NULL) {
+		*reason = PW_DLQ_MALFORMED_JSON;
+		goto out;
+	}
+	if (!json_is_object(env->root)) {
+		*reason = PW_DLQ_NOT_OBJECT;
+		goto out;
+	}
+	v = json_object_get(env->root, "request_id");
+	if (v == NULL || json_is_null(v)) {
+		*reason = PW_DLQ_MISSING_REQUEST_ID;
+		goto out;
+	}
+	if (!json_is_string(v) || !pw_request_id_valid(json_string_value(v))) {
+		*reason = PW_DLQ_INVALID_REQUEST_ID;
+		goto out;
+	}
+	env->request_id = json_string_value(v);
+
+	v = json_object_get(env->root, "reply_to");
+	if (v == NULL || json_is_null(v)) {
+		env->reply_to = strdup(replies_topic);
+	} else if (json_is_string(v) && pw_reply_to_allowed(json_string_value(v), replies_topic)) {
+		env->reply_to = strdup(json_string_value(v));
+	} else {
+		*reason = PW_DLQ_REPLY_TO_REFUSED;
+		goto out;
+	}
+	if (env->reply_to == NULL) {
+		st = PW_E_NOMEM;
+		goto out;
+	}
+
+	v = json_object_get(env->root, "token");
+	if (v != NULL && !json_is_null(v)) {
+		if (json_is_string(v)) {
+			env->token = strdup(json_string_value(v));
+			if (env->token == NULL) {
+				st = PW_E_NOMEM;
+				goto out;
+			}
+		} else {
+			env->token_not_string = 1;
+		}
+	} else {
+		env->token = token_from_header(auth_header, auth_len);
+	}
+
+	*out = env;
+	env = NULL;
+	st = PW_OK;
+out:
+	pw_envelope_destroy(env);
+	return st;
+}
+
+pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_command_type *type,
+			      json_t **payload, char *msg, size_t msg_size)
+{
+	json_t *t = json_object_get(env->root, "type");
+	json_t *p = json_object_get(env->root, "payload");
+	const char *name;
+
+	*type = PW_CMD_NONE;
+	*payload = NULL;
+	if (!json_is_string(t)) {
+		snprintf(msg, msg_size, "type is required and must be a string");
+		return PW_E_INVALID;
+	}
+	name = json_string_value(t);
+	if (strcmp(name, "patient.create") == 0)
+		*type = PW_CMD_CREATE;
+	else if (strcmp(name, "patient.get") == 0)
+		*type = PW_CMD_GET;
+	else if (strcmp(name, "patient.list") == 0)
+		*type = PW_CMD_LIST;
+	else {
+		snprintf(msg, msg_size, "unknown type");
+		return PW_E_INVALID;
+	}
+	if ((topic == PW_TOPIC_CREATE) != (*type == PW_CMD_CREATE)) {
+		snprintf(msg, msg_size, "type %s is not accepted on this topic", name);
+		*type = PW_CMD_NONE;
+		return PW_E_INVALID;
+	}
+	if (!json_is_object(p)) {
+		snprintf(msg, msg_size, "payload is required and must be an object");
+		*type = PW_CMD_NONE;
+		return PW_E_INVALID;
+	}
+	*payload = p;
+	return PW_OK;
+}

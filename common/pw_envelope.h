@@ -1,0 +1,69 @@
+/* The command envelope: the checks that decide dead letter, then the command's shape. */
+#ifndef PW_ENVELOPE_H
+#define PW_ENVELOPE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "pw_status.h"
+
+/* Why a record goes to the DLQ; these are the checks run before the token. */
+typedef enum pw_dlq_reason {
+	PW_DLQ_NONE = 0,
+	PW_DLQ_TOO_LARGE,
+	PW_DLQ_MALFORMED_JSON, /**< not JSON, invalid UTF-8, NUL, duplicated keys, too deep */
+	PW_DLQ_NOT_OBJECT,
+	PW_DLQ_MISSING_REQUEST_ID,
+	PW_DLQ_INVALID_REQUEST_ID, /**< present but not 1-128 of [A-Za-z0-9._:-] */
+	PW_DLQ_REPLY_TO_REFUSED,
+	PW_DLQ_REPLY_UNDELIVERABLE, /**< set by the loop when the reply cannot be produced */
+} pw_dlq_reason;
+
+/* The short code written in the dead letter's `error` header. */
+const char *pw_dlq_reason_code(pw_dlq_reason r);
+
+typedef enum pw_topic_kind {
+	PW_TOPIC_CREATE = 0,
+	PW_TOPIC_QUERY,
+} pw_topic_kind;
+
+typedef enum pw_command_type {
+	PW_CMD_NONE = 0,
+	PW_CMD_CREATE,
+	PW_CMD_GET,
+	PW_CMD_LIST,
+} pw_command_type;
+
+typedef struct pw_envelope {
+	json_t *root;           /**< owned */
+	const char *request_id; /**< borrowed from root */
+	char *reply_to;         /**< owned: the body's reply_to or the configured default */
+	char *token;            /**< owned; from the body, else the authorization header; or NULL */
+	int token_not_string;   /**< the body had "token" but it was not a string */
+} pw_envelope;
+
+/* Runs the dead-letter checks in the contract's order (size, JSON, request_id, reply_to)
+ * on a record value of len bytes (not NUL-terminated). auth_header is the raw value of
+ * the record's `authorization` header or NULL. replies_topic is the configured reply
+ * topic (also the allowed prefix). On PW_OK *out is a new envelope the caller destroys;
+ * on PW_E_INVALID *reason says why. Pure: no I/O. */
+PW_MUST_CHECK pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_header,
+					  size_t auth_len, const char *replies_topic,
+					  size_t max_bytes, pw_envelope **out,
+					  pw_dlq_reason *reason);
+
+void pw_envelope_destroy(pw_envelope *env); /* NULL is fine */
+
+/* After the token: the `type` must be a known command for this topic and `payload` an
+ * object. On PW_E_INVALID writes the message for a 400 invalid_request into msg. */
+PW_MUST_CHECK pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic,
+					    pw_command_type *type, json_t **payload, char *msg,
+					    size_t msg_size);
+
+/* 1 when s is 1-128 characters from [A-Za-z0-9._:-]. */
+int pw_request_id_valid(const char *s);
+
+/* 1 when topic is replies_topic itself or replies_topic followed by '.' and more. */
+int pw_reply_to_allowed(const char *topic, const char *replies_topic);
+
+#endif

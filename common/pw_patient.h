@@ -1,0 +1,39 @@
+/* The patient.create payload: validation and the canonical form its idempotency hash covers. */
+#ifndef PW_PATIENT_H
+#define PW_PATIENT_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "pw_status.h"
+
+#define PW_NAME_MAX_CHARS 100
+#define PW_DNI_MAX        20
+
+typedef struct pw_patient_input {
+	char *nombre;           /**< owned, trimmed */
+	char *apellido_paterno; /**< owned, trimmed */
+	char *apellido_materno; /**< owned, trimmed, or NULL */
+	char dni[PW_DNI_MAX + 1];
+	char fecha_nacimiento[11]; /**< YYYY-MM-DD */
+	char sexo[2];              /**< "M", "F" or "X" */
+	char payload_hash[65];     /**< hex SHA-256 of the canonical payload */
+} pw_patient_input;
+
+/* Validates a create payload as of now_s (Unix seconds, the command's time: a birth
+ * date may not lie after that day, UTC). On PW_OK fills *in (free with
+ * pw_patient_input_clear). On PW_E_INVALID sets *fields to a new object mapping each
+ * bad field to a reason (the caller owns it). PW_E_NOMEM on allocation failure. */
+PW_MUST_CHECK pw_status pw_patient_validate(const json_t *payload, int64_t now_s,
+					    pw_patient_input *in, json_t **fields);
+
+void pw_patient_input_clear(pw_patient_input *in);
+
+/* Counts code points of a NUL-terminated string; -1 when it is not valid UTF-8
+ * (overlong forms, surrogates and values above U+10FFFF are invalid). */
+long pw_utf8_length(const char *s);
+
+/* 1 when y-m-d is a real calendar date. */
+int pw_date_valid(int y, int m, int d);
+
+#endif

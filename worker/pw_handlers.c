@@ -1,0 +1,118 @@
+/* Record → outcome, in the contract's order: dead-letter checks, token, then command. */
+#include "pw_handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pw_kafka.h"
+#include "pw_reply.h"
+
+int64_t pw_command_time(const rd_kafka_message_t *m, int *log_append)
+{
+	rd_kafka_timestamp_type_t type;
+	int64_t ts = rd_kafka_message_timestamp(m, &type);
+
+	*log_append = type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME && ts >= 0;
+	if (*log_append)
+		return ts / 1000;
+	return (int64_t)time(NULL);
+}
+
+void pw_outcome_clear(pw_outcome *out)
+{
+	if (out == NULL)
+		return;
+	free(out->request_id);
+	free(out->reply_to);
+	free(out->reply);
+	pw_patient_input_clear(&out->in);
+	memset(out, 0, sizeof(*out));
+}
+
+static pw_status reply(pw_outcome *out, int status, const char *code, const char *msg,
+		       json_t *fields)
+{
+	out->kind = PW_OUT_REPLY;
+	out->status = status;
+	out->reply = pw_reply_error(out->request_id, status, code, msg, fields);
+	return out->reply ? PW_OK : PW_E_NOMEM;
+}
+
+pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m,
+			   pw_topic_kind topic, pw_outcome *out)
+{
+	const pw_config *cfg = hc->cfg;
+	pw_envelope *env = NULL;
+	pw_status st;
+	const void *auth = NULL;
+	size_t auth_len = 0;
+	pw_claims claims;
+	char why[160];
+	pw_command_type type;
+	json_t *payload;
+	json_t *fields = NULL;
+	int log_append;
+
+	memset(out, 0, sizeof(*out));
+	if (!pw_kafka_header(m, "authorization", &auth, &auth_len))
+		auth = NULL;
+	st = pw_envelope_parse(m->payload, m->len, auth, auth_len, cfg->topic_replies,
+			       (size_t)cfg->max_message_bytes, &env, &out->dlq);
+	if (st == PW_E_INVALID) {
+		out->kind = PW_OUT_DLQ;
+		return PW_OK;
+	}
+	if (st != PW_OK)
+		return st;
+	out->request_id = strdup(env->request_id);
+	out->reply_to = strdup(env->reply_to);
+	if (out->request_id == NULL || out->reply_to == NULL) {
+		st = PW_E_NOMEM;
+		goto out;
+	}
+
+	int64_t now = pw_command_time(m, &log_append);
+	if (env->token_not_string) {
+		st = reply(out, 401, "unauthorized", "token must be a string", NULL);
+		goto out;
+	}
+	if (pw_jwt_verify(hc->jwt, env->token, now, &claims, why, sizeof(why)) != PW_OK) {
+		st = reply(out, 401, "unauthorized", why, NULL);
+		goto out;
+	}
+	memcpy(out->owner, claims.owner, sizeof(out->owner));
+	if (cfg->jwt_require_scope &&
+	    !(topic == PW_TOPIC_CREATE ? claims.scope_write : claims.scope_read)) {
+		st = reply(out, 403, "forbidden",
+			   topic == PW_TOPIC_CREATE ? "scope patients:write is required"
+						    : "scope patients:read is required",
+			   NULL);
+		goto out;
+	}
+	if (pw_envelope_command(env, topic, &type, &payload, why, sizeof(why)) != PW_OK) {
+		st = reply(out, 400, "invalid_request", why, NULL);
+		goto out;
+	}
+	if (type != PW_CMD_CREATE) {
+		/* patient.get and patient.list come with the query path (issue 3). */
+		st = reply(out, 400, "invalid_request", "this command type is not supported yet",
+			   NULL);
+		goto out;
+	}
+	st = pw_patient_validate(payload, now, &out->in, &fields);
+	if (st == PW_E_INVALID) {
+		st = reply(out, 400, "validation_failed", "the payload has invalid fields", fields);
+		goto out;
+	}
+	if (st != PW_OK)
+		goto out;
+	out->kind = PW_OUT_CREATE;
+out:
+	json_decref(fields);
+	pw_envelope_destroy(env);
+	if (st != PW_OK)
+		pw_outcome_clear(out);
+	return st;
+}

@@ -1,0 +1,50 @@
+/* From one consumed record to its outcome: a dead letter, a reply, or a create to run.
+ * Pure: parse, verify and validate touch no network and no database, so a batch of
+ * records can be decided first and their creates written together. */
+#ifndef PW_HANDLERS_H
+#define PW_HANDLERS_H
+
+#include <librdkafka/rdkafka.h>
+
+#include <stdint.h>
+
+#include "pw_config.h"
+#include "pw_envelope.h"
+#include "pw_jwt.h"
+#include "pw_patient.h"
+#include "pw_status.h"
+
+typedef enum pw_outcome_kind {
+	PW_OUT_DLQ = 0, /**< no reply can be addressed: dead-letter the record */
+	PW_OUT_REPLY,   /**< answered without the database (errors) */
+	PW_OUT_CREATE,  /**< a valid create: run it, then reply */
+} pw_outcome_kind;
+
+typedef struct pw_outcome {
+	pw_outcome_kind kind;
+	pw_dlq_reason dlq; /**< PW_OUT_DLQ */
+	char *request_id;  /**< owned; NULL for a dead letter */
+	char *reply_to;    /**< owned; NULL for a dead letter */
+	int status;        /**< PW_OUT_REPLY */
+	char *reply;       /**< owned; PW_OUT_REPLY */
+	char owner[PW_OWNER_MAX + 1];
+	pw_patient_input in; /**< PW_OUT_CREATE */
+} pw_outcome;
+
+typedef struct pw_handler_ctx {
+	const pw_config *cfg;
+	const pw_jwt_verifier *jwt;
+} pw_handler_ctx;
+
+/* The time a command is judged at: the broker's append time when the record has one,
+ * else now. A producer's CreateTime is never trusted (contract). Sets *log_append. */
+int64_t pw_command_time(const rd_kafka_message_t *m, int *log_append);
+
+/* Decides a record's outcome. PW_OK with *out filled (clear it with
+ * pw_outcome_clear), or PW_E_NOMEM. */
+PW_MUST_CHECK pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m,
+					 pw_topic_kind topic, pw_outcome *out);
+
+void pw_outcome_clear(pw_outcome *out);
+
+#endif

@@ -1,0 +1,736 @@
+/* The worker's loop. One thread: poll a record, decide it, run its create, produce its
+ * reply; the offset is stored only from the reply's delivery report, behind a
+ * per-partition watermark (pw_offsets). When the database is down, or too much is in
+ * flight, every assigned partition is paused and the loop keeps polling so the group
+ * keeps us; the records already taken are held and retried, never skipped. */
+#include "pw_worker.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pw_db.h"
+#include "pw_handlers.h"
+#include "pw_jwt.h"
+#include "pw_kafka.h"
+#include "pw_log.h"
+#include "pw_offsets.h"
+
+/* Bytes of records held in memory (values kept for a possible dead letter) before the
+ * consumer pauses; with MAX_INFLIGHT it bounds the worker's memory. */
+#define INFLIGHT_BYTES_MAX (32u * 1024 * 1024)
+#define DB_BACKOFF_MIN_MS  200
+#define DB_BACKOFF_MAX_MS  5000
+#define POLL_MS            100
+
+enum { PAUSE_DB = 1, PAUSE_FULL = 2 };
+
+typedef struct job {
+	pw_pending *pending;
+	char *src_topic;
+	int32_t partition;
+	int64_t offset;
+	void *key;
+	size_t key_len;
+	void *value;
+	size_t value_len;
+	size_t bytes;
+	pw_outcome out;
+	int dead;     /**< producing the dead letter rather than the reply */
+	int64_t t0_us; /**< when the record was taken */
+	struct job *next;
+} job;
+
+typedef struct job_list {
+	job *head, *tail;
+	size_t n;
+} job_list;
+
+struct pw_worker {
+	const pw_config *cfg;
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer;
+	pw_db *db;
+	pw_jwt_verifier *jwt;
+	pw_offsets *offsets;
+	pw_handler_ctx hc;
+	job_list held;  /**< creates waiting for the database */
+	job_list retry; /**< produces to try again (transient errors, dead letters) */
+	size_t bytes;   /**< sum of job->bytes in flight */
+	int pause_why;  /**< PAUSE_* bits */
+	int paused;     /**< assigned partitions are paused */
+	int64_t db_next_try_us;
+	int db_backoff_ms;
+	int fatal;
+	int stopping;
+	volatile sig_atomic_t *stop;
+	unsigned long answered, dead_letters, db_outages;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void list_push(job_list *l, job *j)
+{
+	j->next = NULL;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->n++;
+}
+
+static job *list_pop(job_list *l)
+{
+	job *j = l->head;
+	if (j == NULL)
+		return NULL;
+	l->head = j->next;
+	if (l->head == NULL)
+		l->tail = NULL;
+	l->n--;
+	j->next = NULL;
+	return j;
+}
+
+static void job_free(pw_worker *w, job *j)
+{
+	if (j == NULL)
+		return;
+	w->bytes -= j->bytes;
+	pw_outcome_clear(&j->out);
+	free(j->src_topic);
+	free(j->key);
+	free(j->value);
+	free(j);
+}
+
+static void job_ctx(const job *j, pw_log_ctx *ctx)
+{
+	ctx->request_id = j->out.request_id;
+	ctx->owner = j->out.owner[0] ? j->out.owner : NULL;
+	ctx->topic = j->src_topic;
+	ctx->partition = j->partition;
+	ctx->offset = j->offset;
+	ctx->status = j->dead ? 0 : j->out.status;
+}
+
+static job *job_new(pw_worker *w, const rd_kafka_message_t *m)
+{
+	job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return NULL;
+	j->src_topic = strdup(rd_kafka_topic_name(m->rkt));
+	j->partition = m->partition;
+	j->offset = m->offset;
+	j->t0_us = now_us();
+	j->key_len = m->key_len;
+	j->value_len = m->len;
+	j->key = malloc(m->key_len ? m->key_len : 1);
+	j->value = malloc(m->len ? m->len : 1);
+	if (j->src_topic == NULL || j->key == NULL || j->value == NULL)
+		goto fail;
+	if (m->key_len)
+		memcpy(j->key, m->key, m->key_len);
+	if (m->len)
+		memcpy(j->value, m->payload, m->len);
+	j->pending = pw_offsets_track(w->offsets, j->src_topic, j->partition, j->offset);
+	if (j->pending == NULL)
+		goto fail;
+	j->bytes = sizeof(*j) + m->key_len + m->len;
+	w->bytes += j->bytes;
+	return j;
+fail:
+	free(j->src_topic);
+	free(j->key);
+	free(j->value);
+	free(j);
+	return NULL;
+}
+
+/* The reply or dead letter is on the broker: move the partition's watermark. */
+static void job_finish(pw_worker *w, job *j)
+{
+	const char *topic;
+	int32_t partition;
+	int64_t next;
+	pw_log_ctx ctx = PW_LOG_CTX_INIT;
+
+	job_ctx(j, &ctx);
+	ctx.ms = (double)(now_us() - j->t0_us) / 1000.0;
+	if (j->dead) {
+		w->dead_letters++;
+		PW_LOG_WARN(&ctx, "dead-lettered: %s", pw_dlq_reason_code(j->out.dlq));
+	} else {
+		w->answered++;
+		PW_LOG_DEBUG(&ctx, "answered");
+	}
+	if (pw_offsets_done(w->offsets, j->pending, &topic, &partition, &next)) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		if (l != NULL) {
+			rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next;
+			rd_kafka_resp_err_t err = rd_kafka_offsets_store(w->consumer, l);
+			/* __STATE: the partition was revoked meanwhile; its next owner
+			 * answers from the last commit, so nothing is lost. */
+			if (err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].err != 0)
+				err = l->elems[0].err;
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__STATE)
+				PW_LOG_WARN(&ctx, "offset store failed: %s", rd_kafka_err2str(err));
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+	}
+	j->pending = NULL;
+	job_free(w, j);
+}
+
+static int permanent_produce_error(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+	case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+	case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* A permanent failure: a reply becomes a reply_undeliverable dead letter; a dead letter
+ * that cannot be written either is given up, loudly (there is nowhere else to put it). */
+static int job_undeliverable(pw_worker *w, job *j, rd_kafka_resp_err_t err)
+{
+	pw_log_ctx ctx = PW_LOG_CTX_INIT;
+	job_ctx(j, &ctx);
+	if (!j->dead) {
+		PW_LOG_WARN(&ctx, "reply undeliverable to %s: %s", j->out.reply_to,
+			    rd_kafka_err2str(err));
+		j->dead = 1;
+		j->out.dlq = PW_DLQ_REPLY_UNDELIVERABLE;
+		return 1;
+	}
+	PW_LOG_ERROR(&ctx, "dead letter undeliverable to %s: %s; record given up",
+		     w->cfg->topic_dlq, rd_kafka_err2str(err));
+	return 0;
+}
+
+static rd_kafka_headers_t *job_headers(const pw_worker *w, const job *j)
+{
+	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+	char buf[320];
+
+	if (h == NULL)
+		return NULL;
+	if (j->dead) {
+		snprintf(buf, sizeof(buf), "%s/%d/%lld", j->src_topic, (int)j->partition,
+			 (long long)j->offset);
+		if (rd_kafka_header_add(h, "error", -1, pw_dlq_reason_code(j->out.dlq), -1) ||
+		    rd_kafka_header_add(h, "source", -1, buf, -1))
+			goto fail;
+	} else {
+		snprintf(buf, sizeof(buf), "%d", j->out.status);
+		if (rd_kafka_header_add(h, "request_id", -1, j->out.request_id, -1) ||
+		    rd_kafka_header_add(h, "status", -1, buf, -1))
+			goto fail;
+	}
+	(void)w;
+	return h;
+fail:
+	rd_kafka_headers_destroy(h);
+	return NULL;
+}
+
+/* Hands the job's reply (or dead letter) to the producer. Returns 0 once it is queued
+ * (the delivery report takes it from there) or given up, -1 when the producer is in a
+ * fatal state. */
+static int job_produce(pw_worker *w, job *j)
+{
+	for (;;) {
+		rd_kafka_headers_t *h = job_headers(w, j);
+		rd_kafka_resp_err_t err;
+
+		if (h == NULL) {
+			/* Out of memory: wait like a full queue, memory frees as acks come. */
+			err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+		} else if (j->dead) {
+			err = rd_kafka_producev(
+				w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq),
+				RD_KAFKA_V_KEY(j->key_len ? j->key : NULL, j->key_len),
+				RD_KAFKA_V_VALUE(j->value_len ? j->value : NULL, j->value_len),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+				RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+		} else {
+			err = rd_kafka_producev(
+				w->producer, RD_KAFKA_V_TOPIC(j->out.reply_to),
+				RD_KAFKA_V_KEY(j->out.request_id, strlen(j->out.request_id)),
+				RD_KAFKA_V_VALUE(j->out.reply, strlen(j->out.reply)),
+				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+				RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+		}
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			return 0; /* the headers belong to the message now */
+		if (h != NULL)
+			rd_kafka_headers_destroy(h);
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			/* Serve delivery reports so the queue drains, then try again. */
+			rd_kafka_poll(w->producer, POLL_MS);
+			if (w->fatal || (w->stop != NULL && *w->stop)) {
+				/* Given up unanswered: never acknowledged, so never committed. */
+				pw_offsets_release(w->offsets, j->pending);
+				job_free(w, j);
+				return -1;
+			}
+			continue;
+		}
+		if (err == RD_KAFKA_RESP_ERR__FATAL) {
+			w->fatal = 1;
+			pw_offsets_release(w->offsets, j->pending);
+			job_free(w, j);
+			return -1;
+		}
+		if (job_undeliverable(w, j, err))
+			continue;
+		job_finish(w, j);
+		return 0;
+	}
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	pw_worker *w = opaque;
+	job *j = m->_private;
+
+	(void)rk;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		job_finish(w, j);
+		return;
+	}
+	if (w->stopping && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+			    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
+		/* Shutting down past the deadline: not acknowledged, so not committed;
+		 * the next worker answers it. */
+		pw_offsets_release(w->offsets, j->pending);
+		job_free(w, j);
+		return;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+		w->fatal = 1;
+	} else if (permanent_produce_error(m->err)) {
+		if (!job_undeliverable(w, j, m->err)) {
+			job_finish(w, j);
+			return;
+		}
+	} else {
+		pw_log_ctx ctx = PW_LOG_CTX_INIT;
+		job_ctx(j, &ctx);
+		PW_LOG_WARN(&ctx, "delivery failed, retrying: %s", rd_kafka_err2str(m->err));
+	}
+	/* Produced again from the loop, not from inside librdkafka's callback. */
+	list_push(&w->retry, j);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	pw_worker *w = opaque;
+	char buf[256];
+
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		PW_LOG_ERROR(NULL, "fatal Kafka error: %s", buf);
+		w->fatal = 1;
+		return;
+	}
+	PW_LOG_WARN(NULL, "Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void set_paused(pw_worker *w)
+{
+	int want = w->pause_why != 0;
+	rd_kafka_topic_partition_list_t *a = NULL;
+
+	if (want == w->paused)
+		return;
+	if (rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	rd_kafka_resp_err_t err = want ? rd_kafka_pause_partitions(w->consumer, a)
+				       : rd_kafka_resume_partitions(w->consumer, a);
+	rd_kafka_topic_partition_list_destroy(a);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		PW_LOG_WARN(NULL, "%s partitions failed: %s", want ? "pausing" : "resuming",
+			    rd_kafka_err2str(err));
+		return;
+	}
+	w->paused = want;
+	if (want)
+		PW_LOG_INFO(NULL, "consumption paused (%s)",
+			    (w->pause_why & PAUSE_DB) ? "database unreachable" : "in-flight limit");
+	else
+		PW_LOG_INFO(NULL, "consumption resumed");
+}
+
+/* Drops held creates of partitions being revoked: not answered, not committed, so the
+ * partition's next owner answers them. */
+static void drop_held(pw_worker *w, const rd_kafka_topic_partition_list_t *parts)
+{
+	job_list keep = {0};
+	job *j;
+
+	while ((j = list_pop(&w->held)) != NULL) {
+		int revoked = 0;
+		for (int i = 0; i < parts->cnt; i++)
+			revoked |= parts->elems[i].partition == j->partition &&
+				   strcmp(parts->elems[i].topic, j->src_topic) == 0;
+		if (!revoked) {
+			list_push(&keep, j);
+			continue;
+		}
+		pw_offsets_release(w->offsets, j->pending);
+		job_free(w, j);
+	}
+	w->held = keep;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	pw_worker *w = opaque;
+	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	rd_kafka_error_t *e = NULL;
+	rd_kafka_resp_err_t r = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, parts);
+		else
+			r = rd_kafka_assign(rk, parts);
+		if (w->paused)
+			rd_kafka_pause_partitions(rk, parts);
+		PW_LOG_INFO(NULL, "partitions assigned: %d", parts->cnt);
+	} else {
+		if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
+			/* Let replies in flight be acknowledged and their offsets committed
+			 * before the partitions move: fewer repeats for the next owner. */
+			rd_kafka_flush(w->producer, 5000);
+			rd_kafka_commit(rk, NULL, 0);
+		}
+		drop_held(w, parts);
+		for (int i = 0; i < parts->cnt; i++)
+			pw_offsets_revoke(w->offsets, parts->elems[i].topic,
+					  parts->elems[i].partition);
+		if (coop)
+			e = rd_kafka_incremental_unassign(rk, parts);
+		else
+			r = rd_kafka_assign(rk, NULL);
+		PW_LOG_INFO(NULL, "partitions revoked: %d", parts->cnt);
+	}
+	if (e != NULL) {
+		PW_LOG_ERROR(NULL, "rebalance failed: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+	if (r != RD_KAFKA_RESP_ERR_NO_ERROR)
+		PW_LOG_ERROR(NULL, "rebalance failed: %s", rd_kafka_err2str(r));
+}
+
+static void db_down(pw_worker *w, const char *why)
+{
+	if (!(w->pause_why & PAUSE_DB)) {
+		w->db_outages++;
+		w->db_backoff_ms = DB_BACKOFF_MIN_MS;
+		PW_LOG_WARN(NULL, "database unreachable, pausing: %s", why);
+	}
+	w->pause_why |= PAUSE_DB;
+	w->db_next_try_us = now_us() + (int64_t)w->db_backoff_ms * 1000;
+	set_paused(w);
+}
+
+/* Runs the given creates and produces their replies. Returns -1 when the database is
+ * down (the jobs are then on the held list, in order). */
+static int run_creates(pw_worker *w, job **jobs, size_t n)
+{
+	pw_create_item *items = calloc(n, sizeof(*items));
+	char err[512];
+	int rc = 0;
+
+	if (items == NULL) {
+		w->fatal = 1;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		items[i].owner = jobs[i]->out.owner;
+		items[i].request_id = jobs[i]->out.request_id;
+		items[i].in = &jobs[i]->out.in;
+	}
+	pw_status st = pw_db_create_batch(w->db, items, n, err, sizeof(err));
+	for (size_t i = 0; i < n; i++) {
+		job *j = jobs[i];
+		if (items[i].reply == NULL) {
+			list_push(&w->held, j);
+			continue;
+		}
+		j->out.kind = PW_OUT_REPLY;
+		j->out.status = items[i].status;
+		j->out.reply = items[i].reply;
+		items[i].reply = NULL;
+		if (job_produce(w, j) != 0)
+			rc = -1;
+	}
+	if (st == PW_E_RETRY) {
+		db_down(w, err);
+		rc = -1;
+	} else if (st != PW_OK) {
+		PW_LOG_ERROR(NULL, "database batch failed: %s", err);
+		w->fatal = 1;
+		rc = -1;
+	}
+	free(items);
+	return rc;
+}
+
+static void retry_held(pw_worker *w)
+{
+	char err[512];
+	size_t n = w->held.n;
+	job **jobs;
+
+	if (!pw_db_connected(w->db)) {
+		pw_status st = pw_db_connect(w->db, err, sizeof(err));
+		if (st != PW_OK) {
+			if (st != PW_E_RETRY) {
+				PW_LOG_ERROR(NULL, "database: %s", err);
+				w->fatal = 1;
+				return;
+			}
+			w->db_backoff_ms = w->db_backoff_ms * 2 > DB_BACKOFF_MAX_MS
+						   ? DB_BACKOFF_MAX_MS
+						   : w->db_backoff_ms * 2;
+			w->db_next_try_us = now_us() + (int64_t)w->db_backoff_ms * 1000;
+			PW_LOG_DEBUG(NULL, "database still unreachable: %s", err);
+			return;
+		}
+	}
+	jobs = calloc(n ? n : 1, sizeof(*jobs));
+	if (jobs == NULL) {
+		w->fatal = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		jobs[i] = list_pop(&w->held);
+	w->pause_why &= ~PAUSE_DB;
+	if (run_creates(w, jobs, n) == 0) {
+		PW_LOG_INFO(NULL, "database reachable again, resuming (%zu held records answered)",
+			    n);
+		set_paused(w);
+	}
+	free(jobs);
+}
+
+static void handle_message(pw_worker *w, rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	pw_topic_kind kind =
+		strcmp(topic, w->cfg->topic_create) == 0 ? PW_TOPIC_CREATE : PW_TOPIC_QUERY;
+	job *j = job_new(w, m);
+
+	if (j == NULL || pw_handle_record(&w->hc, m, kind, &j->out) != PW_OK) {
+		/* Not answered and never stored: the record comes back after a restart. */
+		PW_LOG_ERROR(NULL, "out of memory handling %s/%d/%lld; stopping", topic,
+			     (int)m->partition, (long long)m->offset);
+		w->fatal = 1;
+		if (j != NULL) {
+			pw_offsets_release(w->offsets, j->pending);
+			job_free(w, j);
+		}
+		return;
+	}
+	switch (j->out.kind) {
+	case PW_OUT_DLQ:
+		j->dead = 1;
+		job_produce(w, j);
+		break;
+	case PW_OUT_REPLY:
+		job_produce(w, j);
+		break;
+	case PW_OUT_CREATE:
+		if (w->pause_why & PAUSE_DB)
+			list_push(&w->held, j); /* behind the ones already waiting */
+		else
+			run_creates(w, &j, 1);
+		break;
+	}
+}
+
+pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr,
+			   size_t errstr_size)
+{
+	pw_status st = PW_E_CONFIG;
+	pw_worker *w = calloc(1, sizeof(*w));
+	rd_kafka_conf_t *conf = NULL;
+	rd_kafka_topic_partition_list_t *topics = NULL;
+
+	*out = NULL;
+	if (w == NULL)
+		return PW_E_NOMEM;
+	w->cfg = cfg;
+	if (pw_jwt_verifier_create(cfg, &w->jwt) != PW_OK) {
+		snprintf(errstr, errstr_size, "JWT_SECRET/JWT_PUBLIC_KEY_FILE: no usable key");
+		goto out;
+	}
+	w->hc.cfg = cfg;
+	w->hc.jwt = w->jwt;
+	if (pw_offsets_create(&w->offsets) != PW_OK || pw_db_create(cfg, &w->db) != PW_OK) {
+		st = PW_E_NOMEM;
+		goto out;
+	}
+
+	conf = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, errstr, errstr_size);
+	if (conf == NULL)
+		goto out;
+	rd_kafka_conf_set_opaque(conf, w);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (w->producer == NULL)
+		goto out;
+	conf = NULL; /* the producer owns it */
+
+	conf = pw_kafka_conf_new(cfg, PW_KAFKA_CONSUMER, errstr, errstr_size);
+	if (conf == NULL)
+		goto out;
+	rd_kafka_conf_set_opaque(conf, w);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+	if (w->consumer == NULL)
+		goto out;
+	conf = NULL;
+	rd_kafka_poll_set_consumer(w->consumer);
+
+	topics = rd_kafka_topic_partition_list_new(2);
+	if (topics == NULL) {
+		st = PW_E_NOMEM;
+		goto out;
+	}
+	rd_kafka_topic_partition_list_add(topics, cfg->topic_create, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(topics, cfg->topic_query, RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
+		goto out;
+	}
+	*out = w;
+	w = NULL;
+	st = PW_OK;
+out:
+	if (topics)
+		rd_kafka_topic_partition_list_destroy(topics);
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	pw_worker_destroy(w);
+	return st;
+}
+
+static void shutdown_in_order(pw_worker *w)
+{
+	job *j;
+	size_t dropped = w->held.n;
+
+	while ((j = list_pop(&w->held)) != NULL) {
+		pw_offsets_release(w->offsets, j->pending);
+		job_free(w, j);
+	}
+	if (dropped)
+		PW_LOG_WARN(NULL, "%zu held creates left for the next worker (database down)",
+			    dropped);
+	while (!w->fatal && (j = list_pop(&w->retry)) != NULL)
+		job_produce(w, j);
+	if (rd_kafka_flush(w->producer, w->cfg->shutdown_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		PW_LOG_WARN(NULL, "replies still unacknowledged at the shutdown deadline; their "
+				  "records will be answered again by the next worker");
+	w->stopping = 1;
+	/* Commits the stored offsets (auto-commit) and leaves the group. */
+	rd_kafka_consumer_close(w->consumer);
+	rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(w->producer, 0);
+}
+
+int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
+{
+	char err[512];
+	pw_status st;
+
+	w->stop = stop;
+	st = pw_db_connect(w->db, err, sizeof(err));
+
+	if (st == PW_E_CONFIG) {
+		PW_LOG_ERROR(NULL, "%s", err);
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (st != PW_OK)
+		db_down(w, err);
+	PW_LOG_INFO(NULL, "ready: consuming %s and %s as group %s", w->cfg->topic_create,
+		    w->cfg->topic_query, w->cfg->group_id);
+
+	while (!*stop && !w->fatal) {
+		job *j;
+		if ((w->pause_why & PAUSE_DB) && now_us() >= w->db_next_try_us)
+			retry_held(w);
+		while (!w->fatal && (j = list_pop(&w->retry)) != NULL)
+			job_produce(w, j);
+
+		int full = pw_offsets_inflight(w->offsets) >= (size_t)w->cfg->max_inflight ||
+			   w->bytes >= INFLIGHT_BYTES_MAX;
+		w->pause_why = full ? (w->pause_why | PAUSE_FULL) : (w->pause_why & ~PAUSE_FULL);
+		set_paused(w);
+
+		rd_kafka_poll(w->producer, 0);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, POLL_MS);
+		if (m == NULL)
+			continue;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				PW_LOG_WARN(NULL, "consumer: %s", rd_kafka_message_errstr(m));
+		} else {
+			handle_message(w, m);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	PW_LOG_INFO(NULL, "stopping: finishing the records in hand");
+	shutdown_in_order(w);
+	PW_LOG_INFO(NULL, "stopped: %lu answered, %lu dead-lettered, %lu database outages",
+		    w->answered, w->dead_letters, w->db_outages);
+	return w->fatal ? 1 : 0;
+}
+
+void pw_worker_destroy(pw_worker *w)
+{
+	job *j;
+
+	if (w == NULL)
+		return;
+	if (w->consumer)
+		rd_kafka_destroy(w->consumer);
+	if (w->producer)
+		rd_kafka_destroy(w->producer);
+	while ((j = list_pop(&w->retry)) != NULL)
+		job_free(w, j);
+	while ((j = list_pop(&w->held)) != NULL)
+		job_free(w, j);
+	pw_offsets_destroy(w->offsets);
+	pw_db_destroy(w->db);
+	pw_jwt_verifier_destroy(w->jwt);
+	free(w);
+}

@@ -110,7 +110,8 @@ pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_head
 	/* Duplicated keys are refused: two readers of the same record could otherwise
 	 * disagree on which request_id or token it carries. jansson refuses NUL in
 	 * strings and invalid UTF-8 by default, and nesting beyond its depth limit. */
-	env->root = json_loadb(value ? value : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	env->root = json_loadb(value ? value : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+			       &jerr);
 	if (env->root == NULL) {
 		*reason = PW_DLQ_MALFORMED_JSON;
 		goto out;

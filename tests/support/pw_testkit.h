@@ -1,0 +1,96 @@
+/* Helpers for integration tests against the local stack: unique names, topics, tokens,
+ * a worker process, commands in and replies out. Every wait is bounded. */
+#ifndef PW_TESTKIT_H
+#define PW_TESTKIT_H
+
+#include <librdkafka/rdkafka.h>
+
+#include <jansson.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define TK_SECRET "integration-test-secret-0123456789abcdef"
+
+/* One test's private world: its topics, group and owners never clash with another's. */
+typedef struct tk_world {
+	char id[64];
+	char create[96], query[96], replies[96], dlq[96], group[96];
+	char log_path[256];
+	pid_t worker;
+} tk_world;
+
+/* The environment variable or an immediate test failure naming it. */
+const char *tk_env(const char *name);
+
+/* Unique suffix: pid, counter and time. */
+void tk_unique(char *buf, size_t size, const char *prefix);
+
+/* Creates the world's four topics (commands with LogAppendTime) and fills names. */
+void tk_world_init(tk_world *w, int partitions);
+
+/* Creates one topic; log_append sets message.timestamp.type=LogAppendTime. */
+void tk_create_topic(const char *name, int partitions, int log_append);
+
+/* Starts patient-worker run for the world, with extra "NAME=value" settings (NULL
+ * terminated). Its stderr goes to w->log_path. Waits until it logs "ready". */
+void tk_worker_start(tk_world *w, const char *const *extra_env);
+
+/* Sends sig and waits up to timeout_s for exit; returns the exit status, or -1 and
+ * SIGKILLs it when it did not exit in time. */
+int tk_worker_stop(tk_world *w, int sig, int timeout_s);
+
+/* Prints the worker's log (for a failing test). */
+void tk_dump_log(const tk_world *w);
+
+/* An HS256 token for sub with TK_SECRET, expiring exp_offset_s from now; extra_json
+ * (may be NULL) adds claims. Caller frees. */
+char *tk_token(const char *sub, long exp_offset_s, const char *extra_json);
+
+/* A producer to the stack. */
+rd_kafka_t *tk_producer(void);
+
+/* Produces one record and waits for its acknowledgement (10 s). headers may be NULL:
+ * otherwise pairs of name, value, NULL-terminated. */
+void tk_send(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,
+	     const char *const *headers);
+
+/* A create command for request_id with the given dni, signed for sub. Caller frees. */
+char *tk_create_cmd(const char *request_id, const char *token, const char *dni,
+		    const char *extra_payload_json);
+
+/* A consumer that reads topic from the beginning (no group). */
+rd_kafka_t *tk_reader(const char *topic);
+
+/* One record read back. */
+typedef struct tk_record {
+	char *key;
+	char *value;
+	size_t value_len;
+	char *hdr_request_id, *hdr_status, *hdr_error, *hdr_source;
+	int64_t offset;
+	int32_t partition;
+} tk_record;
+
+typedef struct tk_records {
+	tk_record *v;
+	size_t n, cap;
+} tk_records;
+
+/* Reads until at least want records were read or timeout_s passed; returns the count
+ * read so far (the caller asserts). */
+size_t tk_read(rd_kafka_t *c, tk_records *out, size_t want, int timeout_s);
+
+/* The replies for request_id among recs (NULL when none); *count gets how many. */
+const tk_record *tk_find(const tk_records *recs, const char *key, size_t *count);
+
+void tk_records_free(tk_records *r);
+
+/* Runs SQL as the stack's admin user and returns the first column of the first row
+ * (caller frees), or NULL when no row. Fails the test on error. */
+char *tk_sql(const char *sql);
+
+/* The value at a dotted path ("data.id", "error.code") of a JSON text; a new string
+ * (caller frees) of the scalar's text, or NULL. */
+char *tk_json_get(const char *json, const char *path);
+
+#endif

@@ -1,0 +1,619 @@
+/* Unit tests of pw_patient: every rule of the patient.create payload, its idempotency hash,
+ * and the UTF-8 and calendar helpers. */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "pw_patient.h"
+#include "pw_status.h"
+
+/* 2024-06-15T00:00:00Z; the command's time is noon of that day unless a case says otherwise.
+ * It lies in the past of the wall clock, so a check against time(NULL) cannot pass. */
+#define DAY_2024_06_15 INT64_C(1718409600)
+#define NOW            (DAY_2024_06_15 + 12 * 3600)
+
+#define ENYE  "\xc3\xb1"         /* ñ, 2 bytes */
+#define EMOJI "\xf0\x9f\x98\x80" /* U+1F600, 4 bytes */
+
+static json_t *base_payload(void)
+{
+	json_t *p =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s}", "nombre", "Ana", "apellido_paterno", "Quispe",
+	              "dni", "45678912", "fecha_nacimiento", "1990-04-12", "sexo", "F");
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+static char *repeat(const char *unit, size_t n, int pad)
+{
+	size_t ul = strlen(unit), off = pad ? 2 : 0;
+	char *s = malloc(ul * n + 2 * off + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memset(s, ' ', off);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + off + i * ul, unit, ul);
+	memset(s + off + ul * n, ' ', off);
+	s[ul * n + 2 * off] = '\0';
+	return s;
+}
+
+static const char *stored(const pw_patient_input *in, const char *field)
+{
+	if (strcmp(field, "nombre") == 0)
+		return in->nombre;
+	if (strcmp(field, "apellido_paterno") == 0)
+		return in->apellido_paterno;
+	if (strcmp(field, "apellido_materno") == 0)
+		return in->apellido_materno;
+	if (strcmp(field, "dni") == 0)
+		return in->dni;
+	if (strcmp(field, "fecha_nacimiento") == 0)
+		return in->fecha_nacimiento;
+	if (strcmp(field, "sexo") == 0)
+		return in->sexo;
+	return NULL;
+}
+
+#define ABSENT NULL
+
+typedef struct field_case {
+	const char *name;
+	const char *field;
+	const char *json;     /**< the field's JSON value; ABSENT removes it */
+	const char *rep_unit; /**< when set, the value is this string repeated rep_n times */
+	size_t rep_n;
+	int pad;          /**< with rep_unit: two spaces either side */
+	int ok;           /**< 1: PW_OK; 0: PW_E_INVALID naming `field` alone */
+	const char *want; /**< with ok: the stored value ("\1" for NULL, 0 to skip) */
+} field_case;
+
+#define WANT_NULL "\1"
+
+static void run_field_cases(const field_case *rows, size_t n, int64_t now_s)
+{
+	for (size_t i = 0; i < n; i++) {
+		const field_case *c = &rows[i];
+		json_t *p = base_payload();
+		char *rep = NULL;
+
+		if (c->rep_unit != NULL) {
+			rep = repeat(c->rep_unit, c->rep_n, c->pad);
+			json_object_set_new(p, c->field, json_string(rep));
+		} else if (c->json == ABSENT) {
+			json_object_del(p, c->field);
+		} else {
+			json_error_t e;
+			json_t *v = json_loads(c->json, JSON_DECODE_ANY, &e);
+			ck_assert_msg(v != NULL, "row '%s': bad test JSON: %s", c->name, e.text);
+			json_object_set_new(p, c->field, v);
+		}
+
+		pw_patient_input in;
+		json_t *fields = NULL;
+		memset(&in, 0, sizeof(in));
+		pw_status st = pw_patient_validate(p, now_s, &in, &fields);
+
+		if (c->ok) {
+			char *ftext = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
+			ck_assert_msg(st == PW_OK, "row '%s': status %d, want PW_OK; fields %s",
+			              c->name, st, ftext ? ftext : "(none)");
+			free(ftext);
+			if (c->want != NULL) {
+				const char *got = stored(&in, c->field);
+				if (strcmp(c->want, WANT_NULL) == 0)
+					ck_assert_msg(got == NULL,
+					              "row '%s': %s is '%s', want NULL", c->name,
+					              c->field, got);
+				else
+					ck_assert_msg(got != NULL && strcmp(got, c->want) == 0,
+					              "row '%s': %s is '%s', want '%s'", c->name,
+					              c->field, got ? got : "(null)", c->want);
+			}
+			pw_patient_input_clear(&in);
+		} else {
+			ck_assert_msg(st == PW_E_INVALID, "row '%s': status %d, want PW_E_INVALID",
+			              c->name, st);
+			ck_assert_msg(json_is_object(fields), "row '%s': no fields object",
+			              c->name);
+			json_t *why = json_object_get(fields, c->field);
+			char *ftext = json_dumps(fields, JSON_COMPACT);
+			ck_assert_msg(json_is_string(why) && json_string_length(why) > 0,
+			              "row '%s': fields %s does not name '%s' with a reason",
+			              c->name, ftext, c->field);
+			ck_assert_msg(json_object_size(fields) == 1,
+			              "row '%s': fields %s names more than '%s'", c->name, ftext,
+			              c->field);
+			free(ftext);
+		}
+		json_decref(fields);
+		json_decref(p);
+		free(rep);
+	}
+}
+
+START_TEST(test_base_payload)
+{
+	json_t *p = base_payload();
+	pw_patient_input in;
+	json_t *fields = NULL;
+
+	memset(&in, 0, sizeof(in));
+	ck_assert_int_eq(pw_patient_validate(p, NOW, &in, &fields), PW_OK);
+	ck_assert_str_eq(in.nombre, "Ana");
+	ck_assert_str_eq(in.apellido_paterno, "Quispe");
+	ck_assert_ptr_null(in.apellido_materno);
+	ck_assert_str_eq(in.dni, "45678912");
+	ck_assert_str_eq(in.fecha_nacimiento, "1990-04-12");
+	ck_assert_str_eq(in.sexo, "F");
+	ck_assert_uint_eq(strlen(in.payload_hash), 64);
+	for (size_t i = 0; i < 64; i++)
+		ck_assert_msg(isxdigit((unsigned char)in.payload_hash[i]) &&
+		                  !isupper((unsigned char)in.payload_hash[i]),
+		              "payload_hash '%s' is not lower-case hex", in.payload_hash);
+	pw_patient_input_clear(&in);
+	ck_assert_ptr_null(in.nombre);
+	ck_assert_ptr_null(in.apellido_paterno);
+	json_decref(fields);
+	json_decref(p);
+}
+END_TEST
+
+START_TEST(test_names)
+{
+	static const field_case rows[] = {
+	    {"nombre 100 ASCII", "nombre", NULL, "a", 100, 0, 1, 0},
+	    {"nombre 101 ASCII", "nombre", NULL, "a", 101, 0, 0, 0},
+	    {"nombre 100 x enye", "nombre", NULL, ENYE, 100, 0, 1, 0},
+	    {"nombre 101 x enye", "nombre", NULL, ENYE, 101, 0, 0, 0},
+	    {"nombre 100 x emoji", "nombre", NULL, EMOJI, 100, 0, 1, 0},
+	    {"nombre 101 x emoji", "nombre", NULL, EMOJI, 101, 0, 0, 0},
+	    {"nombre 100 ASCII padded by spaces", "nombre", NULL, "b", 100, 1, 1, 0},
+	    {"nombre 101 ASCII padded by spaces", "nombre", NULL, "b", 101, 1, 0, 0},
+	    {"nombre 1 char", "nombre", "\"A\"", NULL, 0, 0, 1, "A"},
+	    {"nombre trimmed", "nombre", "\"  Ana  \"", NULL, 0, 0, 1, "Ana"},
+	    {"nombre inner spaces kept", "nombre", "\" Ana  Mar\\u00eda \"", NULL, 0, 0, 1,
+	     "Ana  Mar"
+	     "\xc3\xad"
+	     "a"},
+	    {"nombre empty", "nombre", "\"\"", NULL, 0, 0, 0, 0},
+	    {"nombre whitespace only", "nombre", "\"   \"", NULL, 0, 0, 0, 0},
+	    {"nombre control U+0001", "nombre", "\"A\\u0001na\"", NULL, 0, 0, 0, 0},
+	    {"nombre control U+007F", "nombre", "\"A\\u007fna\"", NULL, 0, 0, 0, 0},
+	    {"nombre control U+0085", "nombre", "\"A\\u0085na\"", NULL, 0, 0, 0, 0},
+	    {"nombre newline inside", "nombre", "\"A\\nna\"", NULL, 0, 0, 0, 0},
+	    {"nombre tab inside", "nombre", "\"A\\tna\"", NULL, 0, 0, 0, 0},
+	    {"nombre number", "nombre", "42", NULL, 0, 0, 0, 0},
+	    {"nombre null", "nombre", "null", NULL, 0, 0, 0, 0},
+	    {"nombre array", "nombre", "[\"Ana\"]", NULL, 0, 0, 0, 0},
+	    {"nombre absent", "nombre", ABSENT, NULL, 0, 0, 0, 0},
+	    {"apellido_paterno 100 x enye", "apellido_paterno", NULL, ENYE, 100, 0, 1, 0},
+	    {"apellido_paterno 101 x enye", "apellido_paterno", NULL, ENYE, 101, 0, 0, 0},
+	    {"apellido_paterno trimmed", "apellido_paterno", "\" Quispe \"", NULL, 0, 0, 1,
+	     "Quispe"},
+	    {"apellido_paterno empty", "apellido_paterno", "\"\"", NULL, 0, 0, 0, 0},
+	    {"apellido_paterno whitespace only", "apellido_paterno", "\" \"", NULL, 0, 0, 0, 0},
+	    {"apellido_paterno control U+0001", "apellido_paterno", "\"Q\\u0001\"", NULL, 0, 0, 0,
+	     0},
+	    {"apellido_paterno absent", "apellido_paterno", ABSENT, NULL, 0, 0, 0, 0},
+	    {"apellido_paterno number", "apellido_paterno", "7", NULL, 0, 0, 0, 0},
+	    {"apellido_materno null", "apellido_materno", "null", NULL, 0, 0, 1, WANT_NULL},
+	    {"apellido_materno absent", "apellido_materno", ABSENT, NULL, 0, 0, 1, WANT_NULL},
+	    {"apellido_materno trimmed", "apellido_materno", "\"  Rojas \"", NULL, 0, 0, 1,
+	     "Rojas"},
+	    {"apellido_materno 100 x emoji", "apellido_materno", NULL, EMOJI, 100, 0, 1, 0},
+	    {"apellido_materno 101 x enye", "apellido_materno", NULL, ENYE, 101, 0, 0, 0},
+	    {"apellido_materno empty", "apellido_materno", "\"\"", NULL, 0, 0, 0, 0},
+	    {"apellido_materno whitespace only", "apellido_materno", "\"   \"", NULL, 0, 0, 0, 0},
+	    {"apellido_materno control U+007F", "apellido_materno", "\"R\\u007f\"", NULL, 0, 0, 0,
+	     0},
+	    {"apellido_materno control U+0085", "apellido_materno", "\"R\\u0085\"", NULL, 0, 0, 0,
+	     0},
+	    {"apellido_materno number", "apellido_materno", "1", NULL, 0, 0, 0, 0},
+	};
+	run_field_cases(rows, sizeof(rows) / sizeof(rows[0]), NOW);
+}
+END_TEST
+
+START_TEST(test_long_name_stored_whole)
+{
+	char *name = repeat(EMOJI, 100, 0);
+	json_t *p = base_payload();
+	pw_patient_input in;
+	json_t *fields = NULL;
+
+	json_object_set_new(p, "nombre", json_string(name));
+	memset(&in, 0, sizeof(in));
+	ck_assert_int_eq(pw_patient_validate(p, NOW, &in, &fields), PW_OK);
+	ck_assert_str_eq(in.nombre, name);
+	pw_patient_input_clear(&in);
+	json_decref(p);
+	free(name);
+}
+END_TEST
+
+START_TEST(test_dni)
+{
+	static const field_case rows[] = {
+	    {"dni 20 digits", "dni", NULL, "9", 20, 0, 1, 0},
+	    {"dni 21 digits", "dni", NULL, "9", 21, 0, 0, 0},
+	    {"dni 1 char", "dni", "\"7\"", NULL, 0, 0, 1, "7"},
+	    {"dni letters digits dash", "dni", "\"AB-12cd-9\"", NULL, 0, 0, 1, "AB-12cd-9"},
+	    {"dni 20 mixed", "dni", "\"abcdefghij-123456789\"", NULL, 0, 0, 1,
+	     "abcdefghij-123456789"},
+	    {"dni underscore", "dni", "\"12_34\"", NULL, 0, 0, 0, 0},
+	    {"dni inner space", "dni", "\"12 34\"", NULL, 0, 0, 0, 0},
+	    {"dni slash", "dni", "\"12/34\"", NULL, 0, 0, 0, 0},
+	    {"dni dot", "dni", "\"12.34\"", NULL, 0, 0, 0, 0},
+	    {"dni percent", "dni", "\"12%\"", NULL, 0, 0, 0, 0},
+	    {"dni empty", "dni", "\"\"", NULL, 0, 0, 0, 0},
+	    {"dni control", "dni", "\"12\\u000134\"", NULL, 0, 0, 0, 0},
+	    {"dni number", "dni", "45678912", NULL, 0, 0, 0, 0},
+	    {"dni null", "dni", "null", NULL, 0, 0, 0, 0},
+	    {"dni absent", "dni", ABSENT, NULL, 0, 0, 0, 0},
+	};
+	run_field_cases(rows, sizeof(rows) / sizeof(rows[0]), NOW);
+}
+END_TEST
+
+START_TEST(test_fecha)
+{
+	static const field_case rows[] = {
+	    {"2024-02-29 (leap year)", "fecha_nacimiento", "\"2024-02-29\"", NULL, 0, 0, 1,
+	     "2024-02-29"},
+	    {"2023-02-29", "fecha_nacimiento", "\"2023-02-29\"", NULL, 0, 0, 0, 0},
+	    {"1900-02-29 (century, not leap)", "fecha_nacimiento", "\"1900-02-29\"", NULL, 0, 0, 0,
+	     0},
+	    {"2000-02-29 (400-year leap)", "fecha_nacimiento", "\"2000-02-29\"", NULL, 0, 0, 1,
+	     "2000-02-29"},
+	    {"1899-12-31", "fecha_nacimiento", "\"1899-12-31\"", NULL, 0, 0, 0, 0},
+	    {"1900-01-01", "fecha_nacimiento", "\"1900-01-01\"", NULL, 0, 0, 1, "1900-01-01"},
+	    {"today", "fecha_nacimiento", "\"2024-06-15\"", NULL, 0, 0, 1, "2024-06-15"},
+	    {"yesterday", "fecha_nacimiento", "\"2024-06-14\"", NULL, 0, 0, 1, "2024-06-14"},
+	    {"tomorrow", "fecha_nacimiento", "\"2024-06-16\"", NULL, 0, 0, 0, 0},
+	    {"next year", "fecha_nacimiento", "\"2025-01-01\"", NULL, 0, 0, 0, 0},
+	    {"2023-04-31", "fecha_nacimiento", "\"2023-04-31\"", NULL, 0, 0, 0, 0},
+	    {"2023-13-01", "fecha_nacimiento", "\"2023-13-01\"", NULL, 0, 0, 0, 0},
+	    {"2023-00-10", "fecha_nacimiento", "\"2023-00-10\"", NULL, 0, 0, 0, 0},
+	    {"2023-01-00", "fecha_nacimiento", "\"2023-01-00\"", NULL, 0, 0, 0, 0},
+	    {"1990-4-12 (no zero padding)", "fecha_nacimiento", "\"1990-4-12\"", NULL, 0, 0, 0, 0},
+	    {"1990-04-12T00:00 (time part)", "fecha_nacimiento", "\"1990-04-12T00:00\"", NULL, 0, 0,
+	     0, 0},
+	    {"1990-04-12 with trailing space", "fecha_nacimiento", "\"1990-04-12 \"", NULL, 0, 0, 0,
+	     0},
+	    {"1990/04/12", "fecha_nacimiento", "\"1990/04/12\"", NULL, 0, 0, 0, 0},
+	    {"12-04-1990", "fecha_nacimiento", "\"12-04-1990\"", NULL, 0, 0, 0, 0},
+	    {"+1990-04-12 (sign)", "fecha_nacimiento", "\"+1990-04-12\"", NULL, 0, 0, 0, 0},
+	    {"letters", "fecha_nacimiento", "\"abcd-ef-gh\"", NULL, 0, 0, 0, 0},
+	    {"empty", "fecha_nacimiento", "\"\"", NULL, 0, 0, 0, 0},
+	    {"number 19900412", "fecha_nacimiento", "19900412", NULL, 0, 0, 0, 0},
+	    {"null", "fecha_nacimiento", "null", NULL, 0, 0, 0, 0},
+	    {"absent", "fecha_nacimiento", ABSENT, NULL, 0, 0, 0, 0},
+	};
+	run_field_cases(rows, sizeof(rows) / sizeof(rows[0]), NOW);
+}
+END_TEST
+
+/* "Not in the future" is judged at the command's time (UTC day of now_s), not the wall clock. */
+START_TEST(test_fecha_relative_to_now)
+{
+	static const struct {
+		const char *name;
+		int64_t now_s;
+		const char *date;
+		int ok;
+	} rows[] = {
+	    {"today at 00:00:00", DAY_2024_06_15, "2024-06-15", 1},
+	    {"today at 23:59:59", DAY_2024_06_15 + 86399, "2024-06-15", 1},
+	    {"tomorrow at 23:59:59", DAY_2024_06_15 + 86399, "2024-06-16", 0},
+	    {"tomorrow at 00:00:00", DAY_2024_06_15, "2024-06-16", 0},
+	    {"next day once it has come", DAY_2024_06_15 + 86400, "2024-06-16", 1},
+	    {"2024-02-29 before it came", DAY_2024_06_15 - 120 * 86400, "2024-02-29", 0},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		json_t *p = base_payload();
+		pw_patient_input in;
+		json_t *fields = NULL;
+
+		json_object_set_new(p, "fecha_nacimiento", json_string(rows[i].date));
+		memset(&in, 0, sizeof(in));
+		pw_status st = pw_patient_validate(p, rows[i].now_s, &in, &fields);
+		ck_assert_msg(st == (rows[i].ok ? PW_OK : PW_E_INVALID),
+		              "row '%s': %s at %lld: status %d, want %s", rows[i].name,
+		              rows[i].date, (long long)rows[i].now_s, st,
+		              rows[i].ok ? "PW_OK" : "PW_E_INVALID");
+		if (!rows[i].ok)
+			ck_assert_msg(json_object_get(fields, "fecha_nacimiento") != NULL,
+			              "row '%s': fields does not name fecha_nacimiento",
+			              rows[i].name);
+		if (st == PW_OK)
+			pw_patient_input_clear(&in);
+		json_decref(fields);
+		json_decref(p);
+	}
+}
+END_TEST
+
+START_TEST(test_sexo)
+{
+	static const field_case rows[] = {
+	    {"sexo M", "sexo", "\"M\"", NULL, 0, 0, 1, "M"},
+	    {"sexo F", "sexo", "\"F\"", NULL, 0, 0, 1, "F"},
+	    {"sexo X", "sexo", "\"X\"", NULL, 0, 0, 1, "X"},
+	    {"sexo absent: M", "sexo", ABSENT, NULL, 0, 0, 1, "M"},
+	    {"sexo m", "sexo", "\"m\"", NULL, 0, 0, 0, 0},
+	    {"sexo Z", "sexo", "\"Z\"", NULL, 0, 0, 0, 0},
+	    {"sexo empty", "sexo", "\"\"", NULL, 0, 0, 0, 0},
+	    {"sexo MF", "sexo", "\"MF\"", NULL, 0, 0, 0, 0},
+	    {"sexo Male", "sexo", "\"Male\"", NULL, 0, 0, 0, 0},
+	    {"sexo number", "sexo", "1", NULL, 0, 0, 0, 0},
+	};
+	run_field_cases(rows, sizeof(rows) / sizeof(rows[0]), NOW);
+}
+END_TEST
+
+START_TEST(test_other_fields)
+{
+	static const field_case rows[] = {
+	    {"owner_id string ignored", "owner_id", "\"mallory@example.com\"", NULL, 0, 0, 1, 0},
+	    {"owner_id number ignored", "owner_id", "12", NULL, 0, 0, 1, 0},
+	    {"unknown field", "foo", "\"bar\"", NULL, 0, 0, 0, 0},
+	    {"unknown field null", "email", "null", NULL, 0, 0, 0, 0},
+	    {"unknown field id", "id", "5", NULL, 0, 0, 0, 0},
+	    {"unknown field differing in case", "Nombre", "\"Ana\"", NULL, 0, 0, 0, 0},
+	};
+	run_field_cases(rows, sizeof(rows) / sizeof(rows[0]), NOW);
+}
+END_TEST
+
+START_TEST(test_several_bad_fields)
+{
+	json_error_t e;
+	json_t *p = json_loads("{\"nombre\":\"\",\"apellido_paterno\":\"Quispe\",\"dni\":\"a_b\","
+	                       "\"fecha_nacimiento\":\"2023-02-29\",\"sexo\":\"Z\",\"extra\":1,"
+	                       "\"owner_id\":\"x@y\"}",
+	                       0, &e);
+	const char *bad[] = {"nombre", "dni", "fecha_nacimiento", "sexo", "extra"};
+	pw_patient_input in;
+	json_t *fields = NULL;
+
+	ck_assert_ptr_nonnull(p);
+	memset(&in, 0, sizeof(in));
+	ck_assert_int_eq(pw_patient_validate(p, NOW, &in, &fields), PW_E_INVALID);
+	ck_assert(json_is_object(fields));
+	char *ftext = json_dumps(fields, JSON_COMPACT);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(json_is_string(json_object_get(fields, bad[i])),
+		              "fields %s does not name '%s'", ftext, bad[i]);
+	ck_assert_msg(json_object_get(fields, "apellido_paterno") == NULL,
+	              "fields %s names the good apellido_paterno", ftext);
+	ck_assert_msg(json_object_get(fields, "owner_id") == NULL,
+	              "fields %s names the ignored owner_id", ftext);
+	ck_assert_uint_eq(json_object_size(fields), 5);
+	free(ftext);
+	json_decref(fields);
+
+	/* Missing every required field: each one is named. */
+	json_decref(p);
+	p = json_object();
+	fields = NULL;
+	ck_assert_int_eq(pw_patient_validate(p, NOW, &in, &fields), PW_E_INVALID);
+	const char *req[] = {"nombre", "apellido_paterno", "dni", "fecha_nacimiento"};
+	ftext = json_dumps(fields, JSON_COMPACT);
+	for (size_t i = 0; i < sizeof(req) / sizeof(req[0]); i++)
+		ck_assert_msg(json_object_get(fields, req[i]) != NULL,
+		              "empty payload: fields %s does not name '%s'", ftext, req[i]);
+	free(ftext);
+	json_decref(fields);
+	json_decref(p);
+}
+END_TEST
+
+static void hash_of(const char *text, char out[65])
+{
+	json_error_t e;
+	json_t *p = json_loads(text, 0, &e);
+	pw_patient_input in;
+	json_t *fields = NULL;
+
+	ck_assert_msg(p != NULL, "bad test JSON %s", text);
+	memset(&in, 0, sizeof(in));
+	pw_status st = pw_patient_validate(p, NOW, &in, &fields);
+	ck_assert_msg(st == PW_OK, "payload %s: status %d", text, st);
+	memcpy(out, in.payload_hash, 65);
+	pw_patient_input_clear(&in);
+	json_decref(fields);
+	json_decref(p);
+}
+
+START_TEST(test_payload_hash)
+{
+#define P_BASE                                                                                     \
+	"{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\",\"dni\":\"45678912\","                \
+	"\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}"
+	static const struct {
+		const char *name;
+		const char *text;
+		int same; /**< 1: same hash as P_BASE */
+	} rows[] = {
+	    {"same payload", P_BASE, 1},
+	    {"keys in another order",
+	     "{\"sexo\":\"F\",\"fecha_nacimiento\":\"1990-04-12\",\"dni\":\"45678912\","
+	     "\"apellido_paterno\":\"Quispe\",\"nombre\":\"Ana\"}",
+	     1},
+	    {"with owner_id",
+	     "{\"owner_id\":\"mallory@example.com\",\"nombre\":\"Ana\",\"apellido_paterno\":"
+	     "\"Quispe\",\"dni\":\"45678912\",\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}",
+	     1},
+	    {"other nombre",
+	     "{\"nombre\":\"Ann\",\"apellido_paterno\":\"Quispe\",\"dni\":\"45678912\","
+	     "\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}",
+	     0},
+	    {"other apellido_paterno",
+	     "{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispa\",\"dni\":\"45678912\","
+	     "\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}",
+	     0},
+	    {"with apellido_materno",
+	     "{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\",\"apellido_materno\":\"Rojas\","
+	     "\"dni\":\"45678912\",\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}",
+	     0},
+	    {"other dni",
+	     "{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\",\"dni\":\"45678913\","
+	     "\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}",
+	     0},
+	    {"other fecha_nacimiento",
+	     "{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\",\"dni\":\"45678912\","
+	     "\"fecha_nacimiento\":\"1990-04-13\",\"sexo\":\"F\"}",
+	     0},
+	    {"other sexo",
+	     "{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\",\"dni\":\"45678912\","
+	     "\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"X\"}",
+	     0},
+	    {"values swapped between fields",
+	     "{\"nombre\":\"Quispe\",\"apellido_paterno\":\"Ana\",\"dni\":\"45678912\","
+	     "\"fecha_nacimiento\":\"1990-04-12\",\"sexo\":\"F\"}",
+	     0},
+	};
+	char want[65], got[65], again[65];
+
+	hash_of(P_BASE, want);
+	hash_of(P_BASE, again);
+	ck_assert_str_eq(want, again);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		hash_of(rows[i].text, got);
+		if (rows[i].same)
+			ck_assert_msg(strcmp(got, want) == 0, "row '%s': hash %s differs from %s",
+			              rows[i].name, got, want);
+		else
+			ck_assert_msg(strcmp(got, want) != 0, "row '%s': hash equals the base's",
+			              rows[i].name);
+	}
+#undef P_BASE
+}
+END_TEST
+
+/* Field boundaries are part of the hash: "ab"+"c" and "a"+"bc" are different payloads. */
+START_TEST(test_payload_hash_boundaries)
+{
+	char h1[65], h2[65];
+
+	hash_of("{\"nombre\":\"ab\",\"apellido_paterno\":\"c\",\"dni\":\"1\","
+	        "\"fecha_nacimiento\":\"1990-04-12\"}",
+	        h1);
+	hash_of("{\"nombre\":\"a\",\"apellido_paterno\":\"bc\",\"dni\":\"1\","
+	        "\"fecha_nacimiento\":\"1990-04-12\"}",
+	        h2);
+	ck_assert_msg(strcmp(h1, h2) != 0, "ab|c and a|bc share a hash");
+}
+END_TEST
+
+START_TEST(test_utf8_length)
+{
+	static const struct {
+		const char *name;
+		const char *s;
+		long want;
+	} rows[] = {
+	    {"empty", "", 0},
+	    {"ASCII", "abc", 3},
+	    {"2-byte", ENYE, 1},
+	    {"3-byte euro", "\xe2\x82\xac", 1},
+	    {"4-byte emoji", EMOJI, 1},
+	    {"mixed", "a" ENYE "\xe2\x82\xac" EMOJI "z", 5},
+	    {"U+007F", "\x7f", 1},
+	    {"U+0080", "\xc2\x80", 1},
+	    {"U+07FF", "\xdf\xbf", 1},
+	    {"U+0800", "\xe0\xa0\x80", 1},
+	    {"U+D7FF", "\xed\x9f\xbf", 1},
+	    {"U+E000", "\xee\x80\x80", 1},
+	    {"U+FFFF", "\xef\xbf\xbf", 1},
+	    {"U+10000", "\xf0\x90\x80\x80", 1},
+	    {"U+10FFFF", "\xf4\x8f\xbf\xbf", 1},
+	    {"overlong C0 AF", "\xc0\xaf", -1},
+	    {"overlong C1 BF", "\xc1\xbf", -1},
+	    {"overlong E0 80 AF", "\xe0\x80\xaf", -1},
+	    {"overlong F0 80 80 AF", "\xf0\x80\x80\xaf", -1},
+	    {"surrogate ED A0 80", "\xed\xa0\x80", -1},
+	    {"surrogate ED BF BF", "\xed\xbf\xbf", -1},
+	    {"above U+10FFFF F4 90 80 80", "\xf4\x90\x80\x80", -1},
+	    {"F5 lead byte", "\xf5\x80\x80\x80", -1},
+	    {"5-byte form", "\xf8\x88\x80\x80\x80", -1},
+	    {"byte FF", "a\xff", -1},
+	    {"lone continuation", "\x80", -1},
+	    {"truncated 2-byte", "\xc3", -1},
+	    {"truncated 2-byte after ASCII", "abc\xc3", -1},
+	    {"truncated 3-byte", "\xe2\x82", -1},
+	    {"truncated 4-byte", "\xf0\x9f\x98", -1},
+	    {"bad continuation", "\xc3\x28", -1},
+	    {"3-byte with ASCII inside", "\xe2\x28\xac", -1},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		long got = pw_utf8_length(rows[i].s);
+		ck_assert_msg(got == rows[i].want, "row '%s': got %ld, want %ld", rows[i].name, got,
+		              rows[i].want);
+	}
+}
+END_TEST
+
+START_TEST(test_date_valid)
+{
+	static const struct {
+		int y, m, d, ok;
+	} rows[] = {
+	    {2024, 2, 29, 1},  {2023, 2, 29, 0},  {1900, 2, 29, 0}, {2000, 2, 29, 1},
+	    {2100, 2, 29, 0},  {2023, 2, 28, 1},  {2023, 1, 31, 1}, {2023, 1, 32, 0},
+	    {2023, 4, 30, 1},  {2023, 4, 31, 0},  {2023, 6, 31, 0}, {2023, 9, 31, 0},
+	    {2023, 11, 31, 0}, {2023, 12, 31, 1}, {2023, 13, 1, 0}, {2023, 0, 1, 0},
+	    {2023, 1, 0, 0},   {2023, -1, 1, 0},  {2023, 1, -1, 0}, {1990, 4, 12, 1},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int got = pw_date_valid(rows[i].y, rows[i].m, rows[i].d);
+		ck_assert_msg(got == rows[i].ok, "row %04d-%02d-%02d: got %d, want %d", rows[i].y,
+		              rows[i].m, rows[i].d, got, rows[i].ok);
+	}
+}
+END_TEST
+
+static Suite *patient_suite(void)
+{
+	Suite *s = suite_create("patient");
+	TCase *tc = tcase_create("validate");
+
+	tcase_add_test(tc, test_base_payload);
+	tcase_add_test(tc, test_names);
+	tcase_add_test(tc, test_long_name_stored_whole);
+	tcase_add_test(tc, test_dni);
+	tcase_add_test(tc, test_fecha);
+	tcase_add_test(tc, test_fecha_relative_to_now);
+	tcase_add_test(tc, test_sexo);
+	tcase_add_test(tc, test_other_fields);
+	tcase_add_test(tc, test_several_bad_fields);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hash");
+	tcase_add_test(tc, test_payload_hash);
+	tcase_add_test(tc, test_payload_hash_boundaries);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("helpers");
+	tcase_add_test(tc, test_utf8_length);
+	tcase_add_test(tc, test_date_valid);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(patient_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,15 +1,15 @@
 /* Configuration table: one row per setting drives parsing, --help and the start-up log. */
 #include "pw_config.h"
 
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
 #include <ctype.h>
 #include <errno.h>
-#include <libpq-fe.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "pw_log.h"
 
@@ -34,44 +34,43 @@ typedef struct cfg_row {
 #define OFF(f) offsetof(pw_config, f)
 
 static const cfg_row rows[] = {
-	{"KAFKA_BROKERS", CFG_STR, OFF(kafka_brokers), NULL, PW_CFG_NEED_KAFKA, 0, 0, 0,
-	 "bootstrap servers, host:port[,host:port...]"},
-	{"KAFKA_GROUP_ID", CFG_STR, OFF(group_id), "patient-worker", 0, 0, 0, 0,
-	 "consumer group; workers with the same id share the load"},
-	{"DATABASE_URL", CFG_STR, OFF(database_url), NULL, PW_CFG_NEED_DB, CFG_SECRET, 0, 0,
-	 "libpq connection string or URI"},
-	{"DATABASE_ROLE", CFG_STR, OFF(database_role), "patients_app", 0, 0, 0, 0,
-	 "role the session switches to (SET ROLE) before any work"},
-	{"JWT_ALG", CFG_STR, OFF(jwt_alg_name), "HS256", 0, 0, 0, 0,
-	 "HS256, RS256 or ES256; tokens naming any other algorithm are refused"},
-	{"JWT_SECRET", CFG_STR, OFF(jwt_secret), NULL, 0, CFG_SECRET, 0, 0,
-	 "HS256 shared secret, at least 32 bytes"},
-	{"JWT_PUBLIC_KEY_FILE", CFG_STR, OFF(jwt_public_key_file), NULL, 0, 0, 0, 0,
-	 "PEM public key for RS256 (RSA) or ES256 (EC P-256)"},
-	{"JWT_ISSUER", CFG_STR, OFF(jwt_issuer), NULL, 0, 0, 0, 0, "expected iss (unset: not checked)"},
-	{"JWT_AUDIENCE", CFG_STR, OFF(jwt_audience), NULL, 0, 0, 0, 0,
-	 "expected aud (unset: not checked)"},
-	{"JWT_LEEWAY_S", CFG_INT, OFF(jwt_leeway_s), "30", 0, 0, 0, 600,
-	 "clock leeway for exp/nbf/iat, seconds"},
-	{"JWT_OWNER_CLAIM", CFG_STR, OFF(jwt_owner_claim), "sub", 0, 0, 0, 0,
-	 "the claim that names the owner"},
-	{"JWT_REQUIRE_SCOPE", CFG_INT, OFF(jwt_require_scope), "0", 0, 0, 0, 1,
-	 "1: require scope patients:write for creates, patients:read for queries"},
-	{"TOPIC_CREATE", CFG_STR, OFF(topic_create), "patients.create", 0, CFG_TOPIC, 0, 0,
-	 "topic of patient.create commands"},
-	{"TOPIC_QUERY", CFG_STR, OFF(topic_query), "patients.query", 0, CFG_TOPIC, 0, 0,
-	 "topic of patient.get and patient.list commands"},
-	{"TOPIC_REPLIES", CFG_STR, OFF(topic_replies), "patients.replies", 0, CFG_TOPIC, 0, 0,
-	 "default reply topic, and the prefix every reply_to must have"},
-	{"TOPIC_DLQ", CFG_STR, OFF(topic_dlq), "patients.dlq", 0, CFG_TOPIC, 0, 0,
-	 "dead-letter topic"},
-	{"MAX_MESSAGE_BYTES", CFG_INT, OFF(max_message_bytes), "65536", 0, 0, 64, 16777216,
-	 "larger command records go to the DLQ"},
-	{"MAX_INFLIGHT", CFG_INT, OFF(max_inflight), "10000", 0, 0, 1, 1000000,
-	 "records read but not yet acknowledged; the consumer waits above this"},
-	{"SHUTDOWN_TIMEOUT_MS", CFG_INT, OFF(shutdown_timeout_ms), "8000", 0, 0, 0, 600000,
-	 "on SIGTERM, how long to wait for replies in flight"},
-	{"LOG_LEVEL", CFG_STR, OFF(log_level), "info", 0, 0, 0, 0, "debug, info, warn or error"},
+    {"KAFKA_BROKERS", CFG_STR, OFF(kafka_brokers), NULL, PW_CFG_NEED_KAFKA, 0, 0, 0,
+     "bootstrap servers, host:port[,host:port...]"},
+    {"KAFKA_GROUP_ID", CFG_STR, OFF(group_id), "patient-worker", 0, 0, 0, 0,
+     "consumer group; workers with the same id share the load"},
+    {"DATABASE_URL", CFG_STR, OFF(database_url), NULL, PW_CFG_NEED_DB, CFG_SECRET, 0, 0,
+     "libpq connection string or URI"},
+    {"DATABASE_ROLE", CFG_STR, OFF(database_role), "patients_app", 0, 0, 0, 0,
+     "role the session switches to (SET ROLE) before any work"},
+    {"JWT_ALG", CFG_STR, OFF(jwt_alg_name), "HS256", 0, 0, 0, 0,
+     "HS256, RS256 or ES256; tokens naming any other algorithm are refused"},
+    {"JWT_SECRET", CFG_STR, OFF(jwt_secret), NULL, 0, CFG_SECRET, 0, 0,
+     "HS256 shared secret, at least 32 bytes"},
+    {"JWT_PUBLIC_KEY_FILE", CFG_STR, OFF(jwt_public_key_file), NULL, 0, 0, 0, 0,
+     "PEM public key for RS256 (RSA) or ES256 (EC P-256)"},
+    {"JWT_ISSUER", CFG_STR, OFF(jwt_issuer), NULL, 0, 0, 0, 0, "expected iss (unset: not checked)"},
+    {"JWT_AUDIENCE", CFG_STR, OFF(jwt_audience), NULL, 0, 0, 0, 0,
+     "expected aud (unset: not checked)"},
+    {"JWT_LEEWAY_S", CFG_INT, OFF(jwt_leeway_s), "30", 0, 0, 0, 600,
+     "clock leeway for exp/nbf/iat, seconds"},
+    {"JWT_OWNER_CLAIM", CFG_STR, OFF(jwt_owner_claim), "sub", 0, 0, 0, 0,
+     "the claim that names the owner"},
+    {"JWT_REQUIRE_SCOPE", CFG_INT, OFF(jwt_require_scope), "0", 0, 0, 0, 1,
+     "1: require scope patients:write for creates, patients:read for queries"},
+    {"TOPIC_CREATE", CFG_STR, OFF(topic_create), "patients.create", 0, CFG_TOPIC, 0, 0,
+     "topic of patient.create commands"},
+    {"TOPIC_QUERY", CFG_STR, OFF(topic_query), "patients.query", 0, CFG_TOPIC, 0, 0,
+     "topic of patient.get and patient.list commands"},
+    {"TOPIC_REPLIES", CFG_STR, OFF(topic_replies), "patients.replies", 0, CFG_TOPIC, 0, 0,
+     "default reply topic, and the prefix every reply_to must have"},
+    {"TOPIC_DLQ", CFG_STR, OFF(topic_dlq), "patients.dlq", 0, CFG_TOPIC, 0, 0, "dead-letter topic"},
+    {"MAX_MESSAGE_BYTES", CFG_INT, OFF(max_message_bytes), "65536", 0, 0, 64, 16777216,
+     "larger command records go to the DLQ"},
+    {"MAX_INFLIGHT", CFG_INT, OFF(max_inflight), "10000", 0, 0, 1, 1000000,
+     "records read but not yet acknowledged; the consumer waits above this"},
+    {"SHUTDOWN_TIMEOUT_MS", CFG_INT, OFF(shutdown_timeout_ms), "8000", 0, 0, 0, 600000,
+     "on SIGTERM, how long to wait for replies in flight"},
+    {"LOG_LEVEL", CFG_STR, OFF(log_level), "info", 0, 0, 0, 0, "debug, info, warn or error"},
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -229,7 +228,7 @@ static int check_pem(const pw_config *cfg, FILE *err)
 	pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
 	if (pkey == NULL) {
 		fprintf(err, "JWT_PUBLIC_KEY_FILE: %s is not a PEM public key\n",
-			cfg->jwt_public_key_file);
+		        cfg->jwt_public_key_file);
 		goto out;
 	}
 	if (cfg->jwt_alg == PW_ALG_RS256 && !EVP_PKEY_is_a(pkey, "RSA")) {
@@ -274,7 +273,7 @@ static int load_key(pw_config *cfg, FILE *err)
 	}
 	if (read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len) != 0) {
 		fprintf(err, "JWT_PUBLIC_KEY_FILE: cannot read %s: %s\n", cfg->jwt_public_key_file,
-			strerror(errno ? errno : EIO));
+		        strerror(errno ? errno : EIO));
 		return -1;
 	}
 	return check_pem(cfg, err);
@@ -331,9 +330,10 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 			bad = 1;
 		}
 	}
-	if ((need & PW_CFG_NEED_KAFKA) && cfg->kafka_brokers && !valid_brokers(cfg->kafka_brokers)) {
+	if ((need & PW_CFG_NEED_KAFKA) && cfg->kafka_brokers &&
+	    !valid_brokers(cfg->kafka_brokers)) {
 		fprintf(err, "KAFKA_BROKERS: '%s' is not a host:port[,host:port...] list\n",
-			cfg->kafka_brokers);
+		        cfg->kafka_brokers);
 		bad = 1;
 	}
 	if ((need & PW_CFG_NEED_DB) && cfg->database_url) {
@@ -364,7 +364,8 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 	} else if (strcmp(cfg->jwt_alg_name, "ES256") == 0) {
 		cfg->jwt_alg = PW_ALG_ES256;
 	} else {
-		fprintf(err, "JWT_ALG: '%s' is not one of HS256, RS256, ES256\n", cfg->jwt_alg_name);
+		fprintf(err, "JWT_ALG: '%s' is not one of HS256, RS256, ES256\n",
+		        cfg->jwt_alg_name);
 		bad = 1;
 		need &= ~(unsigned)PW_CFG_NEED_JWT;
 	}
@@ -394,11 +395,11 @@ void pw_config_free(pw_config *cfg)
 void pw_config_print_help(FILE *out)
 {
 	fprintf(out, "Settings (environment variable, or --flag=value with the name in lower "
-		     "case and '-' for '_'):\n");
+	             "case and '-' for '_'):\n");
 	for (size_t i = 0; i < NROWS; i++) {
 		const cfg_row *r = &rows[i];
 		fprintf(out, "  %-20s %s%s (default: %s)\n", r->var, r->help,
-			r->need ? " [required]" : "", r->def ? r->def : "unset");
+		        r->need ? " [required]" : "", r->def ? r->def : "unset");
 	}
 }
 
@@ -413,13 +414,13 @@ void pw_config_log(const pw_config *cfg)
 		int w;
 		if (r->type == CFG_INT) {
 			w = snprintf(line + n, sizeof(line) - n, "%s%s=%d", sep, r->var,
-				     *int_field((pw_config *)cfg, r));
+			             *int_field((pw_config *)cfg, r));
 		} else {
 			const char *v = *str_field((pw_config *)cfg, r);
 			if (v != NULL && (r->flags & CFG_SECRET))
 				v = "(set)";
 			w = snprintf(line + n, sizeof(line) - n, "%s%s=%s", sep, r->var,
-				     v ? v : "(unset)");
+			             v ? v : "(unset)");
 		}
 		if (w < 0)
 			break;

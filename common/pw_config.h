@@ -54,7 +54,7 @@ enum {
  * arguments are not touched. On a bad setting, writes one line per problem to err,
  * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. */
 PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need,
-				       FILE *err);
+                                       FILE *err);
 
 /* Frees every string the config owns. NULL-safe; cfg is left zeroed. */
 void pw_config_free(pw_config *cfg);

@@ -2,12 +2,12 @@
  * create scoped with set_config('app.owner_id', owner, true). */
 #include "pw_db.h"
 
-#include <jansson.h>
-#include <libpq-fe.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
 
 #include "pw_log.h"
 #include "pw_reply.h"
@@ -26,28 +26,28 @@ typedef struct stmt {
 enum { S_OWNER, S_CLAIM, S_STORED, S_INSERT, S_RECORD, S_COUNT };
 
 static const stmt stmts[S_COUNT] = {
-	[S_OWNER] = {"pw_owner", "SELECT set_config('app.owner_id', $1, true)", 1},
-	/* Claiming the request id first serialises two workers handed the same command:
-	 * the second waits on the key, then reads the first one's stored reply. */
-	[S_CLAIM] = {"pw_claim",
-		     "INSERT INTO patient_create_requests (owner_id, request_id, payload_hash)"
-		     " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
-		     3},
-	[S_STORED] = {"pw_stored",
-		      "SELECT payload_hash, reply FROM patient_create_requests"
-		      " WHERE owner_id = $1 AND request_id = $2",
-		      2},
-	[S_INSERT] = {"pw_insert",
-		      "INSERT INTO patients (owner_id, nombre, apellido_paterno, apellido_materno,"
-		      " dni, fecha_nacimiento, sexo) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-		      " ON CONFLICT (owner_id, dni) DO NOTHING"
-		      " RETURNING id, to_char(created_at AT TIME ZONE 'UTC',"
-		      " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-		      7},
-	[S_RECORD] = {"pw_record",
-		      "UPDATE patient_create_requests SET status = $3, reply = $4, patient_id = $5"
-		      " WHERE owner_id = $1 AND request_id = $2",
-		      5},
+    [S_OWNER] = {"pw_owner", "SELECT set_config('app.owner_id', $1, true)", 1},
+    /* Claiming the request id first serialises two workers handed the same command:
+     * the second waits on the key, then reads the first one's stored reply. */
+    [S_CLAIM] = {"pw_claim",
+                 "INSERT INTO patient_create_requests (owner_id, request_id, payload_hash)"
+                 " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
+                 3},
+    [S_STORED] = {"pw_stored",
+                  "SELECT payload_hash, reply FROM patient_create_requests"
+                  " WHERE owner_id = $1 AND request_id = $2",
+                  2},
+    [S_INSERT] = {"pw_insert",
+                  "INSERT INTO patients (owner_id, nombre, apellido_paterno, apellido_materno,"
+                  " dni, fecha_nacimiento, sexo) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                  " ON CONFLICT (owner_id, dni) DO NOTHING"
+                  " RETURNING id, to_char(created_at AT TIME ZONE 'UTC',"
+                  " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+                  7},
+    [S_RECORD] = {"pw_record",
+                  "UPDATE patient_create_requests SET status = $3, reply = $4, patient_id = $5"
+                  " WHERE owner_id = $1 AND request_id = $2",
+                  5},
 };
 
 pw_status pw_db_create(const pw_config *cfg, pw_db **out)
@@ -127,12 +127,11 @@ pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_size)
 	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
 		snprintf(errstr, errstr_size, "cannot connect: %s",
-			 db->conn ? PQerrorMessage(db->conn) : "out of memory");
+		         db->conn ? PQerrorMessage(db->conn) : "out of memory");
 		goto out;
 	}
 	PQsetNoticeProcessor(db->conn, notice_to_log, NULL);
-	role = PQescapeIdentifier(db->conn, db->cfg->database_role,
-				  strlen(db->cfg->database_role));
+	role = PQescapeIdentifier(db->conn, db->cfg->database_role, strlen(db->cfg->database_role));
 	if (role == NULL) {
 		st = PW_E_NOMEM;
 		goto out;
@@ -147,11 +146,11 @@ pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_size)
 	/* FORCE ROW LEVEL SECURITY binds the owner too, but an owner could switch it off
 	 * and a superuser or BYPASSRLS role ignores it: refuse to serve as any of them. */
 	st = run(db->conn,
-		 "SELECT r.rolsuper, r.rolbypassrls,"
-		 " coalesce(c.relowner = r.oid, false), c.oid IS NOT NULL"
-		 " FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass('public.patients')"
-		 " WHERE r.rolname = current_user",
-		 &r, errstr, errstr_size);
+	         "SELECT r.rolsuper, r.rolbypassrls,"
+	         " coalesce(c.relowner = r.oid, false), c.oid IS NOT NULL"
+	         " FROM pg_roles r LEFT JOIN pg_class c ON c.oid = to_regclass('public.patients')"
+	         " WHERE r.rolname = current_user",
+	         &r, errstr, errstr_size);
 	if (st != PW_OK)
 		goto out;
 	st = PW_E_CONFIG;
@@ -161,15 +160,15 @@ pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_size)
 	}
 	if (strcmp(PQgetvalue(r, 0, 3), "t") != 0) {
 		snprintf(errstr, errstr_size,
-			 "the patients table does not exist: run `patient-worker migrate` first");
+		         "the patients table does not exist: run `patient-worker migrate` first");
 		goto out;
 	}
 	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0 || strcmp(PQgetvalue(r, 0, 1), "t") == 0 ||
 	    strcmp(PQgetvalue(r, 0, 2), "t") == 0) {
 		snprintf(errstr, errstr_size,
-			 "DATABASE_ROLE: role '%s' is a superuser, has BYPASSRLS or owns the "
-			 "patients table, so row-level security would not bind it",
-			 db->cfg->database_role);
+		         "DATABASE_ROLE: role '%s' is a superuser, has BYPASSRLS or owns the "
+		         "patients table, so row-level security would not bind it",
+		         db->cfg->database_role);
 		goto out;
 	}
 	PQclear(r);
@@ -181,7 +180,7 @@ pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_size)
 			if (st != PW_E_RETRY)
 				st = PW_E_CONFIG;
 			snprintf(errstr, errstr_size, "prepare %s: %s", stmts[i].name,
-				 PQerrorMessage(db->conn));
+			         PQerrorMessage(db->conn));
 			goto out;
 		}
 		PQclear(r);
@@ -212,12 +211,12 @@ static int result_ok(const PGresult *r)
 static char *patient_reply(const pw_create_item *it, const char *id, const char *created_at)
 {
 	const pw_patient_input *in = it->in;
-	json_t *d = json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s}", "id",
-			      (json_int_t)strtoll(id, NULL, 10), "nombre", in->nombre,
-			      "apellido_paterno", in->apellido_paterno, "apellido_materno",
-			      in->apellido_materno, "dni", in->dni, "fecha_nacimiento",
-			      in->fecha_nacimiento, "sexo", in->sexo, "owner_id", it->owner,
-			      "created_at", created_at);
+	json_t *d =
+	    json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s}", "id",
+	              (json_int_t)strtoll(id, NULL, 10), "nombre", in->nombre, "apellido_paterno",
+	              in->apellido_paterno, "apellido_materno", in->apellido_materno, "dni",
+	              in->dni, "fecha_nacimiento", in->fecha_nacimiento, "sexo", in->sexo,
+	              "owner_id", it->owner, "created_at", created_at);
 	char *s = d ? pw_reply_data(it->request_id, 201, d) : NULL;
 	json_decref(d);
 	return s;
@@ -227,8 +226,8 @@ static char *conflict_reply(const char *request_id)
 {
 	json_t *f = json_pack("{s:s}", "dni", "already registered");
 	char *s = f ? pw_reply_error(request_id, 409, "conflict",
-				     "a patient with this dni already exists", f)
-		    : NULL;
+	                             "a patient with this dni already exists", f)
+	            : NULL;
 	json_decref(f);
 	return s;
 }
@@ -265,9 +264,9 @@ static pw_status create_one(pw_db *db, pw_create_item *it, char *errstr, size_t 
 			status = 0; /* parsed from the stored reply below */
 		} else {
 			reply = pw_reply_error(it->request_id, 409, "idempotency_conflict",
-					       "this request_id was already used with a different "
-					       "payload",
-					       NULL);
+			                       "this request_id was already used with a different "
+			                       "payload",
+			                       NULL);
 			status = 409;
 		}
 		PQclear(r);
@@ -289,9 +288,13 @@ static pw_status create_one(pw_db *db, pw_create_item *it, char *errstr, size_t 
 	}
 	PQclear(r);
 	{
-		const char *p[7] = {it->owner,	 in->nombre,		   in->apellido_paterno,
-				    in->apellido_materno, in->dni, in->fecha_nacimiento,
-				    in->sexo};
+		const char *p[7] = {it->owner,
+		                    in->nombre,
+		                    in->apellido_paterno,
+		                    in->apellido_materno,
+		                    in->dni,
+		                    in->fecha_nacimiento,
+		                    in->sexo};
 		r = exec_prepared(db, S_INSERT, p);
 	}
 	if (!result_ok(r))
@@ -344,7 +347,7 @@ out:
 }
 
 pw_status pw_db_create_batch(pw_db *db, pw_create_item *items, size_t n, char *errstr,
-			     size_t errstr_size)
+                             size_t errstr_size)
 {
 	if (!pw_db_connected(db)) {
 		snprintf(errstr, errstr_size, "not connected");
@@ -362,8 +365,8 @@ pw_status pw_db_create_batch(pw_db *db, pw_create_item *items, size_t n, char *e
 			ctx.request_id = it->request_id;
 			ctx.owner = it->owner;
 			PW_LOG_ERROR(&ctx, "create failed: %s", errstr);
-			it->reply = pw_reply_error(it->request_id, 500, "internal",
-						   "internal error", NULL);
+			it->reply =
+			    pw_reply_error(it->request_id, 500, "internal", "internal error", NULL);
 			it->status = 500;
 			if (it->reply == NULL)
 				return PW_E_NOMEM;

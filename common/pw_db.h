@@ -37,8 +37,8 @@ int pw_db_connected(const pw_db *db);
  * skipped, so after PW_E_RETRY (the database went away) the caller reconnects and calls
  * again with the same items: those answered stay answered, the rest are retried; no
  * item is ever answered twice differently. Blocks. */
-PW_MUST_CHECK pw_status pw_db_create_batch(pw_db *db, pw_create_item *items, size_t n,
-					   char *errstr, size_t errstr_size);
+PW_MUST_CHECK pw_status pw_db_create_batch(pw_db *db, pw_create_item *items, size_t n, char *errstr,
+                                           size_t errstr_size);
 
 /* Frees the replies of the items and zeroes their outputs. */
 void pw_db_items_clear(pw_create_item *items, size_t n);

@@ -88,8 +88,8 @@ void pw_envelope_destroy(pw_envelope *env)
 }
 
 pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_header, size_t auth_len,
-			    const char *replies_topic, size_t max_bytes, pw_envelope **out,
-			    pw_dlq_reason *reason)
+                            const char *replies_topic, size_t max_bytes, pw_envelope **out,
+                            pw_dlq_reason *reason)
 {
 	pw_status st = PW_E_INVALID;
 	pw_envelope *env = NULL;
@@ -110,8 +110,8 @@ pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_head
 	/* Duplicated keys are refused: two readers of the same record could otherwise
 	 * disagree on which request_id or token it carries. jansson refuses NUL in
 	 * strings and invalid UTF-8 by default, and nesting beyond its depth limit. */
-	env->root = json_loadb(value ? value : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-			       &jerr);
+	env->root =
+	    json_loadb(value ? value : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (env->root == NULL) {
 		*reason = PW_DLQ_MALFORMED_JSON;
 		goto out;
@@ -169,7 +169,7 @@ out:
 }
 
 pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_command_type *type,
-			      json_t **payload, char *msg, size_t msg_size)
+                              json_t **payload, char *msg, size_t msg_size)
 {
 	json_t *t = json_object_get(env->root, "type");
 	json_t *p = json_object_get(env->root, "payload");

@@ -2,8 +2,9 @@
 #ifndef PW_ENVELOPE_H
 #define PW_ENVELOPE_H
 
-#include <jansson.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "pw_status.h"
 
@@ -48,17 +49,17 @@ typedef struct pw_envelope {
  * topic (also the allowed prefix). On PW_OK *out is a new envelope the caller destroys;
  * on PW_E_INVALID *reason says why. Pure: no I/O. */
 PW_MUST_CHECK pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_header,
-					  size_t auth_len, const char *replies_topic,
-					  size_t max_bytes, pw_envelope **out,
-					  pw_dlq_reason *reason);
+                                          size_t auth_len, const char *replies_topic,
+                                          size_t max_bytes, pw_envelope **out,
+                                          pw_dlq_reason *reason);
 
 void pw_envelope_destroy(pw_envelope *env); /* NULL is fine */
 
 /* After the token: the `type` must be a known command for this topic and `payload` an
  * object. On PW_E_INVALID writes the message for a 400 invalid_request into msg. */
 PW_MUST_CHECK pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic,
-					    pw_command_type *type, json_t **payload, char *msg,
-					    size_t msg_size);
+                                            pw_command_type *type, json_t **payload, char *msg,
+                                            size_t msg_size);
 
 /* 1 when s is 1-128 characters from [A-Za-z0-9._:-]. */
 int pw_request_id_valid(const char *s);

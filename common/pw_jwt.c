@@ -2,13 +2,13 @@
  * the token itself; the pinning and every claim rule of the contract live here. */
 #include "pw_jwt.h"
 
-#include <jansson.h>
-#include <jwt.h>
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
+#include <jwt.h>
 
 /* A header larger than this is not a header we issue; it is refused before decoding. */
 #define HEADER_MAX 2048
@@ -197,7 +197,7 @@ static int scope_has(const char *scope, const char *want)
 }
 
 pw_status pw_jwt_verify(const pw_jwt_verifier *v, const char *token, int64_t now_s,
-			pw_claims *claims, char *why, size_t why_size)
+                        pw_claims *claims, char *why, size_t why_size)
 {
 	const pw_config *cfg = v->cfg;
 	pw_status st = PW_E_AUTH;

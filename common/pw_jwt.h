@@ -29,7 +29,7 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
  * fills *claims, or PW_E_AUTH with a reason in why (safe to send to the caller: it
  * never quotes the token). Pure apart from libjwt: no I/O, thread-compatible. */
 PW_MUST_CHECK pw_status pw_jwt_verify(const pw_jwt_verifier *v, const char *token, int64_t now_s,
-				      pw_claims *claims, char *why, size_t why_size);
+                                      pw_claims *claims, char *why, size_t why_size);
 
 /* Decodes base64url without padding into out (NUL-terminated); returns the length or
  * -1 when the input has a character outside the alphabet or does not fit. */

@@ -2,9 +2,9 @@
 #ifndef PW_KAFKA_H
 #define PW_KAFKA_H
 
-#include <librdkafka/rdkafka.h>
-
 #include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "pw_config.h"
 
@@ -18,15 +18,14 @@ typedef enum pw_kafka_role {
  * is set) and librdkafka's log routed to pw_log. NULL with errstr filled on failure.
  * The caller owns it until rd_kafka_new succeeds. */
 rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, pw_kafka_role role, char *errstr,
-				   size_t errstr_size);
+                                   size_t errstr_size);
 
 /* Sets one property; returns 0, or -1 with errstr filled. */
 int pw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-		      size_t errstr_size);
+                      size_t errstr_size);
 
 /* The last header called name: 1 and its value (borrowed from the message, not
  * NUL-terminated) or 0 when absent. */
-int pw_kafka_header(const rd_kafka_message_t *m, const char *name, const void **value,
-		    size_t *len);
+int pw_kafka_header(const rd_kafka_message_t *m, const char *name, const void **value, size_t *len);
 
 #endif

@@ -1,7 +1,6 @@
 /* Structured JSON log lines on stderr. */
 #include "pw_log.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 pw_log_level pw_log_min_level = PW_LOG_INFO;
 
@@ -39,8 +40,8 @@ void pw_log_write(pw_log_level level, const pw_log_ctx *ctx, const char *fmt, ..
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (int)(tv.tv_usec / 1000));
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         (int)(tv.tv_usec / 1000));
 
 	o = json_object();
 	if (o == NULL)

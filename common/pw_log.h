@@ -23,7 +23,10 @@ typedef struct pw_log_ctx {
 	double ms;         /**< duration, < 0 when absent */
 } pw_log_ctx;
 
-#define PW_LOG_CTX_INIT {NULL, NULL, NULL, -1, -1, 0, -1.0}
+#define PW_LOG_CTX_INIT                                                                            \
+	{                                                                                          \
+		NULL, NULL, NULL, -1, -1, 0, -1.0                                                  \
+	}
 
 extern pw_log_level pw_log_min_level;
 
@@ -32,7 +35,7 @@ int pw_log_parse_level(const char *s);
 
 /* Writes one line. ctx may be NULL. Safe from any thread (one write(2) per line). */
 void pw_log_write(pw_log_level level, const pw_log_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define PW_LOG(level, ctx, ...)                                                                    \
 	do {                                                                                       \

@@ -1,11 +1,11 @@
 /* `patient-worker migrate`: applies the embedded migrations. */
 #include "pw_migrate.h"
 
-#include <libpq-fe.h>
-#include <openssl/evp.h>
-
 #include <stdio.h>
 #include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
 
 #include "pw_log.h"
 
@@ -24,8 +24,8 @@ static int sha256_hex(const char *data, size_t len, char out[65])
 }
 
 /* Runs one statement; on failure copies the server's message into errstr. */
-static int exec_ok(PGconn *c, const char *sql, int nparams, const char *const *params,
-		   char *errstr, size_t errstr_size, PGresult **keep)
+static int exec_ok(PGconn *c, const char *sql, int nparams, const char *const *params, char *errstr,
+                   size_t errstr_size, PGresult **keep)
 {
 	PGresult *r = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType s = PQresultStatus(r);
@@ -51,21 +51,21 @@ pw_status pw_migrate_run(const char *database_url, int *applied, char *errstr, s
 	*applied = 0;
 	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
 		snprintf(errstr, errstr_size, "cannot connect to the database: %s",
-			 c ? PQerrorMessage(c) : "out of memory");
+		         c ? PQerrorMessage(c) : "out of memory");
 		st = PW_E_RETRY;
 		goto out;
 	}
 	if (!exec_ok(c, "SET client_min_messages = warning", 0, NULL, errstr, errstr_size, NULL))
 		goto out;
 	if (!exec_ok(c, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", 0, NULL, errstr,
-		     errstr_size, NULL))
+	             errstr_size, NULL))
 		goto out;
 	locked = 1;
 	if (!exec_ok(c,
-		     "CREATE TABLE IF NOT EXISTS pw_schema_migrations ("
-		     " name text PRIMARY KEY, checksum text NOT NULL,"
-		     " applied_at timestamptz NOT NULL DEFAULT now())",
-		     0, NULL, errstr, errstr_size, NULL))
+	             "CREATE TABLE IF NOT EXISTS pw_schema_migrations ("
+	             " name text PRIMARY KEY, checksum text NOT NULL,"
+	             " applied_at timestamptz NOT NULL DEFAULT now())",
+	             0, NULL, errstr, errstr_size, NULL))
 		goto out;
 
 	for (size_t i = 0; i < pw_migrations_count; i++) {
@@ -76,15 +76,15 @@ pw_status pw_migrate_run(const char *database_url, int *applied, char *errstr, s
 		if (sha256_hex(m->sql, m->len, sum) != 0)
 			goto out;
 		if (!exec_ok(c, "SELECT checksum FROM pw_schema_migrations WHERE name = $1", 1, p,
-			     errstr, errstr_size, &r))
+		             errstr, errstr_size, &r))
 			goto out;
 		if (PQntuples(r) == 1) {
 			if (strcmp(PQgetvalue(r, 0, 0), sum) != 0) {
 				snprintf(errstr, errstr_size,
-					 "migration %s was changed after it was applied (checksum "
-					 "%.12s... in the database, %.12s... now); add a new "
-					 "migration instead of editing an applied one",
-					 m->name, PQgetvalue(r, 0, 0), sum);
+				         "migration %s was changed after it was applied (checksum "
+				         "%.12s... in the database, %.12s... now); add a new "
+				         "migration instead of editing an applied one",
+				         m->name, PQgetvalue(r, 0, 0), sum);
 				st = PW_E_INVALID;
 				goto out;
 			}
@@ -100,14 +100,14 @@ pw_status pw_migrate_run(const char *database_url, int *applied, char *errstr, s
 		r = PQexec(c, m->sql);
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
 			snprintf(errstr, errstr_size, "migration %s failed: %s", m->name,
-				 PQerrorMessage(c));
+			         PQerrorMessage(c));
 			PQclear(PQexec(c, "ROLLBACK"));
 			goto out;
 		}
 		PQclear(r);
 		r = NULL;
 		if (!exec_ok(c, "INSERT INTO pw_schema_migrations (name, checksum) VALUES ($1, $2)",
-			     2, p, errstr, errstr_size, NULL) ||
+		             2, p, errstr, errstr_size, NULL) ||
 		    !exec_ok(c, "COMMIT", 0, NULL, errstr, errstr_size, NULL)) {
 			PQclear(PQexec(c, "ROLLBACK"));
 			goto out;

@@ -22,6 +22,6 @@ extern const size_t pw_migrations_count;
  * named in errstr. PW_E_RETRY when the database cannot be reached. *applied counts
  * the migrations this call applied. Blocks. */
 PW_MUST_CHECK pw_status pw_migrate_run(const char *database_url, int *applied, char *errstr,
-				       size_t errstr_size);
+                                       size_t errstr_size);
 
 #endif

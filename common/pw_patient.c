@@ -1,12 +1,12 @@
 /* Validation of the patient.create payload, and the hash that makes creates idempotent. */
 #include "pw_patient.h"
 
-#include <openssl/evp.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 long pw_utf8_length(const char *s)
 {
@@ -179,10 +179,10 @@ static const char *check_sexo(json_t *v, char *out)
 static pw_status hash_input(pw_patient_input *in)
 {
 	pw_status st = PW_E_NOMEM;
-	json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "nombre", in->nombre,
-			      "apellido_paterno", in->apellido_paterno, "apellido_materno",
-			      in->apellido_materno, "dni", in->dni, "fecha_nacimiento",
-			      in->fecha_nacimiento, "sexo", in->sexo);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "nombre", in->nombre, "apellido_paterno",
+	              in->apellido_paterno, "apellido_materno", in->apellido_materno, "dni",
+	              in->dni, "fecha_nacimiento", in->fecha_nacimiento, "sexo", in->sexo);
 	char *text = NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
@@ -220,12 +220,12 @@ static int add_field(json_t *fields, const char *name, const char *reason)
 	return json_object_set_new(fields, name, json_string(reason));
 }
 
-static const char *const known[] = {"nombre",		"apellido_paterno", "apellido_materno",
-				    "dni",		"fecha_nacimiento", "sexo",
-				    "owner_id"};
+static const char *const known[] = {"nombre",  "apellido_paterno", "apellido_materno",
+                                    "dni",     "fecha_nacimiento", "sexo",
+                                    "owner_id"};
 
 pw_status pw_patient_validate(const json_t *payload, int64_t now_s, pw_patient_input *in,
-			      json_t **fields_out)
+                              json_t **fields_out)
 {
 	pw_status st = PW_E_NOMEM;
 	json_t *fields = json_object();

@@ -2,8 +2,9 @@
 #ifndef PW_PATIENT_H
 #define PW_PATIENT_H
 
-#include <jansson.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "pw_status.h"
 
@@ -25,7 +26,7 @@ typedef struct pw_patient_input {
  * pw_patient_input_clear). On PW_E_INVALID sets *fields to a new object mapping each
  * bad field to a reason (the caller owns it). PW_E_NOMEM on allocation failure. */
 PW_MUST_CHECK pw_status pw_patient_validate(const json_t *payload, int64_t now_s,
-					    pw_patient_input *in, json_t **fields);
+                                            pw_patient_input *in, json_t **fields);
 
 void pw_patient_input_clear(pw_patient_input *in);
 

@@ -27,7 +27,7 @@ static json_t *head(const char *request_id, int status)
 	if (o == NULL)
 		return NULL;
 	if (json_object_set_new(o, "request_id",
-				request_id ? json_string(request_id) : json_null()) != 0 ||
+	                        request_id ? json_string(request_id) : json_null()) != 0 ||
 	    json_object_set_new(o, "status", json_integer(status)) != 0) {
 		json_decref(o);
 		return NULL;
@@ -53,7 +53,7 @@ char *pw_reply_data(const char *request_id, int status, json_t *data)
 }
 
 char *pw_reply_error(const char *request_id, int status, const char *code, const char *message,
-		     json_t *fields)
+                     json_t *fields)
 {
 	json_t *o = head(request_id, status);
 	json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);

@@ -12,7 +12,7 @@ char *pw_reply_data(const char *request_id, int status, json_t *data);
 
 /* fields is borrowed and may be NULL; message must not hold a token, secret or SQL. */
 char *pw_reply_error(const char *request_id, int status, const char *code, const char *message,
-		     json_t *fields);
+                     json_t *fields);
 
 /* The error code the contract pairs with a status (400 needs the caller's choice). */
 const char *pw_reply_code_for(int status);

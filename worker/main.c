@@ -35,8 +35,8 @@ static int setup_signals(void)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: patient-worker run|migrate [--setting=value ...]\n"
-		     "  run      serve patient commands from Kafka until SIGTERM or SIGINT\n"
-		     "  migrate  apply the built-in database migrations (safe to repeat)\n\n");
+	             "  run      serve patient commands from Kafka until SIGTERM or SIGINT\n"
+	             "  migrate  apply the built-in database migrations (safe to repeat)\n\n");
 	pw_config_print_help(out);
 }
 

@@ -32,7 +32,7 @@ void pw_outcome_clear(pw_outcome *out)
 }
 
 static pw_status reply(pw_outcome *out, int status, const char *code, const char *msg,
-		       json_t *fields)
+                       json_t *fields)
 {
 	out->kind = PW_OUT_REPLY;
 	out->status = status;
@@ -41,7 +41,7 @@ static pw_status reply(pw_outcome *out, int status, const char *code, const char
 }
 
 pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m,
-			   pw_topic_kind topic, pw_outcome *out)
+                           pw_topic_kind topic, pw_outcome *out)
 {
 	const pw_config *cfg = hc->cfg;
 	pw_envelope *env = NULL;
@@ -59,7 +59,7 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	if (!pw_kafka_header(m, "authorization", &auth, &auth_len))
 		auth = NULL;
 	st = pw_envelope_parse(m->payload, m->len, auth, auth_len, cfg->topic_replies,
-			       (size_t)cfg->max_message_bytes, &env, &out->dlq);
+	                       (size_t)cfg->max_message_bytes, &env, &out->dlq);
 	if (st == PW_E_INVALID) {
 		out->kind = PW_OUT_DLQ;
 		return PW_OK;
@@ -86,9 +86,9 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	if (cfg->jwt_require_scope &&
 	    !(topic == PW_TOPIC_CREATE ? claims.scope_write : claims.scope_read)) {
 		st = reply(out, 403, "forbidden",
-			   topic == PW_TOPIC_CREATE ? "scope patients:write is required"
-						    : "scope patients:read is required",
-			   NULL);
+		           topic == PW_TOPIC_CREATE ? "scope patients:write is required"
+		                                    : "scope patients:read is required",
+		           NULL);
 		goto out;
 	}
 	if (pw_envelope_command(env, topic, &type, &payload, why, sizeof(why)) != PW_OK) {
@@ -98,7 +98,7 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	if (type != PW_CMD_CREATE) {
 		/* patient.get and patient.list come with the query path (issue 3). */
 		st = reply(out, 400, "invalid_request", "this command type is not supported yet",
-			   NULL);
+		           NULL);
 		goto out;
 	}
 	st = pw_patient_validate(payload, now, &out->in, &fields);

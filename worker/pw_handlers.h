@@ -4,9 +4,9 @@
 #ifndef PW_HANDLERS_H
 #define PW_HANDLERS_H
 
-#include <librdkafka/rdkafka.h>
-
 #include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "pw_config.h"
 #include "pw_envelope.h"
@@ -43,7 +43,7 @@ int64_t pw_command_time(const rd_kafka_message_t *m, int *log_append);
 /* Decides a record's outcome. PW_OK with *out filled (clear it with
  * pw_outcome_clear), or PW_E_NOMEM. */
 PW_MUST_CHECK pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m,
-					 pw_topic_kind topic, pw_outcome *out);
+                                         pw_topic_kind topic, pw_outcome *out);
 
 void pw_outcome_clear(pw_outcome *out);
 

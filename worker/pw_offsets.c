@@ -92,7 +92,7 @@ pw_pending *pw_offsets_track(pw_offsets *o, const char *topic, int32_t partition
 }
 
 int pw_offsets_done(pw_offsets *o, pw_pending *p, const char **topic, int32_t *partition,
-		    int64_t *next_offset)
+                    int64_t *next_offset)
 {
 	tracker *t = p->t;
 	int64_t last = -1;

@@ -24,7 +24,7 @@ pw_pending *pw_offsets_track(pw_offsets *o, const char *topic, int32_t partition
  * *next_offset (the offset to store: last done + 1) when the partition's watermark
  * moved; 0 otherwise (also for a record of a revoked partition). */
 int pw_offsets_done(pw_offsets *o, pw_pending *p, const char **topic, int32_t *partition,
-		    int64_t *next_offset);
+                    int64_t *next_offset);
 
 /* The partition was revoked: its records are detached (their acknowledgements will
  * store nothing) and its tracker freed. */

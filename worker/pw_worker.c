@@ -5,13 +5,13 @@
  * keeps us; the records already taken are held and retried, never skipped. */
 #include "pw_worker.h"
 
-#include <librdkafka/rdkafka.h>
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "pw_db.h"
 #include "pw_handlers.h"
@@ -40,7 +40,7 @@ typedef struct job {
 	size_t value_len;
 	size_t bytes;
 	pw_outcome out;
-	int dead;     /**< producing the dead letter rather than the reply */
+	int dead;      /**< producing the dead letter rather than the reply */
 	int64_t t0_us; /**< when the record was taken */
 	struct job *next;
 } job;
@@ -217,13 +217,13 @@ static int job_undeliverable(pw_worker *w, job *j, rd_kafka_resp_err_t err)
 	job_ctx(j, &ctx);
 	if (!j->dead) {
 		PW_LOG_WARN(&ctx, "reply undeliverable to %s: %s", j->out.reply_to,
-			    rd_kafka_err2str(err));
+		            rd_kafka_err2str(err));
 		j->dead = 1;
 		j->out.dlq = PW_DLQ_REPLY_UNDELIVERABLE;
 		return 1;
 	}
 	PW_LOG_ERROR(&ctx, "dead letter undeliverable to %s: %s; record given up",
-		     w->cfg->topic_dlq, rd_kafka_err2str(err));
+	             w->cfg->topic_dlq, rd_kafka_err2str(err));
 	return 0;
 }
 
@@ -236,7 +236,7 @@ static rd_kafka_headers_t *job_headers(const pw_worker *w, const job *j)
 		return NULL;
 	if (j->dead) {
 		snprintf(buf, sizeof(buf), "%s/%d/%lld", j->src_topic, (int)j->partition,
-			 (long long)j->offset);
+		         (long long)j->offset);
 		if (rd_kafka_header_add(h, "error", -1, pw_dlq_reason_code(j->out.dlq), -1) ||
 		    rd_kafka_header_add(h, "source", -1, buf, -1))
 			goto fail;
@@ -267,18 +267,18 @@ static int job_produce(pw_worker *w, job *j)
 			err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
 		} else if (j->dead) {
 			err = rd_kafka_producev(
-				w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq),
-				RD_KAFKA_V_KEY(j->key_len ? j->key : NULL, j->key_len),
-				RD_KAFKA_V_VALUE(j->value_len ? j->value : NULL, j->value_len),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-				RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+			    w->producer, RD_KAFKA_V_TOPIC(w->cfg->topic_dlq),
+			    RD_KAFKA_V_KEY(j->key_len ? j->key : NULL, j->key_len),
+			    RD_KAFKA_V_VALUE(j->value_len ? j->value : NULL, j->value_len),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+			    RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
 		} else {
 			err = rd_kafka_producev(
-				w->producer, RD_KAFKA_V_TOPIC(j->out.reply_to),
-				RD_KAFKA_V_KEY(j->out.request_id, strlen(j->out.request_id)),
-				RD_KAFKA_V_VALUE(j->out.reply, strlen(j->out.reply)),
-				RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-				RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
+			    w->producer, RD_KAFKA_V_TOPIC(j->out.reply_to),
+			    RD_KAFKA_V_KEY(j->out.request_id, strlen(j->out.request_id)),
+			    RD_KAFKA_V_VALUE(j->out.reply, strlen(j->out.reply)),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+			    RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
 		}
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return 0; /* the headers belong to the message now */
@@ -319,7 +319,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		return;
 	}
 	if (w->stopping && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-			    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
+	                    m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
 		/* Shutting down past the deadline: not acknowledged, so not committed;
 		 * the next worker answers it. */
 		pw_offsets_release(w->offsets, j->pending);
@@ -366,17 +366,17 @@ static void set_paused(pw_worker *w)
 	if (rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
 	rd_kafka_resp_err_t err = want ? rd_kafka_pause_partitions(w->consumer, a)
-				       : rd_kafka_resume_partitions(w->consumer, a);
+	                               : rd_kafka_resume_partitions(w->consumer, a);
 	rd_kafka_topic_partition_list_destroy(a);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		PW_LOG_WARN(NULL, "%s partitions failed: %s", want ? "pausing" : "resuming",
-			    rd_kafka_err2str(err));
+		            rd_kafka_err2str(err));
 		return;
 	}
 	w->paused = want;
 	if (want)
 		PW_LOG_INFO(NULL, "consumption paused (%s)",
-			    (w->pause_why & PAUSE_DB) ? "database unreachable" : "in-flight limit");
+		            (w->pause_why & PAUSE_DB) ? "database unreachable" : "in-flight limit");
 	else
 		PW_LOG_INFO(NULL, "consumption resumed");
 }
@@ -392,7 +392,7 @@ static void drop_held(pw_worker *w, const rd_kafka_topic_partition_list_t *parts
 		int revoked = 0;
 		for (int i = 0; i < parts->cnt; i++)
 			revoked |= parts->elems[i].partition == j->partition &&
-				   strcmp(parts->elems[i].topic, j->src_topic) == 0;
+			           strcmp(parts->elems[i].topic, j->src_topic) == 0;
 		if (!revoked) {
 			list_push(&keep, j);
 			continue;
@@ -404,7 +404,7 @@ static void drop_held(pw_worker *w, const rd_kafka_topic_partition_list_t *parts
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	pw_worker *w = opaque;
 	int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
@@ -429,7 +429,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		drop_held(w, parts);
 		for (int i = 0; i < parts->cnt; i++)
 			pw_offsets_revoke(w->offsets, parts->elems[i].topic,
-					  parts->elems[i].partition);
+			                  parts->elems[i].partition);
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -514,8 +514,8 @@ static void retry_held(pw_worker *w)
 				return;
 			}
 			w->db_backoff_ms = w->db_backoff_ms * 2 > DB_BACKOFF_MAX_MS
-						   ? DB_BACKOFF_MAX_MS
-						   : w->db_backoff_ms * 2;
+			                       ? DB_BACKOFF_MAX_MS
+			                       : w->db_backoff_ms * 2;
 			w->db_next_try_us = now_us() + (int64_t)w->db_backoff_ms * 1000;
 			PW_LOG_DEBUG(NULL, "database still unreachable: %s", err);
 			return;
@@ -531,7 +531,7 @@ static void retry_held(pw_worker *w)
 	w->pause_why &= ~PAUSE_DB;
 	if (run_creates(w, jobs, n) == 0) {
 		PW_LOG_INFO(NULL, "database reachable again, resuming (%zu held records answered)",
-			    n);
+		            n);
 		set_paused(w);
 	}
 	free(jobs);
@@ -541,13 +541,13 @@ static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 {
 	const char *topic = rd_kafka_topic_name(m->rkt);
 	pw_topic_kind kind =
-		strcmp(topic, w->cfg->topic_create) == 0 ? PW_TOPIC_CREATE : PW_TOPIC_QUERY;
+	    strcmp(topic, w->cfg->topic_create) == 0 ? PW_TOPIC_CREATE : PW_TOPIC_QUERY;
 	job *j = job_new(w, m);
 
 	if (j == NULL || pw_handle_record(&w->hc, m, kind, &j->out) != PW_OK) {
 		/* Not answered and never stored: the record comes back after a restart. */
 		PW_LOG_ERROR(NULL, "out of memory handling %s/%d/%lld; stopping", topic,
-			     (int)m->partition, (long long)m->offset);
+		             (int)m->partition, (long long)m->offset);
 		w->fatal = 1;
 		if (j != NULL) {
 			pw_offsets_release(w->offsets, j->pending);
@@ -572,8 +572,7 @@ static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 	}
 }
 
-pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr,
-			   size_t errstr_size)
+pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr, size_t errstr_size)
 {
 	pw_status st = PW_E_CONFIG;
 	pw_worker *w = calloc(1, sizeof(*w));
@@ -653,12 +652,12 @@ static void shutdown_in_order(pw_worker *w)
 	}
 	if (dropped)
 		PW_LOG_WARN(NULL, "%zu held creates left for the next worker (database down)",
-			    dropped);
+		            dropped);
 	while (!w->fatal && (j = list_pop(&w->retry)) != NULL)
 		job_produce(w, j);
 	if (rd_kafka_flush(w->producer, w->cfg->shutdown_timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		PW_LOG_WARN(NULL, "replies still unacknowledged at the shutdown deadline; their "
-				  "records will be answered again by the next worker");
+		                  "records will be answered again by the next worker");
 	w->stopping = 1;
 	/* Commits the stored offsets (auto-commit) and leaves the group. */
 	rd_kafka_consumer_close(w->consumer);
@@ -682,7 +681,7 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 	if (st != PW_OK)
 		db_down(w, err);
 	PW_LOG_INFO(NULL, "ready: consuming %s and %s as group %s", w->cfg->topic_create,
-		    w->cfg->topic_query, w->cfg->group_id);
+	            w->cfg->topic_query, w->cfg->group_id);
 
 	while (!*stop && !w->fatal) {
 		job *j;
@@ -692,7 +691,7 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 			job_produce(w, j);
 
 		int full = pw_offsets_inflight(w->offsets) >= (size_t)w->cfg->max_inflight ||
-			   w->bytes >= INFLIGHT_BYTES_MAX;
+		           w->bytes >= INFLIGHT_BYTES_MAX;
 		w->pause_why = full ? (w->pause_why | PAUSE_FULL) : (w->pause_why & ~PAUSE_FULL);
 		set_paused(w);
 
@@ -711,7 +710,7 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 	PW_LOG_INFO(NULL, "stopping: finishing the records in hand");
 	shutdown_in_order(w);
 	PW_LOG_INFO(NULL, "stopped: %lu answered, %lu dead-lettered, %lu database outages",
-		    w->answered, w->dead_letters, w->db_outages);
+	            w->answered, w->dead_letters, w->db_outages);
 	return w->fatal ? 1 : 0;
 }
 

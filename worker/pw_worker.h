@@ -12,7 +12,7 @@ typedef struct pw_worker pw_worker;
 /* Builds the consumer (subscribed to the create and query topics), the producer, the
  * token verifier and the database handle. Does not block on the network. */
 PW_MUST_CHECK pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr,
-					 size_t errstr_size);
+                                         size_t errstr_size);
 
 /* Serves until *stop becomes non-zero or a fatal error, then finishes the records in
  * hand, flushes the producer, commits and closes the consumer. Returns the process

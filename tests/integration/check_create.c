@@ -1,12 +1,12 @@
 /* patient.create end to end: real broker, real database, the worker as shipped. */
-#include <check.h>
-#include <librdkafka/rdkafka.h>
-
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <check.h>
+#include <librdkafka/rdkafka.h>
 
 #include "pw_testkit.h"
 
@@ -15,19 +15,29 @@
 static tk_world world;
 static rd_kafka_t *producer;
 
+/* In the runner's process, once: the worker outlives every case of the TCase. */
 static void world_up(void)
 {
 	tk_world_init(&world, 4);
 	tk_worker_start(&world, NULL);
-	producer = tk_producer();
 }
 
 static void world_down(void)
 {
+	tk_worker_stop(&world, SIGTERM, 15);
+}
+
+/* In each case's own process: librdkafka's threads do not survive a fork. */
+static void producer_up(void)
+{
+	producer = tk_producer();
+}
+
+static void producer_down(void)
+{
 	if (producer)
 		rd_kafka_destroy(producer);
 	producer = NULL;
-	tk_worker_stop(&world, SIGTERM, 15);
 }
 
 /* Reads topic until every key in keys has at least one record, or fails. */
@@ -75,7 +85,7 @@ static void assert_json(const char *json, const char *path, const char *want)
 {
 	char *got = tk_json_get(json, path);
 	ck_assert_msg(got != NULL && strcmp(got, want) == 0, "%s: want %s, got %s in %s", path,
-		      want, got ? got : "(absent)", json);
+	              want, got ? got : "(absent)", json);
 	free(got);
 }
 
@@ -244,9 +254,9 @@ START_TEST(create_errors_are_replied)
 	char *c5a = tk_create_cmd(r[5], tok, "1", NULL);
 	snprintf(c5, sizeof(c5), "%s", c5a);
 	snprintf(c6, sizeof(c6),
-		 "{\"request_id\":\"%s\",\"type\":\"patient.get\",\"token\":\"%s\","
-		 "\"payload\":{\"id\":1}}",
-		 r[6], tok);
+	         "{\"request_id\":\"%s\",\"type\":\"patient.get\",\"token\":\"%s\","
+	         "\"payload\":{\"id\":1}}",
+	         r[6], tok);
 	send_cmd(world.create, c0);
 	send_cmd(world.create, c1);
 	send_cmd(world.create, c2);
@@ -322,16 +332,16 @@ START_TEST(dead_letters_then_valid_command)
 	memset(big, 'x', sizeof(big));
 	memcpy(big, "{\"request_id\":\"", 15);
 	const char *values[6] = {
-		big,
-		"{\"request_id\": \"x\", ",
-		"[1, 2, 3]",
-		"{\"type\": \"patient.create\", \"payload\": {}}",
-		"{\"request_id\": \"has space\", \"type\": \"patient.create\"}",
-		"{\"request_id\": \"ok-id\", \"reply_to\": \"elsewhere\", \"payload\": {}}",
+	    big,
+	    "{\"request_id\": \"x\", ",
+	    "[1, 2, 3]",
+	    "{\"type\": \"patient.create\", \"payload\": {}}",
+	    "{\"request_id\": \"has space\", \"type\": \"patient.create\"}",
+	    "{\"request_id\": \"ok-id\", \"reply_to\": \"elsewhere\", \"payload\": {}}",
 	};
 	size_t lens[6] = {sizeof(big)};
-	const char *codes[6] = {"too_large",	      "malformed_json",	    "not_an_object",
-				"missing_request_id", "invalid_request_id", "reply_to_refused"};
+	const char *codes[6] = {"too_large",          "malformed_json",     "not_an_object",
+	                        "missing_request_id", "invalid_request_id", "reply_to_refused"};
 	tk_records recs = {0};
 	for (int i = 0; i < 6; i++) {
 		tk_unique(k[i], sizeof(k[i]), "dl-");
@@ -349,13 +359,13 @@ START_TEST(dead_letters_then_valid_command)
 	for (int i = 0; i < 6; i++) {
 		const tk_record *d = tk_find(&dl, k[i], NULL);
 		ck_assert_msg(d->hdr_error && strcmp(d->hdr_error, codes[i]) == 0,
-			      "case %d: error header %s, want %s", i, d->hdr_error, codes[i]);
-		ck_assert_msg(d->hdr_source && strncmp(d->hdr_source, world.create,
-						       strlen(world.create)) == 0,
-			      "case %d: source header %s", i, d->hdr_source);
+		              "case %d: error header %s, want %s", i, d->hdr_error, codes[i]);
+		ck_assert_msg(d->hdr_source &&
+		                  strncmp(d->hdr_source, world.create, strlen(world.create)) == 0,
+		              "case %d: source header %s", i, d->hdr_source);
 		ck_assert_uint_eq(d->value_len, lens[i]);
 		ck_assert_msg(memcmp(d->value, values[i], lens[i]) == 0, "case %d: value changed",
-			      i);
+		              i);
 	}
 	free(cmd);
 	free(tok);
@@ -375,10 +385,10 @@ START_TEST(reply_undeliverable_goes_to_dlq)
 	tk_unique(rid, sizeof(rid), "r-");
 	tk_unique(key, sizeof(key), "k-");
 	snprintf(cmd, sizeof(cmd),
-		 "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
-		 "\"reply_to\":\"%s.nobody-listens\",\"payload\":{\"nombre\":\"Ana\","
-		 "\"apellido_paterno\":\"Q\",\"dni\":\"9\",\"fecha_nacimiento\":\"1990-01-01\"}}",
-		 rid, tok, world.replies);
+	         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
+	         "\"reply_to\":\"%s.nobody-listens\",\"payload\":{\"nombre\":\"Ana\","
+	         "\"apellido_paterno\":\"Q\",\"dni\":\"9\",\"fecha_nacimiento\":\"1990-01-01\"}}",
+	         rid, tok, world.replies);
 	tk_send(producer, world.create, key, cmd, strlen(cmd), NULL);
 	const char *keys[] = {key};
 	await_keys(world.dlq, keys, 1, &dl);
@@ -402,19 +412,19 @@ START_TEST(rls_hides_other_owners)
 	send_cmd(world.create, cmd);
 	assert_json(reply_for(rid, &recs)->value, "status", "201");
 	snprintf(sql, sizeof(sql),
-		 "BEGIN; SET LOCAL ROLE patients_app;"
-		 " SELECT set_config('app.owner_id', 'bob-%s@example.com', true);"
-		 " SELECT count(*) FROM patients WHERE owner_id = '%s';",
-		 rid, a);
+	         "BEGIN; SET LOCAL ROLE patients_app;"
+	         " SELECT set_config('app.owner_id', 'bob-%s@example.com', true);"
+	         " SELECT count(*) FROM patients WHERE owner_id = '%s';",
+	         rid, a);
 	/* tk_sql returns the first row of the last result of the batch. */
 	char *n = tk_sql(sql);
 	ck_assert_str_eq(n, "0");
 	free(n);
 	snprintf(sql, sizeof(sql),
-		 "BEGIN; SET LOCAL ROLE patients_app;"
-		 " SELECT set_config('app.owner_id', '%s', true);"
-		 " SELECT count(*) FROM patients WHERE owner_id = '%s';",
-		 a, a);
+	         "BEGIN; SET LOCAL ROLE patients_app;"
+	         " SELECT set_config('app.owner_id', '%s', true);"
+	         " SELECT count(*) FROM patients WHERE owner_id = '%s';",
+	         a, a);
 	n = tk_sql(sql);
 	ck_assert_str_eq(n, "1");
 	free(n);
@@ -449,9 +459,8 @@ START_TEST(kill_mid_load_loses_nothing)
 		snprintf(rid, sizeof(rid), "%s-%d", prefix, i);
 		snprintf(dni, sizeof(dni), "%d", 100000 + i);
 		char *cmd = tk_create_cmd(rid, tok, dni, NULL);
-		rd_kafka_producev(p, RD_KAFKA_V_TOPIC(w.create),
-				  RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
-				  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		rd_kafka_producev(p, RD_KAFKA_V_TOPIC(w.create), RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
+		                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		free(cmd);
 		rd_kafka_poll(p, 0);
 	}
@@ -548,6 +557,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("create");
 	TCase *tc = tcase_create("contract");
 	tcase_add_unchecked_fixture(tc, world_up, world_down);
+	tcase_add_checked_fixture(tc, producer_up, producer_down);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, create_201_owner_from_token);
 	tcase_add_test(tc, create_repeat_is_idempotent);

@@ -3,11 +3,11 @@
 #ifndef PW_TESTKIT_H
 #define PW_TESTKIT_H
 
-#include <librdkafka/rdkafka.h>
-
-#include <jansson.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
 
 #define TK_SECRET "integration-test-secret-0123456789abcdef"
 
@@ -52,11 +52,11 @@ rd_kafka_t *tk_producer(void);
 /* Produces one record and waits for its acknowledgement (10 s). headers may be NULL:
  * otherwise pairs of name, value, NULL-terminated. */
 void tk_send(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,
-	     const char *const *headers);
+             const char *const *headers);
 
 /* A create command for request_id with the given dni, signed for sub. Caller frees. */
 char *tk_create_cmd(const char *request_id, const char *token, const char *dni,
-		    const char *extra_payload_json);
+                    const char *extra_payload_json);
 
 /* A consumer that reads topic from the beginning (no group). */
 rd_kafka_t *tk_reader(const char *topic);

@@ -1,0 +1,75 @@
+#!/bin/sh
+# Install every Debian 12 package needed to build, test and run patient-worker
+# and its throwaway local stack (scripts/stack.sh).
+#
+# Idempotent and cheap on a warm machine: if dpkg already reports every
+# package as installed we never touch apt (apt-get update alone costs seconds
+# and needs the network).  CI runs this on fresh machines, so this list is the
+# single source of truth - anything a script or test needs must be here.
+set -eu
+
+PACKAGES="
+build-essential
+cmake
+pkg-config
+librdkafka-dev
+libpq-dev
+libjansson-dev
+libjwt-dev
+libssl-dev
+check
+postgresql-15
+postgresql-client-15
+openjdk-17-jre-headless
+maven
+clang-format
+valgrind
+ca-certificates
+procps
+iproute2
+util-linux
+coreutils
+"
+# Why the less obvious ones are here:
+#   openjdk-17-jre-headless, maven: stack.sh fetches and runs a real Kafka
+#       broker from Maven Central (scripts/kafka/pom.xml).
+#   ca-certificates: Maven needs it to talk HTTPS to Maven Central.
+#   procps (ps, pgrep), iproute2 (ss: free-port search), util-linux
+#       (runuser, setsid), coreutils (timeout, mktemp): used by stack.sh.
+
+missing=""
+for pkg in $PACKAGES; do
+	# "install ok installed" is the only state in which the package is usable;
+	# half-configured or removed-but-config-left states count as missing.
+	status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+	if [ "$status" != "install ok installed" ]; then
+		missing="$missing $pkg"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	echo "install-deps: all packages already installed"
+	exit 0
+fi
+
+echo "install-deps: installing:$missing"
+
+# Root runs apt directly; otherwise go through sudo if it exists.
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO="sudo"
+else
+	echo "install-deps: not root and sudo is not available; install as root:" >&2
+	echo "   $missing" >&2
+	exit 1
+fi
+
+# The full list (not just $missing) keeps the install command reproducible;
+# apt skips what is already there.  --no-install-recommends keeps the JRE and
+# PostgreSQL from dragging in X11/doc packages.
+$SUDO apt-get update
+# shellcheck disable=SC2086  # word splitting of the list is intended
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES
+
+echo "install-deps: done"

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -44,7 +45,8 @@ static void producer_down(void)
 static void await_keys(const char *topic, const char *const *keys, size_t n, tk_records *out)
 {
 	rd_kafka_t *c = tk_reader(topic);
-	for (int t = 0; t < 60; t++) {
+	time_t end = time(NULL) + 60;
+	while (time(NULL) < end) {
 		size_t found = 0;
 		for (size_t i = 0; i < n; i++)
 			found += tk_find(out, keys[i], NULL) != NULL;
@@ -135,7 +137,7 @@ START_TEST(create_repeat_is_idempotent)
 	reply_for(rid, &recs);
 	send_cmd(world.create, cmd);
 	rd_kafka_t *c = tk_reader(world.replies);
-	for (int t = 0; t < 60 && count < 2; t++) {
+	for (time_t end = time(NULL) + 60; time(NULL) < end && count < 2;) {
 		tk_read(c, &recs, recs.n + 1, 1);
 		tk_find(&recs, rid, &count);
 	}
@@ -172,7 +174,7 @@ START_TEST(create_same_request_other_payload_409)
 	send_cmd(world.create, b);
 	size_t count = 0;
 	rd_kafka_t *c = tk_reader(world.replies);
-	for (int t = 0; t < 60 && count < 2; t++) {
+	for (time_t end = time(NULL) + 60; time(NULL) < end && count < 2;) {
 		tk_read(c, &recs, recs.n + 1, 1);
 		tk_find(&recs, rid, &count);
 	}
@@ -467,13 +469,13 @@ START_TEST(kill_mid_load_loses_nothing)
 	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
 	/* Kill once some but not all are answered. */
 	rd_kafka_t *c = tk_reader(w.replies);
-	for (int t = 0; t < 600 && recs.n < 50; t++)
+	for (time_t end = time(NULL) + 60; time(NULL) < end && recs.n < 50;)
 		tk_read(c, &recs, 50, 1);
 	ck_assert_msg(recs.n >= 50, "no progress before the kill");
 	ck_assert_msg(recs.n < N, "all answered before the kill: the test proves nothing");
 	tk_worker_stop(&w, SIGKILL, 5);
 	tk_worker_start(&w, NULL);
-	for (int t = 0; t < 120; t++) {
+	for (time_t end = time(NULL) + 120; time(NULL) < end;) {
 		size_t answered = 0;
 		for (int i = 0; i < N; i++) {
 			snprintf(rid, sizeof(rid), "%s-%d", prefix, i);
@@ -526,7 +528,7 @@ START_TEST(sigterm_exits_zero_and_commits)
 	char *cmd = tk_create_cmd(rid, tok, "777", NULL);
 	tk_send(p, w.create, NULL, cmd, strlen(cmd), NULL);
 	rd_kafka_t *c = tk_reader(w.replies);
-	for (int t = 0; t < 60 && tk_find(&recs, rid, NULL) == NULL; t++)
+	for (time_t end = time(NULL) + 60; time(NULL) < end && tk_find(&recs, rid, NULL) == NULL;)
 		tk_read(c, &recs, recs.n + 1, 1);
 	ck_assert_ptr_nonnull(tk_find(&recs, rid, NULL));
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
@@ -535,7 +537,7 @@ START_TEST(sigterm_exits_zero_and_commits)
 	tk_unique(rid2, sizeof(rid2), "r-");
 	char *cmd2 = tk_create_cmd(rid2, tok, "778", NULL);
 	tk_send(p, w.create, NULL, cmd2, strlen(cmd2), NULL);
-	for (int t = 0; t < 60 && tk_find(&recs, rid2, NULL) == NULL; t++)
+	for (time_t end = time(NULL) + 60; time(NULL) < end && tk_find(&recs, rid2, NULL) == NULL;)
 		tk_read(c, &recs, recs.n + 1, 1);
 	ck_assert_ptr_nonnull(tk_find(&recs, rid2, NULL));
 	size_t count;

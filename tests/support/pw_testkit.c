@@ -138,12 +138,13 @@ void tk_dump_log(const tk_world *w)
 	fclose(f);
 }
 
-void tk_worker_start(tk_world *w, const char *const *extra_env)
+void tk_worker_spawn(tk_world *w, const char *const *extra_env)
 {
 	const char *bin = tk_env("PW_WORKER_BIN");
-	size_t from = file_size(w->log_path);
-	pid_t pid = fork();
+	pid_t pid;
 
+	w->log_from = file_size(w->log_path);
+	pid = fork();
 	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		int fd = open(w->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -171,13 +172,41 @@ void tk_worker_start(tk_world *w, const char *const *extra_env)
 		_exit(127);
 	}
 	w->worker = pid;
+}
+
+int tk_log_wait(const tk_world *w, const char *needle, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 10; i++) {
+		if (log_has(w->log_path, w->log_from, needle))
+			return 1;
+		sleep_ms(100);
+	}
+	return 0;
+}
+
+int tk_worker_wait_exit(tk_world *w, int timeout_s)
+{
+	int status;
+	for (int i = 0; i < timeout_s * 10; i++) {
+		if (waitpid(w->worker, &status, WNOHANG) == w->worker) {
+			w->worker = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		sleep_ms(100);
+	}
+	return -1;
+}
+
+void tk_worker_start(tk_world *w, const char *const *extra_env)
+{
+	tk_worker_spawn(w, extra_env);
 	/* "partitions assigned": the group has given it work, so what we send next is
 	 * consumed by it (or by a peer already in the group). */
 	for (int i = 0; i < 600; i++) {
-		if (log_has(w->log_path, from, "partitions assigned"))
+		if (log_has(w->log_path, w->log_from, "partitions assigned"))
 			return;
 		int status;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
+		if (waitpid(w->worker, &status, WNOHANG) == w->worker) {
 			tk_dump_log(w);
 			w->worker = 0;
 			ck_abort_msg("worker exited during start-up (status %d)", status);
@@ -188,19 +217,23 @@ void tk_worker_start(tk_world *w, const char *const *extra_env)
 	ck_abort_msg("worker did not get partitions within 60 s");
 }
 
+void tk_stack(const char *action)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s/scripts/stack.sh %s >&2", tk_env("PW_SOURCE_DIR"), action);
+	int rc = system(cmd);
+	ck_assert_msg(rc == 0, "stack.sh %s failed (%d)", action, rc);
+}
+
 int tk_worker_stop(tk_world *w, int sig, int timeout_s)
 {
 	int status;
 	if (w->worker <= 0)
 		return -1;
 	kill(w->worker, sig);
-	for (int i = 0; i < timeout_s * 10; i++) {
-		if (waitpid(w->worker, &status, WNOHANG) == w->worker) {
-			w->worker = 0;
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		}
-		sleep_ms(100);
-	}
+	int rc = tk_worker_wait_exit(w, timeout_s);
+	if (rc >= 0)
+		return rc;
 	kill(w->worker, SIGKILL);
 	waitpid(w->worker, &status, 0);
 	w->worker = 0;

@@ -16,6 +16,7 @@ typedef struct tk_world {
 	char id[64];
 	char create[96], query[96], replies[96], dlq[96], group[96];
 	char log_path[256];
+	size_t log_from; /**< size of the log when the current worker started */
 	pid_t worker;
 } tk_world;
 
@@ -34,6 +35,18 @@ void tk_create_topic(const char *name, int partitions, int log_append);
 /* Starts patient-worker run for the world, with extra "NAME=value" settings (NULL
  * terminated). Its stderr goes to w->log_path. Waits until it logs "ready". */
 void tk_worker_start(tk_world *w, const char *const *extra_env);
+
+/* Starts the worker without waiting for anything. */
+void tk_worker_spawn(tk_world *w, const char *const *extra_env);
+
+/* Waits up to timeout_s for the current worker's log to hold needle; 1 when it does. */
+int tk_log_wait(const tk_world *w, const char *needle, int timeout_s);
+
+/* Waits up to timeout_s for the worker to exit; its status, or -1 (still running). */
+int tk_worker_wait_exit(tk_world *w, int timeout_s);
+
+/* Runs scripts/stack.sh with action (pg-stop, pg-start, ...); fails the test if it fails. */
+void tk_stack(const char *action);
 
 /* Sends sig and waits up to timeout_s for exit; returns the exit status, or -1 and
  * SIGKILLs it when it did not exit in time. */

@@ -186,7 +186,9 @@ int main(int argc, char **argv)
 	}
 	/* Only the settings a client needs; its own flags are not the worker's. */
 	char *none[] = {argv[0]};
-	unsigned need = strcmp(argv[1], "create") == 0 ? PW_CFG_NEED_KAFKA : 0;
+	unsigned need = strcmp(argv[1], "create") == 0  ? PW_CFG_NEED_KAFKA
+	                : strcmp(argv[1], "token") == 0 ? PW_CFG_NEED_JWT
+	                                                : 0;
 	if (pw_config_load(&cfg, 1, none, need, stderr) != PW_OK) {
 		pw_config_free(&cfg);
 		return 2;

@@ -191,7 +191,7 @@ START_TEST(database_outage_pauses_and_resumes)
 		rd_kafka_destroy(c);
 		for (int i = N / 2 + 1; i < N; i++)
 			ck_assert_msg(tk_find(&during, ids[i], NULL) == NULL,
-				      "%s answered while the database was down", ids[i]);
+			              "%s answered while the database was down", ids[i]);
 		tk_records_free(&during);
 	}
 	tk_stack("pg-start");

@@ -41,25 +41,9 @@ static void producer_down(void)
 	producer = NULL;
 }
 
-/* Reads topic until every key in keys has at least one record, or fails. */
 static void await_keys(const char *topic, const char *const *keys, size_t n, tk_records *out)
 {
-	rd_kafka_t *c = tk_reader(topic);
-	time_t end = time(NULL) + 60;
-	while (time(NULL) < end) {
-		size_t found = 0;
-		for (size_t i = 0; i < n; i++)
-			found += tk_find(out, keys[i], NULL) != NULL;
-		if (found == n)
-			break;
-		tk_read(c, out, out->n + 1, 1);
-	}
-	rd_kafka_destroy(c);
-	for (size_t i = 0; i < n; i++)
-		if (tk_find(out, keys[i], NULL) == NULL) {
-			tk_dump_log(&world);
-			ck_abort_msg("no record keyed %s on %s within 60 s", keys[i], topic);
-		}
+	tk_await(&world, topic, keys, n, out);
 }
 
 static const tk_record *reply_for(const char *request_id, tk_records *recs)
@@ -74,15 +58,6 @@ static void send_cmd(const char *topic, const char *value)
 	tk_send(producer, topic, NULL, value, strlen(value), NULL);
 }
 
-static char *owner(const char *tag)
-{
-	char buf[128], *s;
-	tk_unique(buf, sizeof(buf), tag);
-	s = malloc(strlen(buf) + 20);
-	sprintf(s, "%s@example.com", buf);
-	return s;
-}
-
 static void assert_json(const char *json, const char *path, const char *want)
 {
 	char *got = tk_json_get(json, path);
@@ -93,7 +68,7 @@ static void assert_json(const char *json, const char *path, const char *want)
 
 START_TEST(create_201_owner_from_token)
 {
-	char *alice = owner("alice");
+	char *alice = tk_owner("alice");
 	char *tok = tk_token(alice, 3600, NULL);
 	char rid[64];
 	tk_records recs = {0};
@@ -126,7 +101,7 @@ END_TEST
 
 START_TEST(create_repeat_is_idempotent)
 {
-	char *o = owner("idem");
+	char *o = tk_owner("idem");
 	char *tok = tk_token(o, 3600, NULL);
 	char rid[64], sql[512];
 	tk_records recs = {0};
@@ -161,7 +136,7 @@ END_TEST
 
 START_TEST(create_same_request_other_payload_409)
 {
-	char *o = owner("idc");
+	char *o = tk_owner("idc");
 	char *tok = tk_token(o, 3600, NULL);
 	char rid[64];
 	tk_records recs = {0};
@@ -196,7 +171,7 @@ END_TEST
 
 START_TEST(create_dni_unique_per_owner)
 {
-	char *a = owner("dnia"), *b = owner("dnib");
+	char *a = tk_owner("dnia"), *b = tk_owner("dnib");
 	char *ta = tk_token(a, 3600, NULL), *tb = tk_token(b, 3600, NULL);
 	char r1[64], r2[64], r3[64];
 	tk_records recs = {0};
@@ -231,7 +206,7 @@ END_TEST
 /* Token, type and payload problems get replies, in the contract's order. */
 START_TEST(create_errors_are_replied)
 {
-	char *o = owner("err");
+	char *o = tk_owner("err");
 	char *tok = tk_token(o, 3600, NULL);
 	char *expired = tk_token(o, -3600, NULL);
 	char *no_sub = tk_token(NULL, 3600, NULL);
@@ -304,7 +279,7 @@ END_TEST
 
 START_TEST(create_token_from_authorization_header)
 {
-	char *o = owner("hdr");
+	char *o = tk_owner("hdr");
 	char *tok = tk_token(o, 3600, NULL);
 	char rid[64], bearer[2048];
 	tk_records recs = {0};
@@ -327,7 +302,7 @@ END_TEST
  * and the valid command sent after them is still answered. */
 START_TEST(dead_letters_then_valid_command)
 {
-	char *o = owner("dlq");
+	char *o = tk_owner("dlq");
 	char *tok = tk_token(o, 3600, NULL);
 	char k[6][64], rid[64];
 	char big[70000];
@@ -380,7 +355,7 @@ END_TEST
 /* A reply_to inside the prefix whose topic does not exist: reply_undeliverable. */
 START_TEST(reply_undeliverable_goes_to_dlq)
 {
-	char *o = owner("undl");
+	char *o = tk_owner("undl");
 	char *tok = tk_token(o, 3600, NULL);
 	char rid[64], key[64], cmd[2048];
 	tk_records dl = {0};
@@ -405,7 +380,7 @@ END_TEST
 /* Row-level security on its own: as patients_app, owner B sees none of A's rows. */
 START_TEST(rls_hides_other_owners)
 {
-	char *a = owner("rlsa");
+	char *a = tk_owner("rlsa");
 	char *tok = tk_token(a, 3600, NULL);
 	char rid[64], sql[1024];
 	tk_records recs = {0};
@@ -448,7 +423,7 @@ START_TEST(kill_mid_load_loses_nothing)
 {
 	tk_world w;
 	enum { N = 1000 };
-	char *o = owner("kill");
+	char *o = tk_owner("kill");
 	char *tok = tk_token(o, 3600, NULL);
 	char prefix[64], rid[96], dni[32], sql[256];
 	tk_records recs = {0};
@@ -516,7 +491,7 @@ END_TEST
 START_TEST(sigterm_exits_zero_and_commits)
 {
 	tk_world w;
-	char *o = owner("term");
+	char *o = tk_owner("term");
 	char *tok = tk_token(o, 3600, NULL);
 	char rid[64], rid2[64];
 	tk_records recs = {0};

@@ -446,3 +446,34 @@ char *tk_json_get(const char *json, const char *path)
 	json_decref(root);
 	return out;
 }
+
+char *tk_owner(const char *tag)
+{
+	char buf[128];
+	char *s = malloc(sizeof(buf) + 16);
+	ck_assert_ptr_nonnull(s);
+	tk_unique(buf, sizeof(buf), tag);
+	snprintf(s, sizeof(buf) + 16, "%s@example.com", buf);
+	return s;
+}
+
+void tk_await(const tk_world *w, const char *topic, const char *const *keys, size_t n,
+              tk_records *out)
+{
+	rd_kafka_t *c = tk_reader(topic);
+	time_t end = time(NULL) + 60;
+	while (time(NULL) < end) {
+		size_t found = 0;
+		for (size_t i = 0; i < n; i++)
+			found += tk_find(out, keys[i], NULL) != NULL;
+		if (found == n)
+			break;
+		tk_read(c, out, out->n + 1, 1);
+	}
+	rd_kafka_destroy(c);
+	for (size_t i = 0; i < n; i++)
+		if (tk_find(out, keys[i], NULL) == NULL) {
+			tk_dump_log(w);
+			ck_abort_msg("no record keyed %s on %s within 60 s", keys[i], topic);
+		}
+}

@@ -98,6 +98,14 @@ const tk_record *tk_find(const tk_records *recs, const char *key, size_t *count)
 
 void tk_records_free(tk_records *r);
 
+/* A unique owner email with tag in it. Caller frees. */
+char *tk_owner(const char *tag);
+
+/* Reads topic (from the beginning) into out until every key has a record, for up to
+ * 60 s; fails the test, dumping w's worker log, when one is missing. */
+void tk_await(const tk_world *w, const char *topic, const char *const *keys, size_t n,
+              tk_records *out);
+
 /* Runs SQL as the stack's admin user and returns the first column of the first row
  * (caller frees), or NULL when no row. Fails the test on error. */
 char *tk_sql(const char *sql);

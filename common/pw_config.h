@@ -35,6 +35,7 @@ typedef struct pw_config {
 	int max_inflight;        /**< records read but not yet acknowledged, at most */
 	int shutdown_timeout_ms; /**< how long SIGTERM waits for replies in flight */
 	char *log_level;
+	char *cursor_secret; /**< secret; NULL: a random key per process */
 
 	/* Derived at load time. */
 	unsigned char *jwt_key; /**< secret bytes or PEM text, NUL-terminated */

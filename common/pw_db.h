@@ -1,23 +1,43 @@
-/* The worker's database session: SET ROLE-d, tenant-scoped transactions, outage-aware. */
+/* The worker's database session: SET ROLE-d, tenant-scoped transactions that do each
+ * command's work and write its audit row together, outage-aware. */
 #ifndef PW_DB_H
 #define PW_DB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pw_config.h"
+#include "pw_cursor.h"
 #include "pw_patient.h"
+#include "pw_query.h"
 #include "pw_status.h"
 
 typedef struct pw_db pw_db;
 
-/* One create to run: inputs borrowed, the reply filled in by pw_db_create_batch. */
-typedef struct pw_create_item {
-	const char *owner;
+typedef enum pw_db_kind {
+	PW_DB_CREATE = 0,
+	PW_DB_GET,
+	PW_DB_LIST,
+	PW_DB_AUDIT_ONLY, /**< the reply is already decided (an error): record it */
+} pw_db_kind;
+
+/* One answered command. Inputs are borrowed; reply is owned by the item. */
+typedef struct pw_db_item {
+	pw_db_kind kind;
+	const char *owner; /**< "" when the caller was not authenticated */
 	const char *request_id;
-	const pw_patient_input *in;
-	int status;  /**< out: reply status, 0 while unanswered */
-	char *reply; /**< out: reply JSON (owned by the item; free it), NULL while unanswered */
-} pw_create_item;
+	const char *command_type; /**< for the audit row: "patient.create", ... */
+	const char *src_topic;
+	int32_t src_partition;
+	int64_t src_offset;
+	int64_t command_time;            /**< Unix seconds */
+	const pw_patient_input *in;      /**< PW_DB_CREATE */
+	const pw_query *query;           /**< PW_DB_GET, PW_DB_LIST */
+	const pw_cursor_key *cursor_key; /**< PW_DB_LIST: to sign next_cursor */
+	int status;                      /**< out (in for PW_DB_AUDIT_ONLY): reply status */
+	char *reply;                     /**< out (in for PW_DB_AUDIT_ONLY): reply JSON, owned */
+	int done;                        /**< out: committed; the reply may be sent */
+} pw_db_item;
 
 /* Allocates the handle; does not connect. cfg must outlive it. */
 PW_MUST_CHECK pw_status pw_db_create(const pw_config *cfg, pw_db **out);
@@ -32,15 +52,18 @@ PW_MUST_CHECK pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_siz
 /* 1 when the session is connected (as far as libpq knows). */
 int pw_db_connected(const pw_db *db);
 
-/* Runs the creates, each with its own outcome (201, 409 conflict, the stored reply of a
- * repeat, 409 idempotency_conflict, 500 internal). Items that already have a reply are
- * skipped, so after PW_E_RETRY (the database went away) the caller reconnects and calls
- * again with the same items: those answered stay answered, the rest are retried; no
+/* Runs the items, each in its own transaction with its audit row, each with its own
+ * outcome (201, 409 conflict, the stored reply of a repeat, 409 idempotency_conflict,
+ * 200, 404, 500 internal). Items already done are skipped, so after PW_E_RETRY (the
+ * database went away) the caller reconnects and calls again with the same items: no
  * item is ever answered twice differently. Blocks. */
-PW_MUST_CHECK pw_status pw_db_create_batch(pw_db *db, pw_create_item *items, size_t n, char *errstr,
-                                           size_t errstr_size);
+PW_MUST_CHECK pw_status pw_db_run(pw_db *db, pw_db_item *items, size_t n, char *errstr,
+                                  size_t errstr_size);
 
-/* Frees the replies of the items and zeroes their outputs. */
-void pw_db_items_clear(pw_create_item *items, size_t n);
+/* Frees the replies of the items and resets their outputs. */
+void pw_db_items_clear(pw_db_item *items, size_t n);
+
+/* The raw session, for tools that run their own read-only SQL (replay --verify). */
+struct pg_conn *pw_db_conn(pw_db *db);
 
 #endif

@@ -224,7 +224,7 @@ pg_setup() {
 	# tests connect as postgres without a password.  Never use this for
 	# anything that outlives a test run.  --no-sync: the cluster is disposable.
 	as_pg "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 \
-		--locale=C --no-sync --no-instructions >"$STATE/initdb.log" 2>&1 ||
+		--locale=C.UTF-8 --no-sync --no-instructions >"$STATE/initdb.log" 2>&1 ||
 		{
 			tail -20 "$STATE/initdb.log" >&2
 			die "initdb failed"

@@ -1,10 +1,14 @@
 /* patient-worker: `migrate` applies the schema, `run` serves commands until SIGTERM. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "pw_config.h"
+#include "pw_cursor.h"
 #include "pw_log.h"
 #include "pw_migrate.h"
 #include "pw_worker.h"
@@ -54,25 +58,65 @@ static int cmd_migrate(const pw_config *cfg)
 	return 0;
 }
 
+typedef struct lane_run {
+	pw_worker *w;
+	int rc;
+} lane_run;
+
+static void *query_lane(void *arg)
+{
+	lane_run *l = arg;
+	l->rc = pw_worker_run(l->w, &stop_requested);
+	stop_requested = 1; /* a lane that ends takes the process down with it */
+	return NULL;
+}
+
+/* Two lanes, creates on the main thread and queries on their own, each with its own
+ * consumer, producer and database session: a query never waits behind a bulk load. */
 static int cmd_run(const pw_config *cfg)
 {
 	char err[512] = "";
-	pw_worker *w = NULL;
-	int rc;
+	pw_worker *creates = NULL;
+	lane_run queries = {NULL, 0};
+	pw_cursor_key key;
+	pthread_t th;
+	int generated, rc;
+	pw_status st;
 
 	if (setup_signals() != 0) {
 		PW_LOG_ERROR(NULL, "cannot install signal handlers");
 		return 1;
 	}
 	pw_config_log(cfg);
-	pw_status st = pw_worker_create(cfg, &w, err, sizeof(err));
+	if (pw_cursor_key_init(&key, cfg->cursor_secret, &generated) != PW_OK) {
+		fprintf(stderr, "CURSOR_SECRET: cannot derive or generate a key\n");
+		return 2;
+	}
+	if (generated)
+		PW_LOG_WARN(NULL, "CURSOR_SECRET unset: generated a random cursor key; "
+		                  "patient.list cursors will not survive a restart or work on "
+		                  "other workers");
+	st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, &creates, err, sizeof(err));
+	if (st == PW_OK)
+		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, &queries.w, err, sizeof(err));
 	if (st != PW_OK) {
 		fprintf(stderr, "%s\n", err[0] ? err : "cannot start the worker");
+		pw_worker_destroy(creates);
 		return st == PW_E_CONFIG ? 2 : 1;
 	}
-	rc = pw_worker_run(w, &stop_requested);
-	pw_worker_destroy(w);
-	return rc;
+	if (pthread_create(&th, NULL, query_lane, &queries) != 0) {
+		PW_LOG_ERROR(NULL, "cannot start the query lane");
+		pw_worker_destroy(creates);
+		pw_worker_destroy(queries.w);
+		return 1;
+	}
+	rc = pw_worker_run(creates, &stop_requested);
+	stop_requested = 1;
+	pthread_join(th, NULL);
+	pw_worker_destroy(creates);
+	pw_worker_destroy(queries.w);
+	OPENSSL_cleanse(&key, sizeof(key));
+	return rc > queries.rc ? rc : queries.rc;
 }
 
 int main(int argc, char **argv)

@@ -28,13 +28,15 @@ void pw_outcome_clear(pw_outcome *out)
 	free(out->reply_to);
 	free(out->reply);
 	pw_patient_input_clear(&out->in);
+	pw_query_clear(&out->query);
 	memset(out, 0, sizeof(*out));
 }
 
 static pw_status reply(pw_outcome *out, int status, const char *code, const char *msg,
                        json_t *fields)
 {
-	out->kind = PW_OUT_REPLY;
+	out->kind = PW_OUT_DB;
+	out->db_kind = PW_DB_AUDIT_ONLY;
 	out->status = status;
 	out->reply = pw_reply_error(out->request_id, status, code, msg, fields);
 	return out->reply ? PW_OK : PW_E_NOMEM;
@@ -74,6 +76,17 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	}
 
 	int64_t now = pw_command_time(m, &log_append);
+	out->command_time = now;
+	out->log_append_time = log_append;
+	{
+		json_t *t = json_object_get(env->root, "type");
+		const char *name = json_is_string(t) ? json_string_value(t) : "";
+		snprintf(out->command_type, sizeof(out->command_type), "%s",
+		         strcmp(name, "patient.create") == 0 || strcmp(name, "patient.get") == 0 ||
+		                 strcmp(name, "patient.list") == 0
+		             ? name
+		             : "unknown");
+	}
 	if (env->token_not_string) {
 		st = reply(out, 401, "unauthorized", "token must be a string", NULL);
 		goto out;
@@ -96,9 +109,17 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 		goto out;
 	}
 	if (type != PW_CMD_CREATE) {
-		/* patient.get and patient.list come with the query path (issue 3). */
-		st = reply(out, 400, "invalid_request", "this command type is not supported yet",
-		           NULL);
+		st = pw_query_validate(payload, type == PW_CMD_LIST, hc->cursor_key, out->owner,
+		                       &out->query, &fields);
+		if (st == PW_E_INVALID) {
+			st = reply(out, 400, "validation_failed", "the payload has invalid fields",
+			           fields);
+			goto out;
+		}
+		if (st != PW_OK)
+			goto out;
+		out->kind = PW_OUT_DB;
+		out->db_kind = type == PW_CMD_LIST ? PW_DB_LIST : PW_DB_GET;
 		goto out;
 	}
 	st = pw_patient_validate(payload, now, &out->in, &fields);
@@ -108,7 +129,8 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	}
 	if (st != PW_OK)
 		goto out;
-	out->kind = PW_OUT_CREATE;
+	out->kind = PW_OUT_DB;
+	out->db_kind = PW_DB_CREATE;
 out:
 	json_decref(fields);
 	pw_envelope_destroy(env);

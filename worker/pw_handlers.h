@@ -9,31 +9,38 @@
 #include <librdkafka/rdkafka.h>
 
 #include "pw_config.h"
+#include "pw_db.h"
 #include "pw_envelope.h"
 #include "pw_jwt.h"
 #include "pw_patient.h"
+#include "pw_query.h"
 #include "pw_status.h"
 
 typedef enum pw_outcome_kind {
 	PW_OUT_DLQ = 0, /**< no reply can be addressed: dead-letter the record */
-	PW_OUT_REPLY,   /**< answered without the database (errors) */
-	PW_OUT_CREATE,  /**< a valid create: run it, then reply */
+	PW_OUT_DB,      /**< answered through the database (work and audit row) */
 } pw_outcome_kind;
 
 typedef struct pw_outcome {
 	pw_outcome_kind kind;
-	pw_dlq_reason dlq; /**< PW_OUT_DLQ */
-	char *request_id;  /**< owned; NULL for a dead letter */
-	char *reply_to;    /**< owned; NULL for a dead letter */
-	int status;        /**< PW_OUT_REPLY */
-	char *reply;       /**< owned; PW_OUT_REPLY */
-	char owner[PW_OWNER_MAX + 1];
-	pw_patient_input in; /**< PW_OUT_CREATE */
+	pw_dlq_reason dlq;            /**< PW_OUT_DLQ */
+	pw_db_kind db_kind;           /**< PW_OUT_DB: PW_DB_AUDIT_ONLY when the reply is an error */
+	char *request_id;             /**< owned; NULL for a dead letter */
+	char *reply_to;               /**< owned; NULL for a dead letter */
+	char command_type[32];        /**< for the audit row: the type asked, or "unknown" */
+	int64_t command_time;         /**< Unix seconds: append time, else when taken */
+	int log_append_time;          /**< command_time is the broker's append time */
+	int status;                   /**< the reply's, once decided */
+	char *reply;                  /**< owned; decided here for errors, else by the database */
+	char owner[PW_OWNER_MAX + 1]; /**< "" when the token was refused */
+	pw_patient_input in;          /**< PW_DB_CREATE */
+	pw_query query;               /**< PW_DB_GET, PW_DB_LIST */
 } pw_outcome;
 
 typedef struct pw_handler_ctx {
 	const pw_config *cfg;
 	const pw_jwt_verifier *jwt;
+	const pw_cursor_key *cursor_key;
 } pw_handler_ctx;
 
 /* The time a command is judged at: the broker's append time when the record has one,

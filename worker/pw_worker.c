@@ -52,6 +52,9 @@ typedef struct job_list {
 
 struct pw_worker {
 	const pw_config *cfg;
+	pw_topic_kind lane; /**< which command topic this instance serves */
+	const char *name;   /**< "create" or "query", for logs */
+	const char *topic;
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer;
 	pw_db *db;
@@ -418,7 +421,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			r = rd_kafka_assign(rk, parts);
 		if (w->paused)
 			rd_kafka_pause_partitions(rk, parts);
-		PW_LOG_INFO(NULL, "partitions assigned: %d", parts->cnt);
+		PW_LOG_INFO(NULL, "%s lane: partitions assigned: %d", w->name, parts->cnt);
 	} else {
 		if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
 			/* Let replies in flight be acknowledged and their offsets committed
@@ -434,7 +437,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			e = rd_kafka_incremental_unassign(rk, parts);
 		else
 			r = rd_kafka_assign(rk, NULL);
-		PW_LOG_INFO(NULL, "partitions revoked: %d", parts->cnt);
+		PW_LOG_INFO(NULL, "%s lane: partitions revoked: %d", w->name, parts->cnt);
 	}
 	if (e != NULL) {
 		PW_LOG_ERROR(NULL, "rebalance failed: %s", rd_kafka_error_string(e));
@@ -456,11 +459,12 @@ static void db_down(pw_worker *w, const char *why)
 	set_paused(w);
 }
 
-/* Runs the given creates and produces their replies. Returns -1 when the database is
- * down (the jobs are then on the held list, in order). */
-static int run_creates(pw_worker *w, job **jobs, size_t n)
+/* Runs the jobs' database work (and audit rows) and produces their replies. Returns -1
+ * when the database is down (the jobs not yet done are then on the held list, in
+ * order). */
+static int run_items(pw_worker *w, job **jobs, size_t n)
 {
-	pw_create_item *items = calloc(n, sizeof(*items));
+	pw_db_item *items = calloc(n, sizeof(*items));
 	char err[512];
 	int rc = 0;
 
@@ -469,21 +473,33 @@ static int run_creates(pw_worker *w, job **jobs, size_t n)
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		items[i].owner = jobs[i]->out.owner;
-		items[i].request_id = jobs[i]->out.request_id;
-		items[i].in = &jobs[i]->out.in;
+		pw_outcome *o = &jobs[i]->out;
+		items[i] = (pw_db_item){
+		    .kind = o->db_kind,
+		    .owner = o->owner,
+		    .request_id = o->request_id,
+		    .command_type = o->command_type,
+		    .src_topic = jobs[i]->src_topic,
+		    .src_partition = jobs[i]->partition,
+		    .src_offset = jobs[i]->offset,
+		    .command_time = o->command_time,
+		    .in = &o->in,
+		    .query = &o->query,
+		    .cursor_key = w->hc.cursor_key,
+		    .status = o->status,
+		    .reply = o->reply, /* an error decided already; the item holds it now */
+		};
+		o->reply = NULL;
 	}
-	pw_status st = pw_db_create_batch(w->db, items, n, err, sizeof(err));
+	pw_status st = pw_db_run(w->db, items, n, err, sizeof(err));
 	for (size_t i = 0; i < n; i++) {
 		job *j = jobs[i];
-		if (items[i].reply == NULL) {
+		j->out.reply = items[i].reply;
+		j->out.status = items[i].status;
+		if (!items[i].done) {
 			list_push(&w->held, j);
 			continue;
 		}
-		j->out.kind = PW_OUT_REPLY;
-		j->out.status = items[i].status;
-		j->out.reply = items[i].reply;
-		items[i].reply = NULL;
 		if (job_produce(w, j) != 0)
 			rc = -1;
 	}
@@ -529,7 +545,7 @@ static void retry_held(pw_worker *w)
 	for (size_t i = 0; i < n; i++)
 		jobs[i] = list_pop(&w->held);
 	w->pause_why &= ~PAUSE_DB;
-	if (run_creates(w, jobs, n) == 0) {
+	if (run_items(w, jobs, n) == 0) {
 		PW_LOG_INFO(NULL, "database reachable again, resuming (%zu held records answered)",
 		            n);
 		set_paused(w);
@@ -540,11 +556,9 @@ static void retry_held(pw_worker *w)
 static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 {
 	const char *topic = rd_kafka_topic_name(m->rkt);
-	pw_topic_kind kind =
-	    strcmp(topic, w->cfg->topic_create) == 0 ? PW_TOPIC_CREATE : PW_TOPIC_QUERY;
 	job *j = job_new(w, m);
 
-	if (j == NULL || pw_handle_record(&w->hc, m, kind, &j->out) != PW_OK) {
+	if (j == NULL || pw_handle_record(&w->hc, m, w->lane, &j->out) != PW_OK) {
 		/* Not answered and never stored: the record comes back after a restart. */
 		PW_LOG_ERROR(NULL, "out of memory handling %s/%d/%lld; stopping", topic,
 		             (int)m->partition, (long long)m->offset);
@@ -560,29 +574,34 @@ static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 		j->dead = 1;
 		job_produce(w, j);
 		break;
-	case PW_OUT_REPLY:
-		job_produce(w, j);
-		break;
-	case PW_OUT_CREATE:
+	case PW_OUT_DB:
 		if (w->pause_why & PAUSE_DB)
 			list_push(&w->held, j); /* behind the ones already waiting */
 		else
-			run_creates(w, &j, 1);
+			run_items(w, &j, 1);
 		break;
 	}
 }
 
-pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr, size_t errstr_size)
+pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
+                           const pw_cursor_key *cursor_key, pw_worker **out, char *errstr,
+                           size_t errstr_size)
 {
 	pw_status st = PW_E_CONFIG;
 	pw_worker *w = calloc(1, sizeof(*w));
 	rd_kafka_conf_t *conf = NULL;
 	rd_kafka_topic_partition_list_t *topics = NULL;
+	char client_id[64];
 
 	*out = NULL;
 	if (w == NULL)
 		return PW_E_NOMEM;
 	w->cfg = cfg;
+	w->lane = lane;
+	w->name = lane == PW_TOPIC_CREATE ? "create" : "query";
+	w->topic = lane == PW_TOPIC_CREATE ? cfg->topic_create : cfg->topic_query;
+	w->hc.cursor_key = cursor_key;
+	snprintf(client_id, sizeof(client_id), "patient-worker-%s", w->name);
 	if (pw_jwt_verifier_create(cfg, &w->jwt) != PW_OK) {
 		snprintf(errstr, errstr_size, "JWT_SECRET/JWT_PUBLIC_KEY_FILE: no usable key");
 		goto out;
@@ -595,7 +614,7 @@ pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr, 
 	}
 
 	conf = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, errstr, errstr_size);
-	if (conf == NULL)
+	if (conf == NULL || pw_kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size))
 		goto out;
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
@@ -606,7 +625,7 @@ pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr, 
 	conf = NULL; /* the producer owns it */
 
 	conf = pw_kafka_conf_new(cfg, PW_KAFKA_CONSUMER, errstr, errstr_size);
-	if (conf == NULL)
+	if (conf == NULL || pw_kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size))
 		goto out;
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -622,8 +641,7 @@ pw_status pw_worker_create(const pw_config *cfg, pw_worker **out, char *errstr, 
 		st = PW_E_NOMEM;
 		goto out;
 	}
-	rd_kafka_topic_partition_list_add(topics, cfg->topic_create, RD_KAFKA_PARTITION_UA);
-	rd_kafka_topic_partition_list_add(topics, cfg->topic_query, RD_KAFKA_PARTITION_UA);
+	rd_kafka_topic_partition_list_add(topics, w->topic, RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t err = rd_kafka_subscribe(w->consumer, topics);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		snprintf(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err));
@@ -680,8 +698,8 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 	}
 	if (st != PW_OK)
 		db_down(w, err);
-	PW_LOG_INFO(NULL, "ready: consuming %s and %s as group %s", w->cfg->topic_create,
-	            w->cfg->topic_query, w->cfg->group_id);
+	PW_LOG_INFO(NULL, "%s lane ready: consuming %s as group %s", w->name, w->topic,
+	            w->cfg->group_id);
 
 	while (!*stop && !w->fatal) {
 		job *j;

@@ -227,7 +227,7 @@ START_TEST(create_errors_are_replied)
 	char *c3 = tk_create_cmd(r[3], no_sub, "1", NULL);
 	char *c4 = tk_create_cmd(r[4], tok, "bad dni!", "{\"sexo\": \"Z\", \"color\": 1}");
 	char c5[1024], c6[1024];
-	/* A create on the query topic, and a get (not served yet) on the query topic. */
+	/* A create on the query topic, and a get of an id the owner does not have. */
 	char *c5a = tk_create_cmd(r[5], tok, "1", NULL);
 	snprintf(c5, sizeof(c5), "%s", c5a);
 	snprintf(c6, sizeof(c6),
@@ -256,7 +256,9 @@ START_TEST(create_errors_are_replied)
 	assert_json(v, "error.fields.sexo", "must be M, F or X");
 	assert_json(v, "error.fields.color", "unknown field");
 	assert_json(tk_find(&recs, r[5], NULL)->value, "error.code", "invalid_request");
-	assert_json(tk_find(&recs, r[6], NULL)->value, "status", "400");
+	/* No such patient for this owner. */
+	assert_json(tk_find(&recs, r[6], NULL)->value, "status", "404");
+	assert_json(tk_find(&recs, r[6], NULL)->value, "error.code", "not_found");
 	char sql[256];
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM patients WHERE owner_id = '%s'", o);
 	char *n = tk_sql(sql);

@@ -200,10 +200,11 @@ int tk_worker_wait_exit(tk_world *w, int timeout_s)
 void tk_worker_start(tk_world *w, const char *const *extra_env)
 {
 	tk_worker_spawn(w, extra_env);
-	/* "partitions assigned": the group has given it work, so what we send next is
-	 * consumed by it (or by a peer already in the group). */
+	/* Both lanes have partitions: what we send next is consumed by this worker (or by
+	 * a peer already in the group). */
 	for (int i = 0; i < 600; i++) {
-		if (log_has(w->log_path, w->log_from, "partitions assigned"))
+		if (log_has(w->log_path, w->log_from, "create lane: partitions assigned") &&
+		    log_has(w->log_path, w->log_from, "query lane: partitions assigned"))
 			return;
 		int status;
 		if (waitpid(w->worker, &status, WNOHANG) == w->worker) {

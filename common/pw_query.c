@@ -1,0 +1,159 @@
+/* Validation of query payloads. */
+#include "pw_query.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void pw_query_clear(pw_query *q)
+{
+	if (q == NULL)
+		return;
+	free(q->q);
+	memset(q, 0, sizeof(*q));
+}
+
+static int only_known(const json_t *payload, const char *const *known, size_t n, json_t *fields)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)payload, key, v)
+	{
+		size_t i = 0;
+		while (i < n && strcmp(key, known[i]) != 0)
+			i++;
+		if (i == n && json_object_set_new(fields, key, json_string("unknown field")) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *check_dni(json_t *v, char *out)
+{
+	if (!json_is_string(v))
+		return "must be a string";
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n == 0 || n > PW_DNI_MAX || strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
+						"ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
+		return "must be 1 to 20 letters, digits or '-'";
+	memcpy(out, s, n + 1);
+	return NULL;
+}
+
+static const char *check_q(json_t *v)
+{
+	if (!json_is_string(v))
+		return "must be a string";
+	const char *s = json_string_value(v);
+	if (strlen(s) != json_string_length(v))
+		return "must not contain control characters";
+	long n = pw_utf8_length(s);
+	if (n <= 0 || n > PW_NAME_MAX_CHARS)
+		return "must be 1 to 100 characters";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+			return "must not contain control characters";
+	return NULL;
+}
+
+static pw_status validate_get(const json_t *payload, pw_query *out, json_t *fields)
+{
+	static const char *const known[] = {"id"};
+	json_t *id = json_object_get(payload, "id");
+
+	if (only_known(payload, known, 1, fields) != 0)
+		return PW_E_NOMEM;
+	if (id == NULL) {
+		if (json_object_set_new(fields, "id", json_string("required")) != 0)
+			return PW_E_NOMEM;
+	} else if (!json_is_integer(id) || json_integer_value(id) < 1) {
+		if (json_object_set_new(fields, "id", json_string("must be an integer >= 1")) != 0)
+			return PW_E_NOMEM;
+	} else {
+		out->id = (int64_t)json_integer_value(id);
+	}
+	return PW_OK;
+}
+
+static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, const char *owner,
+			       pw_query *out, json_t *fields)
+{
+	static const char *const known[] = {"limit", "cursor", "dni", "q"};
+	const char *reason;
+	json_t *v;
+
+	if (only_known(payload, known, 4, fields) != 0)
+		return PW_E_NOMEM;
+	out->limit = PW_LIST_LIMIT_DEFAULT;
+	v = json_object_get(payload, "limit");
+	if (v != NULL && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > PW_LIST_LIMIT_MAX) {
+			if (json_object_set_new(fields, "limit",
+						json_string("must be an integer from 1 to 200")) != 0)
+				return PW_E_NOMEM;
+		} else {
+			out->limit = (int)json_integer_value(v);
+		}
+	}
+	v = json_object_get(payload, "dni");
+	if (v != NULL && !json_is_null(v)) {
+		reason = check_dni(v, out->dni);
+		if (reason != NULL) {
+			if (json_object_set_new(fields, "dni", json_string(reason)) != 0)
+				return PW_E_NOMEM;
+		} else {
+			out->has_dni = 1;
+		}
+	}
+	v = json_object_get(payload, "q");
+	if (v != NULL && !json_is_null(v)) {
+		reason = check_q(v);
+		if (reason != NULL) {
+			if (json_object_set_new(fields, "q", json_string(reason)) != 0)
+				return PW_E_NOMEM;
+		} else if ((out->q = strdup(json_string_value(v))) == NULL) {
+			return PW_E_NOMEM;
+		}
+	}
+	v = json_object_get(payload, "cursor");
+	if (v != NULL && !json_is_null(v) && json_object_size(fields) == 0) {
+		/* One answer for every bad cursor: which check failed is nobody's business. */
+		if (!json_is_string(v) ||
+		    pw_cursor_decode(key, owner, out->has_dni ? out->dni : NULL, out->q,
+				     json_string_value(v), &out->after_id) != PW_OK) {
+			if (json_object_set_new(fields, "cursor", json_string("invalid cursor")) != 0)
+				return PW_E_NOMEM;
+		}
+	}
+	return PW_OK;
+}
+
+pw_status pw_query_validate(const json_t *payload, int is_list, const pw_cursor_key *key,
+			    const char *owner, pw_query *out, json_t **fields_out)
+{
+	json_t *fields = json_object();
+	pw_status st = PW_E_NOMEM;
+
+	memset(out, 0, sizeof(*out));
+	*fields_out = NULL;
+	out->is_list = is_list;
+	if (fields == NULL)
+		goto out;
+	st = is_list ? validate_list(payload, key, owner, out, fields)
+		     : validate_get(payload, out, fields);
+	if (st != PW_OK)
+		goto out;
+	if (json_object_size(fields) > 0) {
+		*fields_out = fields;
+		fields = NULL;
+		st = PW_E_INVALID;
+	}
+out:
+	json_decref(fields);
+	if (st != PW_OK) {
+		free(out->q);
+		out->q = NULL;
+	}
+	return st;
+}

@@ -4,12 +4,12 @@
  * but an edited one is refused all the same. */
 #include "pw_cursor.h"
 
+#include <string.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
-
-#include <string.h>
 
 #include "pw_jwt.h"
 
@@ -30,14 +30,14 @@ pw_status pw_cursor_key_init(pw_cursor_key *key, const char *secret, int *genera
 
 /* Each field is length-prefixed so ("ab", "c") and ("a", "bc") differ. */
 static int mac(const pw_cursor_key *key, const char *owner, const char *dni, const char *q,
-	       const unsigned char id[8], unsigned char out[32])
+               const unsigned char id[8], unsigned char out[32])
 {
 	const char *parts[3] = {owner, dni ? dni : "", q ? q : ""};
 	unsigned char flags = (unsigned char)((dni != NULL) | ((q != NULL) << 1));
 	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	EVP_MAC_CTX *c = m ? EVP_MAC_CTX_new(m) : NULL;
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-			       OSSL_PARAM_construct_end()};
+	                       OSSL_PARAM_construct_end()};
 	size_t outl = 0;
 	int ok = 0;
 
@@ -49,7 +49,7 @@ static int mac(const pw_cursor_key *key, const char *owner, const char *dni, con
 	for (int i = 0; i < 3; i++) {
 		uint32_t len = (uint32_t)strlen(parts[i]);
 		unsigned char l[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
-				      (unsigned char)(len >> 8), (unsigned char)len};
+		                      (unsigned char)(len >> 8), (unsigned char)len};
 		if (EVP_MAC_update(c, l, 4) != 1 ||
 		    EVP_MAC_update(c, (const unsigned char *)parts[i], len) != 1)
 			goto out;
@@ -66,7 +66,7 @@ out:
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 pw_status pw_cursor_encode(const pw_cursor_key *key, const char *owner, const char *dni,
-			   const char *q, int64_t last_id, char *out, size_t out_size)
+                           const char *q, int64_t last_id, char *out, size_t out_size)
 {
 	unsigned char raw[40];
 	size_t o = 0;
@@ -94,7 +94,7 @@ pw_status pw_cursor_encode(const pw_cursor_key *key, const char *owner, const ch
 }
 
 pw_status pw_cursor_decode(const pw_cursor_key *key, const char *owner, const char *dni,
-			   const char *q, const char *cursor, int64_t *last_id)
+                           const char *q, const char *cursor, int64_t *last_id)
 {
 	unsigned char raw[48];
 	unsigned char want[32];

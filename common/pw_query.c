@@ -33,8 +33,9 @@ static const char *check_dni(json_t *v, char *out)
 		return "must be a string";
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
-	if (n == 0 || n > PW_DNI_MAX || strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
-						"ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
+	if (n == 0 || n > PW_DNI_MAX ||
+	    strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
+	              "ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
 		return "must be 1 to 20 letters, digits or '-'";
 	memcpy(out, s, n + 1);
 	return NULL;
@@ -76,7 +77,7 @@ static pw_status validate_get(const json_t *payload, pw_query *out, json_t *fiel
 }
 
 static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, const char *owner,
-			       pw_query *out, json_t *fields)
+                               pw_query *out, json_t *fields)
 {
 	static const char *const known[] = {"limit", "cursor", "dni", "q"};
 	const char *reason;
@@ -90,7 +91,8 @@ static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, 
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > PW_LIST_LIMIT_MAX) {
 			if (json_object_set_new(fields, "limit",
-						json_string("must be an integer from 1 to 200")) != 0)
+			                        json_string("must be an integer from 1 to 200")) !=
+			    0)
 				return PW_E_NOMEM;
 		} else {
 			out->limit = (int)json_integer_value(v);
@@ -121,8 +123,9 @@ static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, 
 		/* One answer for every bad cursor: which check failed is nobody's business. */
 		if (!json_is_string(v) ||
 		    pw_cursor_decode(key, owner, out->has_dni ? out->dni : NULL, out->q,
-				     json_string_value(v), &out->after_id) != PW_OK) {
-			if (json_object_set_new(fields, "cursor", json_string("invalid cursor")) != 0)
+		                     json_string_value(v), &out->after_id) != PW_OK) {
+			if (json_object_set_new(fields, "cursor", json_string("invalid cursor")) !=
+			    0)
 				return PW_E_NOMEM;
 		}
 	}
@@ -130,7 +133,7 @@ static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, 
 }
 
 pw_status pw_query_validate(const json_t *payload, int is_list, const pw_cursor_key *key,
-			    const char *owner, pw_query *out, json_t **fields_out)
+                            const char *owner, pw_query *out, json_t **fields_out)
 {
 	json_t *fields = json_object();
 	pw_status st = PW_E_NOMEM;
@@ -141,7 +144,7 @@ pw_status pw_query_validate(const json_t *payload, int is_list, const pw_cursor_
 	if (fields == NULL)
 		goto out;
 	st = is_list ? validate_list(payload, key, owner, out, fields)
-		     : validate_get(payload, out, fields);
+	             : validate_get(payload, out, fields);
 	if (st != PW_OK)
 		goto out;
 	if (json_object_size(fields) > 0) {

@@ -2,8 +2,9 @@
 #ifndef PW_QUERY_H
 #define PW_QUERY_H
 
-#include <jansson.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "pw_cursor.h"
 #include "pw_patient.h"
@@ -26,8 +27,8 @@ typedef struct pw_query {
  * against owner and the payload's own filters. On PW_E_INVALID *fields maps each bad
  * field to a reason (caller owns it). PW_E_NOMEM on allocation failure. Pure. */
 PW_MUST_CHECK pw_status pw_query_validate(const json_t *payload, int is_list,
-					  const pw_cursor_key *key, const char *owner,
-					  pw_query *out, json_t **fields);
+                                          const pw_cursor_key *key, const char *owner,
+                                          pw_query *out, json_t **fields);
 
 void pw_query_clear(pw_query *q);
 

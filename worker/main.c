@@ -11,6 +11,7 @@
 #include "pw_cursor.h"
 #include "pw_log.h"
 #include "pw_migrate.h"
+#include "pw_replay.h"
 #include "pw_worker.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -38,9 +39,15 @@ static int setup_signals(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: patient-worker run|migrate [--setting=value ...]\n"
+	fprintf(out, "usage: patient-worker run|migrate|replay [options] [--setting=value ...]\n"
 	             "  run      serve patient commands from Kafka until SIGTERM or SIGINT\n"
-	             "  migrate  apply the built-in database migrations (safe to repeat)\n\n");
+	             "  migrate  apply the built-in database migrations (safe to repeat)\n"
+	             "  replay --from-beginning [--topic T] [--verify] [--reply]\n"
+	             "           read a command topic from its start under a throwaway group;\n"
+	             "           process every command again (publishing replies only with\n"
+	             "           --reply), or with --verify write nothing and report whether the\n"
+	             "           database agrees with the topic (exit 1 when it does not; needs a\n"
+	             "           login that bypasses row-level security)\n\n");
 	pw_config_print_help(out);
 }
 
@@ -119,9 +126,59 @@ static int cmd_run(const pw_config *cfg)
 	return rc > queries.rc ? rc : queries.rc;
 }
 
+/* Takes replay's own options out of argv (what is left are settings). Returns 0, or
+ * -1 after printing one line naming the bad option. */
+static int replay_options(int *argc, char **argv, pw_replay_opts *o)
+{
+	int from_beginning = 0, out = 2;
+
+	memset(o, 0, sizeof(*o));
+	for (int i = 2; i < *argc; i++) {
+		if (strcmp(argv[i], "--from-beginning") == 0) {
+			from_beginning = 1;
+		} else if (strcmp(argv[i], "--verify") == 0) {
+			o->verify = 1;
+		} else if (strcmp(argv[i], "--reply") == 0) {
+			o->reply = 1;
+		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < *argc) {
+			o->topic = argv[++i];
+		} else if (strncmp(argv[i], "--topic=", 8) == 0) {
+			o->topic = argv[i] + 8;
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	*argc = out;
+	if (!from_beginning) {
+		fprintf(stderr,
+		        "--from-beginning: required (replay reads a topic from its start)\n");
+		return -1;
+	}
+	if (o->verify && o->reply) {
+		fprintf(stderr, "--reply: not with --verify, which publishes and writes nothing\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_replay(const pw_config *cfg, const pw_replay_opts *opts)
+{
+	pw_cursor_key key;
+	int generated;
+
+	if (pw_cursor_key_init(&key, cfg->cursor_secret, &generated) != PW_OK) {
+		fprintf(stderr, "CURSOR_SECRET: cannot derive or generate a key\n");
+		return 2;
+	}
+	int rc = pw_replay_run(cfg, &key, opts);
+	OPENSSL_cleanse(&key, sizeof(key));
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	pw_config cfg;
+	pw_replay_opts replay;
 	unsigned need;
 	int rc;
 
@@ -130,7 +187,12 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (strcmp(argv[1], "run") == 0) {
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+	if (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "replay") == 0) {
 		need = PW_CFG_NEED_ALL;
 	} else if (strcmp(argv[1], "migrate") == 0) {
 		need = PW_CFG_NEED_DB;
@@ -138,16 +200,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unknown command '%s'; try patient-worker --help\n", argv[1]);
 		return 2;
 	}
-	for (int i = 2; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0) {
-			usage(stdout);
-			return 0;
-		}
+	if (strcmp(argv[1], "replay") == 0 && replay_options(&argc, argv, &replay) != 0)
+		return 2;
 	if (pw_config_load(&cfg, argc - 1, argv + 1, need, stderr) != PW_OK) {
 		pw_config_free(&cfg);
 		return 2;
 	}
-	rc = strcmp(argv[1], "run") == 0 ? cmd_run(&cfg) : cmd_migrate(&cfg);
+	if (strcmp(argv[1], "run") == 0)
+		rc = cmd_run(&cfg);
+	else if (strcmp(argv[1], "replay") == 0)
+		rc = cmd_replay(&cfg, &replay);
+	else
+		rc = cmd_migrate(&cfg);
 	pw_config_free(&cfg);
 	return rc;
 }

@@ -138,17 +138,21 @@ void tk_dump_log(const tk_world *w)
 	fclose(f);
 }
 
-void tk_worker_spawn(tk_world *w, const char *const *extra_env)
+/* Forks the worker binary with the world's settings and args; stderr appends to the
+ * world's log, stdout goes to out_path (or the log when NULL). */
+static pid_t spawn(const tk_world *w, const char *const *args, const char *const *extra_env,
+                   const char *out_path)
 {
 	const char *bin = tk_env("PW_WORKER_BIN");
-	pid_t pid;
+	pid_t pid = fork();
 
-	w->log_from = file_size(w->log_path);
-	pid = fork();
 	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		int fd = open(w->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+			_exit(127);
+		int ofd = out_path ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : fd;
+		if (ofd < 0 || dup2(ofd, STDOUT_FILENO) < 0)
 			_exit(127);
 		setenv("TOPIC_CREATE", w->create, 1);
 		setenv("TOPIC_QUERY", w->query, 1);
@@ -168,10 +172,37 @@ void tk_worker_spawn(tk_world *w, const char *const *extra_env)
 			*eq = '\0';
 			setenv(kv, eq + 1, 1);
 		}
-		execl(bin, bin, "run", (char *)NULL);
+		char *argv[16] = {(char *)bin};
+		for (int i = 0; args[i] != NULL && i < 14; i++)
+			argv[i + 1] = (char *)args[i];
+		execv(bin, argv);
 		_exit(127);
 	}
-	w->worker = pid;
+	return pid;
+}
+
+void tk_worker_spawn(tk_world *w, const char *const *extra_env)
+{
+	const char *args[] = {"run", NULL};
+	w->log_from = file_size(w->log_path);
+	w->worker = spawn(w, args, extra_env, NULL);
+}
+
+int tk_run(const tk_world *w, const char *const *args, const char *out_path, int timeout_s)
+{
+	int status;
+	pid_t pid = spawn(w, args, NULL, out_path);
+	for (int i = 0; i < timeout_s * 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		sleep_ms(100);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	tk_dump_log(w);
+	ck_abort_msg("%s %s did not finish within %d s", tk_env("PW_WORKER_BIN"), args[0],
+	             timeout_s);
+	return -1;
 }
 
 int tk_log_wait(const tk_world *w, const char *needle, int timeout_s)

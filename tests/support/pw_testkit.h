@@ -39,6 +39,11 @@ void tk_worker_start(tk_world *w, const char *const *extra_env);
 /* Starts the worker without waiting for anything. */
 void tk_worker_spawn(tk_world *w, const char *const *extra_env);
 
+/* Runs the worker binary with args (e.g. "replay", "--from-beginning", NULL) and the
+ * world's settings to completion (failing the test after timeout_s); stdout goes to
+ * out_path. Returns the exit status. */
+int tk_run(const tk_world *w, const char *const *args, const char *out_path, int timeout_s);
+
 /* Waits up to timeout_s for the current worker's log to hold needle; 1 when it does. */
 int tk_log_wait(const tk_world *w, const char *needle, int timeout_s);
 

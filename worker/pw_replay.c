@@ -1,0 +1,545 @@
+/* Replay of a command topic from its first record, under a throwaway consumer group:
+ * either processing every command again (idempotency makes that a no-op for what was
+ * answered) or, with --verify, comparing the database with the topic without writing. */
+#include "pw_replay.h"
+
+#include <librdkafka/rdkafka.h>
+#include <libpq-fe.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pw_db.h"
+#include "pw_handlers.h"
+#include "pw_jwt.h"
+#include "pw_kafka.h"
+#include "pw_log.h"
+
+#define STALL_S 30 /* no record for this long before the end offsets: give up */
+
+typedef struct part {
+	int32_t id;
+	int64_t lo, hi; /**< offsets at start: read [lo, hi) */
+	int done;
+} part;
+
+/* Sources (partition, offset) of the create commands that made rows. */
+typedef struct source_set {
+	uint64_t *v;
+	size_t n, cap; /**< open addressing; cap is a power of two, 0 = empty slot marker */
+} source_set;
+
+typedef struct counts {
+	unsigned long seen, dead, no_append_time, refused, queries;
+	unsigned long match, missing, differs, unanswered, conflicts, idem_conflicts;
+	unsigned long orphans, by_status[6];
+} counts;
+
+static uint64_t source_key(int32_t partition, int64_t offset)
+{
+	/* +1: zero marks an empty slot. */
+	return (((uint64_t)(uint32_t)partition << 44) | (uint64_t)offset) + 1;
+}
+
+static int set_add(source_set *s, uint64_t k)
+{
+	if (2 * (s->n + 1) > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		uint64_t *v = calloc(cap, sizeof(*v));
+		if (v == NULL)
+			return -1;
+		for (size_t i = 0; i < s->cap; i++) {
+			if (s->v[i] == 0)
+				continue;
+			size_t j = (size_t)(s->v[i] * 0x9e3779b97f4a7c15ull) & (cap - 1);
+			while (v[j] != 0)
+				j = (j + 1) & (cap - 1);
+			v[j] = s->v[i];
+		}
+		free(s->v);
+		s->v = v;
+		s->cap = cap;
+	}
+	size_t j = (size_t)(k * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
+	while (s->v[j] != 0) {
+		if (s->v[j] == k)
+			return 0;
+		j = (j + 1) & (s->cap - 1);
+	}
+	s->v[j] = k;
+	s->n++;
+	return 0;
+}
+
+static int set_has(const source_set *s, uint64_t k)
+{
+	if (s->cap == 0)
+		return 0;
+	size_t j = (size_t)(k * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
+	while (s->v[j] != 0) {
+		if (s->v[j] == k)
+			return 1;
+		j = (j + 1) & (s->cap - 1);
+	}
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void progress(unsigned long read, unsigned long total, double t0, int final)
+{
+	double dt = now_s() - t0;
+	double rate = dt > 0 ? (double)read / dt : 0;
+	int tty = isatty(STDERR_FILENO);
+	fprintf(stderr, "%sreplay: %lu/%lu records (%.0f%%), %.0f records/s%s",
+		tty ? "\r" : "", read, total, total ? 100.0 * (double)read / (double)total : 100.0,
+		rate, (tty && !final) ? "" : "\n");
+	fflush(stderr);
+}
+
+/* Assigns every partition of topic at its low watermark; fills parts and the total. */
+static int open_topic(const pw_config *cfg, const char *topic, rd_kafka_t **out, part **parts,
+		      int *nparts, unsigned long *total)
+{
+	char err[512], group[96];
+	rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, PW_KAFKA_CLIENT, err, sizeof(err));
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	rd_kafka_topic_t *t = NULL;
+	rd_kafka_t *c = NULL;
+	int rc = -1;
+
+	snprintf(group, sizeof(group), "patient-worker-replay-%ld-%ld", (long)getpid(),
+		 (long)time(NULL));
+	if (conf == NULL || pw_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) != 0 ||
+	    pw_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) != 0 ||
+	    pw_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", err, sizeof(err)) != 0) {
+		fprintf(stderr, "replay: %s\n", err);
+		if (conf)
+			rd_kafka_conf_destroy(conf);
+		return -1;
+	}
+	c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	if (c == NULL) {
+		fprintf(stderr, "replay: %s\n", err);
+		rd_kafka_conf_destroy(conf);
+		return -1;
+	}
+	t = rd_kafka_topic_new(c, topic, NULL);
+	if (rd_kafka_metadata(c, 0, t, &md, 10000) != 0 || md->topic_cnt != 1 ||
+	    md->topics[0].err != 0) {
+		fprintf(stderr, "replay: topic %s not found\n", topic);
+		goto out;
+	}
+	*nparts = md->topics[0].partition_cnt;
+	*parts = calloc((size_t)*nparts, sizeof(**parts));
+	l = rd_kafka_topic_partition_list_new(*nparts);
+	if (*parts == NULL || l == NULL)
+		goto out;
+	*total = 0;
+	for (int i = 0; i < *nparts; i++) {
+		part *p = &(*parts)[i];
+		p->id = md->topics[0].partitions[i].id;
+		if (rd_kafka_query_watermark_offsets(c, topic, p->id, &p->lo, &p->hi, 10000) != 0) {
+			fprintf(stderr, "replay: cannot read the offsets of %s/%d\n", topic, p->id);
+			goto out;
+		}
+		p->done = p->hi <= p->lo;
+		*total += (unsigned long)(p->hi - p->lo);
+		rd_kafka_topic_partition_list_add(l, topic, p->id)->offset = p->lo;
+	}
+	if (rd_kafka_assign(c, l) != 0)
+		goto out;
+	*out = c;
+	c = NULL;
+	rc = 0;
+out:
+	if (l)
+		rd_kafka_topic_partition_list_destroy(l);
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	if (t)
+		rd_kafka_topic_destroy(t);
+	if (c)
+		rd_kafka_destroy(c);
+	return rc;
+}
+
+static int all_done(const part *parts, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!parts[i].done)
+			return 0;
+	return 1;
+}
+
+static void mark(part *parts, int n, const rd_kafka_message_t *m)
+{
+	for (int i = 0; i < n; i++)
+		if (parts[i].id == m->partition && m->offset >= parts[i].hi - 1)
+			parts[i].done = 1;
+}
+
+/* --verify: one create command against the database. */
+static int verify_create(PGconn *c, const pw_outcome *o, counts *k, source_set *sources)
+{
+	const char *p[2] = {o->owner, o->request_id};
+	PGresult *r = PQexecParams(c,
+				   "SELECT status, patient_id, payload_hash FROM"
+				   " patient_create_requests WHERE owner_id = $1 AND request_id = $2",
+				   2, NULL, p, NULL, NULL, 0);
+	int rc = -1;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+		goto out;
+	if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
+		k->unanswered++;
+		PW_LOG_WARN(NULL, "verify: create %s of %s was never answered", o->request_id,
+			    o->owner);
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(PQgetvalue(r, 0, 2), o->in.payload_hash) != 0) {
+		k->idem_conflicts++; /* a later command reusing the id: answered 409 */
+		rc = 0;
+		goto out;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "201") != 0) {
+		k->conflicts++;
+		rc = 0;
+		goto out;
+	}
+	const char *q[2] = {o->owner, PQgetvalue(r, 0, 1)};
+	PGresult *row = PQexecParams(c,
+				     "SELECT nombre, apellido_paterno, apellido_materno, dni,"
+				     " fecha_nacimiento::text, sexo, source_partition, source_offset"
+				     " FROM patients WHERE owner_id = $1 AND id = $2",
+				     2, NULL, q, NULL, NULL, 0);
+	if (PQresultStatus(row) != PGRES_TUPLES_OK) {
+		PQclear(row);
+		goto out;
+	}
+	if (PQntuples(row) == 0) {
+		k->missing++;
+		PW_LOG_WARN(NULL, "verify: patient %s of %s (request %s) has no row", q[1], o->owner,
+			    o->request_id);
+	} else {
+		const pw_patient_input *in = &o->in;
+		int same = strcmp(PQgetvalue(row, 0, 0), in->nombre) == 0 &&
+			   strcmp(PQgetvalue(row, 0, 1), in->apellido_paterno) == 0 &&
+			   (PQgetisnull(row, 0, 2) ? in->apellido_materno == NULL
+						   : in->apellido_materno != NULL &&
+							     strcmp(PQgetvalue(row, 0, 2),
+								    in->apellido_materno) == 0) &&
+			   strcmp(PQgetvalue(row, 0, 3), in->dni) == 0 &&
+			   strcmp(PQgetvalue(row, 0, 4), in->fecha_nacimiento) == 0 &&
+			   strcmp(PQgetvalue(row, 0, 5), in->sexo) == 0;
+		if (same) {
+			k->match++;
+		} else {
+			k->differs++;
+			PW_LOG_WARN(NULL, "verify: patient %s of %s differs from its command %s",
+				    q[1], o->owner, o->request_id);
+		}
+		if (!PQgetisnull(row, 0, 6) &&
+		    set_add(sources, source_key((int32_t)atoi(PQgetvalue(row, 0, 6)),
+						strtoll(PQgetvalue(row, 0, 7), NULL, 10))) != 0) {
+			PQclear(row);
+			goto out;
+		}
+	}
+	PQclear(row);
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(c));
+	PQclear(r);
+	return rc;
+}
+
+/* Rows that claim to come from this topic but whose command was not seen. */
+static int verify_orphans(PGconn *c, const char *topic, const source_set *sources, counts *k)
+{
+	const char *p[1] = {topic};
+	PGresult *r = PQexecParams(c,
+				   "SELECT id, owner_id, source_partition, source_offset FROM patients"
+				   " WHERE source_topic = $1",
+				   1, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(c));
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		uint64_t key = source_key((int32_t)atoi(PQgetvalue(r, i, 2)),
+					  strtoll(PQgetvalue(r, i, 3), NULL, 10));
+		if (!set_has(sources, key)) {
+			k->orphans++;
+			PW_LOG_WARN(NULL, "verify: patient %s of %s has no command at %s/%s/%s",
+				    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), topic,
+				    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+		}
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* A read-only session that sees every tenant: --verify compares all rows. */
+static PGconn *verify_session(const pw_config *cfg)
+{
+	PGconn *c = PQconnectdb(cfg->database_url);
+	PGresult *r = NULL;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "replay: cannot connect to the database: %s", PQerrorMessage(c));
+		goto fail;
+	}
+	r = PQexec(c, "SET default_transaction_read_only = on");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		goto fail;
+	PQclear(r);
+	r = PQexec(c, "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+		goto fail;
+	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		fprintf(stderr, "DATABASE_URL: replay --verify compares every tenant's rows, so it "
+				"must log in as a role with BYPASSRLS (an auditor role) or a "
+				"superuser\n");
+		PQclear(r);
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(r);
+	return c;
+fail:
+	PQclear(r);
+	PQfinish(c);
+	return NULL;
+}
+
+/* Without --verify: the command as the worker would run it, retrying an outage. */
+static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o,
+		   const rd_kafka_message_t *m, rd_kafka_t *producer, counts *k)
+{
+	char err[512];
+	pw_db_item it = {
+	    .kind = o->db_kind,
+	    .owner = o->owner,
+	    .request_id = o->request_id,
+	    .command_type = o->command_type,
+	    .src_topic = rd_kafka_topic_name(m->rkt),
+	    .src_partition = m->partition,
+	    .src_offset = m->offset,
+	    .command_time = o->command_time,
+	    .in = &o->in,
+	    .query = &o->query,
+	    .cursor_key = key,
+	    .status = o->status,
+	    .reply = o->reply,
+	};
+	o->reply = NULL;
+	for (int attempt = 0;; attempt++) {
+		pw_status st = pw_db_run(db, &it, 1, err, sizeof(err));
+		if (st == PW_OK)
+			break;
+		if (st != PW_E_RETRY || attempt >= 30) {
+			fprintf(stderr, "replay: database: %s\n", err);
+			free(it.reply);
+			return -1;
+		}
+		PW_LOG_WARN(NULL, "replay: database unreachable, retrying: %s", err);
+		sleep(1);
+		if (pw_db_connect(db, err, sizeof(err)) == PW_E_CONFIG) {
+			fprintf(stderr, "%s\n", err);
+			free(it.reply);
+			return -1;
+		}
+	}
+	k->by_status[it.status / 100 < 6 ? it.status / 100 : 5]++;
+	if (producer != NULL) {
+		char status[8];
+		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+		snprintf(status, sizeof(status), "%d", it.status);
+		rd_kafka_header_add(h, "request_id", -1, o->request_id, -1);
+		rd_kafka_header_add(h, "status", -1, status, -1);
+		rd_kafka_resp_err_t e;
+		while ((e = rd_kafka_producev(
+			    producer, RD_KAFKA_V_TOPIC(o->reply_to),
+			    RD_KAFKA_V_KEY(o->request_id, strlen(o->request_id)),
+			    RD_KAFKA_V_VALUE(it.reply, strlen(it.reply)),
+			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+			    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(producer, 100);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			rd_kafka_headers_destroy(h);
+			PW_LOG_WARN(NULL, "replay: reply to %s not published: %s", o->reply_to,
+				    rd_kafka_err2str(e));
+		}
+		rd_kafka_poll(producer, 0);
+	}
+	free(it.reply);
+	return 0;
+}
+
+static void report(const char *topic, int verify, unsigned long total, const counts *k,
+		   int consistent)
+{
+	printf("replay%s of %s: %lu records\n", verify ? " --verify" : "", topic, total);
+	printf("  commands seen:                 %lu\n", k->seen);
+	printf("  dead letters (not commands):   %lu\n", k->dead);
+	printf("  without an append time:        %lu%s\n", k->no_append_time,
+	       verify && k->no_append_time ? " (reported, not judged)" : "");
+	if (verify) {
+		printf("  creates matching their row:    %lu\n", k->match);
+		printf("  creates with no row:           %lu\n", k->missing);
+		printf("  creates whose row differs:     %lu\n", k->differs);
+		printf("  creates never answered:        %lu\n", k->unanswered);
+		printf("  creates answered 409 conflict: %lu\n", k->conflicts);
+		printf("  request ids reused (409):      %lu\n", k->idem_conflicts);
+		printf("  refused (token or payload):    %lu\n", k->refused);
+		printf("  queries:                       %lu\n", k->queries);
+		printf("  rows with no command:          %lu\n", k->orphans);
+		printf("result: %s\n", consistent ? "consistent" : "DISAGREES");
+	} else {
+		printf("  answered 2xx/4xx/5xx:          %lu/%lu/%lu\n", k->by_status[2],
+		       k->by_status[4], k->by_status[5]);
+	}
+	fflush(stdout);
+}
+
+int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_replay_opts *opts)
+{
+	const char *topic = opts->topic ? opts->topic : cfg->topic_create;
+	pw_topic_kind kind = strcmp(topic, cfg->topic_query) == 0 ? PW_TOPIC_QUERY : PW_TOPIC_CREATE;
+	pw_jwt_verifier *jwt = NULL;
+	pw_handler_ctx hc = {cfg, NULL, key};
+	rd_kafka_t *c = NULL, *producer = NULL;
+	part *parts = NULL;
+	int nparts = 0;
+	unsigned long total = 0;
+	PGconn *vc = NULL;
+	pw_db *db = NULL;
+	source_set sources = {0};
+	counts k = {0};
+	int rc = 1;
+	char err[512];
+
+	if (strcmp(topic, cfg->topic_create) != 0 && strcmp(topic, cfg->topic_query) != 0) {
+		fprintf(stderr, "--topic: %s is neither TOPIC_CREATE nor TOPIC_QUERY\n", topic);
+		return 2;
+	}
+	if (pw_jwt_verifier_create(cfg, &jwt) != PW_OK)
+		return 2;
+	hc.jwt = jwt;
+	if (opts->verify) {
+		if ((vc = verify_session(cfg)) == NULL)
+			goto out;
+	} else {
+		pw_status st;
+		if (pw_db_create(cfg, &db) != PW_OK)
+			goto out;
+		if ((st = pw_db_connect(db, err, sizeof(err))) != PW_OK) {
+			fprintf(stderr, "%s\n", err);
+			rc = st == PW_E_CONFIG ? 2 : 1;
+			goto out;
+		}
+		if (opts->reply) {
+			rd_kafka_conf_t *pc = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, err, sizeof(err));
+			if (pc == NULL || (producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err,
+								   sizeof(err))) == NULL) {
+				fprintf(stderr, "replay: %s\n", err);
+				if (pc)
+					rd_kafka_conf_destroy(pc);
+				goto out;
+			}
+		}
+	}
+	if (open_topic(cfg, topic, &c, &parts, &nparts, &total) != 0)
+		goto out;
+
+	double t0 = now_s(), last = t0, last_record = t0;
+	unsigned long read = 0;
+	while (!all_done(parts, nparts)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+		double now = now_s();
+		if (now - last >= 1.0) {
+			progress(read, total, t0, 0);
+			last = now;
+		}
+		if (m == NULL) {
+			if (now - last_record > STALL_S) {
+				fprintf(stderr, "replay: no record for %d s before the end\n", STALL_S);
+				goto out;
+			}
+			continue;
+		}
+		last_record = now;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				PW_LOG_WARN(NULL, "replay: %s", rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		read++;
+		mark(parts, nparts, m);
+		pw_outcome o;
+		if (pw_handle_record(&hc, m, kind, &o) != PW_OK) {
+			rd_kafka_message_destroy(m);
+			goto out;
+		}
+		int r = 0;
+		if (o.kind == PW_OUT_DLQ) {
+			k.dead++;
+		} else {
+			k.seen++;
+			if (!o.log_append_time)
+				k.no_append_time++;
+			if (opts->verify) {
+				/* Judged only at its append time: a time guessed now would not be
+				 * the one the command had, so such a record is only counted. */
+				if (o.log_append_time && o.db_kind == PW_DB_AUDIT_ONLY)
+					k.refused++;
+				else if (o.log_append_time && o.db_kind == PW_DB_CREATE)
+					r = verify_create(vc, &o, &k, &sources);
+				else if (o.log_append_time)
+					k.queries++;
+			} else {
+				r = process(db, key, &o, m, producer, &k);
+			}
+		}
+		pw_outcome_clear(&o);
+		rd_kafka_message_destroy(m);
+		if (r != 0)
+			goto out;
+	}
+	progress(read, total, t0, 1);
+	if (opts->verify && kind == PW_TOPIC_CREATE && verify_orphans(vc, topic, &sources, &k) != 0)
+		goto out;
+	if (producer != NULL && rd_kafka_flush(producer, 30000) != 0)
+		PW_LOG_WARN(NULL, "replay: some replies were not acknowledged");
+	int consistent = k.missing == 0 && k.differs == 0 && k.unanswered == 0 && k.orphans == 0;
+	report(topic, opts->verify, total, &k, consistent);
+	rc = opts->verify && !consistent ? 1 : 0;
+out:
+	if (c) {
+		rd_kafka_consumer_close(c);
+		rd_kafka_destroy(c);
+	}
+	if (producer)
+		rd_kafka_destroy(producer);
+	free(parts);
+	free(sources.v);
+	PQfinish(vc);
+	pw_db_destroy(db);
+	pw_jwt_verifier_destroy(jwt);
+	return rc;
+}

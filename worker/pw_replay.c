@@ -3,15 +3,15 @@
  * answered) or, with --verify, comparing the database with the topic without writing. */
 #include "pw_replay.h"
 
-#include <librdkafka/rdkafka.h>
-#include <libpq-fe.h>
-
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 
 #include "pw_db.h"
 #include "pw_handlers.h"
@@ -100,15 +100,15 @@ static void progress(unsigned long read, unsigned long total, double t0, int fin
 	double dt = now_s() - t0;
 	double rate = dt > 0 ? (double)read / dt : 0;
 	int tty = isatty(STDERR_FILENO);
-	fprintf(stderr, "%sreplay: %lu/%lu records (%.0f%%), %.0f records/s%s",
-		tty ? "\r" : "", read, total, total ? 100.0 * (double)read / (double)total : 100.0,
-		rate, (tty && !final) ? "" : "\n");
+	fprintf(stderr, "%sreplay: %lu/%lu records (%.0f%%), %.0f records/s%s", tty ? "\r" : "",
+	        read, total, total ? 100.0 * (double)read / (double)total : 100.0, rate,
+	        (tty && !final) ? "" : "\n");
 	fflush(stderr);
 }
 
 /* Assigns every partition of topic at its low watermark; fills parts and the total. */
 static int open_topic(const pw_config *cfg, const char *topic, rd_kafka_t **out, part **parts,
-		      int *nparts, unsigned long *total)
+                      int *nparts, unsigned long *total)
 {
 	char err[512], group[96];
 	rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, PW_KAFKA_CLIENT, err, sizeof(err));
@@ -119,7 +119,7 @@ static int open_topic(const pw_config *cfg, const char *topic, rd_kafka_t **out,
 	int rc = -1;
 
 	snprintf(group, sizeof(group), "patient-worker-replay-%ld-%ld", (long)getpid(),
-		 (long)time(NULL));
+	         (long)time(NULL));
 	if (conf == NULL || pw_kafka_conf_set(conf, "group.id", group, err, sizeof(err)) != 0 ||
 	    pw_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err)) != 0 ||
 	    pw_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", err, sizeof(err)) != 0) {
@@ -193,10 +193,11 @@ static void mark(part *parts, int n, const rd_kafka_message_t *m)
 static int verify_create(PGconn *c, const pw_outcome *o, counts *k, source_set *sources)
 {
 	const char *p[2] = {o->owner, o->request_id};
-	PGresult *r = PQexecParams(c,
-				   "SELECT status, patient_id, payload_hash FROM"
-				   " patient_create_requests WHERE owner_id = $1 AND request_id = $2",
-				   2, NULL, p, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(c,
+	                 "SELECT status, patient_id, payload_hash FROM"
+	                 " patient_create_requests WHERE owner_id = $1 AND request_id = $2",
+	                 2, NULL, p, NULL, NULL, 0);
 	int rc = -1;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -204,7 +205,7 @@ static int verify_create(PGconn *c, const pw_outcome *o, counts *k, source_set *
 	if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
 		k->unanswered++;
 		PW_LOG_WARN(NULL, "verify: create %s of %s was never answered", o->request_id,
-			    o->owner);
+		            o->owner);
 		rc = 0;
 		goto out;
 	}
@@ -219,40 +220,41 @@ static int verify_create(PGconn *c, const pw_outcome *o, counts *k, source_set *
 		goto out;
 	}
 	const char *q[2] = {o->owner, PQgetvalue(r, 0, 1)};
-	PGresult *row = PQexecParams(c,
-				     "SELECT nombre, apellido_paterno, apellido_materno, dni,"
-				     " fecha_nacimiento::text, sexo, source_partition, source_offset"
-				     " FROM patients WHERE owner_id = $1 AND id = $2",
-				     2, NULL, q, NULL, NULL, 0);
+	PGresult *row =
+	    PQexecParams(c,
+	                 "SELECT nombre, apellido_paterno, apellido_materno, dni,"
+	                 " fecha_nacimiento::text, sexo, source_partition, source_offset"
+	                 " FROM patients WHERE owner_id = $1 AND id = $2",
+	                 2, NULL, q, NULL, NULL, 0);
 	if (PQresultStatus(row) != PGRES_TUPLES_OK) {
 		PQclear(row);
 		goto out;
 	}
 	if (PQntuples(row) == 0) {
 		k->missing++;
-		PW_LOG_WARN(NULL, "verify: patient %s of %s (request %s) has no row", q[1], o->owner,
-			    o->request_id);
+		PW_LOG_WARN(NULL, "verify: patient %s of %s (request %s) has no row", q[1],
+		            o->owner, o->request_id);
 	} else {
 		const pw_patient_input *in = &o->in;
 		int same = strcmp(PQgetvalue(row, 0, 0), in->nombre) == 0 &&
-			   strcmp(PQgetvalue(row, 0, 1), in->apellido_paterno) == 0 &&
-			   (PQgetisnull(row, 0, 2) ? in->apellido_materno == NULL
-						   : in->apellido_materno != NULL &&
-							     strcmp(PQgetvalue(row, 0, 2),
-								    in->apellido_materno) == 0) &&
-			   strcmp(PQgetvalue(row, 0, 3), in->dni) == 0 &&
-			   strcmp(PQgetvalue(row, 0, 4), in->fecha_nacimiento) == 0 &&
-			   strcmp(PQgetvalue(row, 0, 5), in->sexo) == 0;
+		           strcmp(PQgetvalue(row, 0, 1), in->apellido_paterno) == 0 &&
+		           (PQgetisnull(row, 0, 2)
+		                ? in->apellido_materno == NULL
+		                : in->apellido_materno != NULL &&
+		                      strcmp(PQgetvalue(row, 0, 2), in->apellido_materno) == 0) &&
+		           strcmp(PQgetvalue(row, 0, 3), in->dni) == 0 &&
+		           strcmp(PQgetvalue(row, 0, 4), in->fecha_nacimiento) == 0 &&
+		           strcmp(PQgetvalue(row, 0, 5), in->sexo) == 0;
 		if (same) {
 			k->match++;
 		} else {
 			k->differs++;
 			PW_LOG_WARN(NULL, "verify: patient %s of %s differs from its command %s",
-				    q[1], o->owner, o->request_id);
+			            q[1], o->owner, o->request_id);
 		}
 		if (!PQgetisnull(row, 0, 6) &&
 		    set_add(sources, source_key((int32_t)atoi(PQgetvalue(row, 0, 6)),
-						strtoll(PQgetvalue(row, 0, 7), NULL, 10))) != 0) {
+		                                strtoll(PQgetvalue(row, 0, 7), NULL, 10))) != 0) {
 			PQclear(row);
 			goto out;
 		}
@@ -270,10 +272,11 @@ out:
 static int verify_orphans(PGconn *c, const char *topic, const source_set *sources, counts *k)
 {
 	const char *p[1] = {topic};
-	PGresult *r = PQexecParams(c,
-				   "SELECT id, owner_id, source_partition, source_offset FROM patients"
-				   " WHERE source_topic = $1",
-				   1, NULL, p, NULL, NULL, 0);
+	PGresult *r =
+	    PQexecParams(c,
+	                 "SELECT id, owner_id, source_partition, source_offset FROM patients"
+	                 " WHERE source_topic = $1",
+	                 1, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(c));
 		PQclear(r);
@@ -281,12 +284,12 @@ static int verify_orphans(PGconn *c, const char *topic, const source_set *source
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		uint64_t key = source_key((int32_t)atoi(PQgetvalue(r, i, 2)),
-					  strtoll(PQgetvalue(r, i, 3), NULL, 10));
+		                          strtoll(PQgetvalue(r, i, 3), NULL, 10));
 		if (!set_has(sources, key)) {
 			k->orphans++;
 			PW_LOG_WARN(NULL, "verify: patient %s of %s has no command at %s/%s/%s",
-				    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), topic,
-				    PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+			            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), topic,
+			            PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
 		}
 	}
 	PQclear(r);
@@ -312,8 +315,8 @@ static PGconn *verify_session(const pw_config *cfg)
 		goto fail;
 	if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 		fprintf(stderr, "DATABASE_URL: replay --verify compares every tenant's rows, so it "
-				"must log in as a role with BYPASSRLS (an auditor role) or a "
-				"superuser\n");
+		                "must log in as a role with BYPASSRLS (an auditor role) or a "
+		                "superuser\n");
 		PQclear(r);
 		PQfinish(c);
 		return NULL;
@@ -327,8 +330,8 @@ fail:
 }
 
 /* Without --verify: the command as the worker would run it, retrying an outage. */
-static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o,
-		   const rd_kafka_message_t *m, rd_kafka_t *producer, counts *k)
+static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o, const rd_kafka_message_t *m,
+                   rd_kafka_t *producer, counts *k)
 {
 	char err[512];
 	pw_db_item it = {
@@ -372,17 +375,17 @@ static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o,
 		rd_kafka_header_add(h, "request_id", -1, o->request_id, -1);
 		rd_kafka_header_add(h, "status", -1, status, -1);
 		rd_kafka_resp_err_t e;
-		while ((e = rd_kafka_producev(
-			    producer, RD_KAFKA_V_TOPIC(o->reply_to),
-			    RD_KAFKA_V_KEY(o->request_id, strlen(o->request_id)),
-			    RD_KAFKA_V_VALUE(it.reply, strlen(it.reply)),
-			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-			    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		while ((e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(o->reply_to),
+		                              RD_KAFKA_V_KEY(o->request_id, strlen(o->request_id)),
+		                              RD_KAFKA_V_VALUE(it.reply, strlen(it.reply)),
+		                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) ==
+		       RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(producer, 100);
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			rd_kafka_headers_destroy(h);
 			PW_LOG_WARN(NULL, "replay: reply to %s not published: %s", o->reply_to,
-				    rd_kafka_err2str(e));
+			            rd_kafka_err2str(e));
 		}
 		rd_kafka_poll(producer, 0);
 	}
@@ -391,7 +394,7 @@ static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o,
 }
 
 static void report(const char *topic, int verify, unsigned long total, const counts *k,
-		   int consistent)
+                   int consistent)
 {
 	printf("replay%s of %s: %lu records\n", verify ? " --verify" : "", topic, total);
 	printf("  commands seen:                 %lu\n", k->seen);
@@ -419,7 +422,8 @@ static void report(const char *topic, int verify, unsigned long total, const cou
 int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_replay_opts *opts)
 {
 	const char *topic = opts->topic ? opts->topic : cfg->topic_create;
-	pw_topic_kind kind = strcmp(topic, cfg->topic_query) == 0 ? PW_TOPIC_QUERY : PW_TOPIC_CREATE;
+	pw_topic_kind kind =
+	    strcmp(topic, cfg->topic_query) == 0 ? PW_TOPIC_QUERY : PW_TOPIC_CREATE;
 	pw_jwt_verifier *jwt = NULL;
 	pw_handler_ctx hc = {cfg, NULL, key};
 	rd_kafka_t *c = NULL, *producer = NULL;
@@ -453,9 +457,10 @@ int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_repla
 			goto out;
 		}
 		if (opts->reply) {
-			rd_kafka_conf_t *pc = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, err, sizeof(err));
+			rd_kafka_conf_t *pc =
+			    pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, err, sizeof(err));
 			if (pc == NULL || (producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err,
-								   sizeof(err))) == NULL) {
+			                                           sizeof(err))) == NULL) {
 				fprintf(stderr, "replay: %s\n", err);
 				if (pc)
 					rd_kafka_conf_destroy(pc);
@@ -477,7 +482,8 @@ int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_repla
 		}
 		if (m == NULL) {
 			if (now - last_record > STALL_S) {
-				fprintf(stderr, "replay: no record for %d s before the end\n", STALL_S);
+				fprintf(stderr, "replay: no record for %d s before the end\n",
+				        STALL_S);
 				goto out;
 			}
 			continue;

@@ -7,8 +7,8 @@
 
 typedef struct pw_replay_opts {
 	const char *topic; /**< a command topic: TOPIC_CREATE (default) or TOPIC_QUERY */
-	int verify;	   /**< write nothing; compare the database with the topic */
-	int reply;	   /**< without verify: publish the replies again */
+	int verify;        /**< write nothing; compare the database with the topic */
+	int reply;         /**< without verify: publish the replies again */
 } pw_replay_opts;
 
 /* Runs a replay. Without verify, each command is processed as the worker would (a

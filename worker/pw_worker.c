@@ -616,6 +616,11 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 	conf = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, errstr, errstr_size);
 	if (conf == NULL || pw_kafka_conf_set(conf, "client.id", client_id, errstr, errstr_size))
 		goto out;
+	/* Queries are answered one by one and someone waits on each: send at once. Creates
+	 * come in bulk, where a few ms of batching saves broker round trips. */
+	if (lane == PW_TOPIC_QUERY &&
+	    pw_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size))
+		goto out;
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);

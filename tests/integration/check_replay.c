@@ -1,12 +1,12 @@
 /* Replay: the command topic is the system of record; replaying it changes nothing, and
  * --verify proves the database agrees with it (and says so when it does not). */
-#include <check.h>
-#include <librdkafka/rdkafka.h>
-
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <check.h>
+#include <librdkafka/rdkafka.h>
 
 #include "pw_testkit.h"
 
@@ -34,7 +34,7 @@ START_TEST(replay_changes_nothing_and_verify_catches_a_lost_row)
 	char *tok = tk_token(o, 3600, NULL);
 	char prefix[64], dni[32], sql[512], out[512];
 	const char **keys = calloc(N, sizeof(*keys));
-	char (*ids)[96] = calloc(N, sizeof(*ids));
+	char(*ids)[96] = calloc(N, sizeof(*ids));
 	tk_records recs = {0};
 	rd_kafka_t *p = tk_producer();
 
@@ -47,7 +47,7 @@ START_TEST(replay_changes_nothing_and_verify_catches_a_lost_row)
 		keys[i] = ids[i];
 		char *cmd = tk_create_cmd(ids[i], tok, dni, NULL);
 		rd_kafka_producev(p, RD_KAFKA_V_TOPIC(w.create), RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
-				  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+		                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
 		free(cmd);
 		rd_kafka_poll(p, 0);
 	}
@@ -56,9 +56,9 @@ START_TEST(replay_changes_nothing_and_verify_catches_a_lost_row)
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
 
 	snprintf(sql, sizeof(sql),
-		 "SELECT (SELECT count(*) FROM patients WHERE owner_id = '%s') || '/' ||"
-		 " (SELECT count(*) FROM patient_audit WHERE owner_id = '%s')",
-		 o, o);
+	         "SELECT (SELECT count(*) FROM patients WHERE owner_id = '%s') || '/' ||"
+	         " (SELECT count(*) FROM patient_audit WHERE owner_id = '%s')",
+	         o, o);
 	char *before = tk_sql(sql);
 	ck_assert_str_eq(before, "500/500");
 
@@ -89,10 +89,10 @@ START_TEST(replay_changes_nothing_and_verify_catches_a_lost_row)
 
 	/* A row no command explains is reported too. */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO patients (owner_id, nombre, apellido_paterno, dni, fecha_nacimiento,"
-		 " source_topic, source_partition, source_offset) VALUES ('%s', 'X', 'Y', 'FORGED',"
-		 " '2000-01-01', '%s', 0, 999999)",
-		 o, w.create);
+	         "INSERT INTO patients (owner_id, nombre, apellido_paterno, dni, fecha_nacimiento,"
+	         " source_topic, source_partition, source_offset) VALUES ('%s', 'X', 'Y', 'FORGED',"
+	         " '2000-01-01', '%s', 0, 999999)",
+	         o, w.create);
 	free(tk_sql(sql));
 	ck_assert_int_eq(tk_run(&w, verify, out, 120), 1);
 	assert_line(read_file(out), "rows with no command:          1");

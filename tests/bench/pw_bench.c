@@ -7,17 +7,17 @@
  *
  * Settings from the environment as the worker's: KAFKA_BROKERS, DATABASE_URL,
  * JWT_SECRET, TOPIC_CREATE, TOPIC_QUERY, TOPIC_REPLIES. */
-#include <jansson.h>
-#include <jwt.h>
-#include <librdkafka/rdkafka.h>
-
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 
 static const char *env(const char *name)
 {
@@ -41,10 +41,11 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
 	char err[256];
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(c, "bootstrap.servers", env("KAFKA_BROKERS"), err, sizeof(err)) ||
-	    (type == RD_KAFKA_PRODUCER && rd_kafka_conf_set(c, "linger.ms", "0", err, sizeof(err))) ||
+	    (type == RD_KAFKA_PRODUCER &&
+	     rd_kafka_conf_set(c, "linger.ms", "0", err, sizeof(err))) ||
 	    (group && (rd_kafka_conf_set(c, "group.id", group, err, sizeof(err)) ||
-		       rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err)) ||
-		       rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", err, sizeof(err))))) {
+	               rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err)) ||
+	               rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", err, sizeof(err))))) {
 		fprintf(stderr, "kafka: %s\n", err);
 		exit(1);
 	}
@@ -111,9 +112,10 @@ static char *token(const char *sub)
 
 static void send_cmd(rd_kafka_t *p, const char *topic, const char *value)
 {
-	while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-				 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-				 RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+	while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+	                         RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+	                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+	                         RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		rd_kafka_poll(p, 10);
 	rd_kafka_poll(p, 0);
 }
@@ -149,10 +151,10 @@ static void *load_thread(void *arg)
 	char buf[2048];
 	for (int i = 0; i < l->n; i++) {
 		snprintf(buf, sizeof(buf),
-			 "{\"request_id\":\"%s-c%d\",\"type\":\"patient.create\",\"token\":\"%s\","
-			 "\"payload\":{\"nombre\":\"Carga\",\"apellido_paterno\":\"Masiva\","
-			 "\"dni\":\"L%d\",\"fecha_nacimiento\":\"1980-01-01\"}}",
-			 l->prefix, i, l->tok, i);
+		         "{\"request_id\":\"%s-c%d\",\"type\":\"patient.create\",\"token\":\"%s\","
+		         "\"payload\":{\"nombre\":\"Carga\",\"apellido_paterno\":\"Masiva\","
+		         "\"dni\":\"L%d\",\"fecha_nacimiento\":\"1980-01-01\"}}",
+		         l->prefix, i, l->tok, i);
 		send_cmd(p, l->topic, buf);
 	}
 	rd_kafka_flush(p, 60000);
@@ -176,16 +178,16 @@ static double pct(double *v, int n, double p)
 
 /* n sequential gets of id; fills ms[]. Returns how many got a 200. */
 static int gets(rd_kafka_t *p, rd_kafka_t *c, const char *qtopic, const char *reply_to,
-		const char *tok, const char *prefix, long id, int n, double *ms)
+                const char *tok, const char *prefix, long id, int n, double *ms)
 {
 	char buf[2048], rid[96];
 	int ok = 0;
 	for (int i = 0; i < n; i++) {
 		snprintf(rid, sizeof(rid), "%s-g%d", prefix, i);
 		snprintf(buf, sizeof(buf),
-			 "{\"request_id\":\"%s\",\"type\":\"patient.get\",\"token\":\"%s\","
-			 "\"reply_to\":\"%s\",\"payload\":{\"id\":%ld}}",
-			 rid, tok, reply_to, id);
+		         "{\"request_id\":\"%s\",\"type\":\"patient.get\",\"token\":\"%s\","
+		         "\"reply_to\":\"%s\",\"payload\":{\"id\":%ld}}",
+		         rid, tok, reply_to, id);
 		double t0 = now_ms();
 		send_cmd(p, qtopic, buf);
 		rd_kafka_flush(p, 10000);
@@ -213,10 +215,10 @@ static int queries(int n_gets, int n_load)
 	/* One patient to read back. */
 	snprintf(rid, sizeof(rid), "%s-seed", prefix);
 	snprintf(buf, sizeof(buf),
-		 "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
-		 "\"reply_to\":\"%s\",\"payload\":{\"nombre\":\"Ana\",\"apellido_paterno\":"
-		 "\"Quispe\",\"dni\":\"SEED\",\"fecha_nacimiento\":\"1990-04-12\"}}",
-		 rid, tok, reply_to);
+	         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
+	         "\"reply_to\":\"%s\",\"payload\":{\"nombre\":\"Ana\",\"apellido_paterno\":"
+	         "\"Quispe\",\"dni\":\"SEED\",\"fecha_nacimiento\":\"1990-04-12\"}}",
+	         rid, tok, reply_to);
 	send_cmd(p, ctopic, buf);
 	char *seed = await(c, rid);
 	json_t *j = seed ? json_loads(seed, 0, NULL) : NULL;
@@ -246,7 +248,7 @@ static int queries(int n_gets, int n_load)
 	PGconn *db = PQconnectdb(env("DATABASE_URL"));
 	const char *qp[1] = {owner};
 	PGresult *r = PQexecParams(db, "SELECT count(*) - 1 FROM patients WHERE owner_id = $1", 1,
-				   NULL, qp, NULL, NULL, 0);
+	                           NULL, qp, NULL, NULL, 0);
 	const char *done = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "?";
 	pthread_join(th, NULL);
 

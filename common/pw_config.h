@@ -36,6 +36,9 @@ typedef struct pw_config {
 	int shutdown_timeout_ms; /**< how long SIGTERM waits for replies in flight */
 	char *log_level;
 	char *cursor_secret; /**< secret; NULL: a random key per process */
+	int batch_max;       /**< creates written in one transaction, at most */
+	int batch_wait_ms;   /**< how long a batch waits to fill */
+	int jwt_cache_size;  /**< verified tokens kept per lane (0: no cache) */
 
 	/* Derived at load time. */
 	unsigned char *jwt_key; /**< secret bytes or PEM text, NUL-terminated */

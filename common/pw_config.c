@@ -71,6 +71,15 @@ static const cfg_row rows[] = {
     {"SHUTDOWN_TIMEOUT_MS", CFG_INT, OFF(shutdown_timeout_ms), "8000", 0, 0, 0, 600000,
      "on SIGTERM, how long to wait for replies in flight"},
     {"LOG_LEVEL", CFG_STR, OFF(log_level), "info", 0, 0, 0, 0, "debug, info, warn or error"},
+    {"BATCH_MAX", CFG_INT, OFF(batch_max), "500", 0, 0, 1, 5000,
+     "creates written in one transaction, at most"},
+    {"BATCH_WAIT_MS", CFG_INT, OFF(batch_wait_ms), "5", 0, 0, 0, 1000,
+     "how long a batch of creates waits to fill, ms"},
+    {"JWT_CACHE_SIZE", CFG_INT, OFF(jwt_cache_size), "10000", 0, 0, 0, 1000000,
+     "verified tokens remembered per lane (time claims re-checked on every use); 0: none"},
+    {"CURSOR_SECRET", CFG_STR, OFF(cursor_secret), NULL, 0, CFG_SECRET, 0, 0,
+     "key that signs patient.list cursors; set the same on every worker (unset: a random "
+     "key per process, so cursors do not survive a restart)"},
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))

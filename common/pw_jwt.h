@@ -18,18 +18,37 @@ typedef struct pw_claims {
 
 typedef struct pw_jwt_verifier pw_jwt_verifier;
 
-/* Builds a verifier from the loaded configuration (key, algorithm, claims to check).
- * The configuration must outlive the verifier. */
+/* Builds a verifier from the loaded configuration (key, algorithm, claims to check, and
+ * cfg->jwt_cache_size). For RS256/ES256 the PEM is parsed here, once: PW_E_CONFIG when it
+ * is not a public key of the type the algorithm needs (RSA for RS256, EC P-256 for ES256),
+ * and for an empty key. The configuration must outlive the verifier. */
 PW_MUST_CHECK pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out);
 void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
 
-/* Checks the header (algorithm pinned, no `crit`) before libjwt sees the token, then
- * the signature, then exp/nbf/iat at now_s (the time of the command, Unix seconds)
- * with the leeway, iss/aud when configured, and the owner claim. Returns PW_OK and
- * fills *claims, or PW_E_AUTH with a reason in why (safe to send to the caller: it
- * never quotes the token). Pure apart from libjwt: no I/O, thread-compatible. */
+/* Checks the header (algorithm pinned, no `crit`), then the signature with the configured
+ * algorithm and key (OpenSSL, never the algorithm the token names), then exp/nbf/iat at
+ * now_s (the time of the command, Unix seconds) with the leeway, iss/aud when configured,
+ * and the owner claim. Returns PW_OK and fills *claims, or PW_E_AUTH with a reason in why
+ * (safe to send to the caller: it never quotes the token).
+ *
+ * A token that passed every check is remembered in the verifier's cache (keyed by the
+ * SHA-256 of the whole token, least recently used evicted, at most cfg->jwt_cache_size
+ * entries). A later use of the same token skips the signature and the time-independent
+ * claims, but exp/nbf/iat are judged again at that call's now_s, with the same reasons.
+ * Refused tokens are never cached. The verifier (its cache and OpenSSL contexts) is
+ * changed by the call although it is passed const: one verifier per thread, no locking. */
 PW_MUST_CHECK pw_status pw_jwt_verify(const pw_jwt_verifier *v, const char *token, int64_t now_s,
                                       pw_claims *claims, char *why, size_t why_size);
+
+/* Empties the cache (the counters are kept). The key is read once, at start: a new key
+ * means a restart, and a new verifier starts with an empty cache. */
+void pw_jwt_cache_clear(pw_jwt_verifier *v);
+
+/* Cache counters since the verifier was made: verifications answered from the cache,
+ * verifications that were not (every call with a non-empty token, cache or no cache), and
+ * the entries held now. Any pointer may be NULL. */
+void pw_jwt_cache_stats(const pw_jwt_verifier *v, unsigned long *hits, unsigned long *misses,
+                        size_t *entries);
 
 /* Decodes base64url without padding into out (NUL-terminated); returns the length or
  * -1 when the input has a character outside the alphabet or does not fit. */

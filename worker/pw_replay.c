@@ -35,7 +35,7 @@ typedef struct source_set {
 
 typedef struct counts {
 	unsigned long seen, dead, no_append_time, refused, queries;
-	unsigned long match, missing, differs, unanswered, conflicts, idem_conflicts;
+	unsigned long match, missing, differs, unanswered, conflicts;
 	unsigned long orphans, by_status[6];
 } counts;
 
@@ -189,81 +189,86 @@ static void mark(part *parts, int n, const rd_kafka_message_t *m)
 			parts[i].done = 1;
 }
 
-/* --verify: one create command against the database. */
-static int verify_create(PGconn *c, const pw_outcome *o, counts *k, source_set *sources)
+/* --verify: one create command against the database, through its audit row (keyed by
+ * the record), which says how it was answered; a 201 must have its row, as created. */
+static int verify_create(PGconn *c, const pw_outcome *o, const rd_kafka_message_t *m, counts *k,
+                         source_set *sources)
 {
-	const char *p[2] = {o->owner, o->request_id};
-	PGresult *r =
-	    PQexecParams(c,
-	                 "SELECT status, patient_id, payload_hash FROM"
-	                 " patient_create_requests WHERE owner_id = $1 AND request_id = $2",
-	                 2, NULL, p, NULL, NULL, 0);
+	char part[16], off[24];
+	snprintf(part, sizeof(part), "%" PRId32, m->partition);
+	snprintf(off, sizeof(off), "%" PRId64, m->offset);
+	const char *p[3] = {rd_kafka_topic_name(m->rkt), part, off};
+	PGresult *r = PQexecParams(c,
+	                           "SELECT status, patient_ids[1] FROM patient_audit"
+	                           " WHERE source_topic = $1 AND source_partition = $2"
+	                           " AND source_offset = $3",
+	                           3, NULL, p, NULL, NULL, 0);
+	PGresult *row = NULL;
 	int rc = -1;
 
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		goto out;
-	if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
+	if (PQntuples(r) == 0) {
 		k->unanswered++;
-		PW_LOG_WARN(NULL, "verify: create %s of %s was never answered", o->request_id,
-		            o->owner);
+		PW_LOG_WARN(NULL, "verify: create %s of %s (%s/%s/%s) was never answered",
+		            o->request_id, o->owner, p[0], part, off);
 		rc = 0;
 		goto out;
 	}
-	if (strcmp(PQgetvalue(r, 0, 2), o->in.payload_hash) != 0) {
-		k->idem_conflicts++; /* a later command reusing the id: answered 409 */
-		rc = 0;
-		goto out;
-	}
-	if (strcmp(PQgetvalue(r, 0, 0), "201") != 0) {
-		k->conflicts++;
+	if (strcmp(PQgetvalue(r, 0, 0), "201") != 0 || PQgetisnull(r, 0, 1)) {
+		if (strcmp(PQgetvalue(r, 0, 0), "409") == 0) {
+			k->conflicts++;
+		} else {
+			k->unanswered++;
+			PW_LOG_WARN(NULL, "verify: create %s of %s was answered %s", o->request_id,
+			            o->owner, PQgetvalue(r, 0, 0));
+		}
 		rc = 0;
 		goto out;
 	}
 	const char *q[2] = {o->owner, PQgetvalue(r, 0, 1)};
-	PGresult *row =
-	    PQexecParams(c,
-	                 "SELECT nombre, apellido_paterno, apellido_materno, dni,"
-	                 " fecha_nacimiento::text, sexo, source_partition, source_offset"
-	                 " FROM patients WHERE owner_id = $1 AND id = $2",
-	                 2, NULL, q, NULL, NULL, 0);
-	if (PQresultStatus(row) != PGRES_TUPLES_OK) {
-		PQclear(row);
+	row = PQexecParams(
+	    c,
+	    "SELECT nombre, apellido_paterno, apellido_materno, dni,"
+	    " fecha_nacimiento::text, sexo, source_partition, source_offset, request_id"
+	    " FROM patients WHERE owner_id = $1 AND id = $2",
+	    2, NULL, q, NULL, NULL, 0);
+	if (PQresultStatus(row) != PGRES_TUPLES_OK)
 		goto out;
-	}
 	if (PQntuples(row) == 0) {
 		k->missing++;
 		PW_LOG_WARN(NULL, "verify: patient %s of %s (request %s) has no row", q[1],
 		            o->owner, o->request_id);
-	} else {
-		const pw_patient_input *in = &o->in;
-		int same = strcmp(PQgetvalue(row, 0, 0), in->nombre) == 0 &&
-		           strcmp(PQgetvalue(row, 0, 1), in->apellido_paterno) == 0 &&
-		           (PQgetisnull(row, 0, 2)
-		                ? in->apellido_materno == NULL
-		                : in->apellido_materno != NULL &&
-		                      strcmp(PQgetvalue(row, 0, 2), in->apellido_materno) == 0) &&
-		           strcmp(PQgetvalue(row, 0, 3), in->dni) == 0 &&
-		           strcmp(PQgetvalue(row, 0, 4), in->fecha_nacimiento) == 0 &&
-		           strcmp(PQgetvalue(row, 0, 5), in->sexo) == 0;
-		if (same) {
-			k->match++;
-		} else {
-			k->differs++;
-			PW_LOG_WARN(NULL, "verify: patient %s of %s differs from its command %s",
-			            q[1], o->owner, o->request_id);
-		}
-		if (!PQgetisnull(row, 0, 6) &&
-		    set_add(sources, source_key((int32_t)atoi(PQgetvalue(row, 0, 6)),
-		                                strtoll(PQgetvalue(row, 0, 7), NULL, 10))) != 0) {
-			PQclear(row);
-			goto out;
-		}
+		rc = 0;
+		goto out;
 	}
-	PQclear(row);
+	const pw_patient_input *in = &o->in;
+	int same = strcmp(PQgetvalue(row, 0, 0), in->nombre) == 0 &&
+	           strcmp(PQgetvalue(row, 0, 1), in->apellido_paterno) == 0 &&
+	           (PQgetisnull(row, 0, 2)
+	                ? in->apellido_materno == NULL
+	                : in->apellido_materno != NULL &&
+	                      strcmp(PQgetvalue(row, 0, 2), in->apellido_materno) == 0) &&
+	           strcmp(PQgetvalue(row, 0, 3), in->dni) == 0 &&
+	           strcmp(PQgetvalue(row, 0, 4), in->fecha_nacimiento) == 0 &&
+	           strcmp(PQgetvalue(row, 0, 5), in->sexo) == 0 &&
+	           strcmp(PQgetvalue(row, 0, 8), o->request_id) == 0;
+	if (same) {
+		k->match++;
+	} else {
+		k->differs++;
+		PW_LOG_WARN(NULL, "verify: patient %s of %s differs from its command %s", q[1],
+		            o->owner, o->request_id);
+	}
+	if (!PQgetisnull(row, 0, 6) &&
+	    set_add(sources, source_key((int32_t)atoi(PQgetvalue(row, 0, 6)),
+	                                strtoll(PQgetvalue(row, 0, 7), NULL, 10))) != 0)
+		goto out;
 	rc = 0;
 out:
 	if (rc != 0)
 		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(c));
+	PQclear(row);
 	PQclear(r);
 	return rc;
 }
@@ -406,8 +411,7 @@ static void report(const char *topic, int verify, unsigned long total, const cou
 		printf("  creates with no row:           %lu\n", k->missing);
 		printf("  creates whose row differs:     %lu\n", k->differs);
 		printf("  creates never answered:        %lu\n", k->unanswered);
-		printf("  creates answered 409 conflict: %lu\n", k->conflicts);
-		printf("  request ids reused (409):      %lu\n", k->idem_conflicts);
+		printf("  creates answered 409:          %lu\n", k->conflicts);
 		printf("  refused (token or payload):    %lu\n", k->refused);
 		printf("  queries:                       %lu\n", k->queries);
 		printf("  rows with no command:          %lu\n", k->orphans);
@@ -515,7 +519,7 @@ int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_repla
 				if (o.log_append_time && o.db_kind == PW_DB_AUDIT_ONLY)
 					k.refused++;
 				else if (o.log_append_time && o.db_kind == PW_DB_CREATE)
-					r = verify_create(vc, &o, &k, &sources);
+					r = verify_create(vc, &o, m, &k, &sources);
 				else if (o.log_append_time)
 					k.queries++;
 			} else {

@@ -61,11 +61,14 @@ struct pw_worker {
 	pw_jwt_verifier *jwt;
 	pw_offsets *offsets;
 	pw_handler_ctx hc;
-	job_list held;  /**< creates waiting for the database */
-	job_list retry; /**< produces to try again (transient errors, dead letters) */
-	size_t bytes;   /**< sum of job->bytes in flight */
-	int pause_why;  /**< PAUSE_* bits */
-	int paused;     /**< assigned partitions are paused */
+	job_list held;             /**< creates waiting for the database */
+	job_list retry;            /**< produces to try again (transient errors, dead letters) */
+	job_list batch;            /**< commands for the next database transaction */
+	int batch_max;             /**< BATCH_MAX on the create lane; 1 on the query lane */
+	int64_t batch_deadline_us; /**< when the open batch is written, full or not */
+	size_t bytes;              /**< sum of job->bytes in flight */
+	int pause_why;             /**< PAUSE_* bits */
+	int paused;                /**< assigned partitions are paused */
 	int64_t db_next_try_us;
 	int db_backoff_ms;
 	int fatal;
@@ -406,6 +409,8 @@ static void drop_held(pw_worker *w, const rd_kafka_topic_partition_list_t *parts
 	w->held = keep;
 }
 
+static void flush_batch(pw_worker *w);
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -423,6 +428,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			rd_kafka_pause_partitions(rk, parts);
 		PW_LOG_INFO(NULL, "%s lane: partitions assigned: %d", w->name, parts->cnt);
 	} else {
+		/* The open batch first: answered now, or held (and dropped below) when the
+		 * database is down. */
+		flush_batch(w);
 		if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
 			/* Let replies in flight be acknowledged and their offsets committed
 			 * before the partitions move: fewer repeats for the next owner. */
@@ -515,6 +523,25 @@ static int run_items(pw_worker *w, job **jobs, size_t n)
 	return rc;
 }
 
+/* Writes the open batch: one transaction for all its creates (pw_db_run). */
+static void flush_batch(pw_worker *w)
+{
+	size_t n = w->batch.n;
+	job **jobs;
+
+	if (n == 0)
+		return;
+	jobs = calloc(n, sizeof(*jobs));
+	if (jobs == NULL) {
+		w->fatal = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		jobs[i] = list_pop(&w->batch);
+	run_items(w, jobs, n);
+	free(jobs);
+}
+
 static void retry_held(pw_worker *w)
 {
 	char err[512];
@@ -575,10 +602,15 @@ static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 		job_produce(w, j);
 		break;
 	case PW_OUT_DB:
-		if (w->pause_why & PAUSE_DB)
+		if (w->pause_why & PAUSE_DB) {
 			list_push(&w->held, j); /* behind the ones already waiting */
-		else
-			run_items(w, &j, 1);
+			break;
+		}
+		if (w->batch.n == 0)
+			w->batch_deadline_us = now_us() + (int64_t)w->cfg->batch_wait_ms * 1000;
+		list_push(&w->batch, j);
+		if (w->batch.n >= (size_t)w->batch_max)
+			flush_batch(w);
 		break;
 	}
 }
@@ -601,6 +633,8 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 	w->name = lane == PW_TOPIC_CREATE ? "create" : "query";
 	w->topic = lane == PW_TOPIC_CREATE ? cfg->topic_create : cfg->topic_query;
 	w->hc.cursor_key = cursor_key;
+	/* Queries are answered one by one: someone waits on each. */
+	w->batch_max = lane == PW_TOPIC_CREATE ? cfg->batch_max : 1;
 	snprintf(client_id, sizeof(client_id), "patient-worker-%s", w->name);
 	if (pw_jwt_verifier_create(cfg, &w->jwt) != PW_OK) {
 		snprintf(errstr, errstr_size, "JWT_SECRET/JWT_PUBLIC_KEY_FILE: no usable key");
@@ -667,7 +701,13 @@ out:
 static void shutdown_in_order(pw_worker *w)
 {
 	job *j;
-	size_t dropped = w->held.n;
+	size_t dropped;
+
+	if (!(w->pause_why & PAUSE_DB))
+		flush_batch(w);
+	while ((j = list_pop(&w->batch)) != NULL)
+		list_push(&w->held, j);
+	dropped = w->held.n;
 
 	while ((j = list_pop(&w->held)) != NULL) {
 		pw_offsets_release(w->offsets, j->pending);
@@ -719,7 +759,17 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 		set_paused(w);
 
 		rd_kafka_poll(w->producer, 0);
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, POLL_MS);
+		/* A batch waits at most BATCH_WAIT_MS for more records, then is written. */
+		int timeout = POLL_MS;
+		if (w->batch.n > 0) {
+			int64_t left = (w->batch_deadline_us - now_us()) / 1000;
+			if (left <= 0) {
+				flush_batch(w);
+				continue;
+			}
+			timeout = left < POLL_MS ? (int)left : POLL_MS;
+		}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
 		if (m == NULL)
 			continue;
 		if (m->err) {
@@ -750,6 +800,8 @@ void pw_worker_destroy(pw_worker *w)
 	while ((j = list_pop(&w->retry)) != NULL)
 		job_free(w, j);
 	while ((j = list_pop(&w->held)) != NULL)
+		job_free(w, j);
+	while ((j = list_pop(&w->batch)) != NULL)
 		job_free(w, j);
 	pw_offsets_destroy(w->offsets);
 	pw_db_destroy(w->db);

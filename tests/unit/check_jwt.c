@@ -9,8 +9,12 @@
 #include <check.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 
 #include "pw_config.h"
 #include "pw_jwt.h"
@@ -150,6 +154,11 @@ typedef enum cfg_kind {
 
 static pw_config cfgs[CFG_COUNT];
 static pw_jwt_verifier *verifiers[CFG_COUNT];
+/* The same configurations with a cache of CACHED_SIZE tokens: every table row is verified
+ * uncached, then twice cached, and the three answers must agree. */
+#define CACHED_SIZE 64
+static pw_config cfgs_cached[CFG_COUNT];
+static pw_jwt_verifier *verifiers_cached[CFG_COUNT];
 
 static void make_cfg(pw_config *c, pw_jwt_alg_cfg alg, const char *alg_name, const char *key_file)
 {
@@ -187,6 +196,12 @@ static void setup_verifiers(void)
 		ck_assert_msg(pw_jwt_verifier_create(&cfgs[i], &verifiers[i]) == PW_OK,
 		              "verifier %d not created", i);
 		ck_assert_ptr_nonnull(verifiers[i]);
+		cfgs_cached[i] = cfgs[i]; /* shares the strings of cfgs[i]: freed once, there */
+		cfgs_cached[i].jwt_cache_size = CACHED_SIZE;
+		verifiers_cached[i] = NULL;
+		ck_assert_msg(pw_jwt_verifier_create(&cfgs_cached[i], &verifiers_cached[i]) ==
+		                  PW_OK,
+		              "cached verifier %d not created", i);
 	}
 }
 
@@ -194,6 +209,7 @@ static void teardown_verifiers(void)
 {
 	for (int i = 0; i < CFG_COUNT; i++) {
 		pw_jwt_verifier_destroy(verifiers[i]);
+		pw_jwt_verifier_destroy(verifiers_cached[i]);
 		pw_config_free(&cfgs[i]);
 	}
 }
@@ -232,7 +248,41 @@ typedef enum signer {
 	SIGN_HS512,      /**< HS512 with SECRET */
 	SIGN_RS512,      /**< RS512 with rsa_private.pem */
 	SIGN_NONE,       /**< alg none, made by libjwt */
+	SIGN_EC2,        /**< ES256 with a P-256 key made for the test: the wrong EC key */
 } signer;
+
+/* A key made here, as PEM text: type "EC" with a curve name, "RSA", "RSA-PSS", "ED25519". */
+static char *gen_key_pem(const char *type, const char *curve, int public_only, size_t *len)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *pem;
+	long n;
+
+	ck_assert_ptr_nonnull(ctx);
+	ck_assert_ptr_nonnull(bio);
+	ck_assert_int_eq(EVP_PKEY_keygen_init(ctx), 1);
+	if (curve != NULL)
+		ck_assert_int_eq(EVP_PKEY_CTX_set_group_name(ctx, curve), 1);
+	ck_assert_msg(EVP_PKEY_generate(ctx, &pkey) == 1, "cannot make a %s key", type);
+	if (public_only)
+		ck_assert_int_eq(PEM_write_bio_PUBKEY(bio, pkey), 1);
+	else
+		ck_assert_int_eq(PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL), 1);
+	n = BIO_get_mem_data(bio, &data);
+	ck_assert(n > 0);
+	pem = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(pem);
+	memcpy(pem, data, (size_t)n);
+	pem[n] = '\0';
+	if (len)
+		*len = (size_t)n;
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+	EVP_PKEY_CTX_free(ctx);
+	return pem;
+}
 
 static char *sign(signer s, const char *claims, const char *extra_headers)
 {
@@ -280,6 +330,10 @@ static char *sign(signer s, const char *claims, const char *extra_headers)
 	case SIGN_NONE:
 		alg = JWT_ALG_NONE;
 		break;
+	case SIGN_EC2:
+		key = (unsigned char *)gen_key_pem("EC", "P-256", 0, &len);
+		alg = JWT_ALG_ES256;
+		break;
 	}
 	tok = lib_token(alg, key, len, claims, extra_headers);
 	free(key);
@@ -296,6 +350,32 @@ typedef struct tok_case {
 	int scope_read, scope_write;
 } tok_case;
 
+/* The cached twin of the verifier answers a token twice exactly as the verifier does once:
+ * same status, same reason, same claims; the second answer comes from the cache only when
+ * the token was accepted. */
+static void check_cached_twin(const char *name, cfg_kind cfg, const char *tok, pw_status st,
+                              const pw_claims *cl, const char *why)
+{
+	for (int round = 0; round < 2; round++) {
+		pw_claims cl2;
+		char why2[256] = "";
+		unsigned long h0, h1;
+		pw_jwt_cache_stats(verifiers_cached[cfg], &h0, NULL, NULL);
+		memset(&cl2, 0x5a, sizeof(cl2));
+		pw_status st2 =
+		    pw_jwt_verify(verifiers_cached[cfg], tok, NOW, &cl2, why2, sizeof(why2));
+		pw_jwt_cache_stats(verifiers_cached[cfg], &h1, NULL, NULL);
+		ck_assert_msg(st2 == st && strcmp(why2, why) == 0,
+		              "case '%s', cached round %d: status %d '%s', uncached %d '%s'", name,
+		              round, st2, why2, st, why);
+		ck_assert_msg(memcmp(&cl2, cl, sizeof(cl2)) == 0,
+		              "case '%s', cached round %d: claims differ", name, round);
+		ck_assert_msg(h1 - h0 == (round == 1 && st == PW_OK ? 1u : 0u),
+		              "case '%s', cached round %d: %lu hits, status %d", name, round,
+		              h1 - h0, st);
+	}
+}
+
 static void run_cases(const tok_case *rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -305,6 +385,7 @@ static void run_cases(const tok_case *rows, size_t n)
 		char *tok = sign(c->signer, c->claims, NULL);
 		memset(&cl, 0x5a, sizeof(cl));
 		pw_status st = pw_jwt_verify(verifiers[c->cfg], tok, NOW, &cl, why, sizeof(why));
+		check_cached_twin(c->name, c->cfg, tok, st, &cl, why);
 		if (c->ok) {
 			ck_assert_msg(st == PW_OK, "case '%s': status %d, want PW_OK (why: %s)",
 			              c->name, st, why);
@@ -754,6 +835,577 @@ START_TEST(test_base64url_decode)
 }
 END_TEST
 
+/* ---- signatures against the parsed key ------------------------------------------------- */
+
+typedef enum sig_mut {
+	MUT_KEEP = 0,
+	MUT_FLIP_FIRST, /**< first signature byte xor 0x01 */
+	MUT_FLIP_LAST,  /**< last signature byte xor 0x80 */
+	MUT_DROP_LAST,  /**< one byte short (ES256: 63) */
+	MUT_ADD_ZERO,   /**< a zero byte appended (ES256: 65) */
+	MUT_ZERO_FIRST, /**< a zero byte prepended (ES256: 65, R||S shifted) */
+	MUT_HALF,       /**< the first half only */
+	MUT_SWAP_RS,    /**< ES256: S||R */
+	MUT_ZEROS,      /**< as many zero bytes */
+	MUT_DER,        /**< ES256: R||S re-encoded as a DER ECDSA-Sig-Value */
+} sig_mut;
+
+/* The ES256 signature sig (R||S) as DER; checks that OpenSSL itself accepts that DER for the
+ * signing input, so that a refusal can only be about the encoding. */
+static size_t es256_to_der(const unsigned char *sig, unsigned char *der, const char *input,
+                           size_t input_len)
+{
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	unsigned char *p = der;
+	size_t pem_len;
+	unsigned char *pem = read_fixture("ec_public.pem", &pem_len);
+	BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+	EVP_PKEY *pub = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	ck_assert_ptr_nonnull(es);
+	ck_assert_ptr_nonnull(pub);
+	ck_assert_int_eq(
+	    ECDSA_SIG_set0(es, BN_bin2bn(sig, 32, NULL), BN_bin2bn(sig + 32, 32, NULL)), 1);
+	int n = i2d_ECDSA_SIG(es, &p);
+	ck_assert(n > 0 && n <= 72);
+	ck_assert_int_eq(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub), 1);
+	ck_assert_msg(
+	    EVP_DigestVerify(md, der, (size_t)n, (const unsigned char *)input, input_len) == 1,
+	    "the DER signature made by the test is not genuine");
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pub);
+	BIO_free(bio);
+	free(pem);
+	ECDSA_SIG_free(es);
+	return (size_t)n;
+}
+
+/* tok with its signature segment changed by m. */
+static char *mutate_sig(const char *tok, sig_mut m)
+{
+	const char *dot = strrchr(tok, '.');
+	unsigned char sig[600], out[600];
+	long n = pw_base64url_decode(dot + 1, strlen(dot + 1), sig, sizeof(sig));
+	size_t o = 0;
+
+	ck_assert(n > 0);
+	switch (m) {
+	case MUT_KEEP:
+		memcpy(out, sig, (size_t)n);
+		o = (size_t)n;
+		break;
+	case MUT_FLIP_FIRST:
+		memcpy(out, sig, (size_t)n);
+		out[0] ^= 0x01;
+		o = (size_t)n;
+		break;
+	case MUT_FLIP_LAST:
+		memcpy(out, sig, (size_t)n);
+		out[n - 1] ^= 0x80;
+		o = (size_t)n;
+		break;
+	case MUT_DROP_LAST:
+		memcpy(out, sig, (size_t)n - 1);
+		o = (size_t)n - 1;
+		break;
+	case MUT_ADD_ZERO:
+		memcpy(out, sig, (size_t)n);
+		out[n] = 0;
+		o = (size_t)n + 1;
+		break;
+	case MUT_ZERO_FIRST:
+		out[0] = 0;
+		memcpy(out + 1, sig, (size_t)n);
+		o = (size_t)n + 1;
+		break;
+	case MUT_HALF:
+		memcpy(out, sig, (size_t)n / 2);
+		o = (size_t)n / 2;
+		break;
+	case MUT_SWAP_RS:
+		ck_assert_int_eq(n, 64);
+		memcpy(out, sig + 32, 32);
+		memcpy(out + 32, sig, 32);
+		o = 64;
+		break;
+	case MUT_ZEROS:
+		memset(out, 0, (size_t)n);
+		o = (size_t)n;
+		break;
+	case MUT_DER:
+		ck_assert_int_eq(n, 64);
+		o = es256_to_der(sig, out, tok, (size_t)(dot - tok));
+		break;
+	}
+	char *s64 = b64url(out, o);
+	size_t len = (size_t)(dot - tok) + strlen(s64) + 2;
+	char *res = malloc(len);
+	ck_assert_ptr_nonnull(res);
+	snprintf(res, len, "%.*s.%s", (int)(dot - tok), tok, s64);
+	free(s64);
+	return res;
+}
+
+START_TEST(test_parsed_key)
+{
+	static const struct {
+		const char *name;
+		cfg_kind cfg;
+		signer signer;
+		sig_mut mut;
+		int ok;
+		size_t sig_len; /**< length of the signature sent, checked (0: not checked) */
+	} rows[] = {
+	    {"RS256 valid", CFG_RS, SIGN_RSA, MUT_KEEP, 1, 256},
+	    {"RS256 wrong key", CFG_RS, SIGN_RSA2, MUT_KEEP, 0, 256},
+	    {"RS256 first signature byte flipped", CFG_RS, SIGN_RSA, MUT_FLIP_FIRST, 0, 256},
+	    {"RS256 last signature byte flipped", CFG_RS, SIGN_RSA, MUT_FLIP_LAST, 0, 256},
+	    {"RS256 signature one byte short", CFG_RS, SIGN_RSA, MUT_DROP_LAST, 0, 255},
+	    {"RS256 signature one byte long", CFG_RS, SIGN_RSA, MUT_ADD_ZERO, 0, 257},
+	    {"RS256 signature with a leading zero", CFG_RS, SIGN_RSA, MUT_ZERO_FIRST, 0, 257},
+	    {"RS256 signature half", CFG_RS, SIGN_RSA, MUT_HALF, 0, 128},
+	    {"RS256 signature all zero", CFG_RS, SIGN_RSA, MUT_ZEROS, 0, 256},
+	    {"ES256 valid", CFG_ES, SIGN_EC, MUT_KEEP, 1, 64},
+	    {"ES256 wrong key", CFG_ES, SIGN_EC2, MUT_KEEP, 0, 64},
+	    {"ES256 first byte of R flipped", CFG_ES, SIGN_EC, MUT_FLIP_FIRST, 0, 64},
+	    {"ES256 last byte of S flipped", CFG_ES, SIGN_EC, MUT_FLIP_LAST, 0, 64},
+	    {"ES256 signature of 63 bytes", CFG_ES, SIGN_EC, MUT_DROP_LAST, 0, 63},
+	    {"ES256 signature of 65 bytes (zero appended)", CFG_ES, SIGN_EC, MUT_ADD_ZERO, 0, 65},
+	    {"ES256 signature of 65 bytes (zero prepended)", CFG_ES, SIGN_EC, MUT_ZERO_FIRST, 0,
+	     65},
+	    {"ES256 signature of 32 bytes", CFG_ES, SIGN_EC, MUT_HALF, 0, 32},
+	    {"ES256 S||R", CFG_ES, SIGN_EC, MUT_SWAP_RS, 0, 64},
+	    {"ES256 R and S zero", CFG_ES, SIGN_EC, MUT_ZEROS, 0, 64},
+	    {"ES256 DER signature instead of R||S", CFG_ES, SIGN_EC, MUT_DER, 0, 0},
+	    {"key confusion: HS256 keyed with rsa_public.pem, JWT_ALG=RS256", CFG_RS,
+	     SIGN_HS_RSA_PUB, MUT_KEEP, 0, 32},
+	    {"key confusion: HS256 keyed with ec_public.pem, JWT_ALG=ES256", CFG_ES, SIGN_HS_EC_PUB,
+	     MUT_KEEP, 0, 32},
+	    {"RS256 token, JWT_ALG=ES256", CFG_ES, SIGN_RSA, MUT_KEEP, 0, 256},
+	    {"ES256 token, JWT_ALG=RS256", CFG_RS, SIGN_EC, MUT_KEEP, 0, 64},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *orig = sign(rows[i].signer, "{" C_SUB ",\"exp\":1500003600}", NULL);
+		char *tok = mutate_sig(orig, rows[i].mut);
+		pw_claims cl;
+		char why[256] = "";
+
+		if (rows[i].sig_len != 0) {
+			unsigned char sig[600];
+			const char *dot = strrchr(tok, '.');
+			long n = pw_base64url_decode(dot + 1, strlen(dot + 1), sig, sizeof(sig));
+			ck_assert_msg(n == (long)rows[i].sig_len,
+			              "case '%s': signature of %ld bytes", rows[i].name, n);
+		}
+		pw_status st =
+		    pw_jwt_verify(verifiers[rows[i].cfg], tok, NOW, &cl, why, sizeof(why));
+		if (rows[i].ok) {
+			ck_assert_msg(st == PW_OK, "case '%s': refused: %s", rows[i].name, why);
+			ck_assert_str_eq(cl.owner, OWNER);
+		} else {
+			ck_assert_msg(st == PW_E_AUTH, "case '%s': status %d, want PW_E_AUTH",
+			              rows[i].name, st);
+			check_why(rows[i].name, why, tok);
+		}
+		check_cached_twin(rows[i].name, rows[i].cfg, tok, st, &cl, why);
+		free(tok);
+		free(orig);
+	}
+}
+END_TEST
+
+/* The PEM is parsed when the verifier is made: a key of the wrong type is a configuration
+ * error there, not a refusal of every token later. */
+START_TEST(test_create_key)
+{
+	typedef enum key_src {
+		KEY_FILE = 0, /**< file: the fixture named */
+		KEY_GEN,      /**< a public key made here: type, curve */
+		KEY_HALF,     /**< the first half of the fixture */
+		KEY_EMPTY,    /**< a zero-length key */
+		KEY_SECRET,   /**< SECRET */
+	} key_src;
+	static const struct {
+		const char *name;
+		pw_jwt_alg_cfg alg;
+		key_src src;
+		const char *file_or_type;
+		const char *curve;
+		int cache_size;
+		pw_status want;
+	} rows[] = {
+	    {"RS256, RSA public key", PW_ALG_RS256, KEY_FILE, "rsa_public.pem", NULL, 0, PW_OK},
+	    {"ES256, EC P-256 public key", PW_ALG_ES256, KEY_FILE, "ec_public.pem", NULL, 0, PW_OK},
+	    {"HS256, secret", PW_ALG_HS256, KEY_SECRET, NULL, NULL, 0, PW_OK},
+	    {"HS256, secret, cache 10000", PW_ALG_HS256, KEY_SECRET, NULL, NULL, 10000, PW_OK},
+	    {"RS256, EC key", PW_ALG_RS256, KEY_FILE, "ec_public.pem", NULL, 0, PW_E_CONFIG},
+	    {"ES256, RSA key", PW_ALG_ES256, KEY_FILE, "rsa_public.pem", NULL, 0, PW_E_CONFIG},
+	    {"RS256, not a PEM", PW_ALG_RS256, KEY_FILE, "not_a_key.pem", NULL, 0, PW_E_CONFIG},
+	    {"ES256, not a PEM", PW_ALG_ES256, KEY_FILE, "not_a_key.pem", NULL, 0, PW_E_CONFIG},
+	    {"RS256, a private key PEM", PW_ALG_RS256, KEY_FILE, "rsa_private.pem", NULL, 0,
+	     PW_E_CONFIG},
+	    {"RS256, half a PEM", PW_ALG_RS256, KEY_HALF, "rsa_public.pem", NULL, 0, PW_E_CONFIG},
+	    {"ES256, EC P-384 key", PW_ALG_ES256, KEY_GEN, "EC", "P-384", 0, PW_E_CONFIG},
+	    {"ES256, EC secp256k1 key", PW_ALG_ES256, KEY_GEN, "EC", "secp256k1", 0, PW_E_CONFIG},
+	    {"ES256, EC P-256 key made here", PW_ALG_ES256, KEY_GEN, "EC", "P-256", 0, PW_OK},
+	    {"ES256, Ed25519 key", PW_ALG_ES256, KEY_GEN, "ED25519", NULL, 0, PW_E_CONFIG},
+	    {"RS256, Ed25519 key", PW_ALG_RS256, KEY_GEN, "ED25519", NULL, 0, PW_E_CONFIG},
+	    {"RS256, RSA-PSS key", PW_ALG_RS256, KEY_GEN, "RSA-PSS", NULL, 0, PW_E_CONFIG},
+	    {"RS256, empty key", PW_ALG_RS256, KEY_EMPTY, NULL, NULL, 0, PW_E_CONFIG},
+	    {"HS256, empty key", PW_ALG_HS256, KEY_EMPTY, NULL, NULL, 0, PW_E_CONFIG},
+	    {"HS256, negative cache size", PW_ALG_HS256, KEY_SECRET, NULL, NULL, -1, PW_E_CONFIG},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		pw_config c;
+		pw_jwt_verifier *v = (pw_jwt_verifier *)&c; /* must be reset to NULL on failure */
+
+		memset(&c, 0, sizeof(c));
+		c.jwt_alg = rows[i].alg;
+		c.jwt_leeway_s = 30;
+		c.jwt_cache_size = rows[i].cache_size;
+		switch (rows[i].src) {
+		case KEY_FILE:
+			c.jwt_key = read_fixture(rows[i].file_or_type, &c.jwt_key_len);
+			break;
+		case KEY_HALF:
+			c.jwt_key = read_fixture(rows[i].file_or_type, &c.jwt_key_len);
+			c.jwt_key_len /= 2;
+			c.jwt_key[c.jwt_key_len] = '\0';
+			break;
+		case KEY_GEN:
+			c.jwt_key = (unsigned char *)gen_key_pem(rows[i].file_or_type,
+			                                         rows[i].curve, 1, &c.jwt_key_len);
+			break;
+		case KEY_EMPTY:
+			c.jwt_key = (unsigned char *)strdup("");
+			break;
+		case KEY_SECRET:
+			c.jwt_key = (unsigned char *)strdup(SECRET);
+			c.jwt_key_len = strlen(SECRET);
+			break;
+		}
+		pw_status st = pw_jwt_verifier_create(&c, &v);
+		ck_assert_msg(st == rows[i].want, "case '%s': status %d, want %d", rows[i].name, st,
+		              rows[i].want);
+		if (st != PW_OK)
+			ck_assert_msg(v == NULL, "case '%s': *out not NULL on failure",
+			              rows[i].name);
+		else
+			ck_assert_ptr_nonnull(v);
+		pw_jwt_verifier_destroy(v);
+		free(c.jwt_key);
+	}
+}
+END_TEST
+
+/* ---- the cache of verified tokens -------------------------------------------------------- */
+
+/* A verifier like cfgs[base] with a cache of size entries; *c must outlive it. */
+static pw_jwt_verifier *cache_verifier(pw_config *c, cfg_kind base, int size)
+{
+	pw_jwt_verifier *v = NULL;
+
+	*c = cfgs[base]; /* shares the strings of cfgs[base], freed in the fixture */
+	c->jwt_cache_size = size;
+	ck_assert_int_eq(pw_jwt_verifier_create(c, &v), PW_OK);
+	return v;
+}
+
+static void expect_stats(const char *name, const pw_jwt_verifier *v, unsigned long hits,
+                         unsigned long misses, size_t entries)
+{
+	unsigned long h = 99, m = 99;
+	size_t e = 99;
+
+	pw_jwt_cache_stats(v, &h, &m, &e);
+	ck_assert_msg(h == hits && m == misses && e == entries,
+	              "%s: hits %lu misses %lu entries %zu, want %lu %lu %zu", name, h, m, e, hits,
+	              misses, entries);
+}
+
+/* The same token twice: the second answer is a hit with the same claims, for each algorithm. */
+START_TEST(test_cache_hit)
+{
+	static const struct {
+		cfg_kind cfg;
+		signer signer;
+	} rows[] = {{CFG_HS, SIGN_SECRET}, {CFG_RS, SIGN_RSA}, {CFG_ES, SIGN_EC}};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		pw_config c;
+		pw_jwt_verifier *v = cache_verifier(&c, rows[i].cfg, 8);
+		char *tok =
+		    sign(rows[i].signer,
+		         "{" C_SUB ",\"exp\":1500003600,\"scope\":\"patients:write\"}", NULL);
+		pw_claims a, b;
+		char why[256];
+
+		memset(&a, 0x11, sizeof(a));
+		memset(&b, 0x22, sizeof(b));
+		ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &a, why, sizeof(why)), PW_OK);
+		expect_stats("first use", v, 0, 1, 1);
+		ck_assert_int_eq(pw_jwt_verify(v, tok, NOW + 60, &b, why, sizeof(why)), PW_OK);
+		expect_stats("second use", v, 1, 1, 1);
+		ck_assert(memcmp(&a, &b, sizeof(a)) == 0);
+		ck_assert_str_eq(b.owner, OWNER);
+		ck_assert(b.scope_write == 1 && b.scope_read == 0);
+		ck_assert_str_eq(why, "");
+		free(tok);
+		pw_jwt_verifier_destroy(v);
+	}
+}
+END_TEST
+
+/* The time claims of a cached token are judged at every use, at that use's now_s, with the
+ * same reasons as a verifier without a cache. */
+START_TEST(test_cache_times)
+{
+	/* exp NOW+3600, nbf NOW-600, iat NOW-600; leeway 30. */
+	static const struct {
+		int64_t at;      /**< now_s - NOW */
+		const char *why; /**< "": accepted */
+	} rows[] = {
+	    {0, ""},
+	    {3600 + 31, "token expired"},
+	    {3600 + 30, ""},
+	    {86400 * 365, "token expired"},
+	    {-600 - 31, "token not yet valid"},
+	    {-600 - 30, ""},
+	    {1, ""},
+	};
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 8);
+	char *tok =
+	    sign(SIGN_SECRET,
+	         "{" C_SUB ",\"exp\":1500003600,\"nbf\":1499999400,\"iat\":1499999400}", NULL);
+	pw_claims cl;
+	char why[256];
+
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char why0[256] = "";
+		pw_claims cl0;
+		pw_status want = pw_jwt_verify(verifiers[CFG_HS], tok, NOW + rows[i].at, &cl0, why0,
+		                               sizeof(why0));
+		pw_status st = pw_jwt_verify(v, tok, NOW + rows[i].at, &cl, why, sizeof(why));
+		ck_assert_msg(st == (rows[i].why[0] ? PW_E_AUTH : PW_OK) &&
+		                  strcmp(why, rows[i].why) == 0,
+		              "at NOW%+lld: status %d '%s', want '%s'", (long long)rows[i].at, st,
+		              why, rows[i].why);
+		ck_assert_msg(st == want && strcmp(why, why0) == 0,
+		              "at NOW%+lld: cached '%s', uncached '%s'", (long long)rows[i].at, why,
+		              why0);
+		expect_stats("cached token", v, i + 1, 1, 1);
+	}
+	/* iat in the future, from the cache. */
+	char *tok2 = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600,\"iat\":1500000000}", NULL);
+	ck_assert_int_eq(pw_jwt_verify(v, tok2, NOW, &cl, why, sizeof(why)), PW_OK);
+	ck_assert_int_eq(pw_jwt_verify(v, tok2, NOW - 31, &cl, why, sizeof(why)), PW_E_AUTH);
+	ck_assert_str_eq(why, "token issued in the future");
+	ck_assert_str_eq(cl.owner, "");
+	free(tok2);
+	free(tok);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
+/* A token refused for its time at first use is not cached; accepted later, it is. */
+START_TEST(test_cache_nbf_later)
+{
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 8);
+	char *tok = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600,\"nbf\":1500000600}", NULL);
+	pw_claims cl;
+	char why[256];
+
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_E_AUTH);
+	ck_assert_str_eq(why, "token not yet valid");
+	expect_stats("refused at NOW", v, 0, 1, 0);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_E_AUTH);
+	expect_stats("refused again at NOW", v, 0, 2, 0);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW + 600, &cl, why, sizeof(why)), PW_OK);
+	expect_stats("accepted at NOW+600", v, 0, 3, 1);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW + 601, &cl, why, sizeof(why)), PW_OK);
+	expect_stats("hit at NOW+601", v, 1, 3, 1);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_E_AUTH);
+	ck_assert_str_eq(why, "token not yet valid");
+	expect_stats("hit, refused, at NOW", v, 2, 3, 1);
+	free(tok);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
+/* At most jwt_cache_size entries; the least recently used goes first. */
+START_TEST(test_cache_bound)
+{
+	/* Steps on a cache of 3: the token used, and whether it must be a hit. */
+	static const struct {
+		int tok;
+		int hit;
+	} steps[] = {
+	    {0, 0}, {1, 0}, {2, 0}, {3, 0}, /* 4 distinct: 0 evicted */
+	    {0, 0},                         /* a miss; evicts 1 */
+	    {2, 1}, {3, 1}, {0, 1},         /* recency now 0, 3, 2 */
+	    {1, 0},                         /* evicts 2, the least recently used */
+	    {3, 1}, {0, 1}, {2, 0},         /* evicts 1 */
+	    {1, 0}, {4, 0}, {4, 1},
+	};
+	char *toks[5];
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 3);
+	unsigned long hits = 0, misses = 0;
+
+	for (int i = 0; i < 5; i++) {
+		char claims[128];
+		snprintf(claims, sizeof(claims),
+		         "{\"sub\":\"user%d@example.com\",\"exp\":1500003600}", i);
+		toks[i] = sign(SIGN_SECRET, claims, NULL);
+	}
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		pw_claims cl;
+		char why[256], want[64];
+		unsigned long h, m;
+		size_t e;
+
+		ck_assert_int_eq(pw_jwt_verify(v, toks[steps[i].tok], NOW, &cl, why, sizeof(why)),
+		                 PW_OK);
+		snprintf(want, sizeof(want), "user%d@example.com", steps[i].tok);
+		ck_assert_str_eq(cl.owner, want);
+		hits += steps[i].hit ? 1 : 0;
+		misses += steps[i].hit ? 0 : 1;
+		pw_jwt_cache_stats(v, &h, &m, &e);
+		ck_assert_msg(h == hits && m == misses,
+		              "step %zu (token %d): hits %lu misses %lu, want %lu %lu", i,
+		              steps[i].tok, h, m, hits, misses);
+		ck_assert_msg(e <= 3 && e == (i < 3 ? i + 1 : 3), "step %zu: %zu entries", i, e);
+	}
+	for (int i = 0; i < 5; i++)
+		free(toks[i]);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
+/* JWT_CACHE_SIZE=0: no cache, never a hit. */
+START_TEST(test_cache_disabled)
+{
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_RS, 0);
+	char *tok = sign(SIGN_RSA, "{" C_SUB ",\"exp\":1500003600}", NULL);
+	pw_claims cl;
+	char why[256];
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
+	expect_stats("no cache", v, 0, 3, 0);
+	pw_jwt_cache_clear(v);
+	expect_stats("no cache, cleared", v, 0, 3, 0);
+	free(tok);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
+/* Refused tokens are refused every time and never take a place in the cache: a flood of
+ * them does not evict the good ones. */
+START_TEST(test_cache_refused)
+{
+	static const struct {
+		const char *name;
+		signer signer;
+		const char *claims;
+	} bad[] = {
+	    {"bad signature", SIGN_OTHER, "{" C_SUB ",\"exp\":1500003600}"},
+	    {"alg none", SIGN_NONE, "{" C_SUB ",\"exp\":1500003600}"},
+	    {"HS512", SIGN_HS512, "{" C_SUB ",\"exp\":1500003600}"},
+	    {"expired, signature valid", SIGN_SECRET, "{" C_SUB ",\"exp\":1499990000}"},
+	    {"no sub, signature valid", SIGN_SECRET, "{\"exp\":1500003600}"},
+	    {"no exp, signature valid", SIGN_SECRET, "{" C_SUB "}"},
+	};
+	char *good[3];
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 3);
+	pw_claims cl;
+	char why[256], why1[256];
+	unsigned long misses = 0;
+
+	for (int i = 0; i < 3; i++) {
+		char claims[128];
+		snprintf(claims, sizeof(claims),
+		         "{\"sub\":\"good%d@example.com\",\"exp\":1500003600}", i);
+		good[i] = sign(SIGN_SECRET, claims, NULL);
+		ck_assert_int_eq(pw_jwt_verify(v, good[i], NOW, &cl, why, sizeof(why)), PW_OK);
+		misses++;
+	}
+	for (int round = 0; round < 20; round++) {
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			char *tok = sign(bad[i].signer, bad[i].claims, NULL);
+			ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why1, sizeof(why1)),
+			                 PW_E_AUTH);
+			ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)),
+			                 PW_E_AUTH);
+			ck_assert_msg(strcmp(why, why1) == 0, "case '%s': '%s' then '%s'",
+			              bad[i].name, why1, why);
+			check_why(bad[i].name, why, tok);
+			misses += 2;
+			free(tok);
+		}
+	}
+	expect_stats("after the flood", v, 0, misses, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(pw_jwt_verify(v, good[i], NOW, &cl, why, sizeof(why)), PW_OK);
+		free(good[i]);
+	}
+	expect_stats("good tokens still cached", v, 3, misses, 3);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
+/* A forged token is not a hit for the token it was made from: the whole token is the key. */
+START_TEST(test_cache_key_is_whole_token)
+{
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_ES, 8);
+	char *tok = sign(SIGN_EC, "{" C_SUB ",\"exp\":1500003600}", NULL);
+	char *flipped = mutate_sig(tok, MUT_FLIP_LAST);
+	char *evil = b64url_str("{\"sub\":\"mallory@example.com\",\"exp\":1500003600}");
+	char *d1 = strchr(tok, '.'), *d2 = strrchr(tok, '.');
+	char forged[2048];
+	pw_claims cl;
+	char why[256];
+
+	snprintf(forged, sizeof(forged), "%.*s.%s%s", (int)(d1 - tok), tok, evil, d2);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
+	ck_assert_int_eq(pw_jwt_verify(v, forged, NOW, &cl, why, sizeof(why)), PW_E_AUTH);
+	ck_assert_int_eq(pw_jwt_verify(v, flipped, NOW, &cl, why, sizeof(why)), PW_E_AUTH);
+	expect_stats("forgeries", v, 0, 3, 1);
+	free(tok);
+	free(flipped);
+	free(evil);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
+START_TEST(test_cache_clear)
+{
+	pw_config c;
+	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 8);
+	char *tok = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600}", NULL);
+	pw_claims cl;
+	char why[256];
+
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
+	expect_stats("before clear", v, 1, 1, 1);
+	pw_jwt_cache_clear(v);
+	expect_stats("after clear", v, 1, 1, 0);
+	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
+	expect_stats("after clear, used again", v, 1, 2, 1);
+	pw_jwt_cache_clear(NULL);
+	pw_jwt_cache_stats(NULL, NULL, NULL, NULL);
+	free(tok);
+	pw_jwt_verifier_destroy(v);
+}
+END_TEST
+
 static Suite *jwt_suite(void)
 {
 	Suite *s = suite_create("jwt");
@@ -771,11 +1423,26 @@ static Suite *jwt_suite(void)
 	tcase_add_test(tc, test_crit_libjwt);
 	tcase_add_test(tc, test_tampered_payload);
 	tcase_add_test(tc, test_why_size);
+	tcase_add_test(tc, test_parsed_key);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cache");
+	tcase_add_checked_fixture(tc, setup_verifiers, teardown_verifiers);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_cache_hit);
+	tcase_add_test(tc, test_cache_times);
+	tcase_add_test(tc, test_cache_nbf_later);
+	tcase_add_test(tc, test_cache_bound);
+	tcase_add_test(tc, test_cache_disabled);
+	tcase_add_test(tc, test_cache_refused);
+	tcase_add_test(tc, test_cache_key_is_whole_token);
+	tcase_add_test(tc, test_cache_clear);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("helpers");
 	tcase_add_test(tc, test_verifier_key_is_the_configs);
 	tcase_add_test(tc, test_base64url_decode);
+	tcase_add_test(tc, test_create_key);
 	suite_add_tcase(s, tc);
 	return s;
 }

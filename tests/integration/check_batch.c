@@ -1,13 +1,13 @@
 /* The batched create path against the database (no Kafka): a mixed batch of new
  * creates, repeats, dni conflicts, idempotency conflicts, invalid commands and several
  * owners gets, record by record, the replies that one-at-a-time processing gives. */
-#include <check.h>
-#include <libpq-fe.h>
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <check.h>
+#include <libpq-fe.h>
 
 #include "pw_config.h"
 #include "pw_db.h"
@@ -16,7 +16,7 @@
 #include "pw_testkit.h"
 
 typedef struct cmd {
-	int owner;	   /**< 0, 1, 2: mapped to this run's owners */
+	int owner;         /**< 0, 1, 2: mapped to this run's owners */
 	const char *rid;   /**< request id */
 	const char *dni;   /**< NULL: an invalid command (answered 400 before the database) */
 	const char *extra; /**< more payload JSON, or NULL */
@@ -24,17 +24,17 @@ typedef struct cmd {
 
 /* Two batches: the second repeats and contradicts requests of the first. */
 static const cmd first[] = {
-    {0, "r1", "A", NULL},	      /* new */
-    {0, "r2", "B", NULL},	      /* new */
-    {0, "r1", "A", NULL},	      /* the same request again, in the same batch */
-    {0, "r3", "A", NULL},	      /* dni of r1: conflict */
-    {0, "r2", "C", NULL},	      /* r2 with another payload: idempotency conflict */
-    {1, "r1", "A", NULL},	      /* another owner: its own r1 and its own dni A */
-    {1, "bad", NULL, NULL},	      /* invalid */
+    {0, "r1", "A", NULL},   /* new */
+    {0, "r2", "B", NULL},   /* new */
+    {0, "r1", "A", NULL},   /* the same request again, in the same batch */
+    {0, "r3", "A", NULL},   /* dni of r1: conflict */
+    {0, "r2", "C", NULL},   /* r2 with another payload: idempotency conflict */
+    {1, "r1", "A", NULL},   /* another owner: its own r1 and its own dni A */
+    {1, "bad", NULL, NULL}, /* invalid */
     {2, "r9", "Z", "{\"sexo\": \"X\", \"apellido_materno\": \"Ñuñez\"}"},
-    {0, "r3", "A", NULL},	      /* the conflict again */
-    {0, "r4", "D", NULL},	      /* new... */
-    {0, "r4", "F", NULL},	      /* ...then contradicted in the same batch */
+    {0, "r3", "A", NULL},                        /* the conflict again */
+    {0, "r4", "D", NULL},                        /* new... */
+    {0, "r4", "F", NULL},                        /* ...then contradicted in the same batch */
     {1, "r2", "B", "{\"nombre\": \"  Ana  \"}"}, /* trimmed: same as "Ana" */
 };
 static const cmd second[] = {
@@ -109,9 +109,9 @@ static void run_cmds(run *r, const cmd *cmds, size_t n, int batch)
 		}
 		char text[512];
 		snprintf(text, sizeof(text),
-			 "{\"nombre\": \"Ana\", \"apellido_paterno\": \"Quispe\", \"dni\": \"%s\","
-			 " \"fecha_nacimiento\": \"1990-04-12\"}",
-			 c->dni);
+		         "{\"nombre\": \"Ana\", \"apellido_paterno\": \"Quispe\", \"dni\": \"%s\","
+		         " \"fecha_nacimiento\": \"1990-04-12\"}",
+		         c->dni);
 		json_t *p = json_loads(text, 0, NULL);
 		if (c->extra) {
 			json_t *e = json_loads(c->extra, 0, NULL);
@@ -126,11 +126,11 @@ static void run_cmds(run *r, const cmd *cmds, size_t n, int batch)
 	}
 	if (batch) {
 		ck_assert_msg(pw_db_run(r->db, items, n, err, sizeof(err)) == PW_OK, "batch: %s",
-			      err);
+		              err);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			ck_assert_msg(pw_db_run(r->db, &items[i], 1, err, sizeof(err)) == PW_OK,
-				      "one: %s", err);
+			              "one: %s", err);
 	}
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_msg(items[i].done, "item %zu not done", i);
@@ -149,7 +149,8 @@ static char *normalise(const run *r, const char *reply, char ids[][24], int *nid
 	ck_assert_ptr_nonnull(j);
 	if (json_is_object(d)) {
 		char id[24];
-		snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(d, "id")));
+		snprintf(id, sizeof(id), "%lld",
+		         (long long)json_integer_value(json_object_get(d, "id")));
 		int k = 0;
 		while (k < *nids && strcmp(ids[k], id) != 0)
 			k++;
@@ -183,17 +184,18 @@ START_TEST(mixed_batches_answer_as_one_at_a_time)
 	for (size_t i = 0; i < b.n; i++) {
 		char *x = normalise(&b, b.replies[i], bid, &nb);
 		char *y = normalise(&o, o.replies[i], oid, &no);
-		ck_assert_msg(strcmp(x, y) == 0, "command %zu: batch %s, one at a time %s", i, x, y);
+		ck_assert_msg(strcmp(x, y) == 0, "command %zu: batch %s, one at a time %s", i, x,
+		              y);
 		ck_assert_int_eq(b.statuses[i], o.statuses[i]);
 		free(x);
 		free(y);
 	}
 	/* The outcomes themselves, in order (first batch, then second). */
-	static const int want[] = {201, 201, 201, 409, 409, 201, 400, 201, 409, 201, 409, 201,
-				   201, 409, 409, 201, 201, 201};
+	static const int want[] = {201, 201, 201, 409, 409, 201, 400, 201, 409,
+	                           201, 409, 201, 201, 409, 409, 201, 201, 201};
 	for (size_t i = 0; i < b.n; i++)
 		ck_assert_msg(b.statuses[i] == want[i], "command %zu: status %d, want %d", i,
-			      b.statuses[i], want[i]);
+		              b.statuses[i], want[i]);
 	ck_assert_ptr_nonnull(strstr(b.replies[4], "idempotency_conflict"));
 	ck_assert_ptr_nonnull(strstr(b.replies[3], "\"conflict\""));
 	ck_assert_ptr_nonnull(strstr(b.replies[13], "idempotency_conflict"));
@@ -205,10 +207,11 @@ START_TEST(mixed_batches_answer_as_one_at_a_time)
 	ck_assert_str_eq(b.replies[11], b.replies[17]);
 	/* One row per new create, one audit row per command. */
 	char sql[1024];
-	snprintf(sql, sizeof(sql),
-		 "SELECT (SELECT count(*) FROM patients WHERE owner_id IN ('%s','%s','%s')) || '/' ||"
-		 " (SELECT count(*) FROM patient_audit WHERE source_topic = '%s')",
-		 b.owners[0], b.owners[1], b.owners[2], b.topic);
+	snprintf(
+	    sql, sizeof(sql),
+	    "SELECT (SELECT count(*) FROM patients WHERE owner_id IN ('%s','%s','%s')) || '/' ||"
+	    " (SELECT count(*) FROM patient_audit WHERE source_topic = '%s')",
+	    b.owners[0], b.owners[1], b.owners[2], b.topic);
 	char *counts = tk_sql(sql);
 	ck_assert_str_eq(counts, "7/18");
 	free(counts);

@@ -25,6 +25,7 @@ static const char *const all_vars[] = {
     "JWT_AUDIENCE",      "JWT_LEEWAY_S",   "JWT_OWNER_CLAIM",     "JWT_REQUIRE_SCOPE",
     "TOPIC_CREATE",      "TOPIC_QUERY",    "TOPIC_REPLIES",       "TOPIC_DLQ",
     "MAX_MESSAGE_BYTES", "MAX_INFLIGHT",   "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL",
+    "BATCH_MAX",         "BATCH_WAIT_MS",  "JWT_CACHE_SIZE",      "CURSOR_SECRET",
 };
 #define NVARS (sizeof(all_vars) / sizeof(all_vars[0]))
 
@@ -115,6 +116,10 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg.topic_replies, "patients.replies");
 	ck_assert_str_eq(cfg.topic_dlq, "patients.dlq");
 	ck_assert_int_eq(cfg.max_message_bytes, 65536);
+	ck_assert_int_eq(cfg.batch_max, 500);
+	ck_assert_int_eq(cfg.batch_wait_ms, 5);
+	ck_assert_int_eq(cfg.jwt_cache_size, 10000);
+	ck_assert_ptr_null(cfg.cursor_secret);
 	ck_assert_ptr_nonnull(cfg.jwt_key);
 	ck_assert_uint_eq(cfg.jwt_key_len, strlen(SECRET));
 	ck_assert_msg(memcmp(cfg.jwt_key, SECRET, strlen(SECRET)) == 0 &&
@@ -146,7 +151,15 @@ START_TEST(test_set_values)
 	setenv("TOPIC_REPLIES", "c.replies", 1);
 	setenv("TOPIC_DLQ", "c.dlq", 1);
 	setenv("MAX_MESSAGE_BYTES", "1024", 1);
+	setenv("BATCH_MAX", "100", 1);
+	setenv("BATCH_WAIT_MS", "2", 1);
+	setenv("JWT_CACHE_SIZE", "0", 1);
+	setenv("CURSOR_SECRET", "cursor-secret-value", 1);
 	ck_assert_int_eq(load(&cfg, 0, NULL, PW_CFG_NEED_ALL, &out), PW_OK);
+	ck_assert_int_eq(cfg.batch_max, 100);
+	ck_assert_int_eq(cfg.batch_wait_ms, 2);
+	ck_assert_int_eq(cfg.jwt_cache_size, 0);
+	ck_assert_str_eq(cfg.cursor_secret, "cursor-secret-value");
 	ck_assert_str_eq(cfg.group_id, "g2");
 	ck_assert_str_eq(cfg.database_role, "app_role");
 	ck_assert_str_eq(cfg.jwt_issuer, "https://issuer.example");

@@ -26,6 +26,7 @@
 #define DB_BACKOFF_MIN_MS  200
 #define DB_BACKOFF_MAX_MS  5000
 #define POLL_MS            100
+#define STATS_EVERY_US     (10 * 1000000)
 
 enum { PAUSE_DB = 1, PAUSE_FULL = 2 };
 
@@ -75,6 +76,9 @@ struct pw_worker {
 	int stopping;
 	volatile sig_atomic_t *stop;
 	unsigned long answered, dead_letters, db_outages;
+	unsigned long batches, batch_items; /**< database calls and the commands they carried */
+	int64_t db_us;                      /**< time spent in them */
+	int64_t stats_at_us;                /**< next periodic stats line */
 };
 
 static int64_t now_us(void)
@@ -499,7 +503,11 @@ static int run_items(pw_worker *w, job **jobs, size_t n)
 		};
 		o->reply = NULL;
 	}
+	int64_t t0 = now_us();
 	pw_status st = pw_db_run(w->db, items, n, err, sizeof(err));
+	w->db_us += now_us() - t0;
+	w->batches++;
+	w->batch_items += n;
 	for (size_t i = 0; i < n; i++) {
 		job *j = jobs[i];
 		j->out.reply = items[i].reply;
@@ -698,6 +706,23 @@ out:
 	return st;
 }
 
+/* One line every STATS_EVERY_US with the counters since the previous one: what an
+ * operator (or a benchmark) needs to see where the time goes. */
+static void log_stats(pw_worker *w)
+{
+	unsigned long items = w->batch_items, batches = w->batches;
+	if (batches > 0 || w->answered > 0)
+		PW_LOG_INFO(NULL,
+		            "%s lane: %lu answered, %lu dead-lettered, %lu database calls "
+		            "(%.1f commands each, %.1f ms each), %zu in flight",
+		            w->name, w->answered, w->dead_letters, batches,
+		            batches ? (double)items / (double)batches : 0.0,
+		            batches ? (double)w->db_us / 1000.0 / (double)batches : 0.0,
+		            pw_offsets_inflight(w->offsets));
+	w->batches = w->batch_items = 0;
+	w->db_us = 0;
+}
+
 static void shutdown_in_order(pw_worker *w)
 {
 	job *j;
@@ -759,19 +784,24 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 		set_paused(w);
 
 		rd_kafka_poll(w->producer, 0);
-		/* A batch waits at most BATCH_WAIT_MS for more records, then is written. */
+		if (now_us() >= w->stats_at_us) {
+			log_stats(w);
+			w->stats_at_us = now_us() + STATS_EVERY_US;
+		}
+		/* A batch takes every record that is ready, up to BATCH_MAX; it waits at
+		 * most BATCH_WAIT_MS for more, and is written as soon as none is ready
+		 * past that. */
 		int timeout = POLL_MS;
 		if (w->batch.n > 0) {
 			int64_t left = (w->batch_deadline_us - now_us()) / 1000;
-			if (left <= 0) {
-				flush_batch(w);
-				continue;
-			}
-			timeout = left < POLL_MS ? (int)left : POLL_MS;
+			timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
 		}
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
-		if (m == NULL)
+		if (m == NULL) {
+			if (w->batch.n > 0 && now_us() >= w->batch_deadline_us)
+				flush_batch(w);
 			continue;
+		}
 		if (m->err) {
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				PW_LOG_WARN(NULL, "consumer: %s", rd_kafka_message_errstr(m));

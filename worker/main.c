@@ -9,6 +9,7 @@
 
 #include "pw_config.h"
 #include "pw_cursor.h"
+#include "pw_db.h"
 #include "pw_log.h"
 #include "pw_migrate.h"
 #include "pw_replay.h"
@@ -103,6 +104,19 @@ static int cmd_run(const pw_config *cfg)
 		PW_LOG_WARN(NULL, "CURSOR_SECRET unset: generated a random cursor key; "
 		                  "patient.list cursors will not survive a restart or work on "
 		                  "other workers");
+	/* A database that is reachable but unusable (a role that bypasses row-level
+	 * security, a schema not migrated) is bad configuration: say so before any Kafka
+	 * client joins the group. Unreachable is fine: the lanes wait for it. */
+	pw_db *probe = NULL;
+	if (pw_db_create(cfg, &probe) != PW_OK)
+		return 1;
+	st = pw_db_connect(probe, err, sizeof(err));
+	pw_db_destroy(probe);
+	if (st == PW_E_CONFIG) {
+		PW_LOG_ERROR(NULL, "%s", err);
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
 	st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, &creates, err, sizeof(err));
 	if (st == PW_OK)
 		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, &queries.w, err, sizeof(err));

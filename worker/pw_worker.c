@@ -764,6 +764,9 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 	if (st == PW_E_CONFIG) {
 		PW_LOG_ERROR(NULL, "%s", err);
 		fprintf(stderr, "%s\n", err);
+		/* Leave the group properly even now: librdkafka 2.0.2 asserts in the sticky
+		 * assignor when a subscribed consumer is destroyed without a close. */
+		rd_kafka_consumer_close(w->consumer);
 		return 2;
 	}
 	if (st != PW_OK)

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Bulk-ingestion benchmark (issue 4): prints one figure per line, "name value", also
-# saved to $BUILD/bench.out. Asserts nothing.
+# saved to $BUILD/bench.out (and to $BUILD/bench-runs/RUN/ with the worker logs).
+# Asserts nothing.
 #   tests/bench/bench.sh [--creates N]      (default 100000)
 #
 # Figures: raw_pg_rows_per_s (the patients table alone, 500-row INSERTs as the worker's
 # role), raw_equivalent_per_s (the worker's database path, pw_db_run, without Kafka or
-# tokens), e2e_creates_per_s_{1w,2w,distinct_hs256,distinct_rs256} (N creates from one
-# producer, first send to last reply), their ratios, query p50/p99 idle and during the
+# tokens), e2e_creates_per_s_{1w,1w_no_queries,2w,distinct_hs256,distinct_rs256} (N
+# creates from one producer, first send to last reply; 1w has sequential gets running
+# beside it, 1w_no_queries not), their ratios, query p50/p99 idle and during the
 # one-worker load, each worker's peak RSS and CPU per 1000 creates.
 #
 # Uses the stack in the environment when KAFKA_BROKERS and DATABASE_URL are set
@@ -52,8 +54,16 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 say "building ($BUILD, RelWithDebInfo)"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target patient-worker pw_bulk >/dev/null
-WORKER=$BUILD/patient-worker
-BULK=$BUILD/tests/pw_bulk
+# Everything of this run (binaries, logs, keys, figures) in its own directory, so a
+# rebuild of $BUILD or another bench run at the same time changes nothing here; the
+# figures are copied to $BUILD/bench.out at the end.
+run=bulk$(date +%s)$$
+RUNDIR=$BUILD/bench-runs/$run
+BIN=$RUNDIR/bin
+mkdir -p "$BIN"
+cp "$BUILD/patient-worker" "$BUILD/tests/pw_bulk" "$BIN/"
+WORKER=$BIN/patient-worker
+BULK=$BIN/pw_bulk
 
 own_stack=0
 workers=()
@@ -65,6 +75,7 @@ cleanup() {
 	for pid in "${workers[@]}"; do
 		stop_pid "$pid" >/dev/null 2>&1 || true
 	done
+	rm -rf "${BIN:?}"
 	if [ $own_stack = 1 ]; then
 		say "stopping the stack we started"
 		scripts/stack.sh down >/dev/null 2>&1 || true
@@ -127,7 +138,7 @@ mk_topic() { # NAME PARTITIONS [logappend]
 	fi
 }
 
-OUT=$BUILD/bench.out
+OUT=$RUNDIR/bench.out
 : >"$OUT"
 fig() { printf '%s %s\n' "$1" "$2" | tee -a "$OUT"; }
 val() { awk -v k="$1" '$1 == k { v = $2 } END { print v }' "$OUT"; }
@@ -149,10 +160,10 @@ setting() {
 	fi
 }
 
-run=bulk$(date +%s)$$
 fig bench_run "$run"
 fig bench_commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo '+uncommitted')"
 fig bench_date "$(date -u +%FT%TZ)"
+fig worker_binary_sha256 "$(sha256sum "$WORKER" | cut -c1-16)"
 fig machine_nproc "$(nproc)"
 fig machine_mem_total_kib "$(awk '/^MemTotal/ { print $2 }' /proc/meminfo)"
 fig machine_cpu_model "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -164,9 +175,9 @@ for s in BATCH_MAX BATCH_WAIT_MS JWT_CACHE_SIZE MAX_INFLIGHT; do
 done
 
 say "migrating"
-timeout 300 "$WORKER" migrate >/dev/null 2>"$BUILD/bench-migrate.log" ||
+timeout 300 "$WORKER" migrate >/dev/null 2>"$RUNDIR/migrate.log" ||
 	{
-		cat "$BUILD/bench-migrate.log" >&2
+		cat "$RUNDIR/migrate.log" >&2
 		exit 1
 	}
 
@@ -177,8 +188,8 @@ timeout 3600 "$BULK" equivalent --items "$creates" --run "$run" --label eq | tee
 
 export JWT_SECRET=${JWT_SECRET:-bench-secret-0123456789-0123456789-abcdef}
 export LOG_LEVEL=warn
-key=$BUILD/bench-rs256.key
-pub=$BUILD/bench-rs256.pub
+key=$RUNDIR/rs256.key
+pub=$RUNDIR/rs256.pub
 
 max_rss=0
 # e2e LABEL TOPICLABEL WORKERS [pw_bulk options...] -- [worker env...]
@@ -213,14 +224,14 @@ e2e() {
 	done
 	workers=()
 	for k in $(seq 1 "$n"); do
-		env "${wenv[@]}" "$WORKER" run 2>"$BUILD/bench-worker-$label-$k.log" &
+		env "${wenv[@]}" "$WORKER" run 2>"$RUNDIR/worker-$label-$k.log" &
 		workers+=($!)
 	done
 	sleep 1
 	for k in $(seq 1 "$n"); do
 		kill -0 "${workers[$((k - 1))]}" 2>/dev/null || {
 			say "worker $k of $label exited at start:"
-			tail -5 "$BUILD/bench-worker-$label-$k.log" >&2
+			tail -5 "$RUNDIR/worker-$label-$k.log" >&2
 			exit 1
 		}
 	done
@@ -231,12 +242,12 @@ e2e() {
 	local cpu=0 c r
 	for k in $(seq 1 "$n"); do
 		pid=${workers[$((k - 1))]}
-		if ! "$BULK" proc "$pid" >"$BUILD/bench-proc.out"; then
-			say "worker $k of $label is gone; see $BUILD/bench-worker-$label-$k.log"
+		if ! "$BULK" proc "$pid" >"$RUNDIR/proc.out"; then
+			say "worker $k of $label is gone; see $RUNDIR/worker-$label-$k.log"
 			continue
 		fi
-		c=$(awk '$1 == "cpu_s" { print $2 }' "$BUILD/bench-proc.out")
-		r=$(awk '$1 == "vmhwm_kib" { printf "%.1f", $2 / 1024 }' "$BUILD/bench-proc.out")
+		c=$(awk '$1 == "cpu_s" { print $2 }' "$RUNDIR/proc.out")
+		r=$(awk '$1 == "vmhwm_kib" { printf "%.1f", $2 / 1024 }' "$RUNDIR/proc.out")
 		fig "worker_cpu_s_${label}_w$k" "$c"
 		fig "worker_peak_rss_mib_${label}_w$k" "$r"
 		cpu=$(awk -v a="$cpu" -v b="$c" 'BEGIN { print a + b }')
@@ -249,10 +260,13 @@ e2e() {
 	workers=()
 }
 
+# The same one-worker load twice: alone, then with sequential gets running beside it
+# (the query figures); the gets cost the create lane, so both rates are printed.
+e2e 1w_no_queries 1wn 1
 e2e 1w 1w 1 --gets 500 --query-reply-to "$run.1w.replies.q"
 e2e 2w 2w 2
 e2e distinct_hs256 dhs 1 --distinct
-say "generating an RSA key pair in $BUILD"
+say "generating an RSA key pair in $RUNDIR"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$key" 2>/dev/null
 openssl pkey -in "$key" -pubout -out "$pub"
 e2e distinct_rs256 drs 1 --distinct --alg RS256 --key "$key" -- \
@@ -260,11 +274,12 @@ e2e distinct_rs256 drs 1 --distinct --alg RS256 --key "$key" -- \
 
 raw=$(val raw_pg_rows_per_s)
 eq=$(val raw_equivalent_per_s)
-for l in 1w 2w; do
+for l in 1w 1w_no_queries 2w; do
 	fig "ratio_to_raw_$l" "$(div "$(val "e2e_creates_per_s_$l")" "$raw")"
 	fig "ratio_to_equivalent_$l" "$(div "$(val "e2e_creates_per_s_$l")" "$eq")"
 done
 fig ratio_to_raw "$(val ratio_to_raw_1w)"
 fig ratio_to_equivalent "$(val ratio_to_equivalent_1w)"
 fig worker_peak_rss_mib "$max_rss"
-say "figures saved to $OUT"
+cp "$OUT" "$BUILD/bench.out"
+say "figures saved to $BUILD/bench.out (and $OUT, with the worker logs)"

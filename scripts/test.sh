@@ -22,5 +22,23 @@ echo "test: broker is ${PW_BROKER_KIND}"
 
 rc=0
 ctest --test-dir "$BUILD" --output-on-failure ${PW_CTEST_ARGS:-} || rc=$?
+
+# The same tests again with AddressSanitizer and UndefinedBehaviorSanitizer, worker
+# binary included (PW_SANITIZE_PASS=0 skips it). Any report fails the run: the
+# sanitizers abort the process, and the workers' logs are searched as well, since a
+# worker's stderr goes to its log.
+if [ "${PW_SANITIZE_PASS:-1}" = 1 ]; then
+	SAN=$BUILD-asan
+	cmake -S . -B "$SAN" -DCMAKE_BUILD_TYPE=Debug -DPW_WERROR=ON \
+		"-DPW_SANITIZE=address;undefined" >/dev/null
+	cmake --build "$SAN" -j"$(nproc)" >/dev/null
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --test-dir "$SAN" --output-on-failure ${PW_CTEST_ARGS:-} || rc=1
+	if grep -l -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' -e 'runtime error:' \
+		"$SAN"/worker-*.log 2>/dev/null; then
+		echo "test: sanitizer reports in the worker logs above" >&2
+		rc=1
+	fi
+fi
 echo "test: finished in $(($(date +%s) - started)) s with status $rc"
 exit $rc

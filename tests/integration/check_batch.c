@@ -160,8 +160,10 @@ static char *normalise(const run *r, const char *reply, char ids[][24], int *nid
 		json_object_set_new(d, "created_at", json_string("T"));
 		const char *o = json_string_value(json_object_get(d, "owner_id"));
 		for (int i = 0; i < 3; i++)
-			if (o && strcmp(o, r->owners[i]) == 0)
-				json_object_set_new(d, "owner_id", json_integer(i));
+			if (o && strcmp(o, r->owners[i]) == 0) {
+				json_object_set_new(d, "owner_id", json_integer(i)); /* frees o */
+				break;
+			}
 	}
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);

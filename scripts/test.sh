@@ -23,6 +23,18 @@ echo "test: broker is ${PW_BROKER_KIND}"
 rc=0
 ctest --test-dir "$BUILD" --output-on-failure ${PW_CTEST_ARGS:-} || rc=$?
 
+# Valgrind memcheck over the unit tests, in one process each (CK_FORK=no): any error
+# or definite leak fails the run. No suppressions are needed today.
+for t in "$BUILD"/tests/unit/check_*; do
+	if ! CK_FORK=no PW_FIXTURES=$PWD/tests/fixtures valgrind -q --error-exitcode=9 \
+		--leak-check=full --errors-for-leak-kinds=definite,indirect "$t" >"$t.valgrind.log" 2>&1; then
+		echo "test: valgrind found errors in $(basename "$t"):" >&2
+		tail -40 "$t.valgrind.log" >&2
+		rc=1
+	fi
+done
+echo "test: valgrind memcheck over the unit tests done"
+
 # The same tests again with AddressSanitizer and UndefinedBehaviorSanitizer, worker
 # binary included (PW_SANITIZE_PASS=0 skips it). Any report fails the run: the
 # sanitizers abort the process, and the workers' logs are searched as well, since a

@@ -23,6 +23,8 @@ postgresql-client-15
 openjdk-17-jre-headless
 maven
 clang-format
+clang
+libclang-rt-14-dev
 valgrind
 ca-certificates
 procps
@@ -36,6 +38,8 @@ coreutils
 #   ca-certificates: Maven needs it to talk HTTPS to Maven Central.
 #   procps (ps, pgrep), iproute2 (ss: free-port search), util-linux
 #       (runuser, setsid), coreutils (timeout, mktemp): used by stack.sh.
+#   clang, libclang-rt-14-dev: scripts/fuzz.sh (libFuzzer); the runtime that
+#       -fsanitize=fuzzer,address links is only a Recommends of clang-14.
 
 missing=""
 for pkg in $PACKAGES; do

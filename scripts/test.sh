@@ -52,5 +52,10 @@ if [ "${PW_SANITIZE_PASS:-1}" = 1 ]; then
 		rc=1
 	fi
 fi
+# libFuzzer over the record path that needs no network (envelope, token, cursor), 60 s
+# a target by default; a crash fails the run and names the input that caused it.
+if [ "${PW_FUZZ_SECONDS:-60}" != 0 ]; then
+	scripts/fuzz.sh "${PW_FUZZ_SECONDS:-60}" || rc=1
+fi
 echo "test: finished in $(($(date +%s) - started)) s with status $rc"
 exit $rc

@@ -254,6 +254,9 @@ e2e() {
 		max_rss=$(awk -v a="$max_rss" -v b="$r" 'BEGIN { print (b > a ? b : a) }')
 	done
 	fig "worker_cpu_s_per_1000_creates_$label" "$(div "$cpu" "$(div "$creates" 1000 %.6f)")"
+	# A shared stack may have its database restarted under us: such a run is flagged.
+	fig "worker_db_outages_$label" "$(cat "$RUNDIR/worker-$label-"*.log |
+		grep -c 'database unreachable' || true)"
 	for pid in "${workers[@]}"; do
 		stop_pid "$pid"
 	done

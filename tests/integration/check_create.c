@@ -13,57 +13,22 @@
 
 /* One worker serves the contract cases; each case has its own owners and request ids,
  * so cases never see each other's data. */
-static tk_world world;
-static rd_kafka_t *producer;
-
-/* In the runner's process, once: the worker outlives every case of the TCase. */
-static void world_up(void)
-{
-	tk_world_init(&world, 4);
-	tk_worker_start(&world, NULL);
-}
-
-static void world_down(void)
-{
-	tk_worker_stop(&world, SIGTERM, 15);
-}
-
-/* In each case's own process: librdkafka's threads do not survive a fork. */
-static void producer_up(void)
-{
-	producer = tk_producer();
-}
-
-static void producer_down(void)
-{
-	if (producer)
-		rd_kafka_destroy(producer);
-	producer = NULL;
-}
 
 static void await_keys(const char *topic, const char *const *keys, size_t n, tk_records *out)
 {
-	tk_await(&world, topic, keys, n, out);
+	tk_await(&tk_shared, topic, keys, n, out);
 }
 
 static const tk_record *reply_for(const char *request_id, tk_records *recs)
 {
 	const char *keys[] = {request_id};
-	await_keys(world.replies, keys, 1, recs);
+	await_keys(tk_shared.replies, keys, 1, recs);
 	return tk_find(recs, request_id, NULL);
 }
 
 static void send_cmd(const char *topic, const char *value)
 {
-	tk_send(producer, topic, NULL, value, strlen(value), NULL);
-}
-
-static void assert_json(const char *json, const char *path, const char *want)
-{
-	char *got = tk_json_get(json, path);
-	ck_assert_msg(got != NULL && strcmp(got, want) == 0, "%s: want %s, got %s in %s", path,
-	              want, got ? got : "(absent)", json);
-	free(got);
+	tk_send(tk_shared_producer, topic, NULL, value, strlen(value), NULL);
 }
 
 START_TEST(create_201_owner_from_token)
@@ -74,15 +39,15 @@ START_TEST(create_201_owner_from_token)
 	tk_records recs = {0};
 	tk_unique(rid, sizeof(rid), "r-");
 	char *cmd = tk_create_cmd(rid, tok, "45678912", "{\"owner_id\": \"mallory@example.com\"}");
-	send_cmd(world.create, cmd);
+	send_cmd(tk_shared.create, cmd);
 	const tk_record *r = reply_for(rid, &recs);
-	assert_json(r->value, "status", "201");
-	assert_json(r->value, "request_id", rid);
-	assert_json(r->value, "data.owner_id", alice);
-	assert_json(r->value, "data.dni", "45678912");
-	assert_json(r->value, "data.nombre", "Ana");
-	assert_json(r->value, "data.sexo", "M");
-	assert_json(r->value, "data.apellido_materno", "null");
+	tk_assert_json(r->value, "status", "201");
+	tk_assert_json(r->value, "request_id", rid);
+	tk_assert_json(r->value, "data.owner_id", alice);
+	tk_assert_json(r->value, "data.dni", "45678912");
+	tk_assert_json(r->value, "data.nombre", "Ana");
+	tk_assert_json(r->value, "data.sexo", "M");
+	tk_assert_json(r->value, "data.apellido_materno", "null");
 	ck_assert_str_eq(r->hdr_status, "201");
 	ck_assert_str_eq(r->hdr_request_id, rid);
 	char *id = tk_json_get(r->value, "data.id");
@@ -108,10 +73,10 @@ START_TEST(create_repeat_is_idempotent)
 	size_t count = 0;
 	tk_unique(rid, sizeof(rid), "r-");
 	char *cmd = tk_create_cmd(rid, tok, "111", NULL);
-	send_cmd(world.create, cmd);
+	send_cmd(tk_shared.create, cmd);
 	reply_for(rid, &recs);
-	send_cmd(world.create, cmd);
-	rd_kafka_t *c = tk_reader(world.replies);
+	send_cmd(tk_shared.create, cmd);
+	rd_kafka_t *c = tk_reader(tk_shared.replies);
 	for (time_t end = time(NULL) + 60; time(NULL) < end && count < 2;) {
 		tk_read(c, &recs, recs.n + 1, 1);
 		tk_find(&recs, rid, &count);
@@ -143,12 +108,12 @@ START_TEST(create_same_request_other_payload_409)
 	tk_unique(rid, sizeof(rid), "r-");
 	char *a = tk_create_cmd(rid, tok, "222", NULL);
 	char *b = tk_create_cmd(rid, tok, "333", NULL);
-	send_cmd(world.create, a);
+	send_cmd(tk_shared.create, a);
 	reply_for(rid, &recs);
 	tk_records_free(&recs);
-	send_cmd(world.create, b);
+	send_cmd(tk_shared.create, b);
 	size_t count = 0;
-	rd_kafka_t *c = tk_reader(world.replies);
+	rd_kafka_t *c = tk_reader(tk_shared.replies);
 	for (time_t end = time(NULL) + 60; time(NULL) < end && count < 2;) {
 		tk_read(c, &recs, recs.n + 1, 1);
 		tk_find(&recs, rid, &count);
@@ -159,8 +124,8 @@ START_TEST(create_same_request_other_payload_409)
 	for (size_t i = 0; i < recs.n; i++)
 		if (recs.v[i].key && strcmp(recs.v[i].key, rid) == 0)
 			second = &recs.v[i];
-	assert_json(second->value, "status", "409");
-	assert_json(second->value, "error.code", "idempotency_conflict");
+	tk_assert_json(second->value, "status", "409");
+	tk_assert_json(second->value, "error.code", "idempotency_conflict");
 	free(a);
 	free(b);
 	free(tok);
@@ -181,17 +146,17 @@ START_TEST(create_dni_unique_per_owner)
 	char *c1 = tk_create_cmd(r1, ta, "DNI-77", NULL);
 	char *c2 = tk_create_cmd(r2, ta, "DNI-77", NULL);
 	char *c3 = tk_create_cmd(r3, tb, "DNI-77", NULL);
-	send_cmd(world.create, c1);
+	send_cmd(tk_shared.create, c1);
 	reply_for(r1, &recs);
-	send_cmd(world.create, c2);
-	send_cmd(world.create, c3);
+	send_cmd(tk_shared.create, c2);
+	send_cmd(tk_shared.create, c3);
 	const char *keys[] = {r1, r2, r3};
-	await_keys(world.replies, keys, 3, &recs);
-	assert_json(tk_find(&recs, r1, NULL)->value, "status", "201");
-	assert_json(tk_find(&recs, r2, NULL)->value, "status", "409");
-	assert_json(tk_find(&recs, r2, NULL)->value, "error.code", "conflict");
-	assert_json(tk_find(&recs, r2, NULL)->value, "error.fields.dni", "already registered");
-	assert_json(tk_find(&recs, r3, NULL)->value, "status", "201");
+	await_keys(tk_shared.replies, keys, 3, &recs);
+	tk_assert_json(tk_find(&recs, r1, NULL)->value, "status", "201");
+	tk_assert_json(tk_find(&recs, r2, NULL)->value, "status", "409");
+	tk_assert_json(tk_find(&recs, r2, NULL)->value, "error.code", "conflict");
+	tk_assert_json(tk_find(&recs, r2, NULL)->value, "error.fields.dni", "already registered");
+	tk_assert_json(tk_find(&recs, r3, NULL)->value, "status", "201");
 	free(c1);
 	free(c2);
 	free(c3);
@@ -234,31 +199,31 @@ START_TEST(create_errors_are_replied)
 	         "{\"request_id\":\"%s\",\"type\":\"patient.get\",\"token\":\"%s\","
 	         "\"payload\":{\"id\":1}}",
 	         r[6], tok);
-	send_cmd(world.create, c0);
-	send_cmd(world.create, c1);
-	send_cmd(world.create, c2);
-	send_cmd(world.create, c3);
-	send_cmd(world.create, c4);
-	send_cmd(world.query, c5);
-	send_cmd(world.query, c6);
+	send_cmd(tk_shared.create, c0);
+	send_cmd(tk_shared.create, c1);
+	send_cmd(tk_shared.create, c2);
+	send_cmd(tk_shared.create, c3);
+	send_cmd(tk_shared.create, c4);
+	send_cmd(tk_shared.query, c5);
+	send_cmd(tk_shared.query, c6);
 	const char *keys[] = {r[0], r[1], r[2], r[3], r[4], r[5], r[6]};
-	await_keys(world.replies, keys, 7, &recs);
+	await_keys(tk_shared.replies, keys, 7, &recs);
 	for (int i = 0; i < 4; i++) {
-		assert_json(tk_find(&recs, r[i], NULL)->value, "status", "401");
-		assert_json(tk_find(&recs, r[i], NULL)->value, "error.code", "unauthorized");
+		tk_assert_json(tk_find(&recs, r[i], NULL)->value, "status", "401");
+		tk_assert_json(tk_find(&recs, r[i], NULL)->value, "error.code", "unauthorized");
 		/* The reply never echoes the token. */
 		ck_assert_ptr_null(strstr(tk_find(&recs, r[i], NULL)->value, "eyJ"));
 	}
 	const char *v = tk_find(&recs, r[4], NULL)->value;
-	assert_json(v, "status", "400");
-	assert_json(v, "error.code", "validation_failed");
-	assert_json(v, "error.fields.dni", "must hold only letters, digits and '-'");
-	assert_json(v, "error.fields.sexo", "must be M, F or X");
-	assert_json(v, "error.fields.color", "unknown field");
-	assert_json(tk_find(&recs, r[5], NULL)->value, "error.code", "invalid_request");
+	tk_assert_json(v, "status", "400");
+	tk_assert_json(v, "error.code", "validation_failed");
+	tk_assert_json(v, "error.fields.dni", "must hold only letters, digits and '-'");
+	tk_assert_json(v, "error.fields.sexo", "must be M, F or X");
+	tk_assert_json(v, "error.fields.color", "unknown field");
+	tk_assert_json(tk_find(&recs, r[5], NULL)->value, "error.code", "invalid_request");
 	/* No such patient for this owner. */
-	assert_json(tk_find(&recs, r[6], NULL)->value, "status", "404");
-	assert_json(tk_find(&recs, r[6], NULL)->value, "error.code", "not_found");
+	tk_assert_json(tk_find(&recs, r[6], NULL)->value, "status", "404");
+	tk_assert_json(tk_find(&recs, r[6], NULL)->value, "error.code", "not_found");
 	char sql[256];
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM patients WHERE owner_id = '%s'", o);
 	char *n = tk_sql(sql);
@@ -289,10 +254,10 @@ START_TEST(create_token_from_authorization_header)
 	char *cmd = tk_create_cmd(rid, NULL, "444", NULL);
 	snprintf(bearer, sizeof(bearer), "Bearer %s", tok);
 	const char *hdrs[] = {"authorization", bearer, NULL};
-	tk_send(producer, world.create, NULL, cmd, strlen(cmd), hdrs);
+	tk_send(tk_shared_producer, tk_shared.create, NULL, cmd, strlen(cmd), hdrs);
 	const tk_record *r = reply_for(rid, &recs);
-	assert_json(r->value, "status", "201");
-	assert_json(r->value, "data.owner_id", o);
+	tk_assert_json(r->value, "status", "201");
+	tk_assert_json(r->value, "data.owner_id", o);
 	free(cmd);
 	free(tok);
 	free(o);
@@ -326,21 +291,21 @@ START_TEST(dead_letters_then_valid_command)
 		tk_unique(k[i], sizeof(k[i]), "dl-");
 		if (i > 0)
 			lens[i] = strlen(values[i]);
-		tk_send(producer, world.create, k[i], values[i], lens[i], NULL);
+		tk_send(tk_shared_producer, tk_shared.create, k[i], values[i], lens[i], NULL);
 	}
 	tk_unique(rid, sizeof(rid), "r-");
 	char *cmd = tk_create_cmd(rid, tok, "555", NULL);
-	send_cmd(world.create, cmd);
+	send_cmd(tk_shared.create, cmd);
 	reply_for(rid, &recs);
 	tk_records dl = {0};
 	const char *keys[] = {k[0], k[1], k[2], k[3], k[4], k[5]};
-	await_keys(world.dlq, keys, 6, &dl);
+	await_keys(tk_shared.dlq, keys, 6, &dl);
 	for (int i = 0; i < 6; i++) {
 		const tk_record *d = tk_find(&dl, k[i], NULL);
 		ck_assert_msg(d->hdr_error && strcmp(d->hdr_error, codes[i]) == 0,
 		              "case %d: error header %s, want %s", i, d->hdr_error, codes[i]);
-		ck_assert_msg(d->hdr_source &&
-		                  strncmp(d->hdr_source, world.create, strlen(world.create)) == 0,
+		ck_assert_msg(d->hdr_source && strncmp(d->hdr_source, tk_shared.create,
+		                                       strlen(tk_shared.create)) == 0,
 		              "case %d: source header %s", i, d->hdr_source);
 		ck_assert_uint_eq(d->value_len, lens[i]);
 		ck_assert_msg(memcmp(d->value, values[i], lens[i]) == 0, "case %d: value changed",
@@ -367,10 +332,10 @@ START_TEST(reply_undeliverable_goes_to_dlq)
 	         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
 	         "\"reply_to\":\"%s.nobody-listens\",\"payload\":{\"nombre\":\"Ana\","
 	         "\"apellido_paterno\":\"Q\",\"dni\":\"9\",\"fecha_nacimiento\":\"1990-01-01\"}}",
-	         rid, tok, world.replies);
-	tk_send(producer, world.create, key, cmd, strlen(cmd), NULL);
+	         rid, tok, tk_shared.replies);
+	tk_send(tk_shared_producer, tk_shared.create, key, cmd, strlen(cmd), NULL);
 	const char *keys[] = {key};
-	await_keys(world.dlq, keys, 1, &dl);
+	await_keys(tk_shared.dlq, keys, 1, &dl);
 	ck_assert_str_eq(tk_find(&dl, key, NULL)->hdr_error, "reply_undeliverable");
 	ck_assert_str_eq(tk_find(&dl, key, NULL)->value, cmd);
 	free(tok);
@@ -388,8 +353,8 @@ START_TEST(rls_hides_other_owners)
 	tk_records recs = {0};
 	tk_unique(rid, sizeof(rid), "r-");
 	char *cmd = tk_create_cmd(rid, tok, "666", NULL);
-	send_cmd(world.create, cmd);
-	assert_json(reply_for(rid, &recs)->value, "status", "201");
+	send_cmd(tk_shared.create, cmd);
+	tk_assert_json(reply_for(rid, &recs)->value, "status", "201");
 	snprintf(sql, sizeof(sql),
 	         "BEGIN; SET LOCAL ROLE patients_app;"
 	         " SELECT set_config('app.owner_id', 'bob-%s@example.com', true);"
@@ -419,7 +384,7 @@ START_TEST(rls_hides_other_owners)
 END_TEST
 
 /* A worker killed in the middle of 1,000 creates and started again: every request is
- * answered and exactly 1,000 rows exist. Its own world: the kill must not disturb the
+ * answered and exactly 1,000 rows exist. Its own tk_shared: the kill must not disturb the
  * other cases. */
 START_TEST(kill_mid_load_loses_nothing)
 {
@@ -475,7 +440,7 @@ START_TEST(kill_mid_load_loses_nothing)
 		if (first == NULL)
 			tk_dump_log(&w);
 		ck_assert_msg(first != NULL, "%s never answered", rid);
-		assert_json(first->value, "status", "201");
+		tk_assert_json(first->value, "status", "201");
 		/* Answered twice after the kill: the same reply both times. */
 		for (size_t j = 0; j < recs.n; j++)
 			if (recs.v[j].key && strcmp(recs.v[j].key, rid) == 0)
@@ -540,8 +505,7 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("create");
 	TCase *tc = tcase_create("contract");
-	tcase_add_unchecked_fixture(tc, world_up, world_down);
-	tcase_add_checked_fixture(tc, producer_up, producer_down);
+	tk_shared_fixtures(tc);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, create_201_owner_from_token);
 	tcase_add_test(tc, create_repeat_is_idempotent);

@@ -14,41 +14,6 @@
 #include "pw_testkit.h"
 
 /* One worker serves every case; each case has its own owners and request ids. */
-static tk_world world;
-static rd_kafka_t *producer;
-
-/* In the runner's process, once: the worker outlives every case of the TCase. */
-static void world_up(void)
-{
-	tk_world_init(&world, 4);
-	tk_worker_start(&world, NULL);
-}
-
-static void world_down(void)
-{
-	tk_worker_stop(&world, SIGTERM, 15);
-}
-
-/* In each case's own process: librdkafka's threads do not survive a fork. */
-static void producer_up(void)
-{
-	producer = tk_producer();
-}
-
-static void producer_down(void)
-{
-	if (producer)
-		rd_kafka_destroy(producer);
-	producer = NULL;
-}
-
-static void assert_json(const char *json, const char *path, const char *want)
-{
-	char *got = tk_json_get(json, path);
-	ck_assert_msg(got != NULL && strcmp(got, want) == 0, "%s: want %s, got %s in %s", path,
-	              want, got ? got : "(absent)", json);
-	free(got);
-}
 
 static void assert_absent(const char *json, const char *path)
 {
@@ -67,7 +32,7 @@ static void send_typed(const char *topic, const char *rid, const char *type, con
 	char *s = json_dumps(cmd, JSON_COMPACT);
 	json_decref(cmd);
 	ck_assert_ptr_nonnull(s);
-	tk_send(producer, topic, NULL, s, strlen(s), NULL);
+	tk_send(tk_shared_producer, topic, NULL, s, strlen(s), NULL);
 	free(s);
 }
 
@@ -78,9 +43,9 @@ static char *ask(const char *type, const char *tok, json_t *payload, char *rid_o
 	char rid[64];
 	tk_records recs = {0};
 	tk_unique(rid, sizeof(rid), "q-");
-	send_typed(world.query, rid, type, tok, payload);
+	send_typed(tk_shared.query, rid, type, tok, payload);
 	const char *keys[] = {rid};
-	tk_await(&world, world.replies, keys, 1, &recs);
+	tk_await(&tk_shared, tk_shared.replies, keys, 1, &recs);
 	char *v = strdup(tk_find(&recs, rid, NULL)->value);
 	tk_records_free(&recs);
 	if (rid_out)
@@ -165,12 +130,12 @@ static void create_all(const char *tok, const seed *s, size_t n, long long *ids,
 			json_object_set_new(p, "apellido_materno", json_string(s[i].materno));
 		tk_unique(r[i], sizeof(r[i]), "c-");
 		keys[i] = r[i];
-		send_typed(world.create, r[i], "patient.create", tok, p);
+		send_typed(tk_shared.create, r[i], "patient.create", tok, p);
 	}
-	tk_await(&world, world.replies, keys, n, &recs);
+	tk_await(&tk_shared, tk_shared.replies, keys, n, &recs);
 	for (size_t i = 0; i < n; i++) {
 		const char *v = tk_find(&recs, r[i], NULL)->value;
-		assert_json(v, "status", "201");
+		tk_assert_json(v, "status", "201");
 		char *id = tk_json_get(v, "data.id");
 		ids[i] = strtoll(id, NULL, 10);
 		free(id);
@@ -192,7 +157,7 @@ static int cmp_ll(const void *a, const void *b)
 static void expect_items(const char *reply, long long *want, size_t n)
 {
 	long long got[256];
-	assert_json(reply, "status", "200");
+	tk_assert_json(reply, "status", "200");
 	size_t m = item_ids(reply, got, 256);
 	qsort(want, n, sizeof(*want), cmp_ll);
 	ck_assert_msg(m == n, "want %zu items, got %zu in %s", n, m, reply);
@@ -203,12 +168,12 @@ static void expect_items(const char *reply, long long *want, size_t n)
 
 static void expect_400(const char *reply, const char *field, const char *reason)
 {
-	assert_json(reply, "status", "400");
-	assert_json(reply, "error.code", "validation_failed");
+	tk_assert_json(reply, "status", "400");
+	tk_assert_json(reply, "error.code", "validation_failed");
 	char path[64];
 	snprintf(path, sizeof(path), "error.fields.%s", field);
 	if (reason)
-		assert_json(reply, path, reason);
+		tk_assert_json(reply, path, reason);
 	else {
 		char *v = tk_json_get(reply, path);
 		ck_assert_msg(v != NULL, "no %s in %s", path, reply);
@@ -273,7 +238,7 @@ START_TEST(list_pages_through_everything)
 	char *cursor = NULL;
 	for (int page = 0; page < 3; page++) {
 		char *reply = list(ta, 50, cursor, NULL, NULL);
-		assert_json(reply, "status", "200");
+		tk_assert_json(reply, "status", "200");
 		size_t n = item_ids(reply, seen + nseen, NA + 1 - nseen);
 		ck_assert_msg(n == want[page], "page %d: %zu items, want %zu", page, n, want[page]);
 		nseen += n;
@@ -514,27 +479,27 @@ START_TEST(get_own_other_and_missing)
 	create_all(ta, sa, 1, &id, NULL);
 	snprintf(want_id, sizeof(want_id), "%lld", id);
 	r = get_patient(ta, id, rid);
-	assert_json(r, "status", "200");
-	assert_json(r, "request_id", rid);
-	assert_json(r, "data.id", want_id);
-	assert_json(r, "data.owner_id", a);
-	assert_json(r, "data.nombre", "Lucía");
-	assert_json(r, "data.apellido_paterno", "Mamani");
-	assert_json(r, "data.apellido_materno", "Huanca");
-	assert_json(r, "data.dni", "G1");
-	assert_json(r, "data.fecha_nacimiento", "1990-04-12");
-	assert_json(r, "data.sexo", "M");
+	tk_assert_json(r, "status", "200");
+	tk_assert_json(r, "request_id", rid);
+	tk_assert_json(r, "data.id", want_id);
+	tk_assert_json(r, "data.owner_id", a);
+	tk_assert_json(r, "data.nombre", "Lucía");
+	tk_assert_json(r, "data.apellido_paterno", "Mamani");
+	tk_assert_json(r, "data.apellido_materno", "Huanca");
+	tk_assert_json(r, "data.dni", "G1");
+	tk_assert_json(r, "data.fecha_nacimiento", "1990-04-12");
+	tk_assert_json(r, "data.sexo", "M");
 	free(r);
 
 	char rid_other[64], rid_missing[64];
 	char *other = get_patient(tb, id, rid_other);
 	char *missing = get_patient(tb, 9223372036854775000LL, rid_missing);
-	assert_json(other, "status", "404");
-	assert_json(other, "error.code", "not_found");
-	assert_json(other, "request_id", rid_other);
+	tk_assert_json(other, "status", "404");
+	tk_assert_json(other, "error.code", "not_found");
+	tk_assert_json(other, "request_id", rid_other);
 	assert_absent(other, "data");
-	assert_json(missing, "status", "404");
-	assert_json(missing, "request_id", rid_missing);
+	tk_assert_json(missing, "status", "404");
+	tk_assert_json(missing, "request_id", rid_missing);
 	/* The same answer whether another owner has the id or nobody does. */
 	char *x = without_request_id(other), *y = without_request_id(missing);
 	ck_assert_str_eq(x, y);
@@ -561,10 +526,10 @@ START_TEST(audit_rows_for_every_answer)
 
 	create_all(tok, s, 1, &id, rids);
 	r = get_patient(tok, id, rids[1]);
-	assert_json(r, "status", "200");
+	tk_assert_json(r, "status", "200");
 	free(r);
 	r = get_patient(tok, 9223372036854775000LL, rids[2]);
-	assert_json(r, "status", "404");
+	tk_assert_json(r, "status", "404");
 	free(r);
 
 	snprintf(sql, sizeof(sql),
@@ -578,7 +543,7 @@ START_TEST(audit_rows_for_every_answer)
 	const char *types[3] = {"patient.create", "patient.get", "patient.get"};
 	const char *statuses[3] = {"201", "200", "404"};
 	const char *ids[3] = {want_ids, want_ids, "{}"};
-	const char *topics[3] = {world.create, world.query, world.query};
+	const char *topics[3] = {tk_shared.create, tk_shared.query, tk_shared.query};
 	for (int i = 0; i < 3; i++) {
 		ck_assert_str_eq(PQgetvalue(res, i, 0), rids[i]);
 		ck_assert_str_eq(PQgetvalue(res, i, 1), types[i]);
@@ -599,7 +564,7 @@ START_TEST(audit_rows_for_every_answer)
 	/* An unauthenticated query is audited with no owner. */
 	char rid401[64];
 	r = get_patient("not-a-token", id, rid401);
-	assert_json(r, "status", "401");
+	tk_assert_json(r, "status", "401");
 	free(r);
 	snprintf(sql, sizeof(sql),
 	         "SELECT owner_id IS NULL, status, command_type, source_topic FROM patient_audit"
@@ -609,7 +574,7 @@ START_TEST(audit_rows_for_every_answer)
 	ck_assert_int_eq(PQntuples(res), 1);
 	ck_assert_str_eq(PQgetvalue(res, 0, 0), "t");
 	ck_assert_str_eq(PQgetvalue(res, 0, 1), "401");
-	ck_assert_str_eq(PQgetvalue(res, 0, 3), world.query);
+	ck_assert_str_eq(PQgetvalue(res, 0, 3), tk_shared.query);
 	PQclear(res);
 
 	/* The worker's role can neither change nor remove the trail. */
@@ -679,8 +644,7 @@ static Suite *suite(void)
 {
 	Suite *s = suite_create("query");
 	TCase *tc = tcase_create("contract");
-	tcase_add_unchecked_fixture(tc, world_up, world_down);
-	tcase_add_checked_fixture(tc, producer_up, producer_down);
+	tk_shared_fixtures(tc);
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, list_pages_through_everything);
 	tcase_add_test(tc, list_filters);

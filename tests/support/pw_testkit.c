@@ -509,3 +509,43 @@ void tk_await(const tk_world *w, const char *topic, const char *const *keys, siz
 			ck_abort_msg("no record keyed %s on %s within 60 s", keys[i], topic);
 		}
 }
+
+tk_world tk_shared;
+rd_kafka_t *tk_shared_producer;
+
+static void shared_up(void)
+{
+	tk_world_init(&tk_shared, 4);
+	tk_worker_start(&tk_shared, NULL);
+}
+
+static void shared_down(void)
+{
+	tk_worker_stop(&tk_shared, SIGTERM, 15);
+}
+
+static void shared_producer_up(void)
+{
+	tk_shared_producer = tk_producer();
+}
+
+static void shared_producer_down(void)
+{
+	if (tk_shared_producer)
+		rd_kafka_destroy(tk_shared_producer);
+	tk_shared_producer = NULL;
+}
+
+void tk_shared_fixtures(TCase *tc)
+{
+	tcase_add_unchecked_fixture(tc, shared_up, shared_down);
+	tcase_add_checked_fixture(tc, shared_producer_up, shared_producer_down);
+}
+
+void tk_assert_json(const char *json, const char *path, const char *want)
+{
+	char *got = tk_json_get(json, path);
+	ck_assert_msg(got != NULL && strcmp(got, want) == 0, "%s: want %s, got %s in %s", path,
+	              want, got ? got : "(absent)", json);
+	free(got);
+}

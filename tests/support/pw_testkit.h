@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <check.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
@@ -102,6 +103,18 @@ size_t tk_read(rd_kafka_t *c, tk_records *out, size_t want, int timeout_s);
 const tk_record *tk_find(const tk_records *recs, const char *key, size_t *count);
 
 void tk_records_free(tk_records *r);
+
+/* One worker shared by the cases of a TCase, and a producer per case. */
+extern tk_world tk_shared;
+extern rd_kafka_t *tk_shared_producer;
+
+/* Adds to tc the fixtures that start tk_shared's worker once, in the runner's process
+ * (it outlives every case), and make tk_shared_producer in each case's own process
+ * (librdkafka's threads do not survive a fork). */
+void tk_shared_fixtures(TCase *tc);
+
+/* Fails the test unless the JSON value at path (tk_json_get) is want. */
+void tk_assert_json(const char *json, const char *path, const char *want);
 
 /* A unique owner email with tag in it. Caller frees. */
 char *tk_owner(const char *tag);

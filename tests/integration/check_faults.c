@@ -1,0 +1,719 @@
+/* Faults under load (issue 5): PostgreSQL away while 50,000 creates arrive (bounded
+ * memory), SIGTERM in the middle of a load, a worker joining and leaving the group
+ * mid-load, the Kafka broker restarted mid-load. After each: every request answered,
+ * every reply to the same request the same bytes, exactly one row per request. */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <librdkafka/rdkafka.h>
+
+#include "pw_testkit.h"
+
+#define MAX_PARTS  16
+#define MAX_PIDS   64
+#define MIB        (1024L * 1024L)
+#define HWM_MAX_KB (64L * 1024L)
+
+/* Pids of every worker started, shared with the runner's process: a failing case exits
+ * without stopping its workers, and the runner then ends them (fault_down). */
+static pid_t *started;
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void track(const tk_world *w)
+{
+	for (int i = 0; started != NULL && i < MAX_PIDS; i++)
+		if (started[i] == 0) {
+			started[i] = w->worker;
+			return;
+		}
+}
+
+/* 1 when pid is a live (not zombie) patient-worker process. */
+static int is_our_worker(pid_t pid)
+{
+	char path[64], buf[512] = "";
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *rp = strrchr(buf, ')');
+	if (rp == NULL || rp[1] != ' ' || rp[2] == 'Z')
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", (long)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, "patient-worker") != NULL;
+}
+
+static void run_stack(const char *action)
+{
+	const char *src = getenv("PW_SOURCE_DIR");
+	char cmd[1024];
+	if (src == NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "%s/scripts/stack.sh %s >&2", src, action);
+	if (system(cmd) != 0)
+		fprintf(stderr, "faults: stack.sh %s failed in the clean-up\n", action);
+}
+
+/* In the runner's process, after each case, whatever happened to it: no worker of the
+ * case left running, PostgreSQL and Kafka up again (both actions are no-ops when the
+ * service runs). */
+static void fault_down(void)
+{
+	for (int i = 0; started != NULL && i < MAX_PIDS; i++) {
+		if (started[i] > 0 && is_our_worker(started[i])) {
+			fprintf(stderr, "faults: killing worker %ld left by a failed case\n",
+			        (long)started[i]);
+			kill(started[i], SIGKILL);
+		}
+		started[i] = 0;
+	}
+	run_stack("pg-start");
+	const char *kind = getenv("PW_BROKER_KIND");
+	if (kind == NULL || strcmp(kind, "mock") != 0)
+		run_stack("kafka-start");
+}
+
+/* The first line of w's current log holding needle, copied to out; 1 when found. */
+static int log_line(const tk_world *w, const char *needle, char *out, size_t size)
+{
+	FILE *f = fopen(w->log_path, "r");
+	char line[4096];
+	int found = 0;
+	if (f == NULL)
+		return 0;
+	if (fseek(f, (long)w->log_from, SEEK_SET) == 0)
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			if (strstr(line, needle) != NULL) {
+				found = 1;
+				if (out != NULL)
+					snprintf(out, size, "%s", line);
+			}
+	fclose(f);
+	return found;
+}
+
+/* Prints the lines of w's current log holding needle. */
+static void print_lines(const tk_world *w, const char *needle)
+{
+	FILE *f = fopen(w->log_path, "r");
+	char line[4096];
+	if (f == NULL)
+		return;
+	if (fseek(f, (long)w->log_from, SEEK_SET) == 0)
+		while (fgets(line, sizeof(line), f) != NULL)
+			if (strstr(line, needle) != NULL)
+				fprintf(stderr, "faults: %s: %s", w->log_path, line);
+	fclose(f);
+}
+
+/* 1 when w's current log says the lane was given at least one partition. */
+static int lane_has_partitions(const tk_world *w, const char *lane)
+{
+	FILE *f = fopen(w->log_path, "r");
+	char line[4096], needle[64];
+	int found = 0;
+	if (f == NULL)
+		return 0;
+	snprintf(needle, sizeof(needle), "%s lane: partitions assigned: ", lane);
+	if (fseek(f, (long)w->log_from, SEEK_SET) == 0)
+		while (!found && fgets(line, sizeof(line), f) != NULL) {
+			const char *p = strstr(line, needle);
+			found = p != NULL && atoi(p + strlen(needle)) > 0;
+		}
+	fclose(f);
+	return found;
+}
+
+/* 1 (and w->worker reset) once the worker has exited; *status gets its exit status. */
+static int exited(tk_world *w, int *status)
+{
+	int st;
+	if (w->worker <= 0 || waitpid(w->worker, &st, WNOHANG) != w->worker)
+		return 0;
+	w->worker = 0;
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return 1;
+}
+
+/* Waits (30 s at most) until the broker's metadata shows the world's four topics with
+ * their partitions: a topic just created may not be known to every reader yet. */
+static void await_topics(const tk_world *w, int partitions)
+{
+	const char *names[4] = {w->create, w->query, w->replies, w->dlq};
+	const int want[4] = {partitions, partitions, partitions, 1};
+	rd_kafka_t *rk = tk_producer();
+	int ok = 0;
+
+	for (time_t end = time(NULL) + 30; !ok && time(NULL) < end;) {
+		ok = 1;
+		for (int i = 0; i < 4 && ok; i++) {
+			const struct rd_kafka_metadata *md = NULL;
+			rd_kafka_topic_t *t = rd_kafka_topic_new(rk, names[i], NULL);
+			rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
+			ok = e == 0 && md->topic_cnt == 1 && md->topics[0].err == 0 &&
+			     md->topics[0].partition_cnt == want[i];
+			if (md != NULL)
+				rd_kafka_metadata_destroy(md);
+			rd_kafka_topic_destroy(t);
+		}
+		if (!ok)
+			sleep_ms(200);
+	}
+	rd_kafka_destroy(rk);
+	ck_assert_msg(ok, "the topics of %s are not all in the broker's metadata after 30 s",
+	              w->id);
+}
+
+/* A new world whose topics every client can see. */
+static void world_init(tk_world *w, int partitions)
+{
+	tk_world_init(w, partitions);
+	await_topics(w, partitions);
+}
+
+/* tk_worker_start, with the pid tracked before any wait (a failing wait leaves no
+ * worker behind). */
+static void start(tk_world *w, const char *const *env)
+{
+	int status;
+	tk_worker_spawn(w, env);
+	track(w);
+	for (time_t end = time(NULL) + 60; time(NULL) < end; sleep_ms(100)) {
+		if (log_line(w, "create lane: partitions assigned", NULL, 0) &&
+		    log_line(w, "query lane: partitions assigned", NULL, 0))
+			return;
+		if (exited(w, &status)) {
+			tk_dump_log(w);
+			ck_abort_msg("worker exited during start-up (status %d)", status);
+		}
+	}
+	tk_dump_log(w);
+	ck_abort_msg("worker did not get partitions within 60 s");
+}
+
+/* What the replies of one load (request ids "<prefix>-<i>", i < n) look like so far. */
+typedef struct tally {
+	char prefix[64];
+	int n;
+	char **first;            /**< the first reply per request */
+	unsigned *count;         /**< replies per request */
+	int answered;            /**< requests with at least one reply */
+	size_t replies;          /**< replies to this load */
+	size_t differing;        /**< replies unlike the request's first one */
+	size_t not_201;          /**< replies without status 201 */
+	char example[1024];      /**< the first oddity seen */
+	int64_t next[MAX_PARTS]; /**< per reply partition: the offset after the last read */
+} tally;
+
+static void tally_init(tally *t, const char *prefix, int n)
+{
+	memset(t, 0, sizeof(*t));
+	snprintf(t->prefix, sizeof(t->prefix), "%s", prefix);
+	t->n = n;
+	t->first = calloc((size_t)n, sizeof(*t->first));
+	t->count = calloc((size_t)n, sizeof(*t->count));
+	ck_assert(t->first != NULL && t->count != NULL);
+}
+
+static void tally_free(tally *t)
+{
+	for (int i = 0; i < t->n; i++)
+		free(t->first[i]);
+	free(t->first);
+	free(t->count);
+}
+
+static void oddity(tally *t, const char *what, const rd_kafka_message_t *m)
+{
+	if (t->example[0] == '\0')
+		snprintf(t->example, sizeof(t->example), "%s: %.*s", what, (int)m->len,
+		         (const char *)m->payload);
+}
+
+static void tally_add(tally *t, const rd_kafka_message_t *m)
+{
+	size_t plen = strlen(t->prefix);
+	const char *k = m->key;
+	char num[16];
+	rd_kafka_headers_t *h = NULL;
+	const void *sv = NULL;
+	size_t sn = 0;
+
+	if (m->partition >= 0 && m->partition < MAX_PARTS && m->offset + 1 > t->next[m->partition])
+		t->next[m->partition] = m->offset + 1;
+	if (k == NULL || m->key_len <= plen + 1 || m->key_len - plen - 1 >= sizeof(num) ||
+	    memcmp(k, t->prefix, plen) != 0 || k[plen] != '-')
+		return;
+	memcpy(num, k + plen + 1, m->key_len - plen - 1);
+	num[m->key_len - plen - 1] = '\0';
+	if (!isdigit((unsigned char)num[0]))
+		return;
+	long i = strtol(num, NULL, 10);
+	if (i < 0 || i >= t->n)
+		return;
+	t->replies++;
+	if (rd_kafka_message_headers(m, &h) != 0 ||
+	    rd_kafka_header_get_last(h, "status", &sv, &sn) != 0 || sn != 3 ||
+	    memcmp(sv, "201", 3) != 0) {
+		t->not_201++;
+		oddity(t, "not 201", m);
+	}
+	if (t->count[i]++ == 0) {
+		t->answered++;
+		t->first[i] = strndup(m->payload ? m->payload : "", m->len);
+		ck_assert_ptr_nonnull(t->first[i]);
+	} else if (strlen(t->first[i]) != m->len || memcmp(t->first[i], m->payload, m->len) != 0) {
+		t->differing++;
+		oddity(t, "a second, different reply", m);
+	}
+}
+
+/* Reads replies until want requests are answered or timeout_s passed. */
+static void pump(rd_kafka_t *c, tally *t, int want, int timeout_s)
+{
+	for (time_t end = time(NULL) + timeout_s; t->answered < want && time(NULL) < end;) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+		if (m == NULL)
+			continue;
+		if (m->err == 0)
+			tally_add(t, m);
+		rd_kafka_message_destroy(m);
+	}
+}
+
+/* Reads topic up to its current end (every partition's high watermark), so the tally
+ * holds every reply produced so far; 1 when it got there within 60 s. */
+static int drain(rd_kafka_t *c, tally *t, const char *topic, int partitions)
+{
+	int64_t hi[MAX_PARTS];
+	for (int p = 0; p < partitions; p++) {
+		int64_t lo;
+		rd_kafka_resp_err_t e =
+		    rd_kafka_query_watermark_offsets(c, topic, p, &lo, &hi[p], 10000);
+		if (e != 0) {
+			fprintf(stderr, "watermarks of %s/%d: %s\n", topic, p, rd_kafka_err2str(e));
+			return 0;
+		}
+		if (hi[p] <= lo)
+			hi[p] = 0;
+	}
+	for (time_t end = time(NULL) + 60; time(NULL) < end;) {
+		int done = 1;
+		for (int p = 0; p < partitions; p++)
+			done &= t->next[p] >= hi[p];
+		if (done)
+			return 1;
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+		if (m == NULL)
+			continue;
+		if (m->err == 0)
+			tally_add(t, m);
+		rd_kafka_message_destroy(m);
+	}
+	return 0;
+}
+
+/* Queues the creates i in [from, to) of a load, without waiting for them. */
+static void produce_range(rd_kafka_t *p, const tk_world *w, const tally *t, const char *tok,
+                          int from, int to)
+{
+	char rid[96], dni[16];
+	for (int i = from; i < to; i++) {
+		snprintf(rid, sizeof(rid), "%s-%d", t->prefix, i);
+		snprintf(dni, sizeof(dni), "%d", i);
+		char *cmd = tk_create_cmd(rid, tok, dni, NULL);
+		rd_kafka_resp_err_t err;
+		while ((err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(w->create),
+		                                RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
+		                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		                                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			rd_kafka_poll(p, 100);
+		free(cmd);
+		ck_assert_msg(err == 0, "produce to %s: %s", w->create, rd_kafka_err2str(err));
+		rd_kafka_poll(p, 0);
+	}
+}
+
+static long owner_count(const char *what, const char *owner)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql), "SELECT count(%s) FROM patients WHERE owner_id = '%s'", what,
+	         owner);
+	char *s = tk_sql(sql);
+	long n = s ? atol(s) : -1;
+	free(s);
+	return n;
+}
+
+/* The guarantees after a fault: every request of the load answered (at least once), all
+ * 201, every reply to a request the same bytes, one row per request, no dni twice. */
+static void assert_load_whole(const tk_world *w, rd_kafka_t *c, tally *t, const char *owner,
+                              int partitions, int timeout_s)
+{
+	pump(c, t, t->n, timeout_s);
+	if (t->answered < t->n) {
+		int missing = -1;
+		for (int i = 0; i < t->n && missing < 0; i++)
+			if (t->count[i] == 0)
+				missing = i;
+		tk_dump_log(w);
+		ck_abort_msg("%d of %d requests answered within %d s (e.g. %s-%d unanswered)",
+		             t->answered, t->n, timeout_s, t->prefix, missing);
+	}
+	/* Everything produced so far, repeats included. */
+	ck_assert_msg(drain(c, t, w->replies, partitions), "could not read %s to its end",
+	              w->replies);
+	ck_assert_msg(t->not_201 == 0, "%zu replies not 201; %s", t->not_201, t->example);
+	ck_assert_msg(t->differing == 0, "%zu repeated replies differ from the first; %s",
+	              t->differing, t->example);
+	long rows = owner_count("*", owner), dnis = owner_count("DISTINCT dni", owner);
+	ck_assert_msg(rows == t->n, "%ld rows for %d requests", rows, t->n);
+	ck_assert_msg(dnis == t->n, "%ld distinct dni for %d requests", dnis, t->n);
+	fprintf(stderr, "faults: %d requests, %zu replies (%zu repeats), %ld rows\n", t->n,
+	        t->replies, t->replies - (size_t)t->n, rows);
+}
+
+/* KiB from a "Name:   123 kB" line of /proc/<pid>/status, or -1. */
+static long proc_status_kb(pid_t pid, const char *name)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ':')
+			kb = atol(line + strlen(name) + 1);
+	fclose(f);
+	return kb;
+}
+
+/* PostgreSQL is stopped before 50,000 creates arrive: the worker pauses and its memory
+ * stays bounded (peak RSS under 64 MiB); when PostgreSQL returns every create is answered
+ * 201 and has its one row. */
+START_TEST(database_down_memory_bounded)
+{
+	enum { N = 50000, P = 4 };
+	tk_world w;
+	tally t;
+	char prefix[64];
+	char *o = tk_owner("mem");
+	char *tok = tk_token(o, 3600, NULL);
+	rd_kafka_t *p = tk_producer();
+	const char *san = getenv("PW_SANITIZED");
+	int sanitized = san != NULL && strcmp(san, "1") == 0;
+
+	world_init(&w, P);
+	start(&w, NULL);
+	pid_t pid = w.worker;
+	tk_unique(prefix, sizeof(prefix), "m");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w.replies);
+
+	/* From here to pg-start nothing may fail the case: a failure would leave
+	 * PostgreSQL down (the runner restarts it anyway, see fault_down). */
+	tk_stack("pg-stop");
+	produce_range(p, &w, &t, tok, 0, N);
+	rd_kafka_resp_err_t flushed = rd_kafka_flush(p, 60000);
+	int paused = tk_log_wait(&w, "database unreachable, pausing", 60);
+	/* A few seconds more for it to take what it will while paused. */
+	sleep(5);
+	long hwm_kb = proc_status_kb(pid, "VmHWM");
+	long rss_kb = proc_status_kb(pid, "VmRSS");
+	int drained = drain(c, &t, w.replies, P);
+	int answered_during = t.answered;
+	tk_stack("pg-start");
+
+	fprintf(stderr, "faults: worker %ld during the outage: VmHWM %ld KiB, VmRSS %ld KiB%s\n",
+	        (long)pid, hwm_kb, rss_kb,
+	        sanitized ? " (PW_SANITIZED=1: not checked, shadow memory)" : "");
+	ck_assert_msg(flushed == 0, "the 50,000 creates were not acknowledged within 60 s");
+	if (!paused)
+		tk_dump_log(&w);
+	ck_assert_msg(paused, "the worker never logged \"database unreachable, pausing\"");
+	ck_assert_msg(hwm_kb > 0, "no VmHWM for worker %ld", (long)pid);
+	if (!sanitized)
+		ck_assert_msg(hwm_kb < HWM_MAX_KB, "worker peak RSS %ld KiB (%.1f MiB) >= 64 MiB",
+		              hwm_kb, (double)hwm_kb * 1024.0 / (double)MIB);
+	ck_assert_msg(drained, "could not read %s during the outage", w.replies);
+	ck_assert_msg(answered_during == 0, "%d requests answered while PostgreSQL was down",
+	              answered_during);
+	assert_load_whole(&w, c, &t, o, P, 150);
+	ck_assert_msg(tk_log_wait(&w, "database reachable again, resuming", 10),
+	              "the worker did not log that it resumed");
+	fprintf(stderr, "faults: worker %ld after answering all: VmHWM %ld KiB\n", (long)pid,
+	        proc_status_kb(pid, "VmHWM"));
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	free(tok);
+	free(o);
+}
+END_TEST
+
+/* SIGTERM while 5,000 creates are being answered: exit 0 within 10 s; the next worker of
+ * the group answers the rest, and nothing is created twice. */
+START_TEST(sigterm_mid_load)
+{
+	enum { N = 5000, P = 4 };
+	tk_world w;
+	tally t;
+	char prefix[64];
+	char *o = tk_owner("term");
+	char *tok = tk_token(o, 3600, NULL);
+	rd_kafka_t *p = tk_producer();
+	/* Smaller transactions than the default 500: the load lasts long enough for the
+	 * signal to land inside it. */
+	const char *env[] = {"BATCH_MAX=100", NULL};
+
+	world_init(&w, P);
+	start(&w, env);
+	tk_unique(prefix, sizeof(prefix), "s");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w.replies);
+	produce_range(p, &w, &t, tok, 0, N);
+	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+	pump(c, &t, 1, 60);
+	if (t.answered < 1)
+		tk_dump_log(&w);
+	ck_assert_msg(t.answered >= 1, "no reply within 60 s: no load to interrupt");
+	int rc = tk_worker_stop(&w, SIGTERM, 10);
+	if (rc != 0)
+		tk_dump_log(&w);
+	ck_assert_msg(rc == 0, "SIGTERM mid-load: exit status %d (-1: not within 10 s)", rc);
+	ck_assert_msg(drain(c, &t, w.replies, P), "could not read %s to its end", w.replies);
+	fprintf(stderr, "faults: %d of %d answered before the SIGTERM'd worker exited\n",
+	        t.answered, N);
+	ck_assert_msg(t.answered < N,
+	              "all %d answered before the worker stopped: the signal did not land "
+	              "mid-load, the case shows nothing",
+	              N);
+
+	start(&w, env);
+	assert_load_whole(&w, c, &t, o, P, 120);
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	free(tok);
+	free(o);
+}
+END_TEST
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Produces the load's creates [*next, to) at about 500 a second for up to ms, stopping
+ * early when stop(arg) holds; *next advances. */
+static void stream(rd_kafka_t *p, const tk_world *w, const tally *t, const char *tok, int *next,
+                   int to, long ms, int (*stop)(tk_world *), tk_world *arg)
+{
+	for (int64_t end = now_ms() + ms; now_ms() < end; sleep_ms(20)) {
+		if (stop != NULL && stop(arg))
+			return;
+		int upto = *next + 10 < to ? *next + 10 : to;
+		produce_range(p, w, t, tok, *next, upto);
+		*next = upto;
+		rd_kafka_poll(p, 0);
+	}
+}
+
+static int create_lane_assigned(tk_world *w)
+{
+	return lane_has_partitions(w, "create");
+}
+
+static int third_status = -1;
+
+static int third_exited(tk_world *w)
+{
+	return exited(w, &third_status);
+}
+
+/* Two workers share the load on 4 partitions; a third joins mid-load, gets partitions,
+ * and leaves on SIGTERM while the creates keep coming. */
+START_TEST(rebalance_mid_load)
+{
+	enum { N = 5000, P = 4 };
+	tk_world w1, w2, w3;
+	tally t;
+	char prefix[64];
+	char *o = tk_owner("rebal");
+	char *tok = tk_token(o, 3600, NULL);
+	rd_kafka_t *p = tk_producer();
+	int next = 0;
+
+	world_init(&w1, P);
+	start(&w1, NULL);
+	w2 = w1;
+	w2.worker = 0;
+	snprintf(w2.log_path, sizeof(w2.log_path), "%.*s-b.log", (int)strlen(w1.log_path) - 4,
+	         w1.log_path);
+	start(&w2, NULL);
+	w3 = w2;
+	snprintf(w3.log_path, sizeof(w3.log_path), "%.*s-c.log", (int)strlen(w1.log_path) - 4,
+	         w1.log_path);
+	tk_unique(prefix, sizeof(prefix), "b");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w1.replies);
+
+	/* 1. The two workers are answering. */
+	produce_range(p, &w1, &t, tok, 0, 500);
+	next = 500;
+	pump(c, &t, 1, 60);
+	ck_assert_msg(t.answered >= 1, "no reply within 60 s");
+	/* 2. A third joins while creates keep coming (at most 1,500 of them meanwhile). */
+	tk_worker_spawn(&w3, NULL);
+	track(&w3);
+	stream(p, &w1, &t, tok, &next, 2000, 60000, create_lane_assigned, &w3);
+	for (time_t end = time(NULL) + 60; !create_lane_assigned(&w3) && time(NULL) < end;)
+		sleep_ms(100);
+	if (!create_lane_assigned(&w3))
+		tk_dump_log(&w3);
+	ck_assert_msg(create_lane_assigned(&w3), "the third worker got no create partition");
+	/* 3. It answers some of what comes next, then leaves on SIGTERM, still fed. */
+	stream(p, &w1, &t, tok, &next, 3000, 1000, NULL, NULL);
+	kill(w3.worker, SIGTERM);
+	stream(p, &w1, &t, tok, &next, 3500, 15000, third_exited, &w3);
+	for (time_t end = time(NULL) + 10; w3.worker > 0 && time(NULL) < end;) {
+		if (!third_exited(&w3))
+			sleep_ms(100);
+	}
+	if (third_status != 0)
+		tk_dump_log(&w3);
+	ck_assert_msg(third_status == 0, "third worker: exit status %d (-1: not within 10 s)",
+	              third_status);
+	print_lines(&w3, "\"stopped: ");
+	/* 4. The rest, after it left. */
+	produce_range(p, &w1, &t, tok, next, N);
+	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+
+	assert_load_whole(&w1, c, &t, o, P, 120);
+	int rc1 = tk_worker_stop(&w1, SIGTERM, 10), rc2 = tk_worker_stop(&w2, SIGTERM, 10);
+	ck_assert_int_eq(rc1, 0);
+	ck_assert_int_eq(rc2, 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	free(tok);
+	free(o);
+}
+END_TEST
+
+/* The broker stops for 5 s in the middle of a load and comes back (same port, same
+ * data): the worker carries on; half the creates are sent before, half after. */
+START_TEST(broker_restart_mid_load)
+{
+	enum { N = 5000, P = 4 };
+	tk_world w;
+	tally t;
+	char prefix[64];
+	const char *kind = getenv("PW_BROKER_KIND");
+
+	if (kind != NULL && strcmp(kind, "mock") == 0) {
+		fprintf(stderr, "faults: broker_restart_mid_load SKIPPED: PW_BROKER_KIND=mock "
+		                "(the mock cluster cannot be restarted like a broker)\n");
+		return;
+	}
+	char *o = tk_owner("kafka");
+	char *tok = tk_token(o, 3600, NULL);
+	rd_kafka_t *p = tk_producer();
+
+	world_init(&w, P);
+	start(&w, NULL);
+	tk_unique(prefix, sizeof(prefix), "k");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w.replies);
+	produce_range(p, &w, &t, tok, 0, N / 2);
+	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+	pump(c, &t, 1, 60);
+	ck_assert_msg(t.answered >= 1, "no reply within 60 s");
+
+	tk_stack("kafka-stop");
+	sleep(5);
+	tk_stack("kafka-start");
+	/* The second half exists only after the restart: the worker must resume. */
+	produce_range(p, &w, &t, tok, N / 2, N);
+	ck_assert_msg(rd_kafka_flush(p, 60000) == 0,
+	              "creates not acknowledged within 60 s of the restart");
+
+	assert_load_whole(&w, c, &t, o, P, 120);
+	int rc = tk_worker_stop(&w, SIGTERM, 10);
+	if (rc != 0)
+		tk_dump_log(&w);
+	ck_assert_int_eq(rc, 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	free(tok);
+	free(o);
+}
+END_TEST
+
+/* One case per TCase: fault_down runs in the runner after each of them. */
+static TCase *fault_case(Suite *s, const char *name)
+{
+	TCase *tc = tcase_create(name);
+	tcase_add_unchecked_fixture(tc, NULL, fault_down);
+	tcase_set_timeout(tc, 200);
+	suite_add_tcase(s, tc);
+	return tc;
+}
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("faults");
+	tcase_add_test(fault_case(s, "database_down"), database_down_memory_bounded);
+	tcase_add_test(fault_case(s, "sigterm"), sigterm_mid_load);
+	tcase_add_test(fault_case(s, "rebalance"), rebalance_mid_load);
+	tcase_add_test(fault_case(s, "broker_restart"), broker_restart_mid_load);
+	return s;
+}
+
+int main(void)
+{
+	started = mmap(NULL, MAX_PIDS * sizeof(*started), PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (started == MAP_FAILED)
+		started = NULL;
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

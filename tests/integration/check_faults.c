@@ -1,7 +1,9 @@
 /* Faults under load (issue 5): PostgreSQL away while 50,000 creates arrive (bounded
  * memory), SIGTERM in the middle of a load, a worker joining and leaving the group
- * mid-load, the Kafka broker restarted mid-load. After each: every request answered,
- * every reply to the same request the same bytes, exactly one row per request. */
+ * mid-load, the Kafka broker restarted mid-load, one of two workers SIGKILLed mid-load,
+ * PostgreSQL away for 10 s under two workers, a slow database (bounded memory). After
+ * each: every request answered, every reply to the same request the same bytes, exactly
+ * one row per request. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
 #include "pw_testkit.h"
@@ -230,6 +233,7 @@ typedef struct tally {
 	size_t replies;          /**< replies to this load */
 	size_t differing;        /**< replies unlike the request's first one */
 	size_t not_201;          /**< replies without status 201 */
+	size_t status_500;       /**< replies with status 500 */
 	char example[1024];      /**< the first oddity seen */
 	int64_t next[MAX_PARTS]; /**< per reply partition: the offset after the last read */
 } tally;
@@ -286,6 +290,8 @@ static void tally_add(tally *t, const rd_kafka_message_t *m)
 	    memcmp(sv, "201", 3) != 0) {
 		t->not_201++;
 		oddity(t, "not 201", m);
+		if (sv != NULL && sn == 3 && memcmp(sv, "500", 3) == 0)
+			t->status_500++;
 	}
 	if (t->count[i]++ == 0) {
 		t->answered++;
@@ -342,15 +348,16 @@ static int drain(rd_kafka_t *c, tally *t, const char *topic, int partitions)
 	return 0;
 }
 
-/* Queues the creates i in [from, to) of a load, without waiting for them. */
-static void produce_range(rd_kafka_t *p, const tk_world *w, const tally *t, const char *tok,
-                          int from, int to)
+/* Queues the creates i in [from, to) of a load, without waiting for them; create i is
+ * signed with toks[i % ntok]. */
+static void produce_owners(rd_kafka_t *p, const tk_world *w, const tally *t, char *const *toks,
+                           int ntok, int from, int to)
 {
 	char rid[96], dni[16];
 	for (int i = from; i < to; i++) {
 		snprintf(rid, sizeof(rid), "%s-%d", t->prefix, i);
 		snprintf(dni, sizeof(dni), "%d", i);
-		char *cmd = tk_create_cmd(rid, tok, dni, NULL);
+		char *cmd = tk_create_cmd(rid, toks[i % ntok], dni, NULL);
 		rd_kafka_resp_err_t err;
 		while ((err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(w->create),
 		                                RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
@@ -363,10 +370,20 @@ static void produce_range(rd_kafka_t *p, const tk_world *w, const tally *t, cons
 	}
 }
 
+/* Queues the creates i in [from, to) of a load, all signed with tok. */
+static void produce_range(rd_kafka_t *p, const tk_world *w, const tally *t, const char *tok,
+                          int from, int to)
+{
+	char *toks[1] = {(char *)tok};
+	produce_owners(p, w, t, toks, 1, from, to);
+}
+
+/* owner is a LIKE pattern: an owner's email (no wildcard in it), or "<base>-%" for the
+ * owners of a multi-owner load. */
 static long owner_count(const char *what, const char *owner)
 {
 	char sql[512];
-	snprintf(sql, sizeof(sql), "SELECT count(%s) FROM patients WHERE owner_id = '%s'", what,
+	snprintf(sql, sizeof(sql), "SELECT count(%s) FROM patients WHERE owner_id LIKE '%s'", what,
 	         owner);
 	char *s = tk_sql(sql);
 	long n = s ? atol(s) : -1;
@@ -685,14 +702,267 @@ START_TEST(broker_restart_mid_load)
 }
 END_TEST
 
+/* A second worker of w1's group, logging next to w1's log with suffix in the name. */
+static void second_world(const tk_world *w1, tk_world *w2, const char *suffix)
+{
+	*w2 = *w1;
+	w2->worker = 0;
+	snprintf(w2->log_path, sizeof(w2->log_path), "%.*s-%s.log", (int)strlen(w1->log_path) - 4,
+	         w1->log_path, suffix);
+}
+
+/* Waits (30 s at most) until w's create lane holds partitions; fails the case if not. */
+static void await_create_partitions(const tk_world *w)
+{
+	for (time_t end = time(NULL) + 30; !lane_has_partitions(w, "create") && time(NULL) < end;)
+		sleep_ms(100);
+	if (!lane_has_partitions(w, "create"))
+		tk_dump_log(w);
+	ck_assert_msg(lane_has_partitions(w, "create"), "worker %ld got no create partition",
+	              (long)w->worker);
+}
+
+/* Two workers share 5,000 creates on 4 partitions; one is SIGKILLed once replies come
+ * while creates are still being sent, and is started again later. */
+START_TEST(sigkill_mid_load)
+{
+	enum { N = 5000, P = 4 };
+	tk_world w1, w2;
+	tally t;
+	char prefix[64];
+	char *o = tk_owner("kill");
+	char *tok = tk_token(o, 3600, NULL);
+	rd_kafka_t *p = tk_producer();
+	int next = 0, status = -1;
+
+	world_init(&w1, P);
+	start(&w1, NULL);
+	second_world(&w1, &w2, "b");
+	start(&w2, NULL);
+	await_create_partitions(&w2);
+	tk_unique(prefix, sizeof(prefix), "x");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w1.replies);
+
+	/* 1. Both answering. */
+	produce_range(p, &w1, &t, tok, 0, 500);
+	next = 500;
+	pump(c, &t, 1, 60);
+	if (t.answered < 1)
+		tk_dump_log(&w1);
+	ck_assert_msg(t.answered >= 1, "no reply within 60 s: no load to interrupt");
+	stream(p, &w1, &t, tok, &next, 1500, 2000, NULL, NULL);
+	/* 2. SIGKILL while the creates keep coming; it still held create partitions. */
+	ck_assert_msg(lane_has_partitions(&w2, "create"), "the worker to kill had no partition");
+	pid_t killed = w2.worker;
+	kill(w2.worker, SIGKILL);
+	for (time_t end = time(NULL) + 10; w2.worker > 0 && time(NULL) < end;)
+		if (!exited(&w2, &status))
+			sleep_ms(50);
+	ck_assert_msg(status == 128 + SIGKILL, "killed worker %ld: status %d (-1: still running)",
+	              (long)killed, status);
+	int sent_at_kill = next;
+	stream(p, &w1, &t, tok, &next, 3500, 3000, NULL, NULL);
+	ck_assert_msg(sent_at_kill < next, "no create sent after the kill");
+	fprintf(stderr, "faults: worker %ld SIGKILLed after %d creates sent, %d answered\n",
+	        (long)killed, sent_at_kill, t.answered);
+	/* 3. Started again; the rest of the load. */
+	start(&w2, NULL);
+	produce_range(p, &w1, &t, tok, next, N);
+	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+
+	assert_load_whole(&w1, c, &t, o, P, 120);
+	int rc1 = tk_worker_stop(&w1, SIGTERM, 10), rc2 = tk_worker_stop(&w2, SIGTERM, 10);
+	ck_assert_int_eq(rc1, 0);
+	ck_assert_int_eq(rc2, 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	free(tok);
+	free(o);
+}
+END_TEST
+
+/* Two workers; PostgreSQL stops for 10 s in the middle of 5,000 creates (half sent
+ * before, half during the outage). Both pause and resume; no reply is a 500. */
+START_TEST(database_outage_two_workers)
+{
+	enum { N = 5000, P = 4, OUTAGE_MS = 10000 };
+	tk_world w1, w2;
+	tally t;
+	char prefix[64];
+	char *o = tk_owner("pgout");
+	char *tok = tk_token(o, 3600, NULL);
+	rd_kafka_t *p = tk_producer();
+
+	world_init(&w1, P);
+	start(&w1, NULL);
+	second_world(&w1, &w2, "b");
+	start(&w2, NULL);
+	await_create_partitions(&w2);
+	tk_unique(prefix, sizeof(prefix), "o");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w1.replies);
+
+	produce_range(p, &w1, &t, tok, 0, N / 2);
+	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+	pump(c, &t, 1, 60);
+	ck_assert_msg(t.answered >= 1, "no reply within 60 s");
+
+	/* From here to pg-start nothing may fail the case (fault_down restarts it anyway). */
+	int64_t t0 = now_ms();
+	tk_stack("pg-stop");
+	produce_range(p, &w1, &t, tok, N / 2, N);
+	rd_kafka_resp_err_t flushed = rd_kafka_flush(p, 60000);
+	int64_t left = OUTAGE_MS - (now_ms() - t0);
+	if (left > 0)
+		sleep_ms((long)left);
+	long outage = (long)(now_ms() - t0);
+	tk_stack("pg-start");
+	fprintf(stderr, "faults: PostgreSQL down for %ld ms, %d answered before it\n", outage,
+	        t.answered);
+
+	ck_assert_msg(flushed == 0, "creates not acknowledged within 60 s");
+	assert_load_whole(&w1, c, &t, o, P, 120);
+	ck_assert_msg(t.status_500 == 0, "%zu replies with status 500", t.status_500);
+	const tk_world *ws[2] = {&w1, &w2};
+	for (int i = 0; i < 2; i++) {
+		int paused = tk_log_wait(ws[i], "database unreachable, pausing", 10);
+		int resumed = tk_log_wait(ws[i], "database reachable again, resuming", 10);
+		if (!paused || !resumed)
+			tk_dump_log(ws[i]);
+		ck_assert_msg(paused, "worker %d never logged \"database unreachable, pausing\"",
+		              i + 1);
+		ck_assert_msg(resumed,
+		              "worker %d never logged \"database reachable again, resuming\"",
+		              i + 1);
+	}
+	int rc1 = tk_worker_stop(&w1, SIGTERM, 10), rc2 = tk_worker_stop(&w2, SIGTERM, 10);
+	ck_assert_int_eq(rc1, 0);
+	ck_assert_int_eq(rc2, 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	free(tok);
+	free(o);
+}
+END_TEST
+
+/* A test-only statement trigger on patients that sleeps 0.5 s per INSERT statement of an
+ * owner whose email starts with "slow-"; every other owner's inserts are untouched. */
+#define SLOW_TRIGGER_UP                                                                            \
+	"DROP TRIGGER IF EXISTS pw_test_slow ON patients;"                                         \
+	" CREATE OR REPLACE FUNCTION pw_test_slow() RETURNS trigger LANGUAGE plpgsql AS $$"        \
+	" BEGIN IF current_setting('app.owner_id', true) LIKE 'slow-%' THEN"                       \
+	" PERFORM pg_sleep(0.5); END IF; RETURN NULL; END $$;"                                     \
+	" CREATE TRIGGER pw_test_slow BEFORE INSERT ON patients FOR EACH STATEMENT"                \
+	" EXECUTE FUNCTION pw_test_slow()"
+#define SLOW_TRIGGER_DOWN                                                                          \
+	"DROP TRIGGER IF EXISTS pw_test_slow ON patients;"                                         \
+	" DROP FUNCTION IF EXISTS pw_test_slow()"
+
+/* In the runner's process after the slow-database case: fault_down, then the trigger
+ * dropped whatever happened to the case (no assertion here: it is not a test). */
+static void slow_down(void)
+{
+	fault_down();
+	const char *url = getenv("DATABASE_URL");
+	if (url == NULL)
+		return;
+	PGconn *conn = PQconnectdb(url);
+	if (PQstatus(conn) == CONNECTION_OK) {
+		PGresult *r = PQexec(conn, SLOW_TRIGGER_DOWN);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			fprintf(stderr, "faults: dropping the slow trigger: %s",
+			        PQerrorMessage(conn));
+		PQclear(r);
+	} else {
+		fprintf(stderr, "faults: dropping the slow trigger: %s", PQerrorMessage(conn));
+	}
+	PQfinish(conn);
+}
+
+/* A slow database (0.5 s per insert statement) under 3,000 creates of 5 owners: the
+ * worker falls behind, its peak RSS stays under 64 MiB, and everything is answered. */
+START_TEST(slow_database_memory_bounded)
+{
+	enum { N = 3000, P = 4, K = 5 };
+	tk_world w;
+	tally t;
+	char prefix[64], base[80], pattern[96];
+	char *owners[K], *toks[K];
+	rd_kafka_t *p = tk_producer();
+	const char *san = getenv("PW_SANITIZED");
+	int sanitized = san != NULL && strcmp(san, "1") == 0;
+
+	tk_unique(base, sizeof(base), "slow-");
+	snprintf(pattern, sizeof(pattern), "%s-%%", base);
+	for (int i = 0; i < K; i++) {
+		owners[i] = malloc(128);
+		ck_assert_ptr_nonnull(owners[i]);
+		snprintf(owners[i], 128, "%s-%d@example.com", base, i);
+		toks[i] = tk_token(owners[i], 3600, NULL);
+	}
+	free(tk_sql(SLOW_TRIGGER_UP));
+	world_init(&w, P);
+	start(&w, NULL);
+	pid_t pid = w.worker;
+	tk_unique(prefix, sizeof(prefix), "w");
+	tally_init(&t, prefix, N);
+	rd_kafka_t *c = tk_reader(w.replies);
+
+	int64_t t0 = now_ms();
+	produce_owners(p, &w, &t, toks, K, 0, N);
+	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+	ck_assert_msg(drain(c, &t, w.replies, P), "could not read %s", w.replies);
+	int answered_when_sent = t.answered;
+	long hwm_kb = -1;
+	for (int64_t end = now_ms() + 150000; t.answered < N && now_ms() < end;) {
+		pump(c, &t, N, 1);
+		long kb = proc_status_kb(pid, "VmHWM");
+		if (kb > hwm_kb)
+			hwm_kb = kb;
+	}
+	long kb = proc_status_kb(pid, "VmHWM");
+	if (kb > hwm_kb)
+		hwm_kb = kb;
+	fprintf(stderr,
+	        "faults: slow database: %d of %d answered when all were sent, %d after %ld ms; "
+	        "worker %ld VmHWM %ld KiB%s\n",
+	        answered_when_sent, N, t.answered, (long)(now_ms() - t0), (long)pid, hwm_kb,
+	        sanitized ? " (PW_SANITIZED=1: not checked, shadow memory)" : "");
+	ck_assert_msg(answered_when_sent < N,
+	              "all %d answered as soon as they were sent: the database was not slow", N);
+	ck_assert_msg(hwm_kb > 0, "no VmHWM for worker %ld", (long)pid);
+	if (!sanitized)
+		ck_assert_msg(hwm_kb < HWM_MAX_KB, "worker peak RSS %ld KiB (%.1f MiB) >= 64 MiB",
+		              hwm_kb, (double)hwm_kb * 1024.0 / (double)MIB);
+	assert_load_whole(&w, c, &t, pattern, P, 30);
+	free(tk_sql(SLOW_TRIGGER_DOWN));
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	tally_free(&t);
+	for (int i = 0; i < K; i++) {
+		free(toks[i]);
+		free(owners[i]);
+	}
+}
+END_TEST
+
 /* One case per TCase: fault_down runs in the runner after each of them. */
-static TCase *fault_case(Suite *s, const char *name)
+static TCase *fault_case_down(Suite *s, const char *name, void (*down)(void))
 {
 	TCase *tc = tcase_create(name);
-	tcase_add_unchecked_fixture(tc, NULL, fault_down);
+	tcase_add_unchecked_fixture(tc, NULL, down);
 	tcase_set_timeout(tc, 200);
 	suite_add_tcase(s, tc);
 	return tc;
+}
+
+static TCase *fault_case(Suite *s, const char *name)
+{
+	return fault_case_down(s, name, fault_down);
 }
 
 static Suite *suite(void)
@@ -702,6 +972,10 @@ static Suite *suite(void)
 	tcase_add_test(fault_case(s, "sigterm"), sigterm_mid_load);
 	tcase_add_test(fault_case(s, "rebalance"), rebalance_mid_load);
 	tcase_add_test(fault_case(s, "broker_restart"), broker_restart_mid_load);
+	tcase_add_test(fault_case(s, "sigkill"), sigkill_mid_load);
+	tcase_add_test(fault_case(s, "database_outage"), database_outage_two_workers);
+	tcase_add_test(fault_case_down(s, "slow_database", slow_down),
+	               slow_database_memory_bounded);
 	return s;
 }
 

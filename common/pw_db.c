@@ -135,11 +135,6 @@ int pw_db_connected(const pw_db *db)
 	return db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
 }
 
-struct pg_conn *pw_db_conn(pw_db *db)
-{
-	return db->conn;
-}
-
 /* Transient: the connection is gone, or the server says try again (serialization,
  * deadlock, shutting down, out of resources). Everything else is a bug or a schema
  * problem, answered 500 for this command only. */

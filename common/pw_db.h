@@ -63,7 +63,4 @@ PW_MUST_CHECK pw_status pw_db_run(pw_db *db, pw_db_item *items, size_t n, char *
 /* Frees the replies of the items and resets their outputs. */
 void pw_db_items_clear(pw_db_item *items, size_t n);
 
-/* The raw session, for tools that run their own read-only SQL (replay --verify). */
-struct pg_conn *pw_db_conn(pw_db *db);
-
 #endif

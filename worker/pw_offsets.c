@@ -142,11 +142,6 @@ void pw_offsets_revoke(pw_offsets *o, const char *topic, int32_t partition)
 	tracker_free(t);
 }
 
-int pw_pending_detached(const pw_pending *p)
-{
-	return p->t == NULL;
-}
-
 void pw_offsets_release(pw_offsets *o, pw_pending *p)
 {
 	o->inflight--;

@@ -30,9 +30,6 @@ int pw_offsets_done(pw_offsets *o, pw_pending *p, const char **topic, int32_t *p
  * store nothing) and its tracker freed. */
 void pw_offsets_revoke(pw_offsets *o, const char *topic, int32_t partition);
 
-/* 1 when p belongs to a partition that was revoked. */
-int pw_pending_detached(const pw_pending *p);
-
 /* The record will never be acknowledged (dropped at a revoke or at shutdown). Its
  * offset is then never stored: the watermark of a partition still assigned stays
  * before it, so the record is answered again after a restart. */

@@ -80,6 +80,8 @@ static const cfg_row rows[] = {
     {"CURSOR_SECRET", CFG_STR, OFF(cursor_secret), NULL, 0, CFG_SECRET, 0, 0,
      "key that signs patient.list cursors; set the same on every worker (unset: a random "
      "key per process, so cursors do not survive a restart)"},
+    {"HTTP_ADDR", CFG_STR, OFF(http_addr), "127.0.0.1:9464", 0, 0, 0, 0,
+     "host:port of the /metrics, /healthz and /readyz listener (empty: none)"},
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -356,6 +358,12 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 		PQconninfoFree(opts);
 		PQfreemem(perr);
 	}
+	if (cfg->http_addr &&
+	    (strchr(cfg->http_addr, ',') != NULL || !valid_brokers(cfg->http_addr))) {
+		fprintf(err, "HTTP_ADDR: '%s' is not host:port (empty switches it off)\n",
+		        cfg->http_addr);
+		bad = 1;
+	}
 	if (cfg->database_role && strlen(cfg->database_role) > 63) {
 		fprintf(err, "DATABASE_ROLE: longer than 63 bytes\n");
 		bad = 1;
@@ -399,6 +407,14 @@ void pw_config_free(pw_config *cfg)
 		free(cfg->jwt_key);
 	}
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+int pw_config_is_setting(const char *var)
+{
+	for (size_t i = 0; i < NROWS; i++)
+		if (strcmp(rows[i].var, var) == 0)
+			return 1;
+	return 0;
 }
 
 void pw_config_print_help(FILE *out)

@@ -39,6 +39,7 @@ typedef struct pw_config {
 	int batch_max;       /**< creates written in one transaction, at most */
 	int batch_wait_ms;   /**< how long a batch waits to fill */
 	int jwt_cache_size;  /**< verified tokens kept per lane (0: no cache) */
+	char *http_addr;     /**< host:port of the metrics/health listener; NULL: none */
 
 	/* Derived at load time. */
 	unsigned char *jwt_key; /**< secret bytes or PEM text, NUL-terminated */
@@ -62,6 +63,9 @@ PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, un
 
 /* Frees every string the config owns. NULL-safe; cfg is left zeroed. */
 void pw_config_free(pw_config *cfg);
+
+/* 1 when var (an environment variable name) is one of the settings above. */
+int pw_config_is_setting(const char *var);
 
 /* Prints every setting with its default and meaning. */
 void pw_config_print_help(FILE *out);

@@ -18,6 +18,9 @@ libjansson-dev
 libjwt-dev
 libssl-dev
 check
+libmicrohttpd-dev
+libcsv-dev
+libyaml-dev
 postgresql-15
 postgresql-client-15
 openjdk-17-jre-headless
@@ -38,6 +41,9 @@ coreutils
 #   ca-certificates: Maven needs it to talk HTTPS to Maven Central.
 #   procps (ps, pgrep), iproute2 (ss: free-port search), util-linux
 #       (runuser, setsid), coreutils (timeout, mktemp): used by stack.sh.
+#   libmicrohttpd-dev: the worker's /metrics, /healthz, /readyz listener.
+#   libcsv-dev: patientctl load reads CSV (quoting, embedded newlines) with it.
+#   libyaml-dev: tests/docker checks docker/compose.yaml without a Docker engine.
 #   clang, libclang-rt-14-dev: scripts/fuzz.sh (libFuzzer); the runtime that
 #       -fsanitize=fuzzer,address links is only a Recommends of clang-14.
 

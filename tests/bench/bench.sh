@@ -224,7 +224,8 @@ e2e() {
 	done
 	workers=()
 	for k in $(seq 1 "$n"); do
-		env "${wenv[@]}" "$WORKER" run 2>"$RUNDIR/worker-$label-$k.log" &
+		# Several workers on one host: no metrics listener (HTTP_ADDR empty).
+		env HTTP_ADDR= "${wenv[@]}" "$WORKER" run 2>"$RUNDIR/worker-$label-$k.log" &
 		workers+=($!)
 	done
 	sleep 1

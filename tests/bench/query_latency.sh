@@ -41,7 +41,7 @@ scripts/stack.sh kafka-topics --create --topic "$TOPIC_DLQ" --partitions 1 \
 
 "$BUILD/patient-worker" migrate >/dev/null 2>&1
 log=$BUILD/bench-worker.log
-"$BUILD/patient-worker" run 2>"$log" &
+HTTP_ADDR= "$BUILD/patient-worker" run 2>"$log" &
 worker=$!
 
 echo "machine $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"

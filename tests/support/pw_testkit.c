@@ -161,6 +161,8 @@ static pid_t spawn(const tk_world *w, const char *const *args, const char *const
 		setenv("KAFKA_GROUP_ID", w->group, 1);
 		setenv("JWT_ALG", "HS256", 1);
 		setenv("JWT_SECRET", TK_SECRET, 1);
+		/* Several workers run at once here; a test that scrapes one sets its own. */
+		setenv("HTTP_ADDR", "", 1);
 		if (getenv("LOG_LEVEL") == NULL)
 			setenv("LOG_LEVEL", "info", 1);
 		for (size_t i = 0; extra_env != NULL && extra_env[i] != NULL; i++) {

@@ -136,6 +136,7 @@ pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_head
 		env->reply_to = strdup(replies_topic);
 	} else if (json_is_string(v) && pw_reply_to_allowed(json_string_value(v), replies_topic)) {
 		env->reply_to = strdup(json_string_value(v));
+		env->reply_to_in_body = 1;
 	} else {
 		*reason = PW_DLQ_REPLY_TO_REFUSED;
 		goto out;

@@ -39,6 +39,7 @@ typedef struct pw_envelope {
 	json_t *root;           /**< owned */
 	const char *request_id; /**< borrowed from root */
 	char *reply_to;         /**< owned: the body's reply_to or the configured default */
+	int reply_to_in_body;   /**< reply_to came from the body (a header may not override it) */
 	char *token;            /**< owned; from the body, else the authorization header; or NULL */
 	int token_not_string;   /**< the body had "token" but it was not a string */
 } pw_envelope;

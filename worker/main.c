@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,7 +11,10 @@
 #include "pw_config.h"
 #include "pw_cursor.h"
 #include "pw_db.h"
+#include "pw_http.h"
+#include "pw_httpc.h"
 #include "pw_log.h"
+#include "pw_metrics.h"
 #include "pw_migrate.h"
 #include "pw_replay.h"
 #include "pw_worker.h"
@@ -40,9 +44,14 @@ static int setup_signals(void)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: patient-worker run|migrate|replay [options] [--setting=value ...]\n"
-	             "  run      serve patient commands from Kafka until SIGTERM or SIGINT\n"
+	fprintf(out, "usage: patient-worker run|migrate|replay|healthcheck [options] "
+	             "[--setting=value ...]\n"
+	             "  run      serve patient commands from Kafka until SIGTERM or SIGINT;\n"
+	             "           /metrics, /healthz and /readyz on HTTP_ADDR\n"
 	             "  migrate  apply the built-in database migrations (safe to repeat)\n"
+	             "  healthcheck [--path /readyz]\n"
+	             "           ask the worker listening on HTTP_ADDR; exit 0 when it answers\n"
+	             "           200 (a container's health probe: the image has no curl)\n"
 	             "  replay --from-beginning [--topic T] [--verify] [--reply]\n"
 	             "           read a command topic from its start under a throwaway group;\n"
 	             "           process every command again (publishing replies only with\n"
@@ -86,6 +95,8 @@ static int cmd_run(const pw_config *cfg)
 	char err[512] = "";
 	pw_worker *creates = NULL;
 	lane_run queries = {NULL, 0};
+	pw_metrics *metrics = NULL;
+	pw_http *http = NULL;
 	pw_cursor_key key;
 	pthread_t th;
 	int generated, rc;
@@ -117,27 +128,60 @@ static int cmd_run(const pw_config *cfg)
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, &creates, err, sizeof(err));
+	/* Listening before the lanes start: /healthz answers (and /readyz says why not yet)
+	 * while the group is still being joined. */
+	st = pw_metrics_create(&metrics);
 	if (st == PW_OK)
-		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, &queries.w, err, sizeof(err));
+		st = pw_http_start(cfg, metrics, &http, err, sizeof(err));
+	if (st == PW_OK)
+		st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, metrics, &creates, err,
+		                      sizeof(err));
+	if (st == PW_OK)
+		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, metrics, &queries.w, err,
+		                      sizeof(err));
 	if (st != PW_OK) {
 		fprintf(stderr, "%s\n", err[0] ? err : "cannot start the worker");
-		pw_worker_destroy(creates);
-		return st == PW_E_CONFIG ? 2 : 1;
+		rc = st == PW_E_CONFIG ? 2 : 1;
+		goto out;
 	}
 	if (pthread_create(&th, NULL, query_lane, &queries) != 0) {
 		PW_LOG_ERROR(NULL, "cannot start the query lane");
-		pw_worker_destroy(creates);
-		pw_worker_destroy(queries.w);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	rc = pw_worker_run(creates, &stop_requested);
 	stop_requested = 1;
 	pthread_join(th, NULL);
+	if (queries.rc > rc)
+		rc = queries.rc;
+out:
 	pw_worker_destroy(creates);
 	pw_worker_destroy(queries.w);
+	pw_http_stop(http);
+	pw_metrics_destroy(metrics);
 	OPENSSL_cleanse(&key, sizeof(key));
-	return rc > queries.rc ? rc : queries.rc;
+	return rc;
+}
+
+/* Exit 0 when the listener answers path with 200, 1 otherwise; prints the answer. */
+static int cmd_healthcheck(const pw_config *cfg, const char *path)
+{
+	char err[256];
+	char *body = NULL;
+	int status = 0;
+
+	if (cfg->http_addr == NULL) {
+		fprintf(stderr, "HTTP_ADDR: empty, so there is no listener to ask\n");
+		return 2;
+	}
+	if (pw_http_get(cfg->http_addr, path, 3000, 64 * 1024, &status, &body, err, sizeof(err)) !=
+	    PW_OK) {
+		fprintf(stderr, "healthcheck: %s\n", err);
+		return 1;
+	}
+	printf("%d %s", status, body);
+	free(body);
+	return status == 200 ? 0 : 1;
 }
 
 /* Takes replay's own options out of argv (what is left are settings). Returns 0, or
@@ -193,6 +237,7 @@ int main(int argc, char **argv)
 {
 	pw_config cfg;
 	pw_replay_opts replay;
+	const char *health_path = "/readyz";
 	unsigned need;
 	int rc;
 
@@ -210,6 +255,27 @@ int main(int argc, char **argv)
 		need = PW_CFG_NEED_ALL;
 	} else if (strcmp(argv[1], "migrate") == 0) {
 		need = PW_CFG_NEED_DB;
+	} else if (strcmp(argv[1], "healthcheck") == 0) {
+		need = 0;
+		for (int i = 2; i < argc; i++) {
+			const char *p = strncmp(argv[i], "--path=", 7) == 0 ? argv[i] + 7
+			                : strcmp(argv[i], "--path") == 0 && i + 1 < argc
+			                    ? argv[i + 1]
+			                    : NULL;
+			if (p == NULL)
+				continue;
+			if (p[0] != '/') {
+				fprintf(stderr, "--path: must start with '/'\n");
+				return 2;
+			}
+			health_path = p;
+			/* Taken out of argv: the rest are settings. */
+			int k = strcmp(argv[i], "--path") == 0 ? 2 : 1;
+			for (int j = i; j + k <= argc; j++)
+				argv[j] = argv[j + k];
+			argc -= k;
+			i--;
+		}
 	} else {
 		fprintf(stderr, "unknown command '%s'; try patient-worker --help\n", argv[1]);
 		return 2;
@@ -224,6 +290,8 @@ int main(int argc, char **argv)
 		rc = cmd_run(&cfg);
 	else if (strcmp(argv[1], "replay") == 0)
 		rc = cmd_replay(&cfg, &replay);
+	else if (strcmp(argv[1], "healthcheck") == 0)
+		rc = cmd_healthcheck(&cfg, health_path);
 	else
 		rc = cmd_migrate(&cfg);
 	pw_config_free(&cfg);

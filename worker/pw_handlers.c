@@ -26,10 +26,72 @@ void pw_outcome_clear(pw_outcome *out)
 		return;
 	free(out->request_id);
 	free(out->reply_to);
+	free(out->correlation);
 	free(out->reply);
 	pw_patient_input_clear(&out->in);
 	pw_query_clear(&out->query);
 	memset(out, 0, sizeof(*out));
+}
+
+rd_kafka_headers_t *pw_reply_headers(const pw_outcome *out, int status)
+{
+	rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+	char buf[16];
+
+	if (h == NULL)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%d", status);
+	if (rd_kafka_header_add(h, "request_id", -1, out->request_id, -1) ||
+	    rd_kafka_header_add(h, "status", -1, buf, -1) ||
+	    (out->correlation != NULL &&
+	     rd_kafka_header_add(h, "kafka_correlationId", -1, out->correlation,
+	                         (ssize_t)out->correlation_len))) {
+		rd_kafka_headers_destroy(h);
+		return NULL;
+	}
+	return h;
+}
+
+/* Spring Kafka's request/reply headers. kafka_replyTopic stands in for a reply_to the
+ * body does not have, under the same prefix rule; kafka_replyPartition (a 4-byte
+ * big-endian int, as Spring writes it) only comes with it. A header that breaks the rule
+ * dead-letters the record like a bad reply_to. Returns PW_E_INVALID for that,
+ * PW_E_NOMEM, or PW_OK. */
+static pw_status spring_headers(const pw_config *cfg, const rd_kafka_message_t *m,
+                                const pw_envelope *env, pw_outcome *out)
+{
+	const void *v;
+	size_t n;
+
+	if (pw_kafka_header(m, "kafka_correlationId", &v, &n) && v != NULL) {
+		out->correlation = malloc(n ? n : 1);
+		if (out->correlation == NULL)
+			return PW_E_NOMEM;
+		memcpy(out->correlation, v, n);
+		out->correlation_len = n;
+	}
+	if (env->reply_to_in_body || !pw_kafka_header(m, "kafka_replyTopic", &v, &n))
+		return PW_OK;
+	char topic[256];
+	if (v == NULL || n == 0 || n >= sizeof(topic) || memchr(v, '\0', n) != NULL)
+		return PW_E_INVALID;
+	memcpy(topic, v, n);
+	topic[n] = '\0';
+	if (!pw_reply_to_allowed(topic, cfg->topic_replies))
+		return PW_E_INVALID;
+	char *copy = strdup(topic);
+	if (copy == NULL)
+		return PW_E_NOMEM;
+	free(out->reply_to);
+	out->reply_to = copy;
+	if (pw_kafka_header(m, "kafka_replyPartition", &v, &n)) {
+		const unsigned char *b = v;
+		if (v == NULL || n != 4 || (b[0] & 0x80))
+			return PW_E_INVALID;
+		out->reply_partition = (int32_t)(((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
+		                                 ((uint32_t)b[2] << 8) | (uint32_t)b[3]);
+	}
+	return PW_OK;
 }
 
 static pw_status reply(pw_outcome *out, int status, const char *code, const char *msg,
@@ -58,6 +120,7 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	int log_append;
 
 	memset(out, 0, sizeof(*out));
+	out->reply_partition = RD_KAFKA_PARTITION_UA;
 	if (!pw_kafka_header(m, "authorization", &auth, &auth_len))
 		auth = NULL;
 	st = pw_envelope_parse(m->payload, m->len, auth, auth_len, cfg->topic_replies,
@@ -74,6 +137,16 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 		st = PW_E_NOMEM;
 		goto out;
 	}
+	st = spring_headers(cfg, m, env, out);
+	if (st == PW_E_INVALID) {
+		pw_envelope_destroy(env);
+		pw_outcome_clear(out);
+		out->kind = PW_OUT_DLQ;
+		out->dlq = PW_DLQ_REPLY_TO_REFUSED;
+		return PW_OK;
+	}
+	if (st != PW_OK)
+		goto out;
 
 	int64_t now = pw_command_time(m, &log_append);
 	out->command_time = now;

@@ -27,6 +27,9 @@ typedef struct pw_outcome {
 	pw_db_kind db_kind;           /**< PW_OUT_DB: PW_DB_AUDIT_ONLY when the reply is an error */
 	char *request_id;             /**< owned; NULL for a dead letter */
 	char *reply_to;               /**< owned; NULL for a dead letter */
+	int32_t reply_partition;      /**< kafka_replyPartition, else RD_KAFKA_PARTITION_UA */
+	void *correlation;            /**< owned: kafka_correlationId, copied byte for byte */
+	size_t correlation_len;       /**< its length; correlation NULL when absent */
 	char command_type[32];        /**< for the audit row: the type asked, or "unknown" */
 	int64_t command_time;         /**< Unix seconds: append time, else when taken */
 	int log_append_time;          /**< command_time is the broker's append time */
@@ -53,5 +56,10 @@ PW_MUST_CHECK pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafk
                                          pw_topic_kind topic, pw_outcome *out);
 
 void pw_outcome_clear(pw_outcome *out);
+
+/* The headers of the reply to out, with status: request_id, status, and the command's
+ * kafka_correlationId when it had one (Spring's ReplyingKafkaTemplate matches replies by
+ * it). NULL when out of memory. */
+rd_kafka_headers_t *pw_reply_headers(const pw_outcome *out, int status);
 
 #endif

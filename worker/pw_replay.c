@@ -374,21 +374,20 @@ static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o, const rd_
 	}
 	k->by_status[it.status / 100 < 6 ? it.status / 100 : 5]++;
 	if (producer != NULL) {
-		char status[8];
-		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-		snprintf(status, sizeof(status), "%d", it.status);
-		rd_kafka_header_add(h, "request_id", -1, o->request_id, -1);
-		rd_kafka_header_add(h, "status", -1, status, -1);
-		rd_kafka_resp_err_t e;
-		while ((e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(o->reply_to),
+		rd_kafka_headers_t *h = pw_reply_headers(o, it.status);
+		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL; /* no headers: out of memory */
+		while (h != NULL &&
+		       (e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(o->reply_to),
+		                              RD_KAFKA_V_PARTITION(o->reply_partition),
 		                              RD_KAFKA_V_KEY(o->request_id, strlen(o->request_id)),
 		                              RD_KAFKA_V_VALUE(it.reply, strlen(it.reply)),
 		                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 		                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) ==
-		       RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		           RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(producer, 100);
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			rd_kafka_headers_destroy(h);
+			if (h != NULL)
+				rd_kafka_headers_destroy(h);
 			PW_LOG_WARN(NULL, "replay: reply to %s not published: %s", o->reply_to,
 			            rd_kafka_err2str(e));
 		}

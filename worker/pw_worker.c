@@ -18,6 +18,7 @@
 #include "pw_jwt.h"
 #include "pw_kafka.h"
 #include "pw_log.h"
+#include "pw_metrics.h"
 #include "pw_offsets.h"
 
 /* Bytes of records held in memory (values kept for a possible dead letter) before the
@@ -27,6 +28,7 @@
 #define DB_BACKOFF_MAX_MS  5000
 #define POLL_MS            100
 #define STATS_EVERY_US     (10 * 1000000)
+#define METRICS_EVERY_US   1000000
 
 enum { PAUSE_DB = 1, PAUSE_FULL = 2 };
 
@@ -61,6 +63,7 @@ struct pw_worker {
 	pw_db *db;
 	pw_jwt_verifier *jwt;
 	pw_offsets *offsets;
+	pw_metrics *metrics; /**< shared with the other lane and the HTTP thread; may be NULL */
 	pw_handler_ctx hc;
 	job_list held;             /**< creates waiting for the database */
 	job_list retry;            /**< produces to try again (transient errors, dead letters) */
@@ -79,6 +82,8 @@ struct pw_worker {
 	unsigned long batches, batch_items; /**< database calls and the commands they carried */
 	int64_t db_us;                      /**< time spent in them */
 	int64_t stats_at_us;                /**< next periodic stats line */
+	int64_t metrics_at_us;              /**< next refresh of the lane's gauges */
+	int joined;                         /**< the group gave this consumer an assignment */
 };
 
 static int64_t now_us(void)
@@ -179,9 +184,12 @@ static void job_finish(pw_worker *w, job *j)
 	ctx.ms = (double)(now_us() - j->t0_us) / 1000.0;
 	if (j->dead) {
 		w->dead_letters++;
+		pw_metrics_dead_letter(w->metrics, j->out.dlq);
 		PW_LOG_WARN(&ctx, "dead-lettered: %s", pw_dlq_reason_code(j->out.dlq));
 	} else {
 		w->answered++;
+		pw_metrics_answered(w->metrics, w->lane, j->out.command_type, j->out.status,
+		                    now_us() - j->t0_us);
 		PW_LOG_DEBUG(&ctx, "answered");
 	}
 	if (pw_offsets_done(w->offsets, j->pending, &topic, &partition, &next)) {
@@ -207,6 +215,7 @@ static int permanent_produce_error(rd_kafka_resp_err_t err)
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
 	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+	case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION: /* a kafka_replyPartition the topic lacks */
 	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
 	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
 	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
@@ -237,30 +246,25 @@ static int job_undeliverable(pw_worker *w, job *j, rd_kafka_resp_err_t err)
 	return 0;
 }
 
-static rd_kafka_headers_t *job_headers(const pw_worker *w, const job *j)
+/* A reply's headers (pw_reply_headers), or a dead letter's: why, and where it came from. */
+static rd_kafka_headers_t *job_headers(const job *j)
 {
-	rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-	char buf[320];
+	rd_kafka_headers_t *h;
+	char src[320];
 
+	if (!j->dead)
+		return pw_reply_headers(&j->out, j->out.status);
+	h = rd_kafka_headers_new(2);
 	if (h == NULL)
 		return NULL;
-	if (j->dead) {
-		snprintf(buf, sizeof(buf), "%s/%d/%lld", j->src_topic, (int)j->partition,
-		         (long long)j->offset);
-		if (rd_kafka_header_add(h, "error", -1, pw_dlq_reason_code(j->out.dlq), -1) ||
-		    rd_kafka_header_add(h, "source", -1, buf, -1))
-			goto fail;
-	} else {
-		snprintf(buf, sizeof(buf), "%d", j->out.status);
-		if (rd_kafka_header_add(h, "request_id", -1, j->out.request_id, -1) ||
-		    rd_kafka_header_add(h, "status", -1, buf, -1))
-			goto fail;
+	snprintf(src, sizeof(src), "%s/%d/%lld", j->src_topic, (int)j->partition,
+	         (long long)j->offset);
+	if (rd_kafka_header_add(h, "error", -1, pw_dlq_reason_code(j->out.dlq), -1) ||
+	    rd_kafka_header_add(h, "source", -1, src, -1)) {
+		rd_kafka_headers_destroy(h);
+		return NULL;
 	}
-	(void)w;
 	return h;
-fail:
-	rd_kafka_headers_destroy(h);
-	return NULL;
 }
 
 /* Hands the job's reply (or dead letter) to the producer. Returns 0 once it is queued
@@ -269,7 +273,7 @@ fail:
 static int job_produce(pw_worker *w, job *j)
 {
 	for (;;) {
-		rd_kafka_headers_t *h = job_headers(w, j);
+		rd_kafka_headers_t *h = job_headers(j);
 		rd_kafka_resp_err_t err;
 
 		if (h == NULL) {
@@ -285,6 +289,7 @@ static int job_produce(pw_worker *w, job *j)
 		} else {
 			err = rd_kafka_producev(
 			    w->producer, RD_KAFKA_V_TOPIC(j->out.reply_to),
+			    RD_KAFKA_V_PARTITION(j->out.reply_partition),
 			    RD_KAFKA_V_KEY(j->out.request_id, strlen(j->out.request_id)),
 			    RD_KAFKA_V_VALUE(j->out.reply, strlen(j->out.reply)),
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
@@ -430,6 +435,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			r = rd_kafka_assign(rk, parts);
 		if (w->paused)
 			rd_kafka_pause_partitions(rk, parts);
+		w->joined = 1;
 		PW_LOG_INFO(NULL, "%s lane: partitions assigned: %d", w->name, parts->cnt);
 	} else {
 		/* The open batch first: answered now, or held (and dropped below) when the
@@ -445,6 +451,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		for (int i = 0; i < parts->cnt; i++)
 			pw_offsets_revoke(w->offsets, parts->elems[i].topic,
 			                  parts->elems[i].partition);
+		if (rd_kafka_assignment_lost(rk))
+			w->joined = 0; /* out of the group until it assigns us again */
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -463,6 +471,7 @@ static void db_down(pw_worker *w, const char *why)
 {
 	if (!(w->pause_why & PAUSE_DB)) {
 		w->db_outages++;
+		pw_metrics_db_outage(w->metrics, w->lane);
 		w->db_backoff_ms = DB_BACKOFF_MIN_MS;
 		PW_LOG_WARN(NULL, "database unreachable, pausing: %s", why);
 	}
@@ -506,6 +515,7 @@ static int run_items(pw_worker *w, job **jobs, size_t n)
 	int64_t t0 = now_us();
 	pw_status st = pw_db_run(w->db, items, n, err, sizeof(err));
 	w->db_us += now_us() - t0;
+	pw_metrics_db_call(w->metrics, w->lane, n, now_us() - t0);
 	w->batches++;
 	w->batch_items += n;
 	for (size_t i = 0; i < n; i++) {
@@ -571,6 +581,7 @@ static void retry_held(pw_worker *w)
 			PW_LOG_DEBUG(NULL, "database still unreachable: %s", err);
 			return;
 		}
+		pw_metrics_db_reconnect(w->metrics, w->lane);
 	}
 	jobs = calloc(n ? n : 1, sizeof(*jobs));
 	if (jobs == NULL) {
@@ -624,8 +635,8 @@ static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 }
 
 pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
-                           const pw_cursor_key *cursor_key, pw_worker **out, char *errstr,
-                           size_t errstr_size)
+                           const pw_cursor_key *cursor_key, pw_metrics *metrics, pw_worker **out,
+                           char *errstr, size_t errstr_size)
 {
 	pw_status st = PW_E_CONFIG;
 	pw_worker *w = calloc(1, sizeof(*w));
@@ -638,6 +649,7 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 		return PW_E_NOMEM;
 	w->cfg = cfg;
 	w->lane = lane;
+	w->metrics = metrics;
 	w->name = lane == PW_TOPIC_CREATE ? "create" : "query";
 	w->topic = lane == PW_TOPIC_CREATE ? cfg->topic_create : cfg->topic_query;
 	w->hc.cursor_key = cursor_key;
@@ -723,6 +735,45 @@ static void log_stats(pw_worker *w)
 	w->db_us = 0;
 }
 
+/* The lane's gauges for /metrics and /readyz: assignment, lag per partition (from the
+ * fetch position and the partition end librdkafka last saw; no broker round trip),
+ * pause state, token cache. */
+static void publish_metrics(pw_worker *w)
+{
+	rd_kafka_topic_partition_list_t *a = NULL;
+	unsigned long hits, misses;
+	size_t entries;
+	int partitions = 0;
+
+	if (w->metrics == NULL)
+		return;
+	if (rd_kafka_assignment(w->consumer, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		partitions = a->cnt;
+		pw_lag *rows = calloc(a->cnt ? (size_t)a->cnt : 1, sizeof(*rows));
+		size_t n = 0;
+		if (rows != NULL &&
+		    rd_kafka_position(w->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			for (int i = 0; i < a->cnt; i++) {
+				int64_t lo, hi, pos = a->elems[i].offset;
+				if (rd_kafka_get_watermark_offsets(
+				        w->consumer, a->elems[i].topic, a->elems[i].partition, &lo,
+				        &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+				    hi < 0 || pos < 0)
+					continue; /* not fetched yet: no position to measure from */
+				rows[n++] = (pw_lag){a->elems[i].topic, a->elems[i].partition,
+				                     hi > pos ? hi - pos : 0};
+			}
+			pw_metrics_lag(w->metrics, w->lane, rows, n);
+		}
+		free(rows);
+		rd_kafka_topic_partition_list_destroy(a);
+	}
+	pw_metrics_lane(w->metrics, w->lane, w->joined, partitions, (w->pause_why & PAUSE_DB) != 0,
+	                pw_offsets_inflight(w->offsets));
+	pw_jwt_cache_stats(w->jwt, &hits, &misses, &entries);
+	pw_metrics_token_cache(w->metrics, w->lane, hits, misses, entries);
+}
+
 static void shutdown_in_order(pw_worker *w)
 {
 	job *j;
@@ -787,6 +838,10 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 		set_paused(w);
 
 		rd_kafka_poll(w->producer, 0);
+		if (now_us() >= w->metrics_at_us) {
+			publish_metrics(w);
+			w->metrics_at_us = now_us() + METRICS_EVERY_US;
+		}
 		if (now_us() >= w->stats_at_us) {
 			log_stats(w);
 			w->stats_at_us = now_us() + STATS_EVERY_US;

@@ -409,6 +409,17 @@ size_t tk_read(rd_kafka_t *c, tk_records *out, size_t want, int timeout_s)
 			r->hdr_status = header_dup(m, "status");
 			r->hdr_error = header_dup(m, "error");
 			r->hdr_source = header_dup(m, "source");
+			rd_kafka_headers_t *h = NULL;
+			const void *cv;
+			size_t cn;
+			if (rd_kafka_message_headers(m, &h) == 0 &&
+			    rd_kafka_header_get_last(h, "kafka_correlationId", &cv, &cn) == 0 &&
+			    cv != NULL) {
+				r->hdr_correlation = malloc(cn ? cn : 1);
+				ck_assert_ptr_nonnull(r->hdr_correlation);
+				memcpy(r->hdr_correlation, cv, cn);
+				r->hdr_correlation_len = cn;
+			}
 			r->offset = m->offset;
 			r->partition = m->partition;
 		}
@@ -441,6 +452,7 @@ void tk_records_free(tk_records *r)
 		free(r->v[i].hdr_status);
 		free(r->v[i].hdr_error);
 		free(r->v[i].hdr_source);
+		free(r->v[i].hdr_correlation);
 	}
 	free(r->v);
 	memset(r, 0, sizeof(*r));

@@ -86,6 +86,8 @@ typedef struct tk_record {
 	char *value;
 	size_t value_len;
 	char *hdr_request_id, *hdr_status, *hdr_error, *hdr_source;
+	void *hdr_correlation; /**< kafka_correlationId, raw bytes; NULL when absent */
+	size_t hdr_correlation_len;
 	int64_t offset;
 	int32_t partition;
 } tk_record;

@@ -1,0 +1,357 @@
+/* Counters and tables behind /metrics. Names follow Prometheus conventions: a
+ * patient_worker_ prefix, _total for counters, base units (seconds). */
+#include "pw_metrics.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES  2
+#define TYPES  4 /* patient.create, patient.get, patient.list, unknown */
+#define STATUS 600
+#define DLQS   (PW_DLQ_REPLY_UNDELIVERABLE + 1)
+
+static const char *const type_names[TYPES] = {"patient.create", "patient.get", "patient.list",
+                                              "unknown"};
+static const char *const lane_names[LANES] = {"create", "query"};
+/* Shown even at zero, so a rate() over them works from the first scrape. */
+static const int known_status[] = {200, 201, 400, 401, 403, 404, 409, 500};
+/* Upper bounds in seconds: a query takes milliseconds, a create in a batch tens of
+ * them, anything held through a database outage seconds. */
+static const double bucket_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                  0.25,  0.5,    1,     2.5,  5,     10};
+#define BUCKETS (sizeof(bucket_s) / sizeof(bucket_s[0]))
+
+typedef _Atomic uint64_t counter;
+
+typedef struct lane_state {
+	int joined, partitions, db_down;
+	size_t inflight;
+	unsigned long cache_hits, cache_misses;
+	size_t cache_entries;
+	size_t nlag;
+	struct {
+		char topic[256];
+		int32_t partition;
+		int64_t lag;
+	} lag[PW_METRICS_LAG_MAX + 1]; /* + the "other" row */
+} lane_state;
+
+struct pw_metrics {
+	counter commands[TYPES][STATUS];
+	counter latency[LANES][BUCKETS + 1]; /* + the +Inf bucket */
+	counter latency_us[LANES];
+	counter dead[DLQS];
+	counter db_calls[LANES], db_commands[LANES], db_us[LANES];
+	counter db_outages[LANES], db_reconnects[LANES];
+	pthread_mutex_t mu; /* guards lanes */
+	lane_state lanes[LANES];
+};
+
+static void add(counter *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static uint64_t get(counter *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+pw_status pw_metrics_create(pw_metrics **out)
+{
+	pw_metrics *m = calloc(1, sizeof(*m));
+
+	*out = NULL;
+	if (m == NULL)
+		return PW_E_NOMEM;
+	if (pthread_mutex_init(&m->mu, NULL) != 0) {
+		free(m);
+		return PW_E_NOMEM;
+	}
+	*out = m;
+	return PW_OK;
+}
+
+void pw_metrics_destroy(pw_metrics *m)
+{
+	if (m == NULL)
+		return;
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
+
+static int lane_index(pw_topic_kind lane)
+{
+	return lane == PW_TOPIC_QUERY ? 1 : 0;
+}
+
+void pw_metrics_answered(pw_metrics *m, pw_topic_kind lane, const char *type, int status,
+                         int64_t us)
+{
+	int t = TYPES - 1, l = lane_index(lane);
+	size_t b = 0;
+
+	if (m == NULL)
+		return;
+	for (int i = 0; i < TYPES - 1; i++)
+		if (type != NULL && strcmp(type, type_names[i]) == 0)
+			t = i;
+	if (status >= 0 && status < STATUS)
+		add(&m->commands[t][status], 1);
+	if (us < 0)
+		us = 0;
+	while (b < BUCKETS && (double)us > bucket_s[b] * 1e6)
+		b++;
+	add(&m->latency[l][b], 1);
+	add(&m->latency_us[l], (uint64_t)us);
+}
+
+void pw_metrics_dead_letter(pw_metrics *m, pw_dlq_reason why)
+{
+	if (m != NULL && (int)why >= 0 && (int)why < DLQS)
+		add(&m->dead[why], 1);
+}
+
+void pw_metrics_db_call(pw_metrics *m, pw_topic_kind lane, size_t commands, int64_t us)
+{
+	if (m == NULL)
+		return;
+	add(&m->db_calls[lane_index(lane)], 1);
+	add(&m->db_commands[lane_index(lane)], commands);
+	add(&m->db_us[lane_index(lane)], us > 0 ? (uint64_t)us : 0);
+}
+
+void pw_metrics_db_outage(pw_metrics *m, pw_topic_kind lane)
+{
+	if (m != NULL)
+		add(&m->db_outages[lane_index(lane)], 1);
+}
+
+void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane)
+{
+	if (m != NULL)
+		add(&m->db_reconnects[lane_index(lane)], 1);
+}
+
+void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, int joined, int partitions, int db_down,
+                     size_t inflight)
+{
+	if (m == NULL)
+		return;
+	lane_state *s = &m->lanes[lane_index(lane)];
+	pthread_mutex_lock(&m->mu);
+	s->joined = joined;
+	s->partitions = partitions;
+	s->db_down = db_down;
+	s->inflight = inflight;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hits,
+                            unsigned long misses, size_t entries)
+{
+	if (m == NULL)
+		return;
+	lane_state *s = &m->lanes[lane_index(lane)];
+	pthread_mutex_lock(&m->mu);
+	s->cache_hits = hits;
+	s->cache_misses = misses;
+	s->cache_entries = entries;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_t n)
+{
+	if (m == NULL)
+		return;
+	lane_state *s = &m->lanes[lane_index(lane)];
+	pthread_mutex_lock(&m->mu);
+	s->nlag = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i < PW_METRICS_LAG_MAX) {
+			snprintf(s->lag[i].topic, sizeof(s->lag[i].topic), "%s", rows[i].topic);
+			s->lag[i].partition = rows[i].partition;
+			s->lag[i].lag = rows[i].lag;
+			s->nlag = i + 1;
+			continue;
+		}
+		if (i == PW_METRICS_LAG_MAX) {
+			snprintf(s->lag[i].topic, sizeof(s->lag[i].topic), "%s", rows[i].topic);
+			s->lag[i].partition = -1; /* "other": the partitions past the limit */
+			s->lag[i].lag = 0;
+			s->nlag = i + 1;
+		}
+		s->lag[PW_METRICS_LAG_MAX].lag += rows[i].lag;
+	}
+	pthread_mutex_unlock(&m->mu);
+}
+
+int pw_metrics_lanes_ready(pw_metrics *m, char *why, size_t why_size)
+{
+	int ok = 1;
+
+	pthread_mutex_lock(&m->mu);
+	for (int l = 0; l < LANES && ok; l++) {
+		if (!m->lanes[l].joined) {
+			snprintf(why, why_size, "%s lane holds no Kafka assignment", lane_names[l]);
+			ok = 0;
+		} else if (m->lanes[l].db_down) {
+			snprintf(why, why_size, "%s lane is waiting for the database",
+			         lane_names[l]);
+			ok = 0;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	return ok;
+}
+
+static void header(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void per_lane(FILE *f, const char *name, const char *help, counter c[LANES], double scale)
+{
+	header(f, name, "counter", help);
+	for (int l = 0; l < LANES; l++) {
+		if (scale == 1.0)
+			fprintf(f, "%s{lane=\"%s\"} %llu\n", name, lane_names[l],
+			        (unsigned long long)get(&c[l]));
+		else
+			fprintf(f, "%s{lane=\"%s\"} %.6f\n", name, lane_names[l],
+			        (double)get(&c[l]) * scale);
+	}
+}
+
+pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
+{
+	/* On the heap: the lag tables are too big for an HTTP thread's stack. */
+	lane_state *snap = malloc(sizeof(m->lanes));
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = snap ? open_memstream(&buf, &n) : NULL;
+
+	*text = NULL;
+	*len = 0;
+	if (f == NULL) {
+		free(snap);
+		return PW_E_NOMEM;
+	}
+	pthread_mutex_lock(&m->mu);
+	memcpy(snap, m->lanes, sizeof(m->lanes));
+	pthread_mutex_unlock(&m->mu);
+
+	header(f, "patient_worker_ready", "gauge",
+	       "1 when both lanes hold a Kafka assignment and the database answers");
+	fprintf(f, "patient_worker_ready %d\n", ready ? 1 : 0);
+
+	header(f, "patient_worker_commands_total", "counter",
+	       "commands answered, by type and reply status");
+	for (int t = 0; t < TYPES; t++)
+		for (int s = 0; s < STATUS; s++) {
+			int known = 0;
+			for (size_t k = 0; k < sizeof(known_status) / sizeof(known_status[0]); k++)
+				known |= known_status[k] == s;
+			uint64_t v = get(&m->commands[t][s]);
+			if (known || v > 0)
+				fprintf(f,
+				        "patient_worker_commands_total{type=\"%s\",status=\"%d\"} "
+				        "%llu\n",
+				        type_names[t], s, (unsigned long long)v);
+		}
+
+	header(f, "patient_worker_command_duration_seconds", "histogram",
+	       "from taking a command off Kafka to the broker acknowledging its reply");
+	for (int l = 0; l < LANES; l++) {
+		uint64_t cum = 0;
+		for (size_t b = 0; b <= BUCKETS; b++) {
+			cum += get(&m->latency[l][b]);
+			if (b < BUCKETS)
+				fprintf(
+				    f,
+				    "patient_worker_command_duration_seconds_bucket{lane=\"%s\","
+				    "le=\"%g\"} %llu\n",
+				    lane_names[l], bucket_s[b], (unsigned long long)cum);
+			else
+				fprintf(
+				    f,
+				    "patient_worker_command_duration_seconds_bucket{lane=\"%s\","
+				    "le=\"+Inf\"} %llu\n",
+				    lane_names[l], (unsigned long long)cum);
+		}
+		fprintf(f, "patient_worker_command_duration_seconds_sum{lane=\"%s\"} %.6f\n",
+		        lane_names[l], (double)get(&m->latency_us[l]) / 1e6);
+		fprintf(f, "patient_worker_command_duration_seconds_count{lane=\"%s\"} %llu\n",
+		        lane_names[l], (unsigned long long)cum);
+	}
+
+	header(f, "patient_worker_dead_letters_total", "counter",
+	       "records written to the dead-letter topic, by reason");
+	for (int d = 1; d < DLQS; d++)
+		fprintf(f, "patient_worker_dead_letters_total{reason=\"%s\"} %llu\n",
+		        pw_dlq_reason_code((pw_dlq_reason)d), (unsigned long long)get(&m->dead[d]));
+
+	per_lane(f, "patient_worker_db_calls_total",
+	         "database transactions (a batch of commands each)", m->db_calls, 1.0);
+	per_lane(f, "patient_worker_db_commands_total", "commands carried by those calls",
+	         m->db_commands, 1.0);
+	per_lane(f, "patient_worker_db_seconds_total", "time spent in those calls", m->db_us, 1e-6);
+	per_lane(f, "patient_worker_db_outages_total",
+	         "times the database became unreachable and the lane paused", m->db_outages, 1.0);
+	per_lane(f, "patient_worker_db_reconnects_total",
+	         "database sessions opened again after an outage", m->db_reconnects, 1.0);
+
+	header(f, "patient_worker_token_cache_hits_total", "counter",
+	       "token verifications answered from the cache");
+	for (int l = 0; l < LANES; l++)
+		fprintf(f, "patient_worker_token_cache_hits_total{lane=\"%s\"} %lu\n",
+		        lane_names[l], snap[l].cache_hits);
+	header(f, "patient_worker_token_cache_misses_total", "counter",
+	       "token verifications that checked the signature");
+	for (int l = 0; l < LANES; l++)
+		fprintf(f, "patient_worker_token_cache_misses_total{lane=\"%s\"} %lu\n",
+		        lane_names[l], snap[l].cache_misses);
+	header(f, "patient_worker_token_cache_entries", "gauge", "verified tokens held");
+	for (int l = 0; l < LANES; l++)
+		fprintf(f, "patient_worker_token_cache_entries{lane=\"%s\"} %zu\n", lane_names[l],
+		        snap[l].cache_entries);
+
+	header(f, "patient_worker_assigned_partitions", "gauge",
+	       "partitions the lane's consumer holds");
+	for (int l = 0; l < LANES; l++)
+		fprintf(f, "patient_worker_assigned_partitions{lane=\"%s\"} %d\n", lane_names[l],
+		        snap[l].partitions);
+	header(f, "patient_worker_inflight_records", "gauge",
+	       "records taken and not yet acknowledged (bounded by MAX_INFLIGHT)");
+	for (int l = 0; l < LANES; l++)
+		fprintf(f, "patient_worker_inflight_records{lane=\"%s\"} %zu\n", lane_names[l],
+		        snap[l].inflight);
+	header(f, "patient_worker_paused_for_database", "gauge",
+	       "1 while the lane waits for the database");
+	for (int l = 0; l < LANES; l++)
+		fprintf(f, "patient_worker_paused_for_database{lane=\"%s\"} %d\n", lane_names[l],
+		        snap[l].db_down);
+
+	header(f, "patient_worker_consumer_lag", "gauge",
+	       "records between the consumer's position and the end of the partition "
+	       "(partition -1: the partitions past the reporting limit, summed)");
+	for (int l = 0; l < LANES; l++)
+		for (size_t i = 0; i < snap[l].nlag; i++)
+			fprintf(f,
+			        "patient_worker_consumer_lag{topic=\"%s\",partition=\"%d\"} "
+			        "%lld\n",
+			        snap[l].lag[i].topic, (int)snap[l].lag[i].partition,
+			        (long long)snap[l].lag[i].lag);
+
+	free(snap);
+	if (fclose(f) != 0 || buf == NULL) {
+		free(buf);
+		return PW_E_NOMEM;
+	}
+	*text = buf;
+	*len = n;
+	return PW_OK;
+}

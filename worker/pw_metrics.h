@@ -1,0 +1,56 @@
+/* What the worker has done, for /metrics and /readyz. Both lanes write, the HTTP
+ * thread reads: counters are atomics, the per-partition tables sit behind a mutex. */
+#ifndef PW_METRICS_H
+#define PW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pw_envelope.h"
+#include "pw_status.h"
+
+/* Partitions per lane whose lag is reported; more are summed into one "other" row so
+ * the page (and its memory) stays bounded however many partitions a topic has. */
+#define PW_METRICS_LAG_MAX 256
+
+typedef struct pw_metrics pw_metrics;
+
+typedef struct pw_lag {
+	const char *topic; /**< borrowed for the call */
+	int32_t partition;
+	int64_t lag; /**< records between the consumer's position and the partition's end */
+} pw_lag;
+
+PW_MUST_CHECK pw_status pw_metrics_create(pw_metrics **out);
+void pw_metrics_destroy(pw_metrics *m); /* NULL is fine */
+
+/* A command answered: its type ("patient.create", ..., "unknown"), the reply's status
+ * and the time from taking the record to the reply's acknowledgement. */
+void pw_metrics_answered(pw_metrics *m, pw_topic_kind lane, const char *type, int status,
+                         int64_t us);
+void pw_metrics_dead_letter(pw_metrics *m, pw_dlq_reason why);
+/* A database call (a batch of commands) and how long it took. */
+void pw_metrics_db_call(pw_metrics *m, pw_topic_kind lane, size_t commands, int64_t us);
+void pw_metrics_db_outage(pw_metrics *m, pw_topic_kind lane);
+void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane);
+
+/* The lane's state, refreshed by its loop: whether its consumer holds an assignment
+ * from the group (joined, possibly with no partitions), how many partitions, whether it
+ * is paused because the database is down, records in flight. */
+void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, int joined, int partitions, int db_down,
+                     size_t inflight);
+/* The lane's token cache counters (cumulative) and entries held now. */
+void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hits,
+                            unsigned long misses, size_t entries);
+/* Replaces the lane's consumer lag table with n rows (copied). */
+void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_t n);
+
+/* 1 when both lanes joined their group and neither waits for the database; else 0 with
+ * the reason in why. */
+int pw_metrics_lanes_ready(pw_metrics *m, char *why, size_t why_size);
+
+/* The Prometheus text exposition (version 0.0.4) of everything above, with ready (the
+ * caller's last readiness verdict). A new string in *text (caller frees), or PW_E_NOMEM. */
+PW_MUST_CHECK pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len);
+
+#endif

@@ -16,8 +16,9 @@
 typedef enum { CFG_STR, CFG_INT } cfg_type;
 
 enum {
-	CFG_SECRET = 1 << 0, /**< never printed */
-	CFG_TOPIC = 1 << 1,  /**< must be a legal Kafka topic name */
+	CFG_SECRET = 1 << 0,    /**< never printed */
+	CFG_TOPIC = 1 << 1,     /**< must be a legal Kafka topic name */
+	CFG_EMPTY_OFF = 1 << 2, /**< set but empty means off, not the default */
 };
 
 typedef struct cfg_row {
@@ -80,7 +81,7 @@ static const cfg_row rows[] = {
     {"CURSOR_SECRET", CFG_STR, OFF(cursor_secret), NULL, 0, CFG_SECRET, 0, 0,
      "key that signs patient.list cursors; set the same on every worker (unset: a random "
      "key per process, so cursors do not survive a restart)"},
-    {"HTTP_ADDR", CFG_STR, OFF(http_addr), "127.0.0.1:9464", 0, 0, 0, 0,
+    {"HTTP_ADDR", CFG_STR, OFF(http_addr), "127.0.0.1:9464", 0, CFG_EMPTY_OFF, 0, 0,
      "host:port of the /metrics, /healthz and /readyz listener (empty: none)"},
 };
 
@@ -297,7 +298,7 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NROWS; i++) {
 		const char *v = getenv(rows[i].var);
-		if (v == NULL || *v == '\0')
+		if (v == NULL || (*v == '\0' && !(rows[i].flags & CFG_EMPTY_OFF)))
 			v = rows[i].def;
 		if (v != NULL && set_value(cfg, &rows[i], v, err) != 0)
 			bad = 1;

@@ -26,6 +26,7 @@ static const char *const all_vars[] = {
     "TOPIC_CREATE",      "TOPIC_QUERY",    "TOPIC_REPLIES",       "TOPIC_DLQ",
     "MAX_MESSAGE_BYTES", "MAX_INFLIGHT",   "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL",
     "BATCH_MAX",         "BATCH_WAIT_MS",  "JWT_CACHE_SIZE",      "CURSOR_SECRET",
+    "HTTP_ADDR",
 };
 #define NVARS (sizeof(all_vars) / sizeof(all_vars[0]))
 
@@ -120,6 +121,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(cfg.batch_wait_ms, 5);
 	ck_assert_int_eq(cfg.jwt_cache_size, 10000);
 	ck_assert_ptr_null(cfg.cursor_secret);
+	ck_assert_str_eq(cfg.http_addr, "127.0.0.1:9464");
 	ck_assert_ptr_nonnull(cfg.jwt_key);
 	ck_assert_uint_eq(cfg.jwt_key_len, strlen(SECRET));
 	ck_assert_msg(memcmp(cfg.jwt_key, SECRET, strlen(SECRET)) == 0 &&
@@ -129,6 +131,31 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(cfg.kafka_brokers);
 	ck_assert_ptr_null(cfg.jwt_key);
 	pw_config_free(NULL);
+	free(out);
+}
+END_TEST
+
+/* HTTP_ADDR set but empty switches the listener off (several workers on one host),
+ * where other empty settings mean their default. */
+START_TEST(test_http_addr_empty_is_off)
+{
+	pw_config cfg;
+	char *out = NULL;
+	char *argv[] = {"x", "--http-addr="};
+
+	base_env();
+	setenv("HTTP_ADDR", "", 1);
+	setenv("LOG_LEVEL", "", 1);
+	ck_assert_int_eq(load(&cfg, 1, argv, PW_CFG_NEED_ALL, &out), PW_OK);
+	ck_assert_ptr_null(cfg.http_addr);
+	ck_assert_str_eq(cfg.log_level, "info");
+	pw_config_free(&cfg);
+	free(out);
+	out = NULL;
+	unsetenv("HTTP_ADDR");
+	ck_assert_int_eq(load(&cfg, 2, argv, PW_CFG_NEED_ALL, &out), PW_OK);
+	ck_assert_ptr_null(cfg.http_addr);
+	pw_config_free(&cfg);
 	free(out);
 }
 END_TEST
@@ -249,6 +276,12 @@ static const cfg_case cases[] = {
     {"JWT_LEEWAY_S=600", {"JWT_LEEWAY_S=600"}, {NULL}, ALL, 1, {NULL}, NULL},
     {"two brokers", {"KAFKA_BROKERS=kafka-1:9092,kafka-2:19092"}, {NULL}, ALL, 1, {NULL}, NULL},
     {"topic with . _ -", {"TOPIC_REPLIES=acme.replies_v2-x"}, {NULL}, ALL, 1, {NULL}, NULL},
+    {"HTTP_ADDR every address", {"HTTP_ADDR=0.0.0.0:9464"}, {NULL}, ALL, 1, {NULL}, NULL},
+    {"HTTP_ADDR IPv6", {"HTTP_ADDR=[::1]:9464"}, {NULL}, ALL, 1, {NULL}, NULL},
+    {"HTTP_ADDR empty: no listener", {"HTTP_ADDR="}, {NULL}, ALL, 1, {NULL}, NULL},
+    {"HTTP_ADDR without port", {"HTTP_ADDR=localhost"}, {NULL}, ALL, 0, {"HTTP_ADDR"}, NULL},
+    {"HTTP_ADDR two addresses", {"HTTP_ADDR=a:1,b:2"}, {NULL}, ALL, 0, {"HTTP_ADDR"}, NULL},
+    {"HTTP_ADDR port 0", {"HTTP_ADDR=127.0.0.1:0"}, {NULL}, ALL, 0, {"HTTP_ADDR"}, NULL},
 
     {"KAFKA_BROKERS missing", {"KAFKA_BROKERS"}, {NULL}, ALL, 0, {"KAFKA_BROKERS"}, NULL},
     {"KAFKA_BROKERS without port",
@@ -514,6 +547,7 @@ static Suite *config_suite(void)
 	TCase *tc = tcase_create("load");
 
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_http_addr_empty_is_off);
 	tcase_add_test(tc, test_set_values);
 	tcase_add_test(tc, test_public_keys);
 	tcase_add_loop_test(tc, test_cases, 0, (int)(sizeof(cases) / sizeof(cases[0])));

@@ -27,6 +27,7 @@
 #define DB_BACKOFF_MIN_MS  200
 #define DB_BACKOFF_MAX_MS  5000
 #define POLL_MS            100
+#define DR_POLL_MS         1
 #define STATS_EVERY_US     (10 * 1000000)
 #define METRICS_EVERY_US   1000000
 
@@ -853,6 +854,11 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 		if (w->batch.n > 0) {
 			int64_t left = (w->batch_deadline_us - now_us()) / 1000;
 			timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
+		} else if (rd_kafka_outq_len(w->producer) > 0) {
+			/* Replies awaiting their acknowledgement: come back for the delivery
+			 * reports soon, or a quiet topic would hold each one (its offset, its
+			 * latency figure) for a whole poll. */
+			timeout = DR_POLL_MS;
 		}
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
 		if (m == NULL) {

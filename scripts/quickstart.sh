@@ -58,6 +58,7 @@ cat >&2 <<MSG
 quickstart: the worker runs in the background (pid $(cat "$PIDFILE"), log $LOG).
   environment:  eval "\$(scripts/stack.sh env)"; export JWT_SECRET=$JWT_SECRET
   another:      $BUILD/patientctl create --sub you@example.com --payload '{...}'
+  metrics:      curl -s http://127.0.0.1:9464/metrics   (also /healthz, /readyz)
   stop it all:  scripts/quickstart.sh stop
 MSG
 # The demo uses a fixed request id: running the quickstart again gets the same reply.

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "pw_db.h"
@@ -30,6 +31,7 @@
 #define DR_POLL_MS         1
 #define STATS_EVERY_US     (10 * 1000000)
 #define METRICS_EVERY_US   1000000
+#define STATS_INTERVAL_MS  "5000" /* consumer lag for /metrics */
 
 enum { PAUSE_DB = 1, PAUSE_FULL = 2 };
 
@@ -635,6 +637,40 @@ static void handle_message(pw_worker *w, rd_kafka_message_t *m)
 	}
 }
 
+/* librdkafka's statistics (every STATS_INTERVAL_MS): the consumer lag of each assigned
+ * partition as Kafka's own tools count it, from the committed offset to the end of the
+ * partition; librdkafka knows both without asking the broker again. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	pw_worker *w = opaque;
+	pw_lag rows[PW_METRICS_LAG_MAX + 1];
+	size_t n = 0;
+	json_t *root = json_loadb(json, len, 0, NULL);
+	json_t *topics = json_object_get(root, "topics");
+	const char *tname;
+	json_t *t;
+
+	(void)rk;
+	json_object_foreach(topics, tname, t)
+	{
+		const char *pname;
+		json_t *p;
+		json_object_foreach(json_object_get(t, "partitions"), pname, p)
+		{
+			json_int_t part = json_integer_value(json_object_get(p, "partition"));
+			json_int_t lag = json_integer_value(json_object_get(p, "consumer_lag"));
+			/* -1: the internal "unassigned" partition, or a lag not known yet. */
+			if (part < 0 || lag < 0 || !json_is_true(json_object_get(p, "desired")) ||
+			    n == sizeof(rows) / sizeof(rows[0]))
+				continue;
+			rows[n++] = (pw_lag){tname, (int32_t)part, (int64_t)lag};
+		}
+	}
+	pw_metrics_lag(w->metrics, w->lane, rows, n);
+	json_decref(root);
+	return 0; /* librdkafka frees json */
+}
+
 pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
                            const pw_cursor_key *cursor_key, pw_metrics *metrics, pw_worker **out,
                            char *errstr, size_t errstr_size)
@@ -689,6 +725,12 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 		goto out;
 	rd_kafka_conf_set_opaque(conf, w);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	if (metrics != NULL) {
+		if (pw_kafka_conf_set(conf, "statistics.interval.ms", STATS_INTERVAL_MS, errstr,
+		                      errstr_size))
+			goto out;
+		rd_kafka_conf_set_stats_cb(conf, stats_cb);
+	}
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
 	if (w->consumer == NULL)
@@ -736,9 +778,7 @@ static void log_stats(pw_worker *w)
 	w->db_us = 0;
 }
 
-/* The lane's gauges for /metrics and /readyz: assignment, lag per partition (from the
- * fetch position and the partition end librdkafka last saw; no broker round trip),
- * pause state, token cache. */
+/* The lane's gauges for /metrics and /readyz: assignment, pause state, token cache. */
 static void publish_metrics(pw_worker *w)
 {
 	rd_kafka_topic_partition_list_t *a = NULL;
@@ -750,23 +790,6 @@ static void publish_metrics(pw_worker *w)
 		return;
 	if (rd_kafka_assignment(w->consumer, &a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		partitions = a->cnt;
-		pw_lag *rows = calloc(a->cnt ? (size_t)a->cnt : 1, sizeof(*rows));
-		size_t n = 0;
-		if (rows != NULL &&
-		    rd_kafka_position(w->consumer, a) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			for (int i = 0; i < a->cnt; i++) {
-				int64_t lo, hi, pos = a->elems[i].offset;
-				if (rd_kafka_get_watermark_offsets(
-				        w->consumer, a->elems[i].topic, a->elems[i].partition, &lo,
-				        &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-				    hi < 0 || pos < 0)
-					continue; /* not fetched yet: no position to measure from */
-				rows[n++] = (pw_lag){a->elems[i].topic, a->elems[i].partition,
-				                     hi > pos ? hi - pos : 0};
-			}
-			pw_metrics_lag(w->metrics, w->lane, rows, n);
-		}
-		free(rows);
 		rd_kafka_topic_partition_list_destroy(a);
 	}
 	pw_metrics_lane(w->metrics, w->lane, w->joined, partitions, (w->pause_why & PAUSE_DB) != 0,

@@ -177,6 +177,25 @@ static double scrape_until(const char *addr, const char *series, double want)
 	return v;
 }
 
+/* The summed consumer lag of topic's two partitions, once both are reported and the sum
+ * is want (librdkafka's statistics come every 5 s), or what it was after 20 s. */
+static double await_lag(const char *addr, const char *topic, double want)
+{
+	double sum = NAN;
+	for (int i = 0; i < 200; i++) {
+		char s0[256], s1[256];
+		snprintf(s0, sizeof(s0),
+		         "patient_worker_consumer_lag{topic=\"%s\",partition=\"0\"}", topic);
+		snprintf(s1, sizeof(s1),
+		         "patient_worker_consumer_lag{topic=\"%s\",partition=\"1\"}", topic);
+		sum = scrape(addr, s0) + scrape(addr, s1); /* NAN while one is missing */
+		if (sum == want)
+			break;
+		nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+	}
+	return sum;
+}
+
 START_TEST(metrics_health_and_readiness)
 {
 	tk_world w;
@@ -236,15 +255,34 @@ START_TEST(metrics_health_and_readiness)
 	ck_assert_double_eq(scrape(addr, "patient_worker_ready"), 1);
 	ck_assert_double_eq(scrape(addr, "patient_worker_assigned_partitions{lane=\"create\"}"), 2);
 
-	/* PostgreSQL down: not ready (the process still healthy); back: ready again. */
+	/* Every record so far is committed: no lag on either partition. */
+	ck_assert_double_eq(await_lag(addr, w.create, 0), 0);
+
+	/* PostgreSQL down: not ready (the process still healthy), and commands sent now
+	 * wait uncommitted, which the lag shows; back: ready, and the lag drains. */
 	tk_stack("pg-stop");
 	int down = await_status(addr, "/readyz", 503, 20);
 	ck_assert_int_eq(get(addr, "/healthz", &body), 200);
 	free(body);
+	char late[3][64];
+	for (int i = 0; i < 3; i++) {
+		char dni[16];
+		tk_unique(late[i], sizeof(late[i]), "ops-late-");
+		snprintf(dni, sizeof(dni), "LATE%d", i);
+		char *cmd = tk_create_cmd(late[i], tok, dni, NULL);
+		tk_send(p, w.create, NULL, cmd, strlen(cmd), NULL);
+		free(cmd);
+	}
+	double lag_down = await_lag(addr, w.create, 3);
 	tk_stack("pg-start");
 	ck_assert_msg(down, "/readyz not 503 within 20 s of stopping PostgreSQL");
+	ck_assert_double_eq(lag_down, 3);
 	ck_assert_msg(await_status(addr, "/readyz", 200, 60),
 	              "/readyz not 200 within 60 s of starting PostgreSQL");
+	ck_assert_double_eq(await_lag(addr, w.create, 0), 0);
+	ck_assert_double_ge(scrape(addr, "patient_worker_db_outages_total{lane=\"create\"}"), 1);
+	ck_assert_double_ge(scrape(addr, "patient_worker_db_reconnects_total{lane=\"create\"}"), 1);
+	ck_assert_double_eq(scrape_until(addr, created, 7), 7);
 
 	/* The container probe: exit 0 when ready, 1 when nothing answers. */
 	const char *probe[] = {"healthcheck", "--http-addr", addr, NULL};

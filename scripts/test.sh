@@ -23,9 +23,11 @@ echo "test: broker is ${PW_BROKER_KIND}"
 rc=0
 ctest --test-dir "$BUILD" --output-on-failure ${PW_CTEST_ARGS:-} || rc=$?
 
-# Valgrind memcheck over the unit tests, in one process each (CK_FORK=no): any error
+# Valgrind memcheck over the unit tests (and patientctl's, which need no broker either),
+# in one process each (CK_FORK=no): any error
 # or definite leak fails the run. No suppressions are needed today.
-for t in "$BUILD"/tests/unit/check_*; do
+for t in "$BUILD"/tests/unit/check_* "$BUILD"/tests/cli/check_ctl_unit; do
+	[ -x "$t" ] || continue # the logs of an earlier run sit beside them
 	if ! CK_FORK=no PW_FIXTURES=$PWD/tests/fixtures valgrind -q --error-exitcode=9 \
 		--leak-check=full --errors-for-leak-kinds=definite,indirect "$t" >"$t.valgrind.log" 2>&1; then
 		echo "test: valgrind found errors in $(basename "$t"):" >&2

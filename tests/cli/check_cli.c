@@ -7,9 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +19,15 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <jansson.h>
 
+#include "cli_run.h"
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_status.h"
 
 #define DEADLINE_MS 5000
-#define OUT_MAX     (1024 * 1024)
-#define MAX_ARGS    8
+#define MAX_ARGS    CLI_MAX_ARGS
 #define MAX_ENV     32
 
 /* Present in every base environment; must never appear in any output. */
@@ -51,14 +50,6 @@ static const char *const contract_vars[] = {
 static const char *const extra_vars[] = {"MAX_INFLIGHT", "SHUTDOWN_TIMEOUT_MS", "LOG_LEVEL"};
 #define NEXTRA (sizeof(extra_vars) / sizeof(extra_vars[0]))
 
-typedef struct run_result {
-	int timed_out;
-	int status; /**< from waitpid */
-	char *out;
-	char *err;
-	size_t out_len, err_len;
-} run_result;
-
 typedef struct env_list {
 	char *v[MAX_ENV + 1];
 	size_t n;
@@ -70,14 +61,6 @@ static const char *env_or_die(const char *name)
 
 	ck_assert_msg(v != NULL && *v != '\0', "%s is not set (ctest sets it)", name);
 	return v;
-}
-
-static long elapsed_ms(const struct timespec *t0)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
 /* Replaces "@FIX@" at the start of value by the fixture folder, "@PORT@" anywhere by port. */
@@ -148,136 +131,6 @@ static void env_free(env_list *e)
 	for (size_t i = 0; i < e->n; i++)
 		free(e->v[i]);
 	memset(e, 0, sizeof(*e));
-}
-
-static void set_cloexec(int fd)
-{
-	ck_assert(fcntl(fd, F_SETFD, FD_CLOEXEC) == 0);
-}
-
-static void append(char **buf, size_t *len, const char *data, size_t n)
-{
-	if (*len + n > OUT_MAX)
-		n = OUT_MAX - *len;
-	char *nb = realloc(*buf, *len + n + 1);
-	ck_assert(nb != NULL);
-	memcpy(nb + *len, data, n);
-	*len += n;
-	nb[*len] = '\0';
-	*buf = nb;
-}
-
-/* Runs bin with args (NULL-terminated, argv[0] added) in exactly envp, stdin from
- * /dev/null; waits at most DEADLINE_MS, then kills it and reports timed_out. */
-static void run_child(const char *bin, const char *const *args, char *const *envp, run_result *r)
-{
-	char *argv[MAX_ARGS + 2];
-	int op[2], ep[2];
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	size_t argc = 0;
-	struct timespec t0;
-
-	memset(r, 0, sizeof(*r));
-	append(&r->out, &r->out_len, "", 0);
-	append(&r->err, &r->err_len, "", 0);
-	argv[argc++] = (char *)bin;
-	for (size_t i = 0; args[i] != NULL; i++) {
-		ck_assert(argc < MAX_ARGS + 1);
-		argv[argc++] = (char *)args[i];
-	}
-	argv[argc] = NULL;
-
-	ck_assert(pipe(op) == 0 && pipe(ep) == 0);
-	for (int i = 0; i < 2; i++) {
-		set_cloexec(op[i]);
-		set_cloexec(ep[i]);
-	}
-	ck_assert(posix_spawn_file_actions_init(&fa) == 0);
-	ck_assert(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) == 0);
-	ck_assert(posix_spawn_file_actions_adddup2(&fa, op[1], 1) == 0);
-	ck_assert(posix_spawn_file_actions_adddup2(&fa, ep[1], 2) == 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int rc = posix_spawn(&pid, bin, &fa, NULL, argv, envp);
-	posix_spawn_file_actions_destroy(&fa);
-	close(op[1]);
-	close(ep[1]);
-	ck_assert_msg(rc == 0, "cannot run %s: %s", bin, strerror(rc));
-
-	struct pollfd pf[2] = {{.fd = op[0], .events = POLLIN}, {.fd = ep[0], .events = POLLIN}};
-	int open_fds = 2;
-	while (open_fds > 0) {
-		long left = DEADLINE_MS - elapsed_ms(&t0);
-		if (left <= 0)
-			break;
-		int n = poll(pf, 2, (int)left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		ck_assert(n >= 0);
-		for (int i = 0; i < 2; i++) {
-			if (pf[i].fd < 0 || pf[i].revents == 0)
-				continue;
-			char chunk[4096];
-			ssize_t got = read(pf[i].fd, chunk, sizeof(chunk));
-			if (got > 0) {
-				if (i == 0)
-					append(&r->out, &r->out_len, chunk, (size_t)got);
-				else
-					append(&r->err, &r->err_len, chunk, (size_t)got);
-			} else if (got == 0 || errno != EINTR) {
-				close(pf[i].fd);
-				pf[i].fd = -1;
-				open_fds--;
-			}
-		}
-	}
-	for (;;) {
-		pid_t w = waitpid(pid, &r->status, WNOHANG);
-		if (w == pid)
-			break;
-		ck_assert(w == 0 || errno == EINTR);
-		if (elapsed_ms(&t0) >= DEADLINE_MS) {
-			r->timed_out = 1;
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	for (int i = 0; i < 2; i++)
-		if (pf[i].fd >= 0)
-			close(pf[i].fd);
-}
-
-static void result_free(run_result *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
-/* -1 when the child did not exit normally. */
-static int exit_code(const run_result *r)
-{
-	return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
-}
-
-/* Does some line of text start with prefix? */
-static int has_line(const char *text, const char *prefix)
-{
-	const char *p = text;
-
-	while (*p) {
-		if (strncmp(p, prefix, strlen(prefix)) == 0)
-			return 1;
-		p = strchr(p, '\n');
-		if (p == NULL)
-			break;
-		p++;
-	}
-	return 0;
 }
 
 /* A listener on 127.0.0.1 that no correct run may connect to before exiting. */
@@ -447,7 +300,7 @@ static void base_env(env_list *e, int port)
 	env_apply(e, "JWT_SECRET=" BASE_SECRET, port);
 }
 
-static void check_no_secret(const char *row, const run_result *r, const char *secret)
+static void check_no_secret(const char *row, const cli_result *r, const char *secret)
 {
 	ck_assert_msg(strstr(r->err, secret) == NULL, "[%s] stderr leaks '%s':\n%.600s", row,
 	              secret, r->err);
@@ -459,24 +312,24 @@ START_TEST(test_bad_setting)
 {
 	const bad_case *c = &bad_cases[_i];
 	env_list e;
-	run_result r;
+	cli_result r;
 	int port;
 	int ls = listen_local(&port);
 
 	base_env(&e, port);
 	for (size_t i = 0; i < sizeof(c->env) / sizeof(c->env[0]) && c->env[i]; i++)
 		env_apply(&e, c->env[i], port);
-	run_child(env_or_die("PW_WORKER_BIN"), c->args, e.v, &r);
+	cli_run(env_or_die("PW_WORKER_BIN"), c->args, e.v, DEADLINE_MS, &r);
 
 	ck_assert_msg(!r.timed_out, "[%s] still running after %d ms (killed); stderr:\n%.600s",
 	              c->name, DEADLINE_MS, r.err);
-	ck_assert_msg(exit_code(&r) == 2, "[%s] exit %d (status 0x%x), want 2; stderr:\n%.600s",
-	              c->name, exit_code(&r), (unsigned)r.status, r.err);
-	ck_assert_msg(has_line(r.err, c->want_line),
+	ck_assert_msg(cli_exit_code(&r) == 2, "[%s] exit %d (status 0x%x), want 2; stderr:\n%.600s",
+	              c->name, cli_exit_code(&r), (unsigned)r.status, r.err);
+	ck_assert_msg(cli_has_line(r.err, c->want_line),
 	              "[%s] no stderr line starts with '%s'; stderr:\n%.600s", c->name,
 	              c->want_line, r.err);
 	if (c->not_line)
-		ck_assert_msg(!has_line(r.err, c->not_line),
+		ck_assert_msg(!cli_has_line(r.err, c->not_line),
 		              "[%s] a stderr line starts with '%s' (should not); stderr:\n%.600s",
 		              c->name, c->not_line, r.err);
 	for (size_t i = 0; i < sizeof(c->forbid) / sizeof(c->forbid[0]) && c->forbid[i]; i++)
@@ -486,7 +339,7 @@ START_TEST(test_bad_setting)
 	ck_assert_msg(!was_connected(ls), "[%s] connected to the broker/database before exiting",
 	              c->name);
 	close(ls);
-	result_free(&r);
+	cli_result_free(&r);
 	env_free(&e);
 }
 END_TEST
@@ -512,19 +365,19 @@ START_TEST(test_worker_command)
 {
 	const cmd_case *c = &cmd_cases[_i];
 	env_list e;
-	run_result r;
+	cli_result r;
 
 	env_init(&e);
-	run_child(env_or_die("PW_WORKER_BIN"), c->args, e.v, &r);
+	cli_run(env_or_die("PW_WORKER_BIN"), c->args, e.v, DEADLINE_MS, &r);
 	ck_assert_msg(!r.timed_out, "[%s] still running after %d ms (killed)", c->name,
 	              DEADLINE_MS);
-	ck_assert_msg(exit_code(&r) == c->want_exit, "[%s] exit %d, want %d; stderr:\n%.600s",
-	              c->name, exit_code(&r), c->want_exit, r.err);
+	ck_assert_msg(cli_exit_code(&r) == c->want_exit, "[%s] exit %d, want %d; stderr:\n%.600s",
+	              c->name, cli_exit_code(&r), c->want_exit, r.err);
 	for (size_t i = 0; c->want_vars_on_stdout && i < NCONTRACT; i++)
 		ck_assert_msg(strstr(r.out, contract_vars[i]) != NULL,
 		              "[%s] stdout does not list %s:\n%.2000s", c->name, contract_vars[i],
 		              r.out);
-	result_free(&r);
+	cli_result_free(&r);
 	env_free(&e);
 }
 END_TEST
@@ -543,7 +396,7 @@ START_TEST(test_token_verifies)
 {
 	const char *args[] = {"token", "--sub", "a@example.com", NULL};
 	env_list e;
-	run_result r;
+	cli_result r;
 	pw_config cfg;
 	pw_jwt_verifier *v = NULL;
 	pw_claims claims;
@@ -552,10 +405,10 @@ START_TEST(test_token_verifies)
 
 	env_init(&e);
 	env_apply(&e, "JWT_SECRET=" SECRET_32, 0);
-	run_child(env_or_die("PW_CTL_BIN"), args, e.v, &r);
+	cli_run(env_or_die("PW_CTL_BIN"), args, e.v, DEADLINE_MS, &r);
 	ck_assert_msg(!r.timed_out, "[token] still running after %d ms (killed)", DEADLINE_MS);
-	ck_assert_msg(exit_code(&r) == 0, "[token] exit %d, want 0; stderr:\n%.600s", exit_code(&r),
-	              r.err);
+	ck_assert_msg(cli_exit_code(&r) == 0, "[token] exit %d, want 0; stderr:\n%.600s",
+	              cli_exit_code(&r), r.err);
 	ck_assert_msg(r.out_len > 1 && r.out[r.out_len - 1] == '\n',
 	              "[token] stdout is not one line: '%.600s'", r.out);
 	r.out[--r.out_len] = '\0';
@@ -573,7 +426,7 @@ START_TEST(test_token_verifies)
 	ck_assert_str_eq(claims.owner, "a@example.com");
 	pw_jwt_verifier_destroy(v);
 	pw_config_free(&cfg);
-	result_free(&r);
+	cli_result_free(&r);
 	env_free(&e);
 }
 END_TEST
@@ -582,19 +435,385 @@ START_TEST(test_token_without_secret)
 {
 	const char *args[] = {"token", "--sub", "a@example.com", NULL};
 	env_list e;
-	run_result r;
+	cli_result r;
 
 	env_init(&e);
-	run_child(env_or_die("PW_CTL_BIN"), args, e.v, &r);
+	cli_run(env_or_die("PW_CTL_BIN"), args, e.v, DEADLINE_MS, &r);
 	ck_assert_msg(!r.timed_out, "[token, no JWT_SECRET] still running after %d ms (killed)",
 	              DEADLINE_MS);
-	ck_assert_msg(exit_code(&r) == 2, "[token, no JWT_SECRET] exit %d, want 2; stderr:\n%.600s",
-	              exit_code(&r), r.err);
-	ck_assert_msg(has_line(r.err, "JWT_SECRET"),
+	ck_assert_msg(cli_exit_code(&r) == 2,
+	              "[token, no JWT_SECRET] exit %d, want 2; stderr:\n%.600s", cli_exit_code(&r),
+	              r.err);
+	ck_assert_msg(cli_has_line(r.err, "JWT_SECRET"),
 	              "[token, no JWT_SECRET] no stderr line starts with JWT_SECRET:\n%.600s",
 	              r.err);
 	ck_assert_msg(r.out_len == 0, "[token, no JWT_SECRET] printed something: '%.600s'", r.out);
-	result_free(&r);
+	cli_result_free(&r);
+	env_free(&e);
+}
+END_TEST
+
+/* ---- patientctl: usage and setting errors, before any connection ---- */
+
+/* A token-like value in PW_TOKEN: no output may show it. */
+#define CTL_TOKEN_SECRET "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.secret-token-signature"
+
+/* Files the load cases name, made once per run in a fresh folder ("@DIR@/..."). */
+static char ctl_dir[256];
+
+static void ctl_files_up(void)
+{
+	static const struct {
+		const char *name, *text;
+	} files[] = {
+	    {"rows.csv", "nombre,apellido_paterno,dni,fecha_nacimiento\nAna,Quispe,1,1990-04-12\n"},
+	    {"rows.txt", "nombre\nAna\n"},
+	    {"dup_header.csv", "nombre,dni,nombre\nAna,1,Eva\n"},
+	    {"empty_header.csv", "nombre,,dni\nAna,x,1\n"},
+	    {"empty.csv", ""},
+	    {"bad_header.csv", "nombre,\"dni\"x\nAna,1\n"},
+	};
+	char path[512];
+
+	snprintf(ctl_dir, sizeof(ctl_dir), "/tmp/pw-cli-XXXXXX");
+	ck_assert(mkdtemp(ctl_dir) != NULL);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", ctl_dir, files[i].name);
+		FILE *f = fopen(path, "w");
+		ck_assert(f != NULL);
+		ck_assert(fputs(files[i].text, f) >= 0 || files[i].text[0] == '\0');
+		ck_assert(fclose(f) == 0);
+	}
+}
+
+static void ctl_files_down(void)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ctl_dir);
+	if (ctl_dir[0] != '\0' && system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", ctl_dir);
+}
+
+typedef struct ctl_case {
+	const char *name;
+	const char *args[MAX_ARGS]; /**< "@DIR@/x" is a file of ctl_files_up */
+	const char *env[6];         /**< applied over the base environment */
+	const char *want_line;      /**< the one stderr line starts with this */
+} ctl_case;
+
+#define LONG_ID                                                                                    \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static const ctl_case ctl_cases[] = {
+    {"no arguments", {NULL}, {NULL}, "patientctl"},
+    {"unknown command", {"frob"}, {NULL}, "frob"},
+    {"unknown option", {"get", "--id", "1", "--no-such-flag"}, {NULL}, "--no-such-flag"},
+    {"unknown option with a value", {"get", "--id", "1", "--colour=red"}, {NULL}, "--colour"},
+    {"a worker-only setting", {"get", "--id", "1", "--database-url=x"}, {NULL}, "--database-url"},
+    {"stray argument", {"get", "--id", "1", "extra"}, {NULL}, "extra"},
+    {"get without --id", {"get"}, {NULL}, "--id"},
+    {"get --id abc", {"get", "--id", "abc"}, {NULL}, "--id"},
+    {"get --id 0", {"get", "--id", "0"}, {NULL}, "--id"},
+    {"get --id without a value", {"get", "--id"}, {NULL}, "--id"},
+    {"an option of another command",
+     {"get", "--id", "1", "--timeout=5", "--ttl", "1h"},
+     {NULL},
+     "--ttl"},
+    {"create without a payload", {"create"}, {NULL}, "--payload"},
+    {"create --payload [1]", {"create", "--payload", "[1]"}, {NULL}, "--payload"},
+    {"create --payload not JSON", {"create", "--payload", "{nombre"}, {NULL}, "--payload"},
+    {"create --payload with a key twice",
+     {"create", "--payload", "{\"dni\":\"1\",\"dni\":\"2\"}"},
+     {NULL},
+     "--payload"},
+    {"--token and --sub",
+     {"create", "--dni", "1", "--token", "t", "--sub", "a@x"},
+     {NULL},
+     "--token"},
+    {"no identity", {"create", "--dni", "1"}, {"PW_TOKEN"}, "--token"},
+    {"--timeout 0", {"get", "--id", "1", "--timeout", "0"}, {NULL}, "--timeout"},
+    {"--timeout abc", {"get", "--id", "1", "--timeout=abc"}, {NULL}, "--timeout"},
+    {"--request-id with a space",
+     {"get", "--id", "1", "--request-id", "a b"},
+     {NULL},
+     "--request-id"},
+    {"--request-id of 129", {"get", "--id", "1", "--request-id", LONG_ID}, {NULL}, "--request-id"},
+    {"--reply-topic elsewhere",
+     {"get", "--id", "1", "--reply-topic", "other"},
+     {NULL},
+     "--reply-topic"},
+    {"--reply-topic prefix without a dot",
+     {"get", "--id", "1", "--reply-topic", "patients.repliesX"},
+     {NULL},
+     "--reply-topic"},
+    {"--reply-topic ending in a dot",
+     {"get", "--id", "1", "--reply-topic", "patients.replies."},
+     {NULL},
+     "--reply-topic"},
+    {"--reply-topic under another TOPIC_REPLIES",
+     {"get", "--id", "1", "--reply-topic", "patients.replies.x"},
+     {"TOPIC_REPLIES=team.replies"},
+     "--reply-topic"},
+    {"list --limit ten", {"list", "--limit", "ten"}, {NULL}, "--limit"},
+    {"list --payload", {"list", "--payload", "{}"}, {NULL}, "--payload"},
+    {"load without a file", {"load"}, {NULL}, "load"},
+    {"load two files", {"load", "@DIR@/rows.csv", "@DIR@/empty.csv"}, {NULL}, "@DIR@/empty.csv"},
+    {"load a missing file", {"load", "@DIR@/missing.csv"}, {NULL}, "@DIR@/missing.csv"},
+    {"load .txt", {"load", "@DIR@/rows.txt"}, {NULL}, "--format"},
+    {"load --format xml", {"load", "@DIR@/rows.csv", "--format", "xml"}, {NULL}, "--format"},
+    {"load --inflight 0", {"load", "@DIR@/rows.csv", "--inflight", "0"}, {NULL}, "--inflight"},
+    {"load --id-prefix a:b",
+     {"load", "@DIR@/rows.csv", "--id-prefix", "a:b"},
+     {NULL},
+     "--id-prefix"},
+    {"load --id", {"load", "@DIR@/rows.csv", "--id", "1"}, {NULL}, "--id"},
+    {"load --request-id", {"load", "@DIR@/rows.csv", "--request-id", "x"}, {NULL}, "--request-id"},
+    {"load a header with a name twice",
+     {"load", "@DIR@/dup_header.csv"},
+     {NULL},
+     "@DIR@/dup_header.csv"},
+    {"load a header with an empty name",
+     {"load", "@DIR@/empty_header.csv"},
+     {NULL},
+     "@DIR@/empty_header.csv"},
+    {"load an empty CSV", {"load", "@DIR@/empty.csv"}, {NULL}, "@DIR@/empty.csv"},
+    {"load a header that is not CSV",
+     {"load", "@DIR@/bad_header.csv"},
+     {NULL},
+     "@DIR@/bad_header.csv"},
+    {"load a journal that cannot be written",
+     {"load", "@DIR@/rows.csv", "--journal", "@DIR@/no/such/dir/rows.done"},
+     {NULL},
+     "@DIR@/no/such/dir/rows.done"},
+    {"missing KAFKA_BROKERS", {"get", "--id", "1"}, {"KAFKA_BROKERS"}, "KAFKA_BROKERS"},
+    {"--kafka-brokers=localhost",
+     {"get", "--id", "1", "--kafka-brokers=localhost"},
+     {NULL},
+     "KAFKA_BROKERS"},
+    {"TOPIC_QUERY='bad topic'", {"get", "--id", "1"}, {"TOPIC_QUERY=bad topic"}, "TOPIC_QUERY"},
+    {"--sub without JWT_SECRET",
+     {"get", "--id", "1", "--sub", "a@x"},
+     {"JWT_SECRET"},
+     "JWT_SECRET"},
+    {"--sub with a short JWT_SECRET",
+     {"get", "--id", "1", "--sub", "a@x"},
+     {"JWT_SECRET=" SECRET_31},
+     "JWT_SECRET"},
+    {"--sub with JWT_ALG=RS256",
+     {"get", "--id", "1", "--sub", "a@x"},
+     {"JWT_ALG=RS256", "JWT_PUBLIC_KEY_FILE=@FIX@/rsa_public.pem"},
+     "JWT_ALG"},
+    {"token without --sub", {"token"}, {NULL}, "--sub"},
+    {"token --ttl 5x", {"token", "--sub", "a@x", "--ttl", "5x"}, {NULL}, "--ttl"},
+    {"token --ttl 0", {"token", "--sub", "a@x", "--ttl", "0"}, {NULL}, "--ttl"},
+    {"token --ttl 367d", {"token", "--sub", "a@x", "--ttl", "367d"}, {NULL}, "--ttl"},
+    {"token --token", {"token", "--sub", "a@x", "--token", "t"}, {NULL}, "--token"},
+    {"token --timeout", {"token", "--sub", "a@x", "--timeout", "3"}, {NULL}, "--timeout"},
+    {"token with JWT_ALG=ES256", {"token", "--sub", "a@x"}, {"JWT_ALG=ES256"}, "JWT_ALG"},
+};
+#define NCTL (sizeof(ctl_cases) / sizeof(ctl_cases[0]))
+
+/* "@DIR@/x" -> ctl_dir/x; anything else is itself. Caller frees. */
+static char *ctl_arg(const char *a)
+{
+	char buf[1024];
+
+	if (strncmp(a, "@DIR@", 5) == 0)
+		snprintf(buf, sizeof(buf), "%s%s", ctl_dir, a + 5);
+	else
+		snprintf(buf, sizeof(buf), "%s", a);
+	char *s = strdup(buf);
+	ck_assert(s != NULL);
+	return s;
+}
+
+static void ctl_base_env(env_list *e, int port)
+{
+	env_init(e);
+	env_apply(e, "KAFKA_BROKERS=127.0.0.1:@PORT@", port);
+	env_apply(e, "JWT_SECRET=" BASE_SECRET, port);
+	env_apply(e, "PW_TOKEN=" CTL_TOKEN_SECRET, port);
+}
+
+START_TEST(test_ctl_usage)
+{
+	const ctl_case *c = &ctl_cases[_i];
+	char *args[MAX_ARGS + 1] = {NULL};
+	env_list e;
+	cli_result r;
+	int port;
+	int ls = listen_local(&port);
+
+	for (size_t i = 0; i < MAX_ARGS && c->args[i]; i++)
+		args[i] = ctl_arg(c->args[i]);
+	char *want = ctl_arg(c->want_line);
+	ctl_base_env(&e, port);
+	for (size_t i = 0; i < sizeof(c->env) / sizeof(c->env[0]) && c->env[i]; i++)
+		env_apply(&e, c->env[i], port);
+	cli_run(env_or_die("PW_CTL_BIN"), (const char *const *)args, e.v, DEADLINE_MS, &r);
+
+	ck_assert_msg(!r.timed_out, "[%s] still running after %d ms (killed)", c->name,
+	              DEADLINE_MS);
+	ck_assert_msg(cli_exit_code(&r) == 2, "[%s] exit %d, want 2; stderr:\n%.600s", c->name,
+	              cli_exit_code(&r), r.err);
+	ck_assert_msg(cli_has_line(r.err, want), "[%s] no stderr line starts with '%s':\n%.600s",
+	              c->name, want, r.err);
+	ck_assert_msg(r.err_len > 0 && strchr(r.err, '\n') == r.err + r.err_len - 1,
+	              "[%s] stderr is not one line:\n%.600s", c->name, r.err);
+	ck_assert_msg(r.out_len == 0, "[%s] printed on stdout: '%.600s'", c->name, r.out);
+	check_no_secret(c->name, &r, BASE_SECRET);
+	check_no_secret(c->name, &r, CTL_TOKEN_SECRET);
+	ck_assert_msg(!was_connected(ls), "[%s] connected to the broker before exiting", c->name);
+	close(ls);
+	for (size_t i = 0; args[i]; i++)
+		free(args[i]);
+	free(want);
+	cli_result_free(&r);
+	env_free(&e);
+}
+END_TEST
+
+/* ---- patientctl --help: every option of the command, and the settings ---- */
+
+typedef struct help_case {
+	const char *args[4];
+	const char *want[24];
+} help_case;
+
+#define SHARED_OPTS "--token", "--sub", "--reply-topic", "--timeout", "--help"
+#define ENV_NAMES                                                                                  \
+	"KAFKA_BROKERS", "JWT_SECRET", "JWT_ALG", "TOPIC_CREATE", "TOPIC_QUERY", "TOPIC_REPLIES",  \
+	    "PW_TOKEN", "Exit status"
+
+static const help_case help_cases[] = {
+    {{"--help"},
+     {"token",
+      "create",
+      "get",
+      "list",
+      "load",
+      "--ttl",
+      "--scope",
+      "--payload",
+      "--nombre",
+      "--apellido-paterno",
+      "--apellido-materno",
+      "--dni",
+      "--fecha-nacimiento",
+      "--sexo",
+      "--id",
+      "--limit",
+      "--cursor",
+      "--q",
+      "--format",
+      "--inflight",
+      "--id-prefix",
+      "--journal",
+      "--errors",
+      NULL}},
+    {{"help"}, {SHARED_OPTS, "--request-id", ENV_NAMES, NULL}},
+    {{"token", "--help"}, {"--sub", "--ttl", "--scope", "--help", "HS256", ENV_NAMES, NULL}},
+    {{"create", "--help"},
+     {SHARED_OPTS, "--payload", "--nombre", "--apellido-paterno", "--apellido-materno", "--dni",
+      "--fecha-nacimiento", "--sexo", "--request-id", ENV_NAMES, NULL}},
+    {{"get", "--id", "x", "--help"}, {SHARED_OPTS, "--id", "--request-id", ENV_NAMES, NULL}},
+    {{"list", "--help"},
+     {SHARED_OPTS, "--limit", "--cursor", "--dni", "--q", "--request-id", ENV_NAMES, NULL}},
+    {{"load", "--help"},
+     {SHARED_OPTS, "--format", "--inflight", "--id-prefix", "--journal", "--errors", ENV_NAMES,
+      NULL}},
+    {{"help", "load"}, {"--format", "--inflight", "--id-prefix", NULL}},
+};
+#define NHELP (sizeof(help_cases) / sizeof(help_cases[0]))
+
+START_TEST(test_ctl_help)
+{
+	const help_case *c = &help_cases[_i];
+	env_list e;
+	cli_result r;
+
+	env_init(&e); /* no broker, no secret: help needs neither */
+	cli_run(env_or_die("PW_CTL_BIN"), c->args, e.v, DEADLINE_MS, &r);
+	ck_assert_msg(!r.timed_out && cli_exit_code(&r) == 0, "[%s %s] exit %d; stderr:\n%.600s",
+	              c->args[0], c->args[1] ? c->args[1] : "", cli_exit_code(&r), r.err);
+	for (size_t i = 0; c->want[i]; i++)
+		ck_assert_msg(strstr(r.out, c->want[i]) != NULL,
+		              "[%s %s] help does not name %s:\n%s", c->args[0],
+		              c->args[1] ? c->args[1] : "", c->want[i], r.out);
+	ck_assert_msg(r.err_len == 0, "[%s] help wrote on stderr: %s", c->args[0], r.err);
+	cli_result_free(&r);
+	env_free(&e);
+}
+END_TEST
+
+/* The claims of a token, decoded without verifying (the verifier checks separately). */
+static json_t *claims_of(const char *token)
+{
+	const char *d1 = strchr(token, '.');
+	const char *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	unsigned char buf[4096];
+
+	ck_assert_msg(d2 != NULL, "not a JWT: %s", token);
+	long n = pw_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof(buf));
+	ck_assert(n > 0);
+	json_t *c = json_loadb((const char *)buf, (size_t)n, 0, NULL);
+	ck_assert(json_is_object(c));
+	return c;
+}
+
+/* --ttl and --scope land in the claims; the configured owner claim, iss and aud are set,
+ * and the worker's own verifier, configured the same way, accepts the token. */
+START_TEST(test_token_claims)
+{
+	const char *args[] = {"token", "--sub",   "b@example.com", "--ttl",
+	                      "2d",    "--scope", "patients:read", NULL};
+	env_list e;
+	cli_result r;
+	pw_config cfg;
+	pw_jwt_verifier *v = NULL;
+	pw_claims claims;
+	char why[256] = "";
+	char *argv0[] = {"check_cli", NULL};
+
+	env_init(&e);
+	env_apply(&e, "JWT_SECRET=" SECRET_32, 0);
+	env_apply(&e, "JWT_OWNER_CLAIM=email", 0);
+	env_apply(&e, "JWT_ISSUER=https://issuer.example", 0);
+	env_apply(&e, "JWT_AUDIENCE=patients", 0);
+	cli_run(env_or_die("PW_CTL_BIN"), args, e.v, DEADLINE_MS, &r);
+	ck_assert_msg(cli_exit_code(&r) == 0, "[token --ttl 2d] exit %d: %s", cli_exit_code(&r),
+	              r.err);
+	ck_assert(r.out_len > 1 && r.out[r.out_len - 1] == '\n');
+	r.out[--r.out_len] = '\0';
+
+	json_t *c = claims_of(r.out);
+	json_int_t iat = json_integer_value(json_object_get(c, "iat"));
+	json_int_t exp = json_integer_value(json_object_get(c, "exp"));
+	ck_assert_int_eq(exp - iat, 2 * 86400);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "scope")), "patients:read");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "sub")), "b@example.com");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "email")), "b@example.com");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "iss")), "https://issuer.example");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "aud")), "patients");
+	json_decref(c);
+
+	clear_settings();
+	ck_assert(setenv("JWT_SECRET", SECRET_32, 1) == 0);
+	ck_assert(setenv("JWT_OWNER_CLAIM", "email", 1) == 0);
+	ck_assert(setenv("JWT_ISSUER", "https://issuer.example", 1) == 0);
+	ck_assert(setenv("JWT_AUDIENCE", "patients", 1) == 0);
+	ck_assert(pw_config_load(&cfg, 1, argv0, PW_CFG_NEED_JWT, stderr) == PW_OK);
+	ck_assert(pw_jwt_verifier_create(&cfg, &v) == PW_OK);
+	memset(&claims, 0, sizeof(claims));
+	pw_status st = pw_jwt_verify(v, r.out, (int64_t)time(NULL), &claims, why, sizeof(why));
+	ck_assert_msg(st == PW_OK, "[token] refused by the verifier: %s", why);
+	ck_assert_str_eq(claims.owner, "b@example.com");
+	ck_assert(claims.scope_read && !claims.scope_write);
+	pw_jwt_verifier_destroy(v);
+	pw_config_free(&cfg);
+	cli_result_free(&r);
 	env_free(&e);
 }
 END_TEST
@@ -614,6 +833,15 @@ static Suite *cli_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_token_verifies);
 	tcase_add_test(tc, test_token_without_secret);
+	tcase_add_test(tc, test_token_claims);
+	tcase_add_loop_test(tc, test_ctl_help, 0, (int)NHELP);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("patientctl-usage");
+	/* The files live in the runner's process, so every forked case sees them. */
+	tcase_add_unchecked_fixture(tc, ctl_files_up, ctl_files_down);
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_ctl_usage, 0, (int)NCTL);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,632 @@
+/* patientctl load; see ctl_load.h.
+ *
+ * The outstanding rows live in a fixed array of o->inflight slots, found by line number
+ * through an open-addressing table twice that size: a reply's key carries the line, so
+ * matching costs no search, and memory stays bounded whatever the file's size. */
+#include "ctl_load.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ctl_client.h"
+#include "ctl_clock.h"
+#include "ctl_input.h"
+#include "ctl_journal.h"
+#include "ctl_progress.h"
+#include "ctl_reqid.h"
+
+#define JOURNAL_FLUSH_MS 1000
+#define SCAN_EVERY_MS    100
+#define REPLIES_PER_TURN 1000
+/* key_head (at most 108 characters with the longest prefix) and a line number; the
+ * slack only quiets the compiler, which cannot see that bound. */
+#define RID_SIZE (CTL_REQUEST_ID_MAX + 1 + 24)
+
+typedef struct slot {
+	unsigned long line; /**< 0: free */
+	uint64_t hash;
+	int64_t sent_ms;
+	char *payload; /**< the row as JSON text, for the errors file */
+} slot;
+
+typedef struct load {
+	const ctl_opts *o;
+	const pw_config *cfg;
+	ctl_identity *id;
+	const char *reply_topic;
+	FILE *err;
+	char key_head[CTL_REQUEST_ID_MAX + 1]; /**< "load:PREFIX:" */
+	size_t key_head_len;
+	slot *slots;
+	int *free_slots;
+	int nfree;
+	int *table; /**< slot index + 1; 0: empty */
+	size_t mask;
+	int outstanding;
+	ctl_input *in;
+	ctl_journal *journal;
+	char *journal_path, *errors_path;
+	FILE *errors;
+	int errors_broken, journal_broken;
+	ctl_client *client;
+	ctl_counts counts;
+	ctl_progress progress;
+	int64_t last_reply_ms; /**< last reply of ours, or the first send */
+	int stopped;           /**< no more rows are read */
+	char stop_why[160];
+	unsigned long last_line; /**< of the last row read */
+	int read_error;
+} load;
+
+static volatile sig_atomic_t interrupts;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (interrupts < 2)
+		interrupts++;
+}
+
+/* ---- the outstanding set ---- */
+
+static size_t bucket(const load *l, unsigned long line)
+{
+	return (size_t)(((uint64_t)line * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & l->mask;
+}
+
+static int find_slot(const load *l, unsigned long line)
+{
+	for (size_t b = bucket(l, line);; b = (b + 1) & l->mask) {
+		int s = l->table[b];
+		if (s == 0)
+			return -1;
+		if (l->slots[s - 1].line == line)
+			return s - 1;
+	}
+}
+
+static void table_put(load *l, int s)
+{
+	size_t b = bucket(l, l->slots[s].line);
+
+	while (l->table[b] != 0)
+		b = (b + 1) & l->mask;
+	l->table[b] = s + 1;
+}
+
+/* Linear probing's deletion: entries after the hole move back when their home bucket
+ * allows, so lookups never stop early at the hole. */
+static void table_del(load *l, unsigned long line)
+{
+	size_t b = bucket(l, line);
+
+	while (l->slots[l->table[b] - 1].line != line)
+		b = (b + 1) & l->mask;
+	l->table[b] = 0;
+	for (size_t i = (b + 1) & l->mask; l->table[i] != 0; i = (i + 1) & l->mask) {
+		size_t home = bucket(l, l->slots[l->table[i] - 1].line);
+		/* Move it into the hole when its home is not within (b, i]. */
+		int between = b <= i ? (home > b && home <= i) : (home > b || home <= i);
+		if (!between) {
+			l->table[b] = l->table[i];
+			l->table[i] = 0;
+			b = i;
+		}
+	}
+}
+
+static void slot_free(load *l, int s)
+{
+	table_del(l, l->slots[s].line);
+	free(l->slots[s].payload);
+	memset(&l->slots[s], 0, sizeof(l->slots[s]));
+	l->free_slots[l->nfree++] = s;
+	l->outstanding--;
+}
+
+/* ---- the errors file ---- */
+
+/* The row's raw text as a JSON string; bytes that are not UTF-8 become U+FFFD, so the
+ * line stays valid JSON and still shows where the row went wrong. */
+static json_t *text_json(const char *s, size_t n)
+{
+	json_t *v = json_stringn(s, n);
+	char *buf;
+	size_t o = 0;
+
+	if (v != NULL)
+		return v;
+	buf = malloc(n * 3 + 1);
+	if (buf == NULL)
+		return json_null();
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = c < 0x80         ? 1
+		             : (c >> 5) == 6  ? 2
+		             : (c >> 4) == 14 ? 3
+		             : (c >> 3) == 30 ? 4
+		                              : 0;
+		json_t *probe = len && i + len <= n ? json_stringn(s + i, len) : NULL;
+		if (probe != NULL) {
+			memcpy(buf + o, s + i, len);
+			o += len;
+			i += len;
+			json_decref(probe);
+		} else {
+			memcpy(buf + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	v = json_stringn(buf, o);
+	free(buf);
+	return v ? v : json_null();
+}
+
+/* One line of the errors file. status is a JSON integer (a reply's status) or a string
+ * ("timeout", "unparsable", ...); error, row and text may be NULL; all are stolen. */
+static void write_error(load *l, unsigned long line, json_t *status, json_t *error, json_t *row,
+                        json_t *text)
+{
+	char rid[RID_SIZE];
+	json_t *e = NULL;
+	char *s = NULL;
+
+	snprintf(rid, sizeof(rid), "%s%lu", l->key_head, line);
+	if (l->errors == NULL && !l->errors_broken) {
+		l->errors = fopen(l->errors_path, "w");
+		if (l->errors == NULL) {
+			fprintf(l->err, "%s: %s\n", l->errors_path, strerror(errno));
+			l->errors_broken = 1;
+		}
+	}
+	e = json_pack("{s:I, s:s, s:o, s:o, s:o}", "line", (json_int_t)line, "request_id", rid,
+	              "status", status ? status : json_null(), "error", error ? error : json_null(),
+	              "row", row ? row : json_null());
+	/* json_pack's "o" and json_object_set_new take their references even when they fail,
+	 * so nothing is left to free here but text when there is no object for it. */
+	if (e == NULL)
+		json_decref(text);
+	else if (text != NULL && json_object_set_new(e, "text", text) != 0)
+		fprintf(l->err, "%s: line %lu written without its text (out of memory)\n",
+		        l->errors_path, line);
+	s = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	if (l->errors != NULL &&
+	    (s == NULL || fputs(s, l->errors) == EOF || fputc('\n', l->errors) == EOF)) {
+		fprintf(l->err, "%s: cannot write: %s\n", l->errors_path,
+		        s ? strerror(errno) : "out of memory");
+		fclose(l->errors);
+		l->errors = NULL;
+		l->errors_broken = 1;
+	}
+	free(s);
+	json_decref(e);
+}
+
+static json_t *local_error(const char *code, const char *message)
+{
+	return json_pack("{s:s, s:s}", "code", code, "message", message);
+}
+
+static json_t *payload_json(const char *text)
+{
+	return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* ---- rows out ---- */
+
+/* Sends one parsed row (payload stolen) or accounts for why it is not sent. */
+static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload)
+{
+	char rid[RID_SIZE];
+	char *ptext = json_dumps(payload, JSON_COMPACT);
+	char *cmd = NULL;
+	json_t *env = NULL;
+	const char *token = ctl_identity_token(l->id, time(NULL));
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+	int s = -1;
+
+	snprintf(rid, sizeof(rid), "%s%lu", l->key_head, line);
+	if (ptext != NULL && token != NULL)
+		env = json_pack("{s:s, s:s, s:s, s:s, s:O}", "request_id", rid, "type",
+		                "patient.create", "token", token, "reply_to", l->reply_topic,
+		                "payload", payload);
+	cmd = env ? json_dumps(env, JSON_COMPACT) : NULL;
+	if (cmd == NULL) {
+		l->counts.unsent++;
+		write_error(
+		    l, line, json_string("unsent"),
+		    local_error("unsent", token ? "out of memory" : "could not mint a token"),
+		    json_incref(payload), NULL);
+		goto out;
+	}
+	/* The worker dead-letters an oversized command without a reply: fail it here. */
+	if (strlen(cmd) > (size_t)l->cfg->max_message_bytes) {
+		char why[128];
+		snprintf(why, sizeof(why), "the command is %zu bytes, over MAX_MESSAGE_BYTES (%d)",
+		         strlen(cmd), l->cfg->max_message_bytes);
+		l->counts.too_large++;
+		write_error(l, line, json_string("too_large"), local_error("too_large", why),
+		            json_incref(payload), NULL);
+		goto out;
+	}
+	s = l->free_slots[--l->nfree];
+	l->slots[s].line = line;
+	l->slots[s].hash = hash;
+	l->slots[s].sent_ms = ctl_now_ms();
+	l->slots[s].payload = ptext;
+	ptext = NULL;
+	table_put(l, s);
+	l->outstanding++;
+	if (ctl_client_send(l->client, rid, cmd, strlen(cmd), (void *)(uintptr_t)line,
+	                    ctl_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != 0) {
+		l->counts.unsent++;
+		write_error(l, line, json_string("unsent"),
+		            local_error("unsent", rd_kafka_err2str(e)),
+		            payload_json(l->slots[s].payload), NULL);
+		slot_free(l, s);
+		goto out;
+	}
+	if (l->counts.sent++ == 0)
+		l->last_reply_ms = ctl_now_ms();
+out:
+	free(cmd);
+	free(ptext);
+	json_decref(env);
+	json_decref(payload);
+}
+
+/* Reads rows until the window is full or the file ends. */
+static void fill(load *l)
+{
+	while (!l->stopped && l->outstanding < l->o->inflight) {
+		ctl_row row;
+		int r = ctl_input_next(l->in, &row, l->err);
+		if (r < 0) {
+			l->read_error = 1;
+			l->stopped = 1;
+			snprintf(l->stop_why, sizeof(l->stop_why), "the file could not be read");
+			return;
+		}
+		if (r == 0) {
+			l->stopped = 1;
+			return;
+		}
+		l->counts.rows++;
+		l->last_line = row.line;
+		if (ctl_journal_has(l->journal, row.line, row.hash)) {
+			l->counts.skipped++;
+			json_decref(row.payload);
+			continue;
+		}
+		if (row.payload == NULL) {
+			l->counts.unparsable++;
+			write_error(l, row.line, json_string("unparsable"),
+			            local_error("unparsable", row.why), NULL,
+			            text_json(row.text, row.text_len));
+			continue;
+		}
+		send_row(l, row.line, row.hash, row.payload);
+	}
+}
+
+/* ---- replies in ---- */
+
+static void on_delivery(void *ctx, void *opaque, rd_kafka_resp_err_t err)
+{
+	load *l = ctx;
+	unsigned long line = (unsigned long)(uintptr_t)opaque;
+	int s;
+
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR || (s = find_slot(l, line)) < 0)
+		return;
+	l->counts.unsent++;
+	write_error(l, line, json_string("unsent"), local_error("unsent", rd_kafka_err2str(err)),
+	            payload_json(l->slots[s].payload), NULL);
+	slot_free(l, s);
+}
+
+/* The line in a reply's key "load:PREFIX:LINE", or 0 when the key is not one of ours. */
+static unsigned long key_line(const load *l, const rd_kafka_message_t *m)
+{
+	const char *k = m->key;
+	unsigned long line = 0;
+
+	if (k == NULL || m->key_len <= l->key_head_len || m->key_len > CTL_REQUEST_ID_MAX ||
+	    memcmp(k, l->key_head, l->key_head_len) != 0)
+		return 0;
+	for (size_t i = l->key_head_len; i < m->key_len; i++) {
+		if (k[i] < '0' || k[i] > '9' || line > (ULONG_MAX - 9) / 10)
+			return 0;
+		line = line * 10 + (unsigned long)(k[i] - '0');
+	}
+	return line;
+}
+
+/* Could this 2xx reply be the answer to the row in slot s? Keys are not unique across
+ * owners: another owner loading a file of the same name through the same reply topic
+ * uses the same keys, and taking their 201 for ours would put a row in our journal that
+ * was never created. A created patient names its owner and dni, so check both. */
+static int reply_is_ours(const load *l, int s, json_t *reply)
+{
+	json_t *data = json_object_get(reply, "data");
+	json_t *owner = json_object_get(data, "owner_id");
+	json_t *dni = json_object_get(data, "dni");
+	json_t *row = payload_json(l->slots[s].payload);
+	json_t *want = json_object_get(row, "dni");
+	int ours = 1;
+
+	if (l->id->owner[0] != '\0' && json_is_string(owner) &&
+	    strcmp(json_string_value(owner), l->id->owner) != 0)
+		ours = 0;
+	if (json_is_string(want) && json_is_string(dni) &&
+	    strcmp(json_string_value(want), json_string_value(dni)) != 0)
+		ours = 0;
+	json_decref(row);
+	return ours;
+}
+
+static void on_reply(load *l, const rd_kafka_message_t *m)
+{
+	unsigned long line = key_line(l, m);
+	int s = line ? find_slot(l, line) : -1;
+
+	/* Not ours, or answered already (replies are at-least-once), or timed out. */
+	if (s < 0)
+		return;
+	json_t *r = json_loadb(m->payload, m->len, 0, NULL);
+	json_t *st = json_object_get(r, "status");
+	json_int_t status = json_is_integer(st) ? json_integer_value(st) : 0;
+	if (status >= 200 && status < 300 && !reply_is_ours(l, s, r)) {
+		json_decref(r);
+		return;
+	}
+	l->last_reply_ms = ctl_now_ms();
+	if (status >= 200 && status < 300) {
+		l->counts.created++;
+		if (!l->journal_broken &&
+		    ctl_journal_add(l->journal, line, l->slots[s].hash) != 0) {
+			fprintf(l->err, "%s: cannot write: %s\n", l->journal_path, strerror(errno));
+			l->journal_broken = 1;
+		}
+	} else {
+		l->counts.rejected++;
+		write_error(l, line, status ? json_integer(status) : json_null(),
+		            json_incref(json_object_get(r, "error")),
+		            payload_json(l->slots[s].payload), NULL);
+	}
+	json_decref(r);
+	slot_free(l, s);
+}
+
+/* Takes the replies that are there, waiting up to wait_ms for the first. */
+static void take_replies(load *l, int wait_ms)
+{
+	for (int i = 0; i < REPLIES_PER_TURN; i++) {
+		rd_kafka_message_t *m = ctl_client_reply(l->client, i == 0 ? wait_ms : 0);
+		if (m == NULL)
+			return;
+		on_reply(l, m);
+		rd_kafka_message_destroy(m);
+	}
+}
+
+/* Rows sent longer than --timeout ago fail; when nothing at all has been answered for
+ * that long, no more rows are read: the worker is not there, and piling commands on its
+ * topic helps nobody (a later run sends the rest). */
+static void scan_timeouts(load *l, int64_t now)
+{
+	int64_t limit = (int64_t)l->o->timeout_s * 1000;
+	int any = 0;
+	char why[64];
+
+	snprintf(why, sizeof(why), "no reply within %d s of sending", l->o->timeout_s);
+	for (int s = 0; s < l->o->inflight; s++) {
+		if (l->slots[s].line == 0 || now - l->slots[s].sent_ms < limit)
+			continue;
+		l->counts.timeout++;
+		write_error(l, l->slots[s].line, json_string("timeout"),
+		            local_error("timeout", why), payload_json(l->slots[s].payload), NULL);
+		slot_free(l, s);
+		any = 1;
+	}
+	if (any && !l->stopped && now - l->last_reply_ms >= limit) {
+		l->stopped = 1;
+		snprintf(l->stop_why, sizeof(l->stop_why),
+		         "no reply for %d s (is a worker serving %s?)", l->o->timeout_s,
+		         l->cfg->topic_create);
+	}
+}
+
+/* ---- the run ---- */
+
+static char *path_with(const char *file, const char *given, const char *suffix)
+{
+	size_t n = strlen(file) + strlen(suffix) + 1;
+	char *p = given ? strdup(given) : malloc(n);
+
+	if (p != NULL && given == NULL)
+		snprintf(p, n, "%s%s", file, suffix);
+	return p;
+}
+
+static void summary(load *l, FILE *out, double elapsed_s)
+{
+	const ctl_counts *c = &l->counts;
+	unsigned long failed = ctl_counts_failed(c);
+
+	fprintf(out,
+	        "patientctl load %s: %lu rows: %lu created, %lu skipped (done before), %lu failed "
+	        "(%lu rejected, %lu unparsable, %lu too large, %lu timed out, %lu unsent); %.1f s, "
+	        "%.0f rows/s\n",
+	        l->o->file, c->rows, c->created, c->skipped, failed, c->rejected, c->unparsable,
+	        c->too_large, c->timeout, c->unsent, elapsed_s,
+	        elapsed_s > 0 ? (double)(c->created + c->rejected) / elapsed_s : 0.0);
+	if (l->stop_why[0] != '\0')
+		fprintf(out,
+		        "stopped: %s; rows after line %lu were not read (run again to "
+		        "continue)\n",
+		        l->stop_why, l->last_line);
+	if (failed > 0)
+		fprintf(out, "failed rows: %s\n", l->errors_path);
+}
+
+static int setup(load *l, FILE *err)
+{
+	char prefix[CTL_ID_PREFIX_MAX + 1];
+	size_t tsize = 1;
+
+	if (l->o->id_prefix)
+		snprintf(prefix, sizeof(prefix), "%s", l->o->id_prefix);
+	else
+		ctl_id_prefix_from_path(l->o->file, prefix, sizeof(prefix));
+	snprintf(l->key_head, sizeof(l->key_head), "load:%s:", prefix);
+	l->key_head_len = strlen(l->key_head);
+	while (tsize < (size_t)l->o->inflight * 2)
+		tsize <<= 1;
+	l->mask = tsize - 1;
+	l->slots = calloc((size_t)l->o->inflight, sizeof(*l->slots));
+	l->free_slots = malloc((size_t)l->o->inflight * sizeof(*l->free_slots));
+	l->table = calloc(tsize, sizeof(*l->table));
+	l->journal_path = path_with(l->o->file, l->o->journal, ".done");
+	l->errors_path = path_with(l->o->file, l->o->errors, ".errors.jsonl");
+	if (l->slots == NULL || l->free_slots == NULL || l->table == NULL ||
+	    l->journal_path == NULL || l->errors_path == NULL) {
+		fprintf(err, "patientctl: out of memory\n");
+		return CTL_EXIT_USAGE;
+	}
+	for (int i = 0; i < l->o->inflight; i++)
+		l->free_slots[i] = l->o->inflight - 1 - i;
+	l->nfree = l->o->inflight;
+	int rc = ctl_input_open(&l->in, l->o->file, l->o->format, (size_t)l->cfg->max_message_bytes,
+	                        l->id->owner, err);
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	rc = ctl_journal_open(&l->journal, l->journal_path, err);
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	/* The errors file is this run's: an old one would list rows that are fine now. */
+	if (unlink(l->errors_path) != 0 && errno != ENOENT) {
+		fprintf(err, "%s: %s\n", l->errors_path, strerror(errno));
+		return CTL_EXIT_USAGE;
+	}
+	return CTL_EXIT_OK;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 ? 0 : -1;
+}
+
+int ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id, const char *reply_topic,
+                 FILE *out, FILE *err)
+{
+	load l;
+	int64_t start = ctl_now_ms(), next_scan = start, next_flush = start + JOURNAL_FLUSH_MS;
+	int rc;
+
+	memset(&l, 0, sizeof(l));
+	l.o = o;
+	l.cfg = cfg;
+	l.id = id;
+	l.reply_topic = reply_topic;
+	l.err = err;
+	rc = setup(&l, err);
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	if (install_signals() != 0) {
+		fprintf(err, "patientctl: cannot handle signals: %s\n", strerror(errno));
+		rc = CTL_EXIT_FAILED;
+		goto out;
+	}
+	ctl_client_conf cc = {
+	    .cfg = cfg,
+	    .command_topic = cfg->topic_create,
+	    .command_setting = "TOPIC_CREATE",
+	    .reply_topic = reply_topic,
+	    .reply_setting = o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
+	    .bulk = 1,
+	    .on_delivery = on_delivery,
+	    .ctx = &l,
+	};
+	rc = ctl_client_open(&l.client, &cc, start + (int64_t)o->timeout_s * 1000, err);
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	ctl_progress_init(&l.progress, err, start);
+
+	for (;;) {
+		if (interrupts > 0 && !l.stopped) {
+			l.stopped = 1;
+			snprintf(l.stop_why, sizeof(l.stop_why), "interrupted");
+		}
+		if (interrupts > 1)
+			break; /* a second signal: do not wait for the rows in flight */
+		fill(&l);
+		if (l.stopped && l.outstanding == 0)
+			break;
+		ctl_client_serve(l.client, 0);
+		/* Block only when there is nothing to send: then a reply is what we wait for. */
+		int idle = l.stopped || l.outstanding >= o->inflight;
+		take_replies(&l, idle ? 50 : 0);
+		int64_t now = ctl_now_ms();
+		if (now >= next_scan) {
+			scan_timeouts(&l, now);
+			next_scan = now + SCAN_EVERY_MS;
+		}
+		if (now >= next_flush) {
+			if (!l.journal_broken && ctl_journal_flush(l.journal, 0) != 0) {
+				fprintf(err, "%s: cannot write: %s\n", l.journal_path,
+				        strerror(errno));
+				l.journal_broken = 1;
+			}
+			next_flush = now + JOURNAL_FLUSH_MS;
+		}
+		if (l.journal_broken && !l.stopped) {
+			l.stopped = 1;
+			snprintf(l.stop_why, sizeof(l.stop_why), "the journal cannot be written");
+		}
+		ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), now, 0);
+	}
+	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), ctl_now_ms(), 1);
+	ctl_progress_end(&l.progress);
+	summary(&l, out, (double)(ctl_now_ms() - start) / 1000.0);
+	rc = interrupts > 0                 ? CTL_EXIT_INTERRUPT
+	     : l.read_error                 ? CTL_EXIT_USAGE
+	     : l.counts.timeout > 0         ? CTL_EXIT_TIMEOUT
+	     : ctl_counts_failed(&l.counts) ? CTL_EXIT_FAILED
+	     : l.journal_broken             ? CTL_EXIT_FAILED
+	                                    : CTL_EXIT_OK;
+out:
+	ctl_client_close(l.client, 1000);
+	if (l.journal != NULL && ctl_journal_close(l.journal) != 0) {
+		fprintf(err, "%s: cannot write: %s\n", l.journal_path, strerror(errno));
+		if (rc == CTL_EXIT_OK)
+			rc = CTL_EXIT_FAILED;
+	}
+	if (l.errors != NULL && fclose(l.errors) != 0) {
+		fprintf(err, "%s: cannot write: %s\n", l.errors_path, strerror(errno));
+		if (rc == CTL_EXIT_OK)
+			rc = CTL_EXIT_FAILED;
+	}
+	ctl_input_close(l.in);
+	for (int s = 0; l.slots != NULL && s < o->inflight; s++)
+		free(l.slots[s].payload);
+	free(l.slots);
+	free(l.free_slots);
+	free(l.table);
+	free(l.journal_path);
+	free(l.errors_path);
+	return rc;
+}

@@ -1,0 +1,540 @@
+/* patientctl's command line; see ctl_opts.h. One table drives parsing and --help, so a
+ * new option cannot be accepted without being documented. */
+#include "ctl_opts.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ctl_reqid.h"
+#include "pw_config.h"
+
+const char *const ctl_field_names[CTL_NFIELDS] = {
+    "nombre", "apellido_paterno", "apellido_materno", "dni", "fecha_nacimiento", "sexo",
+};
+
+#define M_TOKEN  (1u << CTL_CMD_TOKEN)
+#define M_CREATE (1u << CTL_CMD_CREATE)
+#define M_GET    (1u << CTL_CMD_GET)
+#define M_LIST   (1u << CTL_CMD_LIST)
+#define M_LOAD   (1u << CTL_CMD_LOAD)
+#define M_NET    (M_CREATE | M_GET | M_LIST | M_LOAD)
+#define M_ONE    (M_CREATE | M_GET | M_LIST)
+#define M_ALL    (M_TOKEN | M_NET)
+
+typedef enum opt_key {
+	K_HELP,
+	K_SUB,
+	K_TOKEN,
+	K_TTL,
+	K_SCOPE,
+	K_REPLY_TOPIC,
+	K_REQUEST_ID,
+	K_TIMEOUT,
+	K_PAYLOAD,
+	K_FIELD, /* + field index in opt_def.field */
+	K_ID,
+	K_LIMIT,
+	K_CURSOR,
+	K_Q,
+	K_FORMAT,
+	K_INFLIGHT,
+	K_ID_PREFIX,
+	K_JOURNAL,
+	K_ERRORS,
+} opt_key;
+
+typedef struct opt_def {
+	const char *name;
+	const char *metavar; /**< NULL: takes no value */
+	unsigned cmds;
+	opt_key key;
+	int field;
+	const char *help;
+} opt_def;
+
+/* An option may appear twice with different commands when its meaning differs. */
+static const opt_def opts[] = {
+    {"--sub", "EMAIL", M_TOKEN, K_SUB, 0, "the token's subject, the owner (required)"},
+    {"--ttl", "DURATION", M_TOKEN, K_TTL, 0,
+     "lifetime: 3600, 90s, 30m, 1h or 2d (default 1h, at most 366d)"},
+    {"--scope", "SCOPES", M_TOKEN, K_SCOPE, 0,
+     "space-separated scopes (default \"patients:read patients:write\")"},
+    {"--token", "JWT", M_NET, K_TOKEN, 0, "the caller's token (or --sub, or PW_TOKEN)"},
+    {"--sub", "EMAIL", M_NET, K_SUB, 0, "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
+    {"--payload", "JSON", M_CREATE, K_PAYLOAD, 0,
+     "the create payload, a JSON object (field flags override its keys)"},
+    {"--nombre", "TEXT", M_CREATE, K_FIELD, CTL_F_NOMBRE, "payload field nombre"},
+    {"--apellido-paterno", "TEXT", M_CREATE, K_FIELD, CTL_F_APELLIDO_PATERNO,
+     "payload field apellido_paterno"},
+    {"--apellido-materno", "TEXT", M_CREATE, K_FIELD, CTL_F_APELLIDO_MATERNO,
+     "payload field apellido_materno"},
+    {"--dni", "DNI", M_CREATE, K_FIELD, CTL_F_DNI, "payload field dni"},
+    {"--fecha-nacimiento", "YYYY-MM-DD", M_CREATE, K_FIELD, CTL_F_FECHA_NACIMIENTO,
+     "payload field fecha_nacimiento"},
+    {"--sexo", "M|F|X", M_CREATE, K_FIELD, CTL_F_SEXO, "payload field sexo"},
+    {"--id", "N", M_GET, K_ID, 0, "the patient's id (required)"},
+    {"--limit", "N", M_LIST, K_LIMIT, 0, "page size, 1-200 (the worker's default: 50)"},
+    {"--cursor", "CURSOR", M_LIST, K_CURSOR, 0, "next_cursor of the previous page"},
+    {"--dni", "DNI", M_LIST, K_FIELD, CTL_F_DNI, "only the patient with this dni"},
+    {"--q", "PREFIX", M_LIST, K_Q, 0,
+     "case-insensitive prefix of nombre or an apellido (% and _ literal)"},
+    {"--format", "csv|jsonl", M_LOAD, K_FORMAT, 0,
+     "default: by extension (.csv; .jsonl or .ndjson)"},
+    {"--inflight", "N", M_LOAD, K_INFLIGHT, 0,
+     "rows sent and not answered yet, at most (default 500)"},
+    {"--id-prefix", "P", M_LOAD, K_ID_PREFIX, 0,
+     "request ids are load:P:LINE (default P: FILE's base name)"},
+    {"--journal", "PATH", M_LOAD, K_JOURNAL, 0,
+     "rows answered 2xx, skipped when run again (default FILE.done)"},
+    {"--errors", "PATH", M_LOAD, K_ERRORS, 0,
+     "failed rows, one JSON object a line (default FILE.errors.jsonl)"},
+    {"--request-id", "ID", M_ONE, K_REQUEST_ID, 0,
+     "1-128 of [A-Za-z0-9._:-] (default: a random UUID)"},
+    {"--reply-topic", "TOPIC", M_NET, K_REPLY_TOPIC, 0,
+     "TOPIC_REPLIES (default) or TOPIC_REPLIES.SUFFIX, which must exist"},
+    {"--timeout", "SECONDS", M_ONE, K_TIMEOUT, 0, "wait at most this long, all told (default 10)"},
+    {"--timeout", "SECONDS", M_LOAD, K_TIMEOUT, 0,
+     "a row not answered this long after sending fails (default 10)"},
+    {"--help", NULL, M_ALL, K_HELP, 0, "this text"},
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* The settings a client uses; any other worker setting is an unknown option here. */
+static const char *const settings[] = {
+    "KAFKA_BROKERS", "JWT_ALG",           "JWT_SECRET",   "JWT_ISSUER",
+    "JWT_AUDIENCE",  "JWT_OWNER_CLAIM",   "TOPIC_CREATE", "TOPIC_QUERY",
+    "TOPIC_REPLIES", "MAX_MESSAGE_BYTES", "LOG_LEVEL",
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static const struct {
+	const char *name;
+	ctl_cmd cmd;
+	const char *synopsis;
+	const char *what;
+} cmds[] = {
+    {"token", CTL_CMD_TOKEN, "token --sub EMAIL [--ttl DURATION] [--scope SCOPES]",
+     "print a development token signed with JWT_SECRET: HS256 only (a token for RS256 or\n"
+     "ES256 comes from your identity provider); with JWT_OWNER_CLAIM other than sub, that\n"
+     "claim is set too, and iss/aud from JWT_ISSUER/JWT_AUDIENCE"},
+    {"create", CTL_CMD_CREATE, "create (--payload JSON | --nombre ... ) [IDENTITY] [options]",
+     "send one patient.create to TOPIC_CREATE and print the reply JSON; sent again with\n"
+     "the same --request-id and payload, it gets the same reply and creates nothing"},
+    {"get", CTL_CMD_GET, "get --id N [IDENTITY] [options]",
+     "send one patient.get to TOPIC_QUERY and print the reply JSON"},
+    {"list", CTL_CMD_LIST, "list [--limit N] [--cursor C] [--dni DNI] [--q PREFIX] [IDENTITY]",
+     "send one patient.list to TOPIC_QUERY and print the reply JSON (one page)"},
+    {"load", CTL_CMD_LOAD, "load FILE [--format csv|jsonl] [--inflight N] [IDENTITY] [options]",
+     "send every row of FILE (CSV with a header row, or JSON Lines) as a patient.create;\n"
+     "rows already answered 2xx by an earlier run (FILE.done) are skipped, failed rows go\n"
+     "to FILE.errors.jsonl; progress on stderr, a summary on stdout"},
+};
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static const char *cmd_name(ctl_cmd c)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (cmds[i].cmd == c)
+			return cmds[i].name;
+	return "patientctl";
+}
+
+/* "--kafka-brokers" -> "KAFKA_BROKERS" when it names a client setting. */
+static const char *setting_of(const char *arg, size_t len)
+{
+	char var[64];
+
+	if (len <= 2 || len - 2 >= sizeof(var))
+		return NULL;
+	for (size_t i = 2; i < len; i++)
+		var[i - 2] = arg[i] == '-' ? '_' : (char)toupper((unsigned char)arg[i]);
+	var[len - 2] = '\0';
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (strcmp(settings[i], var) == 0)
+			return settings[i];
+	return NULL;
+}
+
+static int parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int ctl_parse_duration(const char *s, long *out)
+{
+	char *end;
+	long mult = 1;
+
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || !isdigit((unsigned char)*s))
+		return -1;
+	if (*end != '\0') {
+		if (end[1] != '\0')
+			return -1;
+		switch (*end) {
+		case 's':
+			mult = 1;
+			break;
+		case 'm':
+			mult = 60;
+			break;
+		case 'h':
+			mult = 3600;
+			break;
+		case 'd':
+			mult = 86400;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (v < 1 || v > 366L * 86400 / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+int ctl_reply_topic_ok(const char *t, const char *topic_replies)
+{
+	size_t n = strlen(t), p = strlen(topic_replies);
+
+	if (n > 249 || strncmp(t, topic_replies, p) != 0 || (n > p && (t[p] != '.' || n == p + 1)))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)t[i]) && t[i] != '.' && t[i] != '_' && t[i] != '-')
+			return 0;
+	return 1;
+}
+
+static const opt_def *find_opt(const char *arg, size_t len, ctl_cmd cmd)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, arg, len) == 0 &&
+		    (opts[i].cmds & (1u << cmd)))
+			return &opts[i];
+	return NULL;
+}
+
+static int bad(FILE *err, const char *what, const char *why)
+{
+	fprintf(err, "%s: %s\n", what, why);
+	return CTL_EXIT_USAGE;
+}
+
+/* Stores one option's value; CTL_EXIT_USAGE (after the line) when it is malformed. */
+static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
+{
+	long long n;
+
+	switch (d->key) {
+	case K_HELP:
+		o->help = 1;
+		break;
+	case K_SUB:
+		if (*v == '\0')
+			return bad(err, d->name, "must not be empty");
+		o->sub = v;
+		break;
+	case K_TOKEN:
+		if (*v == '\0')
+			return bad(err, d->name, "must not be empty");
+		o->token = v;
+		break;
+	case K_TTL:
+		if (ctl_parse_duration(v, &o->ttl_s) != 0)
+			return bad(err, d->name,
+			           "must be like 3600, 90s, 30m, 1h or 2d (1 s to 366 d)");
+		break;
+	case K_SCOPE:
+		o->scope = v;
+		break;
+	case K_REPLY_TOPIC:
+		o->reply_topic = v;
+		break;
+	case K_REQUEST_ID:
+		if (!ctl_request_id_valid(v))
+			return bad(err, d->name, "must be 1 to 128 characters of [A-Za-z0-9._:-]");
+		o->request_id = v;
+		break;
+	case K_TIMEOUT:
+		if (parse_ll(v, 1, CTL_TIMEOUT_MAX, &n) != 0)
+			return bad(err, d->name,
+			           "must be a whole number of seconds from 1 to 86400");
+		o->timeout_s = (int)n;
+		break;
+	case K_PAYLOAD:
+		o->payload = v;
+		break;
+	case K_FIELD:
+		o->fields[d->field] = v;
+		break;
+	case K_ID:
+		if (parse_ll(v, 1, LLONG_MAX, &o->id) != 0)
+			return bad(err, d->name, "must be a whole number from 1 up");
+		break;
+	case K_LIMIT:
+		/* The range is the worker's to judge: it answers 400 with its reason. */
+		if (parse_ll(v, LLONG_MIN, LLONG_MAX, &o->limit) != 0)
+			return bad(err, d->name, "must be a whole number");
+		o->has_limit = 1;
+		break;
+	case K_CURSOR:
+		o->cursor = v;
+		break;
+	case K_Q:
+		o->q = v;
+		break;
+	case K_FORMAT:
+		if (strcmp(v, "csv") == 0)
+			o->format = CTL_FMT_CSV;
+		else if (strcmp(v, "jsonl") == 0 || strcmp(v, "ndjson") == 0)
+			o->format = CTL_FMT_JSONL;
+		else
+			return bad(err, d->name, "must be csv or jsonl");
+		break;
+	case K_INFLIGHT:
+		if (parse_ll(v, 1, 100000, &n) != 0)
+			return bad(err, d->name, "must be a whole number from 1 to 100000");
+		o->inflight = (int)n;
+		break;
+	case K_ID_PREFIX:
+		if (!ctl_id_prefix_valid(v))
+			return bad(err, d->name, "must be 1 to 102 characters of [A-Za-z0-9._-]");
+		o->id_prefix = v;
+		break;
+	case K_JOURNAL:
+		o->journal = v;
+		break;
+	case K_ERRORS:
+		o->errors = v;
+		break;
+	}
+	return CTL_EXIT_OK;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* What only the whole command line can tell: required options, exclusive ones. */
+static int check_command(ctl_opts *o, FILE *err)
+{
+	int any_field = 0;
+
+	for (int i = 0; i < CTL_NFIELDS; i++)
+		any_field |= o->fields[i] != NULL;
+	if (o->token && o->sub)
+		return bad(err, "--token", "give --token or --sub, not both");
+	switch (o->cmd) {
+	case CTL_CMD_TOKEN:
+		if (o->sub == NULL)
+			return bad(err, "--sub", "required: the token's subject (an email)");
+		break;
+	case CTL_CMD_CREATE:
+		if (o->payload == NULL && !any_field)
+			return bad(err, "--payload", "required (a JSON object), or field flags");
+		if (o->payload != NULL) {
+			json_t *p = json_loads(o->payload, JSON_REJECT_DUPLICATES, NULL);
+			int is_obj = json_is_object(p);
+			json_decref(p);
+			if (!is_obj)
+				return bad(err, "--payload", "is not a JSON object");
+		}
+		break;
+	case CTL_CMD_GET:
+		if (o->id == 0)
+			return bad(err, "--id", "required");
+		break;
+	case CTL_CMD_LOAD:
+		if (o->file == NULL)
+			return bad(err, "load", "a FILE argument is required");
+		if (o->format == CTL_FMT_AUTO) {
+			if (ends_with(o->file, ".csv") || ends_with(o->file, ".CSV"))
+				o->format = CTL_FMT_CSV;
+			else if (ends_with(o->file, ".jsonl") || ends_with(o->file, ".ndjson"))
+				o->format = CTL_FMT_JSONL;
+			else
+				return bad(err, "--format",
+				           "required: the file name ends in none of .csv, .jsonl, "
+				           ".ndjson");
+		}
+		break;
+	default:
+		break;
+	}
+	return CTL_EXIT_OK;
+}
+
+int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
+{
+	memset(o, 0, sizeof(*o));
+	o->timeout_s = 10;
+	o->ttl_s = 3600;
+	o->inflight = 500;
+	o->cfg_argv[o->cfg_argc++] = argv[0];
+
+	if (argc < 2)
+		return bad(err, "patientctl", "a command is required (see patientctl --help)");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		o->help = 1;
+		for (size_t i = 0; argc > 2 && i < NCMDS; i++)
+			if (strcmp(argv[2], cmds[i].name) == 0)
+				o->cmd = cmds[i].cmd;
+		return CTL_EXIT_OK;
+	}
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strcmp(argv[1], cmds[i].name) == 0)
+			o->cmd = cmds[i].cmd;
+	if (o->cmd == CTL_CMD_NONE) {
+		fprintf(err, "%s: unknown command (token, create, get, list or load)\n", argv[1]);
+		return CTL_EXIT_USAGE;
+	}
+	/* --help first: a user asking for help gets it whatever else is on the line. */
+	for (int a = 2; a < argc; a++)
+		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+			o->help = 1;
+			return CTL_EXIT_OK;
+		}
+
+	for (int a = 2; a < argc; a++) {
+		const char *arg = argv[a];
+		const char *eq = strchr(arg, '=');
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+
+		if (strncmp(arg, "--", 2) != 0 || len == 2) {
+			if (o->cmd == CTL_CMD_LOAD && o->file == NULL && *arg != '\0') {
+				o->file = arg;
+				continue;
+			}
+			fprintf(err, "%s: unexpected argument (see patientctl %s --help)\n", arg,
+			        cmd_name(o->cmd));
+			return CTL_EXIT_USAGE;
+		}
+		const opt_def *d = find_opt(arg, len, o->cmd);
+		if (d == NULL) {
+			const char *var = setting_of(arg, len);
+			if (var == NULL) {
+				fprintf(err,
+				        "%.*s: unknown option for %s (see patientctl %s --help)\n",
+				        (int)len, arg, cmd_name(o->cmd), cmd_name(o->cmd));
+				return CTL_EXIT_USAGE;
+			}
+			/* pw_config_load reads it, with the same rules as the environment. */
+			if (o->cfg_argc + 2 > CTL_MAX_CFG_ARGS)
+				return bad(err, var, "too many setting flags");
+			o->cfg_argv[o->cfg_argc++] = argv[a];
+			if (eq == NULL) {
+				if (a + 1 >= argc)
+					return bad(err, var, "flag needs a value");
+				o->cfg_argv[o->cfg_argc++] = argv[++a];
+			}
+			continue;
+		}
+		const char *v = NULL;
+		if (d->metavar != NULL) {
+			if (eq != NULL)
+				v = eq + 1;
+			else if (a + 1 < argc)
+				v = argv[++a];
+			else
+				return bad(err, d->name, "needs a value");
+		} else if (eq != NULL) {
+			return bad(err, d->name, "takes no value");
+		}
+		int rc = store(o, d, v, err);
+		if (rc != CTL_EXIT_OK)
+			return rc;
+	}
+	o->cfg_argv[o->cfg_argc] = NULL;
+	return check_command(o, err);
+}
+
+static void help_options(FILE *out, ctl_cmd cmd)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		char left[64];
+		if (!(opts[i].cmds & (1u << cmd)))
+			continue;
+		snprintf(left, sizeof(left), "%s%s%s", opts[i].name, opts[i].metavar ? " " : "",
+		         opts[i].metavar ? opts[i].metavar : "");
+		fprintf(out, "  %-29s %s\n", left, opts[i].help);
+	}
+}
+
+static void help_environment(FILE *out)
+{
+	fprintf(out,
+	        "Environment (the worker's names; each also a flag, e.g. --kafka-brokers=H:P):\n"
+	        "  KAFKA_BROKERS      bootstrap servers (required for create, get, list, load)\n"
+	        "  JWT_SECRET         HS256 secret for token and --sub (at least 32 bytes)\n"
+	        "  JWT_ALG            must be HS256 (the default) to mint tokens\n"
+	        "  JWT_OWNER_CLAIM    claim naming the owner (default sub)\n"
+	        "  JWT_ISSUER, JWT_AUDIENCE  put into minted tokens when set\n"
+	        "  TOPIC_CREATE       default patients.create (create, load)\n"
+	        "  TOPIC_QUERY        default patients.query (get, list)\n"
+	        "  TOPIC_REPLIES      default patients.replies: replies are read there, and\n"
+	        "                     --reply-topic must be it or start with it plus '.'\n"
+	        "  MAX_MESSAGE_BYTES  default 65536: a larger command is refused before sending\n"
+	        "  LOG_LEVEL          librdkafka's messages on stderr (default info)\n"
+	        "  PW_TOKEN           the token, when neither --token nor --sub is given\n");
+}
+
+static void help_exit(FILE *out)
+{
+	fprintf(out,
+	        "Exit status: 0 reply 2xx (load: every row fine); 1 reply 4xx/5xx (load: some\n"
+	        "row failed); 2 bad option, setting or file; 3 no reply within --timeout (load:\n"
+	        "some row timed out), or the broker did not answer; 130 interrupted.\n");
+}
+
+void ctl_opts_help(FILE *out, ctl_cmd cmd)
+{
+	if (cmd != CTL_CMD_NONE) {
+		for (size_t i = 0; i < NCMDS; i++) {
+			if (cmds[i].cmd != cmd)
+				continue;
+			fprintf(out, "usage: patientctl %s\n%s\n\nOptions:\n", cmds[i].synopsis,
+			        cmds[i].what);
+		}
+		help_options(out, cmd);
+		if (cmd != CTL_CMD_TOKEN)
+			fprintf(out, "\nIDENTITY is --token JWT, --sub EMAIL, or PW_TOKEN in the "
+			             "environment.\n");
+		fprintf(out, "\n");
+		help_environment(out);
+		fprintf(out, "\n");
+		help_exit(out);
+		return;
+	}
+	fprintf(out, "usage: patientctl COMMAND [options]   (patientctl COMMAND --help: one "
+	             "command)\n\n");
+	for (size_t i = 0; i < NCMDS; i++) {
+		fprintf(out, "patientctl %s\n", cmds[i].synopsis);
+		help_options(out, cmds[i].cmd);
+		fprintf(out, "\n");
+	}
+	fprintf(out,
+	        "IDENTITY (create, get, list, load): --token JWT; or --sub EMAIL, which mints a\n"
+	        "1 h HS256 token with JWT_SECRET (development); or PW_TOKEN in the "
+	        "environment.\nTokens are never printed, except by `token`.\n\n");
+	help_environment(out);
+	fprintf(out, "\n");
+	help_exit(out);
+}

@@ -1,0 +1,39 @@
+/* Who patientctl speaks as: a token given, or one minted (HS256, development) for --sub. */
+#ifndef CTL_TOKEN_H
+#define CTL_TOKEN_H
+
+#include <stdio.h>
+#include <time.h>
+
+#include "ctl_opts.h"
+#include "pw_config.h"
+
+/* A development token for sub, signed with cfg's JWT_SECRET (HS256), valid ttl_s from now,
+ * with scope (NULL: read and write), and the owner claim, iss and aud the worker expects
+ * under cfg. Caller frees; NULL when libjwt failed. */
+char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const char *scope,
+                     time_t now);
+
+/* Can cfg mint tokens at all? CTL_EXIT_OK, or CTL_EXIT_USAGE after a line naming the
+ * setting (JWT_ALG, JWT_SECRET). */
+int ctl_token_can_mint(const pw_config *cfg, FILE *err);
+
+typedef struct ctl_identity {
+	char *token;     /**< the current token (owned) */
+	const char *sub; /**< non-NULL: token is minted for it and renewed before it expires */
+	time_t expires;  /**< of a minted token */
+	char owner[321]; /**< the owner claim read from the token, unverified; "" if none */
+	const pw_config *cfg;
+} ctl_identity;
+
+/* From --token, --sub or PW_TOKEN (in that order). CTL_EXIT_OK, or CTL_EXIT_USAGE after a
+ * line naming what is missing or wrong. The token is never printed. */
+int ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg, FILE *err);
+
+/* The token to put in a command sent now; a minted one is renewed when it has under five
+ * minutes left, so a long load never sends an expired one. NULL when renewal failed. */
+const char *ctl_identity_token(ctl_identity *id, time_t now);
+
+void ctl_identity_free(ctl_identity *id);
+
+#endif

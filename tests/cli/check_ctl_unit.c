@@ -1,0 +1,371 @@
+/* patientctl's modules without a broker: how a load file becomes rows (line numbers,
+ * quoting, CRLF, blank lines, what is unparsable), the journal across runs, request ids,
+ * durations and reply topics. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "ctl_input.h"
+#include "ctl_journal.h"
+#include "ctl_opts.h"
+#include "ctl_reqid.h"
+
+#define ROW_MAX 4096
+
+static char dir[128];
+
+static void dir_up(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/pw-ctl-unit-XXXXXX");
+	ck_assert(mkdtemp(dir) != NULL);
+}
+
+static void dir_down(void)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* Writes bytes (len of them) to dir/name; returns the path (static buffer). */
+static const char *put(const char *name, const char *bytes, size_t len)
+{
+	static char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	ck_assert(f != NULL);
+	ck_assert(fwrite(bytes, 1, len, f) == len);
+	ck_assert(fclose(f) == 0);
+	return path;
+}
+
+typedef struct got {
+	unsigned long line[32];
+	char *payload[32]; /**< compact JSON, or "!why" when unparsable */
+	uint64_t hash[32];
+	size_t n;
+} got;
+
+static void read_all(const char *path, ctl_format fmt, const char *salt, got *g)
+{
+	ctl_input *in = NULL;
+	ctl_row row;
+	int r;
+
+	memset(g, 0, sizeof(*g));
+	ck_assert_int_eq(ctl_input_open(&in, path, fmt, ROW_MAX, salt, stderr), CTL_EXIT_OK);
+	while ((r = ctl_input_next(in, &row, stderr)) == 1) {
+		ck_assert(g->n < 32);
+		g->line[g->n] = row.line;
+		g->hash[g->n] = row.hash;
+		if (row.payload != NULL) {
+			g->payload[g->n] = json_dumps(row.payload, JSON_COMPACT | JSON_SORT_KEYS);
+			json_decref(row.payload);
+		} else {
+			char buf[300];
+			snprintf(buf, sizeof(buf), "!%s", row.why);
+			g->payload[g->n] = strdup(buf);
+		}
+		g->n++;
+	}
+	ck_assert_int_eq(r, 0);
+	ck_assert(ctl_input_fraction(in) == 1.0);
+	ctl_input_close(in);
+}
+
+static void got_free(got *g)
+{
+	for (size_t i = 0; i < g->n; i++)
+		free(g->payload[i]);
+}
+
+static void want_row(const got *g, size_t i, unsigned long line, const char *payload)
+{
+	ck_assert_msg(i < g->n, "row %zu missing (%zu rows)", i, g->n);
+	ck_assert_msg(g->line[i] == line, "row %zu: line %lu, want %lu", i, g->line[i], line);
+	if (payload[0] == '!')
+		ck_assert_msg(strncmp(g->payload[i], payload, strlen(payload)) == 0,
+		              "row %zu: %s, want %s...", i, g->payload[i], payload);
+	else
+		ck_assert_msg(strcmp(g->payload[i], payload) == 0, "row %zu: %s, want %s", i,
+		              g->payload[i], payload);
+}
+
+START_TEST(csv_quoting_and_lines)
+{
+	/* BOM, CRLF, a quoted comma, a quoted line break, a blank line, an empty cell, a
+	 * quoted empty cell, "" inside quotes, an unknown column, no final line break. */
+	static const char text[] = "\xEF\xBB\xBFnombre,apellido_paterno,dni,extra\r\n"
+	                           "Ana,\"Perez, Jr\",1,x\r\n"
+	                           "\"Mul\r\nti\",B,2,\r\n"
+	                           "\r\n"
+	                           "   \r\n"
+	                           "C,\"\",3,\"say \"\"hi\"\"\"\r\n"
+	                           "D,E,4,z";
+	got g;
+
+	read_all(put("a.csv", text, sizeof(text) - 1), CTL_FMT_CSV, "o", &g);
+	ck_assert_uint_eq(g.n, 4);
+	want_row(&g, 0, 2,
+	         "{\"apellido_paterno\":\"Perez, "
+	         "Jr\",\"dni\":\"1\",\"extra\":\"x\",\"nombre\":\"Ana\"}");
+	want_row(&g, 1, 3, "{\"apellido_paterno\":\"B\",\"dni\":\"2\",\"nombre\":\"Mul\\r\\nti\"}");
+	want_row(&g, 2, 7, "{\"dni\":\"3\",\"extra\":\"say \\\"hi\\\"\",\"nombre\":\"C\"}");
+	want_row(&g, 3, 8,
+	         "{\"apellido_paterno\":\"E\",\"dni\":\"4\",\"extra\":\"z\",\"nombre\":\"D\"}");
+	got_free(&g);
+}
+END_TEST
+
+START_TEST(csv_lone_cr_and_lf)
+{
+	static const char text[] = "nombre,dni\rA,1\rB,2\n\nC,3\n";
+	got g;
+
+	read_all(put("cr.csv", text, sizeof(text) - 1), CTL_FMT_CSV, "o", &g);
+	ck_assert_uint_eq(g.n, 3);
+	want_row(&g, 0, 2, "{\"dni\":\"1\",\"nombre\":\"A\"}");
+	want_row(&g, 1, 3, "{\"dni\":\"2\",\"nombre\":\"B\"}");
+	want_row(&g, 2, 5, "{\"dni\":\"3\",\"nombre\":\"C\"}");
+	got_free(&g);
+}
+END_TEST
+
+/* Rows that cannot be made into a payload are reported with their line, and the rows
+ * after them are read as usual. */
+START_TEST(csv_unparsable_rows)
+{
+	static const char text[] = "nombre,dni\n"
+	                           "A,1,extra\n" /* 2: three cells */
+	                           "B\n"         /* 3: one cell */
+	                           "C\xff,4\n"   /* 4: not UTF-8 */
+	                           "D\"x,5\n"    /* 5: a quote in an unquoted cell */
+	                           "\"E\"x,6\n"  /* 6: text after a closing quote */
+	                           "F,7\n"       /* 7: fine */
+	                           "\"G,8\n";    /* 8: quote open at the end */
+	got g;
+
+	read_all(put("bad.csv", text, sizeof(text) - 1), CTL_FMT_CSV, "o", &g);
+	ck_assert_uint_eq(g.n, 7);
+	want_row(&g, 0, 2, "!the row has 3 cells, the header has 2");
+	want_row(&g, 1, 3, "!the row has 1 cells");
+	want_row(&g, 2, 4, "!column 'nombre' is not valid UTF-8");
+	want_row(&g, 3, 5, "!malformed quoting");
+	want_row(&g, 4, 6, "!malformed quoting");
+	want_row(&g, 5, 7, "{\"dni\":\"7\",\"nombre\":\"F\"}");
+	want_row(&g, 6, 8, "!a quoted cell is still open");
+	got_free(&g);
+}
+END_TEST
+
+/* An unclosed quote swallows lines only up to the row limit; reading goes on after. */
+START_TEST(csv_row_limit)
+{
+	size_t n = 0, cap = ROW_MAX * 3;
+	char *text = malloc(cap);
+
+	ck_assert(text != NULL);
+	n += (size_t)snprintf(text + n, cap - n, "nombre,dni\n\"open,1\n");
+	for (int i = 0; i < 100; i++) /* 100 lines of 50 bytes: over ROW_MAX inside the quote */
+		n += (size_t)snprintf(text + n, cap - n, "%049d\n", i);
+	n += (size_t)snprintf(text + n, cap - n, "Z,9\n");
+	got g;
+	read_all(put("long.csv", text, n), CTL_FMT_CSV, "o", &g);
+	ck_assert_uint_ge(g.n, 2);
+	want_row(&g, 0, 2, "!the row is longer than 4096 bytes");
+	want_row(&g, g.n - 1, 103, "{\"dni\":\"9\",\"nombre\":\"Z\"}");
+	got_free(&g);
+	free(text);
+}
+END_TEST
+
+START_TEST(csv_hash)
+{
+	static const char a[] = "nombre,dni\nA,1\nB,2\n";
+	static const char b[] = "nombre,dni\nA,1\nB,3\n";
+	static const char c[] = "nombre,dni\r\nA,1\r\nB,2\r\n";
+	static const char d[] = "dni,nombre\nA,1\nB,2\n";
+	got ga, gb, gc, gd, go;
+
+	read_all(put("h.csv", a, sizeof(a) - 1), CTL_FMT_CSV, "alice", &ga);
+	read_all(put("h.csv", b, sizeof(b) - 1), CTL_FMT_CSV, "alice", &gb);
+	read_all(put("h.csv", c, sizeof(c) - 1), CTL_FMT_CSV, "alice", &gc);
+	read_all(put("h.csv", d, sizeof(d) - 1), CTL_FMT_CSV, "alice", &gd);
+	read_all(put("h.csv", a, sizeof(a) - 1), CTL_FMT_CSV, "bob", &go);
+	ck_assert(ga.hash[0] == gb.hash[0]); /* same row */
+	ck_assert(ga.hash[1] != gb.hash[1]); /* edited row */
+	ck_assert(ga.hash[0] == gc.hash[0]); /* CRLF instead of LF: same text */
+	ck_assert(ga.hash[0] != gd.hash[0]); /* another header: another payload */
+	ck_assert(ga.hash[0] != go.hash[0]); /* another owner */
+	got_free(&ga);
+	got_free(&gb);
+	got_free(&gc);
+	got_free(&gd);
+	got_free(&go);
+}
+END_TEST
+
+START_TEST(jsonl_rows)
+{
+	static const char text[] = "{\"nombre\":\"A\",\"dni\":\"1\"}\n"
+	                           "\n"
+	                           "  \t\n"
+	                           "[1,2]\n"
+	                           "{\"nombre\":\n"
+	                           "{\"dni\":\"1\",\"dni\":\"2\"}\r\n"
+	                           "{\"nombre\":\"B\"}";
+	got g;
+
+	read_all(put("r.jsonl", text, sizeof(text) - 1), CTL_FMT_JSONL, "o", &g);
+	ck_assert_uint_eq(g.n, 5);
+	want_row(&g, 0, 1, "{\"dni\":\"1\",\"nombre\":\"A\"}");
+	want_row(&g, 1, 4, "!JSON, but not an object");
+	want_row(&g, 2, 5, "!not JSON");
+	want_row(&g, 3, 6, "!not JSON");
+	want_row(&g, 4, 7, "{\"nombre\":\"B\"}");
+	got_free(&g);
+}
+END_TEST
+
+START_TEST(input_open_errors)
+{
+	ctl_input *in = NULL;
+	char missing[256];
+
+	snprintf(missing, sizeof(missing), "%s/missing.csv", dir);
+	ck_assert_int_eq(ctl_input_open(&in, missing, CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	                 CTL_EXIT_USAGE);
+	ck_assert_int_eq(
+	    ctl_input_open(&in, put("e.csv", "", 0), CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	    CTL_EXIT_USAGE);
+	ck_assert_int_eq(
+	    ctl_input_open(&in, put("d.csv", "a,a\n1,2\n", 8), CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	    CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_input_open(&in, dir, CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	                 CTL_EXIT_USAGE);
+	ck_assert_ptr_null(in);
+	/* An empty JSON Lines file is simply no rows. */
+	ck_assert_int_eq(
+	    ctl_input_open(&in, put("e.jsonl", "", 0), CTL_FMT_JSONL, ROW_MAX, "o", stderr),
+	    CTL_EXIT_OK);
+	ctl_input_close(in);
+}
+END_TEST
+
+START_TEST(journal_across_runs)
+{
+	char path[256];
+	ctl_journal *j = NULL;
+
+	snprintf(path, sizeof(path), "%s/j.done", dir);
+	unlink(path);
+	ck_assert_int_eq(ctl_journal_open(&j, path, stderr), CTL_EXIT_OK);
+	ck_assert_uint_eq(ctl_journal_count(j), 0);
+	ck_assert_int_eq(ctl_journal_add(j, 7, UINT64_C(0xdeadbeef00000001)), 0);
+	ck_assert_int_eq(ctl_journal_add(j, 3, UINT64_C(0xffffffffffffffff)), 0);
+	ck_assert_int_eq(ctl_journal_close(j), 0);
+
+	/* A crash can cut the last line: it is ignored, as is anything else unreadable. */
+	FILE *f = fopen(path, "a");
+	ck_assert(f != NULL);
+	fputs("12 00ff\nnot a line\n9 0000000000000009", f);
+	ck_assert(fclose(f) == 0);
+
+	ck_assert_int_eq(ctl_journal_open(&j, path, stderr), CTL_EXIT_OK);
+	ck_assert_uint_eq(ctl_journal_count(j), 2);
+	ck_assert(ctl_journal_has(j, 7, UINT64_C(0xdeadbeef00000001)));
+	ck_assert(ctl_journal_has(j, 3, UINT64_C(0xffffffffffffffff)));
+	ck_assert(!ctl_journal_has(j, 7, UINT64_C(0xdeadbeef00000002)));
+	ck_assert(!ctl_journal_has(j, 12, UINT64_C(0xff)));
+	ck_assert(!ctl_journal_has(j, 9, 9));
+	ck_assert_int_eq(ctl_journal_close(j), 0);
+}
+END_TEST
+
+START_TEST(request_ids)
+{
+	char a[CTL_UUID_SIZE], b[CTL_UUID_SIZE], p[CTL_ID_PREFIX_MAX + 1];
+	char longname[300];
+
+	ck_assert_int_eq(ctl_request_id_random(a), 0);
+	ck_assert_int_eq(ctl_request_id_random(b), 0);
+	ck_assert_uint_eq(strlen(a), 36);
+	ck_assert(a[14] == '4' && strchr("89ab", a[19]) != NULL);
+	ck_assert_str_ne(a, b);
+	ck_assert(ctl_request_id_valid(a));
+	ck_assert(!ctl_request_id_valid(""));
+	ck_assert(!ctl_request_id_valid("a b"));
+
+	ctl_id_prefix_from_path("/data/in/Pacientes 2026 (v2).csv", p, sizeof(p));
+	ck_assert_str_eq(p, "Pacientes_2026__v2_.csv");
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	ctl_id_prefix_from_path(longname, p, sizeof(p));
+	ck_assert_uint_eq(strlen(p), CTL_ID_PREFIX_MAX);
+	/* The longest prefix and line number still make a valid request id. */
+	char rid[CTL_REQUEST_ID_MAX + 32];
+	snprintf(rid, sizeof(rid), "load:%s:%lu", p, (unsigned long)-1);
+	ck_assert(strlen(rid) <= CTL_REQUEST_ID_MAX);
+	ck_assert(ctl_request_id_valid(rid));
+	ck_assert(ctl_id_prefix_valid("batch-7.a_b"));
+	ck_assert(!ctl_id_prefix_valid("a:b"));
+}
+END_TEST
+
+START_TEST(durations_and_reply_topics)
+{
+	long s;
+
+	ck_assert(ctl_parse_duration("3600", &s) == 0 && s == 3600);
+	ck_assert(ctl_parse_duration("90s", &s) == 0 && s == 90);
+	ck_assert(ctl_parse_duration("30m", &s) == 0 && s == 1800);
+	ck_assert(ctl_parse_duration("1h", &s) == 0 && s == 3600);
+	ck_assert(ctl_parse_duration("2d", &s) == 0 && s == 172800);
+	ck_assert(ctl_parse_duration("366d", &s) == 0);
+	ck_assert(ctl_parse_duration("367d", &s) != 0);
+	ck_assert(ctl_parse_duration("0", &s) != 0);
+	ck_assert(ctl_parse_duration("-1h", &s) != 0);
+	ck_assert(ctl_parse_duration("1hm", &s) != 0);
+	ck_assert(ctl_parse_duration("h", &s) != 0);
+
+	ck_assert(ctl_reply_topic_ok("patients.replies", "patients.replies"));
+	ck_assert(ctl_reply_topic_ok("patients.replies.billing-7", "patients.replies"));
+	ck_assert(!ctl_reply_topic_ok("patients.replies.", "patients.replies"));
+	ck_assert(!ctl_reply_topic_ok("patients.repliesx", "patients.replies"));
+	ck_assert(!ctl_reply_topic_ok("patients.replies.a b", "patients.replies"));
+	ck_assert(!ctl_reply_topic_ok("other", "patients.replies"));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("ctl_unit");
+	TCase *tc = tcase_create("modules");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, dir_up, dir_down);
+	tcase_add_test(tc, csv_quoting_and_lines);
+	tcase_add_test(tc, csv_lone_cr_and_lf);
+	tcase_add_test(tc, csv_unparsable_rows);
+	tcase_add_test(tc, csv_row_limit);
+	tcase_add_test(tc, csv_hash);
+	tcase_add_test(tc, jsonl_rows);
+	tcase_add_test(tc, input_open_errors);
+	tcase_add_test(tc, journal_across_runs);
+	tcase_add_test(tc, request_ids);
+	tcase_add_test(tc, durations_and_reply_topics);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

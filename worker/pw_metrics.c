@@ -304,40 +304,35 @@ pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
 	per_lane(f, "patient_worker_db_reconnects_total",
 	         "database sessions opened again after an outage", m->db_reconnects, 1.0);
 
-	header(f, "patient_worker_token_cache_hits_total", "counter",
-	       "token verifications answered from the cache");
-	for (int l = 0; l < LANES; l++)
-		fprintf(f, "patient_worker_token_cache_hits_total{lane=\"%s\"} %lu\n",
-		        lane_names[l], snap[l].cache_hits);
-	header(f, "patient_worker_token_cache_misses_total", "counter",
-	       "token verifications that checked the signature");
-	for (int l = 0; l < LANES; l++)
-		fprintf(f, "patient_worker_token_cache_misses_total{lane=\"%s\"} %lu\n",
-		        lane_names[l], snap[l].cache_misses);
-	header(f, "patient_worker_token_cache_entries", "gauge", "verified tokens held");
-	for (int l = 0; l < LANES; l++)
-		fprintf(f, "patient_worker_token_cache_entries{lane=\"%s\"} %zu\n", lane_names[l],
-		        snap[l].cache_entries);
-
-	header(f, "patient_worker_assigned_partitions", "gauge",
-	       "partitions the lane's consumer holds");
-	for (int l = 0; l < LANES; l++)
-		fprintf(f, "patient_worker_assigned_partitions{lane=\"%s\"} %d\n", lane_names[l],
-		        snap[l].partitions);
-	header(f, "patient_worker_inflight_records", "gauge",
-	       "records taken and not yet acknowledged (bounded by MAX_INFLIGHT)");
-	for (int l = 0; l < LANES; l++)
-		fprintf(f, "patient_worker_inflight_records{lane=\"%s\"} %zu\n", lane_names[l],
-		        snap[l].inflight);
-	header(f, "patient_worker_paused_for_database", "gauge",
-	       "1 while the lane waits for the database");
-	for (int l = 0; l < LANES; l++)
-		fprintf(f, "patient_worker_paused_for_database{lane=\"%s\"} %d\n", lane_names[l],
-		        snap[l].db_down);
+	/* The lanes' snapshot values, one family each. */
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+	    {"patient_worker_token_cache_hits_total", "counter",
+	     "token verifications answered from the cache"},
+	    {"patient_worker_token_cache_misses_total", "counter",
+	     "token verifications that checked the signature"},
+	    {"patient_worker_token_cache_entries", "gauge", "verified tokens held"},
+	    {"patient_worker_assigned_partitions", "gauge", "partitions the lane's consumer holds"},
+	    {"patient_worker_inflight_records", "gauge",
+	     "records taken and not yet acknowledged (bounded by MAX_INFLIGHT)"},
+	    {"patient_worker_paused_for_database", "gauge",
+	     "1 while the lane waits for the database"},
+	};
+	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		header(f, fam[k].name, fam[k].type, fam[k].help);
+		for (int l = 0; l < LANES; l++) {
+			const unsigned long long v[] = {
+			    snap[l].cache_hits,    snap[l].cache_misses,
+			    snap[l].cache_entries, (unsigned long long)snap[l].partitions,
+			    snap[l].inflight,      (unsigned long long)snap[l].db_down};
+			fprintf(f, "%s{lane=\"%s\"} %llu\n", fam[k].name, lane_names[l], v[k]);
+		}
+	}
 
 	header(f, "patient_worker_consumer_lag", "gauge",
-	       "records between the consumer's position and the end of the partition "
-	       "(partition -1: the partitions past the reporting limit, summed)");
+	       "records from the committed offset to the end of the partition (partition -1: "
+	       "the partitions past the reporting limit, summed)");
 	for (int l = 0; l < LANES; l++)
 		for (size_t i = 0; i < snap[l].nlag; i++)
 			fprintf(f,

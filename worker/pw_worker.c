@@ -660,10 +660,12 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 			json_int_t part = json_integer_value(json_object_get(p, "partition"));
 			json_int_t lag = json_integer_value(json_object_get(p, "consumer_lag"));
 			/* -1: the internal "unassigned" partition, or a lag not known yet. */
-			if (part < 0 || lag < 0 || !json_is_true(json_object_get(p, "desired")) ||
-			    n == sizeof(rows) / sizeof(rows[0]))
+			if (part < 0 || lag < 0 || !json_is_true(json_object_get(p, "desired")))
 				continue;
-			rows[n++] = (pw_lag){tname, (int32_t)part, (int64_t)lag};
+			if (n == sizeof(rows) / sizeof(rows[0]))
+				rows[n - 1].lag += lag; /* the last row is summed anyway */
+			else
+				rows[n++] = (pw_lag){tname, (int32_t)part, (int64_t)lag};
 		}
 	}
 	pw_metrics_lag(w->metrics, w->lane, rows, n);

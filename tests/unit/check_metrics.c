@@ -1,0 +1,184 @@
+/* Unit tests of pw_metrics (worker/): the exposition carries what was counted, the
+ * histogram is cumulative, readiness names its reason, and the lag table stays bounded
+ * with the partitions past the limit summed. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "pw_metrics.h"
+
+/* The value of the sample whose name and labels are exactly series; NAN when absent. */
+static double sample(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return NAN;
+}
+
+static char *render(pw_metrics *m, int ready)
+{
+	char *text = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(pw_metrics_render(m, ready, &text, &len), PW_OK);
+	ck_assert_uint_eq(strlen(text), len);
+	ck_assert_msg(len > 0 && text[len - 1] == '\n', "exposition not newline-terminated");
+	return text;
+}
+
+START_TEST(counts_and_histogram)
+{
+	pw_metrics *m;
+	ck_assert_int_eq(pw_metrics_create(&m), PW_OK);
+	pw_metrics_answered(m, PW_TOPIC_CREATE, "patient.create", 201, 3000);     /* 3 ms */
+	pw_metrics_answered(m, PW_TOPIC_CREATE, "patient.create", 201, 40000);    /* 40 ms */
+	pw_metrics_answered(m, PW_TOPIC_CREATE, "patient.create", 409, 60000000); /* 60 s */
+	pw_metrics_answered(m, PW_TOPIC_QUERY, "patient.get", 404, 1000);
+	pw_metrics_answered(m, PW_TOPIC_CREATE, "no.such.type", 400, 1000);
+	pw_metrics_answered(m, PW_TOPIC_QUERY, "patient.list", 299, 1000); /* unusual status */
+	pw_metrics_dead_letter(m, PW_DLQ_TOO_LARGE);
+	pw_metrics_dead_letter(m, PW_DLQ_TOO_LARGE);
+	pw_metrics_db_call(m, PW_TOPIC_CREATE, 3, 1500000);
+	pw_metrics_db_outage(m, PW_TOPIC_QUERY);
+	pw_metrics_db_reconnect(m, PW_TOPIC_QUERY);
+	char *t = render(m, 1);
+
+	ck_assert_double_eq(sample(t, "patient_worker_ready"), 1);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_commands_total{type=\"patient.create\",status=\"201\"}"), 2);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_commands_total{type=\"patient.create\",status=\"409\"}"), 1);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_commands_total{type=\"patient.get\",status=\"404\"}"), 1);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_commands_total{type=\"unknown\",status=\"400\"}"), 1);
+	/* Known statuses show at zero; others only once seen. */
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_commands_total{type=\"patient.list\",status=\"500\"}"), 0);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_commands_total{type=\"patient.list\",status=\"299\"}"), 1);
+	ck_assert(isnan(
+	    sample(t, "patient_worker_commands_total{type=\"patient.list\",status=\"298\"}")));
+
+	const char *b = "patient_worker_command_duration_seconds_bucket{lane=\"create\",le=";
+	char s[160];
+	/* The create lane saw 1 ms (the unknown type), 3 ms, 40 ms and 60 s. */
+	snprintf(s, sizeof(s), "%s\"0.001\"}", b);
+	ck_assert_double_eq(sample(t, s), 1);
+	snprintf(s, sizeof(s), "%s\"0.0025\"}", b);
+	ck_assert_double_eq(sample(t, s), 1);
+	snprintf(s, sizeof(s), "%s\"0.005\"}", b);
+	ck_assert_double_eq(sample(t, s), 2);
+	snprintf(s, sizeof(s), "%s\"0.05\"}", b);
+	ck_assert_double_eq(sample(t, s), 3);
+	snprintf(s, sizeof(s), "%s\"10\"}", b);
+	ck_assert_double_eq(sample(t, s), 3);
+	snprintf(s, sizeof(s), "%s\"+Inf\"}", b);
+	ck_assert_double_eq(sample(t, s), 4);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_command_duration_seconds_count{lane=\"create\"}"), 4);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_command_duration_seconds_sum{lane=\"create\"}"), 60.044);
+
+	ck_assert_double_eq(sample(t, "patient_worker_dead_letters_total{reason=\"too_large\"}"),
+	                    2);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_dead_letters_total{reason=\"reply_undeliverable\"}"), 0);
+	ck_assert_double_eq(sample(t, "patient_worker_db_commands_total{lane=\"create\"}"), 3);
+	ck_assert_double_eq(sample(t, "patient_worker_db_seconds_total{lane=\"create\"}"), 1.5);
+	ck_assert_double_eq(sample(t, "patient_worker_db_outages_total{lane=\"query\"}"), 1);
+	ck_assert_double_eq(sample(t, "patient_worker_db_reconnects_total{lane=\"query\"}"), 1);
+	free(t);
+	pw_metrics_destroy(m);
+	pw_metrics_destroy(NULL);
+}
+END_TEST
+
+START_TEST(readiness_names_the_lane)
+{
+	pw_metrics *m;
+	char why[160];
+	ck_assert_int_eq(pw_metrics_create(&m), PW_OK);
+	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 0);
+	ck_assert_str_eq(why, "create lane holds no Kafka assignment");
+	pw_metrics_lane(m, PW_TOPIC_CREATE, 1, 4, 0, 0);
+	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 0);
+	ck_assert_str_eq(why, "query lane holds no Kafka assignment");
+	/* Joined with no partition (more replicas than partitions): a ready standby. */
+	pw_metrics_lane(m, PW_TOPIC_QUERY, 1, 0, 0, 0);
+	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 1);
+	pw_metrics_lane(m, PW_TOPIC_QUERY, 1, 0, 1, 7);
+	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 0);
+	ck_assert_str_eq(why, "query lane is waiting for the database");
+	char *t = render(m, 0);
+	ck_assert_double_eq(sample(t, "patient_worker_ready"), 0);
+	ck_assert_double_eq(sample(t, "patient_worker_paused_for_database{lane=\"query\"}"), 1);
+	ck_assert_double_eq(sample(t, "patient_worker_inflight_records{lane=\"query\"}"), 7);
+	ck_assert_double_eq(sample(t, "patient_worker_assigned_partitions{lane=\"create\"}"), 4);
+	free(t);
+	pw_metrics_destroy(m);
+}
+END_TEST
+
+START_TEST(lag_table_is_bounded)
+{
+	enum { N = PW_METRICS_LAG_MAX + 10 };
+	static pw_lag rows[N];
+	pw_metrics *m;
+	ck_assert_int_eq(pw_metrics_create(&m), PW_OK);
+	for (int i = 0; i < N; i++)
+		rows[i] = (pw_lag){"patients.create", i, i + 1};
+	pw_metrics_lag(m, PW_TOPIC_CREATE, rows, N);
+	char *t = render(m, 1);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"0\"}"), 1);
+	char s[160];
+	snprintf(s, sizeof(s),
+	         "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"%d\"}",
+	         PW_METRICS_LAG_MAX - 1);
+	ck_assert_double_eq(sample(t, s), PW_METRICS_LAG_MAX);
+	snprintf(s, sizeof(s),
+	         "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"%d\"}",
+	         PW_METRICS_LAG_MAX);
+	ck_assert(isnan(sample(t, s)));
+	/* Partitions 256..265 (lags 257..266) summed under -1. */
+	double other = 0;
+	for (int i = PW_METRICS_LAG_MAX; i < N; i++)
+		other += i + 1;
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"-1\"}"),
+	    other);
+	free(t);
+	/* A new table replaces the old one. */
+	pw_metrics_lag(m, PW_TOPIC_CREATE, rows, 1);
+	t = render(m, 1);
+	ck_assert(isnan(
+	    sample(t, "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"-1\"}")));
+	free(t);
+	pw_metrics_destroy(m);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("metrics");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, counts_and_histogram);
+	tcase_add_test(tc, readiness_names_the_lane);
+	tcase_add_test(tc, lag_table_is_bounded);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -502,7 +502,8 @@ int ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row
 		fprintf(err, "%s: out of memory\n", path);
 		goto out;
 	}
-	in->f = fopen(path, "rb");
+	/* "-": standard input (a pipe from a generator or an export), never closed here. */
+	in->f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	if (in->f == NULL) {
 		fprintf(err, "%s: %s\n", path, strerror(errno));
 		goto out;
@@ -555,7 +556,7 @@ void ctl_input_close(ctl_input *in)
 {
 	if (in == NULL)
 		return;
-	if (in->f != NULL)
+	if (in->f != NULL && in->f != stdin)
 		fclose(in->f);
 	if (in->csv_ready)
 		csv_free(&in->csv);

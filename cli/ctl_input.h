@@ -24,7 +24,8 @@ typedef struct ctl_row {
 	size_t text_len;
 } ctl_row;
 
-/* Opens path as fmt (CSV or JSONL) and, for CSV, reads the header row. A row's text
+/* Opens path ("-": standard input) as fmt (CSV or JSONL) and, for CSV, reads the header
+ * row. A row's text
  * longer than row_max makes the row unparsable. salt (the owner) goes into every row's
  * hash, so one owner's journal never vouches for another's rows. CTL_EXIT_OK, or
  * CTL_EXIT_USAGE after one line on err naming the file (cannot open, no header, a header

@@ -495,8 +495,11 @@ static int setup(load *l, FILE *err)
 	l->slots = calloc((size_t)l->o->inflight, sizeof(*l->slots));
 	l->free_slots = malloc((size_t)l->o->inflight * sizeof(*l->free_slots));
 	l->table = calloc(tsize, sizeof(*l->table));
-	l->journal_path = path_with(l->o->file, l->o->journal, ".done");
-	l->errors_path = path_with(l->o->file, l->o->errors, ".errors.jsonl");
+	/* Standard input's journal and errors file are named after its --id-prefix, in the
+	 * current folder. */
+	const char *base = strcmp(l->o->file, "-") == 0 ? l->o->id_prefix : l->o->file;
+	l->journal_path = path_with(base, l->o->journal, ".done");
+	l->errors_path = path_with(base, l->o->errors, ".errors.jsonl");
 	if (l->slots == NULL || l->free_slots == NULL || l->table == NULL ||
 	    l->journal_path == NULL || l->errors_path == NULL) {
 		fprintf(err, "patientctl: out of memory\n");

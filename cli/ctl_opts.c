@@ -132,7 +132,9 @@ static const struct {
     {"load", CTL_CMD_LOAD, "load FILE [--format csv|jsonl] [--inflight N] [IDENTITY] [options]",
      "send every row of FILE (CSV with a header row, or JSON Lines) as a patient.create;\n"
      "rows already answered 2xx by an earlier run (FILE.done) are skipped, failed rows go\n"
-     "to FILE.errors.jsonl; progress on stderr, a summary on stdout"},
+     "to FILE.errors.jsonl; progress on stderr, a summary on stdout. FILE '-' reads\n"
+     "standard input: then --format and --id-prefix are required, and the journal and\n"
+     "errors file are P.done and P.errors.jsonl in the current folder"},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -364,6 +366,14 @@ static int check_command(ctl_opts *o, FILE *err)
 	case CTL_CMD_LOAD:
 		if (o->file == NULL)
 			return bad(err, "load", "a FILE argument is required");
+		/* Standard input has no name to derive request ids, format or the journal's
+		 * place from: the caller names them (the same prefix again resumes). */
+		if (strcmp(o->file, "-") == 0 && o->format == CTL_FMT_AUTO)
+			return bad(err, "--format", "required when loading standard input ('-')");
+		if (strcmp(o->file, "-") == 0 && o->id_prefix == NULL)
+			return bad(err, "--id-prefix",
+			           "required when loading standard input ('-'): it names the rows' "
+			           "request ids, so the same stream loaded again is recognised");
 		if (o->format == CTL_FMT_AUTO) {
 			if (ends_with(o->file, ".csv") || ends_with(o->file, ".CSV"))
 				o->format = CTL_FMT_CSV;

@@ -562,6 +562,8 @@ static const ctl_case ctl_cases[] = {
     {"load two files", {"load", "@DIR@/rows.csv", "@DIR@/empty.csv"}, {NULL}, "@DIR@/empty.csv"},
     {"load a missing file", {"load", "@DIR@/missing.csv"}, {NULL}, "@DIR@/missing.csv"},
     {"load .txt", {"load", "@DIR@/rows.txt"}, {NULL}, "--format"},
+    {"load - without --format", {"load", "-", "--id-prefix", "p"}, {NULL}, "--format"},
+    {"load - without --id-prefix", {"load", "-", "--format", "csv"}, {NULL}, "--id-prefix"},
     {"load --format xml", {"load", "@DIR@/rows.csv", "--format", "xml"}, {NULL}, "--format"},
     {"load --inflight 0", {"load", "@DIR@/rows.csv", "--inflight", "0"}, {NULL}, "--inflight"},
     {"load --id-prefix a:b",

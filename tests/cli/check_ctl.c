@@ -571,6 +571,43 @@ START_TEST(load_jsonl)
 }
 END_TEST
 
+/* load - : rows piped in, named by --id-prefix; the same stream again is recognised. */
+START_TEST(load_stdin)
+{
+	tk_world *w = &tk_shared;
+	char *o = tk_owner("stdin");
+	char path[512], prefix[96], journal[600], errors[600];
+	cli_result r;
+	envp e;
+
+	snprintf(path, sizeof(path), "%s/piped.csv", dir);
+	tk_unique(prefix, sizeof(prefix), "pipe-");
+	snprintf(journal, sizeof(journal), "%s/%s.done", dir, prefix);
+	snprintf(errors, sizeof(errors), "%s/%s.errors.jsonl", dir, prefix);
+	FILE *f = fopen(path, "w");
+	ck_assert(f != NULL);
+	fputs("nombre,apellido_paterno,dni,fecha_nacimiento\n", f);
+	for (int i = 0; i < 30; i++)
+		fprintf(f, "S%d,P,S%d,1990-01-01\n", i, i);
+	ck_assert(fclose(f) == 0);
+	const char *args[] = {"load",     "-",     "--format",  "csv",       "--id-prefix",
+	                      prefix,     "--sub", o,           "--journal", journal,
+	                      "--errors", errors,  "--timeout", "60",        NULL};
+	for (int run = 0; run < 2; run++) {
+		env_build(&e, w, NULL);
+		cli_run_stdin(tk_env("PW_CTL_BIN"), args, e.v, LOAD_MS, path, &r);
+		env_free(&e);
+		want_exit(&r, cli_exit_code(&r), 0, run ? "load - again" : "load -");
+		ck_assert_uint_eq(summary_count(r.out, "rows:"), 30);
+		ck_assert_uint_eq(summary_count(r.out, "created"), run ? 0 : 30);
+		ck_assert_uint_eq(summary_count(r.out, "skipped"), run ? 30 : 0);
+		cli_result_free(&r);
+	}
+	ck_assert_int_eq(count_all(o), 30);
+	free(o);
+}
+END_TEST
+
 /* ---- nobody answers: exit 3, within the timeout ---- */
 
 START_TEST(timeouts)
@@ -634,6 +671,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, round_trips);
 	tcase_add_test(tc, load_csv_resumable);
 	tcase_add_test(tc, load_jsonl);
+	tcase_add_test(tc, load_stdin);
 	tcase_add_test(tc, timeouts);
 	suite_add_tcase(s, tc);
 	return s;

@@ -45,6 +45,12 @@ static void append(char **buf, size_t *len, const char *data, size_t n)
 void cli_run(const char *bin, const char *const *args, char *const *envp, long deadline_ms,
              cli_result *r)
 {
+	cli_run_stdin(bin, args, envp, deadline_ms, "/dev/null", r);
+}
+
+void cli_run_stdin(const char *bin, const char *const *args, char *const *envp, long deadline_ms,
+                   const char *stdin_path, cli_result *r)
+{
 	char *argv[CLI_MAX_ARGS + 2];
 	int op[2], ep[2];
 	posix_spawn_file_actions_t fa;
@@ -68,7 +74,7 @@ void cli_run(const char *bin, const char *const *args, char *const *envp, long d
 		set_cloexec(ep[i]);
 	}
 	ck_assert(posix_spawn_file_actions_init(&fa) == 0);
-	ck_assert(posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0) == 0);
+	ck_assert(posix_spawn_file_actions_addopen(&fa, 0, stdin_path, O_RDONLY, 0) == 0);
 	ck_assert(posix_spawn_file_actions_adddup2(&fa, op[1], 1) == 0);
 	ck_assert(posix_spawn_file_actions_adddup2(&fa, ep[1], 2) == 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);

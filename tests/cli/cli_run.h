@@ -23,6 +23,10 @@ typedef struct cli_result {
 void cli_run(const char *bin, const char *const *args, char *const *envp, long deadline_ms,
              cli_result *r);
 
+/* The same with stdin read from stdin_path. */
+void cli_run_stdin(const char *bin, const char *const *args, char *const *envp, long deadline_ms,
+                   const char *stdin_path, cli_result *r);
+
 void cli_result_free(cli_result *r);
 
 /* The exit status, or -1 when the child did not exit normally. */

@@ -364,13 +364,15 @@ static int cmd_equivalent(const opts *o)
 
 /* --- Kafka helpers --------------------------------------------------------------- */
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
+/* linger_ms: a producer's batching delay ("5" for the bulk load; "0" for the gets, as a
+ * latency-minded requester would set it). */
+static rd_kafka_t *client_linger(rd_kafka_type_t type, const char *group, const char *linger_ms)
 {
 	char err[256];
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(c, "bootstrap.servers", env("KAFKA_BROKERS"), err, sizeof(err)) ||
 	    (type == RD_KAFKA_PRODUCER &&
-	     rd_kafka_conf_set(c, "linger.ms", "5", err, sizeof(err))) ||
+	     rd_kafka_conf_set(c, "linger.ms", linger_ms, err, sizeof(err))) ||
 	    (group && (rd_kafka_conf_set(c, "group.id", group, err, sizeof(err)) ||
 	               rd_kafka_conf_set(c, "enable.auto.commit", "false", err, sizeof(err)) ||
 	               rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", err, sizeof(err))))) {
@@ -383,6 +385,11 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
 		exit(1);
 	}
 	return rk;
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *group)
+{
+	return client_linger(type, group, "5");
 }
 
 /* A consumer of topic from its current end, all partitions. */
@@ -765,7 +772,7 @@ static int cmd_e2e(const opts *o)
 			fprintf(stderr, "e2e: seed create for the queries failed\n");
 			return 1;
 		}
-		getter base = {.p = client(RD_KAFKA_PRODUCER, NULL),
+		getter base = {.p = client_linger(RD_KAFKA_PRODUCER, NULL, "0"),
 		               .c = qc,
 		               .qtopic = env("TOPIC_QUERY"),
 		               .reply_to = o->query_reply_to,

@@ -29,6 +29,7 @@
 #define DB_BACKOFF_MAX_MS  5000
 #define POLL_MS            100
 #define DR_POLL_MS         1
+#define DR_WATCH_US        (200 * 1000)
 #define STATS_EVERY_US     (10 * 1000000)
 #define METRICS_EVERY_US   1000000
 #define STATS_INTERVAL_MS  "5000" /* consumer lag for /metrics */
@@ -86,6 +87,7 @@ struct pw_worker {
 	int64_t db_us;                      /**< time spent in them */
 	int64_t stats_at_us;                /**< next periodic stats line */
 	int64_t metrics_at_us;              /**< next refresh of the lane's gauges */
+	int64_t produced_us;                /**< when a reply was last handed over */
 	int joined;                         /**< the group gave this consumer an assignment */
 };
 
@@ -298,8 +300,10 @@ static int job_produce(pw_worker *w, job *j)
 			    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
 			    RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
 		}
-		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			w->produced_us = now_us();
 			return 0; /* the headers belong to the message now */
+		}
 		if (h != NULL)
 			rd_kafka_headers_destroy(h);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -879,10 +883,12 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 		if (w->batch.n > 0) {
 			int64_t left = (w->batch_deadline_us - now_us()) / 1000;
 			timeout = left <= 0 ? 0 : left < POLL_MS ? (int)left : POLL_MS;
-		} else if (rd_kafka_outq_len(w->producer) > 0) {
-			/* Replies awaiting their acknowledgement: come back for the delivery
-			 * reports soon, or a quiet topic would hold each one (its offset, its
-			 * latency figure) for a whole poll. */
+		} else if (rd_kafka_outq_len(w->producer) > 0 &&
+		           now_us() - w->produced_us < DR_WATCH_US) {
+			/* Replies just sent await their acknowledgement: come back for the
+			 * delivery reports soon, or a quiet topic would hold each one (its
+			 * offset, its latency figure) for a whole poll. Not for long: with the
+			 * broker away the loop goes back to its normal pace. */
 			timeout = DR_POLL_MS;
 		}
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);

@@ -906,6 +906,9 @@ int pw_worker_run(pw_worker *w, volatile sig_atomic_t *stop)
 		rd_kafka_message_destroy(m);
 	}
 	PW_LOG_INFO(NULL, "stopping: finishing the records in hand");
+	/* Not ready from here on: a probe watching /readyz sees the worker leaving. */
+	w->joined = 0;
+	publish_metrics(w);
 	shutdown_in_order(w);
 	PW_LOG_INFO(NULL, "stopped: %lu answered, %lu dead-lettered, %lu database outages",
 	            w->answered, w->dead_letters, w->db_outages);

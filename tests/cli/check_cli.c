@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "cli_run.h"
+#include "pw_check_main.h"
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_status.h"
@@ -850,11 +851,5 @@ static Suite *cli_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(cli_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(cli_suite());
 }

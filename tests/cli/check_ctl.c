@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli_run.h"
+#include "pw_check_main.h"
 #include "pw_testkit.h"
 
 #define ONE_MS  30000  /* a single command, all told */
@@ -679,11 +680,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(suite());
 }

@@ -13,6 +13,7 @@
 #include "ctl_journal.h"
 #include "ctl_opts.h"
 #include "ctl_reqid.h"
+#include "pw_check_main.h"
 
 #define ROW_MAX 4096
 
@@ -348,8 +349,6 @@ int main(void)
 {
 	Suite *s = suite_create("ctl_unit");
 	TCase *tc = tcase_create("modules");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, dir_up, dir_down);
 	tcase_add_test(tc, csv_quoting_and_lines);
@@ -363,9 +362,5 @@ int main(void)
 	tcase_add_test(tc, request_ids);
 	tcase_add_test(tc, durations_and_reply_topics);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(s);
 }

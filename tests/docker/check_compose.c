@@ -14,6 +14,7 @@
 
 #include <check.h>
 
+#include "pw_check_main.h"
 #include "pw_config.h"
 
 #ifndef PW_SOURCE_DIR_DEFAULT
@@ -1339,11 +1340,5 @@ static Suite *docker_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(docker_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return pw_check_run(docker_suite());
 }

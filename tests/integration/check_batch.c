@@ -9,6 +9,7 @@
 #include <check.h>
 #include <libpq-fe.h>
 
+#include "pw_check_main.h"
 #include "pw_config.h"
 #include "pw_db.h"
 #include "pw_patient.h"
@@ -234,9 +235,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(suite());
 }

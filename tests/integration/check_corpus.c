@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "pw_check_main.h"
 #include "pw_testkit.h"
 
 #define OTHER_SECRET "not-the-integration-secret-fedcba9876543210"
@@ -790,10 +791,7 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	int failed = pw_check_failures(suite());
 	/* SIGTERM after the corpus: it finishes what it holds and exits 0. */
 	if (world_started && worker_exit != 0) {
 		fprintf(stderr, "the worker's exit status after SIGTERM: %d (want 0)\n",

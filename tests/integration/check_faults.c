@@ -21,6 +21,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "pw_check_main.h"
 #include "pw_testkit.h"
 
 #define MAX_PARTS  16
@@ -985,9 +986,5 @@ int main(void)
 	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (started == MAP_FAILED)
 		started = NULL;
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(suite());
 }

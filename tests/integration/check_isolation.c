@@ -12,6 +12,7 @@
 #include <check.h>
 #include <libpq-fe.h>
 
+#include "pw_check_main.h"
 #include "pw_testkit.h"
 
 /* Made in the runner's process by world_up, inherited by the case's process. */
@@ -404,9 +405,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(suite());
 }

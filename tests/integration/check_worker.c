@@ -10,6 +10,7 @@
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 
+#include "pw_check_main.h"
 #include "pw_testkit.h"
 
 static char *status_of(const tk_record *r)
@@ -217,9 +218,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(suite());
 }

@@ -7,6 +7,7 @@
 
 #include <check.h>
 
+#include "pw_check_main.h"
 #include "pw_config.h"
 #include "pw_status.h"
 
@@ -563,11 +564,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(config_suite());
 }

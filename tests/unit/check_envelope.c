@@ -7,6 +7,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "pw_check_main.h"
 #include "pw_envelope.h"
 #include "pw_status.h"
 
@@ -597,11 +598,5 @@ static Suite *envelope_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(envelope_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(envelope_suite());
 }

@@ -7,6 +7,7 @@
 
 #include <check.h>
 
+#include "pw_check_main.h"
 #include "pw_httpc.h"
 
 START_TEST(splits_host_and_port)
@@ -74,9 +75,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(suite());
 }

@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "pw_check_main.h"
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_status.h"
@@ -1449,11 +1450,5 @@ static Suite *jwt_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(jwt_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(jwt_suite());
 }

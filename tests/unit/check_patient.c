@@ -9,6 +9,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "pw_check_main.h"
 #include "pw_patient.h"
 #include "pw_status.h"
 
@@ -609,11 +610,5 @@ static Suite *patient_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(patient_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(patient_suite());
 }

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "pw_check_main.h"
 #include "pw_cursor.h"
 #include "pw_query.h"
 #include "pw_status.h"
@@ -608,11 +609,5 @@ static Suite *query_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(query_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(query_suite());
 }

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "pw_check_main.h"
 #include "pw_reply.h"
 
 static json_t *parse_reply(const char *text, const char *name)
@@ -186,11 +187,5 @@ static Suite *reply_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(reply_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return pw_check_run(reply_suite());
 }

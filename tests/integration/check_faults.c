@@ -257,6 +257,46 @@ static void tally_free(tally *t)
 	free(t->count);
 }
 
+/* One case's load: creates of one owner (its token), the producer that sends them, a
+ * reader of the world's reply topic and the tally of what comes back. */
+typedef struct load {
+	char *o, *tok; /**< NULL when the case brings its own owners */
+	rd_kafka_t *p, *c;
+	tally t;
+} load;
+
+/* Before the world's worker starts, so the producer is connected by the time the case
+ * sends (the timing the cases are tuned for). owner_tag NULL: no owner or token (the case
+ * signs for several owners itself). */
+static void load_begin(load *l, const char *owner_tag)
+{
+	memset(l, 0, sizeof(*l));
+	if (owner_tag != NULL) {
+		l->o = tk_owner(owner_tag);
+		l->tok = tk_token(l->o, 3600, NULL);
+	}
+	l->p = tk_producer();
+}
+
+/* Once the world's topics exist: the tally of n creates and a reader of the replies. */
+static void load_watch(load *l, const char *prefix_tag, const tk_world *w, int n)
+{
+	char prefix[64];
+
+	tk_unique(prefix, sizeof(prefix), prefix_tag);
+	tally_init(&l->t, prefix, n);
+	l->c = tk_reader(w->replies);
+}
+
+static void load_end(load *l)
+{
+	rd_kafka_destroy(l->c);
+	rd_kafka_destroy(l->p);
+	tally_free(&l->t);
+	free(l->tok);
+	free(l->o);
+}
+
 static void oddity(tally *t, const char *what, const rd_kafka_message_t *m)
 {
 	if (t->example[0] == '\0')
@@ -443,33 +483,28 @@ START_TEST(database_down_memory_bounded)
 {
 	enum { N = 50000, P = 4 };
 	tk_world w;
-	tally t;
-	char prefix[64];
-	char *o = tk_owner("mem");
-	char *tok = tk_token(o, 3600, NULL);
-	rd_kafka_t *p = tk_producer();
+	load l;
 	const char *san = getenv("PW_SANITIZED");
 	int sanitized = san != NULL && strcmp(san, "1") == 0;
 
+	load_begin(&l, "mem");
 	world_init(&w, P);
 	start(&w, NULL);
 	pid_t pid = w.worker;
-	tk_unique(prefix, sizeof(prefix), "m");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w.replies);
+	load_watch(&l, "m", &w, N);
 
 	/* From here to pg-start nothing may fail the case: a failure would leave
 	 * PostgreSQL down (the runner restarts it anyway, see fault_down). */
 	tk_stack("pg-stop");
-	produce_range(p, &w, &t, tok, 0, N);
-	rd_kafka_resp_err_t flushed = rd_kafka_flush(p, 60000);
+	produce_range(l.p, &w, &l.t, l.tok, 0, N);
+	rd_kafka_resp_err_t flushed = rd_kafka_flush(l.p, 60000);
 	int paused = tk_log_wait(&w, "database unreachable, pausing", 60);
 	/* A few seconds more for it to take what it will while paused. */
 	sleep(5);
 	long hwm_kb = proc_status_kb(pid, "VmHWM");
 	long rss_kb = proc_status_kb(pid, "VmRSS");
-	int drained = drain(c, &t, w.replies, P);
-	int answered_during = t.answered;
+	int drained = drain(l.c, &l.t, w.replies, P);
+	int answered_during = l.t.answered;
 	tk_stack("pg-start");
 
 	fprintf(stderr, "faults: worker %ld during the outage: VmHWM %ld KiB, VmRSS %ld KiB%s\n",
@@ -486,17 +521,13 @@ START_TEST(database_down_memory_bounded)
 	ck_assert_msg(drained, "could not read %s during the outage", w.replies);
 	ck_assert_msg(answered_during == 0, "%d requests answered while PostgreSQL was down",
 	              answered_during);
-	assert_load_whole(&w, c, &t, o, P, 150);
+	assert_load_whole(&w, l.c, &l.t, l.o, P, 150);
 	ck_assert_msg(tk_log_wait(&w, "database reachable again, resuming", 10),
 	              "the worker did not log that it resumed");
 	fprintf(stderr, "faults: worker %ld after answering all: VmHWM %ld KiB\n", (long)pid,
 	        proc_status_kb(pid, "VmHWM"));
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
-	free(tok);
-	free(o);
+	load_end(&l);
 }
 END_TEST
 
@@ -506,46 +537,37 @@ START_TEST(sigterm_mid_load)
 {
 	enum { N = 5000, P = 4 };
 	tk_world w;
-	tally t;
-	char prefix[64];
-	char *o = tk_owner("term");
-	char *tok = tk_token(o, 3600, NULL);
-	rd_kafka_t *p = tk_producer();
+	load l;
 	/* Smaller transactions than the default 500: the load lasts long enough for the
 	 * signal to land inside it. */
 	const char *env[] = {"BATCH_MAX=100", NULL};
 
+	load_begin(&l, "term");
 	world_init(&w, P);
 	start(&w, env);
-	tk_unique(prefix, sizeof(prefix), "s");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w.replies);
-	produce_range(p, &w, &t, tok, 0, N);
-	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-	pump(c, &t, 1, 60);
-	if (t.answered < 1)
+	load_watch(&l, "s", &w, N);
+	produce_range(l.p, &w, &l.t, l.tok, 0, N);
+	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
+	pump(l.c, &l.t, 1, 60);
+	if (l.t.answered < 1)
 		tk_dump_log(&w);
-	ck_assert_msg(t.answered >= 1, "no reply within 60 s: no load to interrupt");
+	ck_assert_msg(l.t.answered >= 1, "no reply within 60 s: no load to interrupt");
 	int rc = tk_worker_stop(&w, SIGTERM, 10);
 	if (rc != 0)
 		tk_dump_log(&w);
 	ck_assert_msg(rc == 0, "SIGTERM mid-load: exit status %d (-1: not within 10 s)", rc);
-	ck_assert_msg(drain(c, &t, w.replies, P), "could not read %s to its end", w.replies);
+	ck_assert_msg(drain(l.c, &l.t, w.replies, P), "could not read %s to its end", w.replies);
 	fprintf(stderr, "faults: %d of %d answered before the SIGTERM'd worker exited\n",
-	        t.answered, N);
-	ck_assert_msg(t.answered < N,
+	        l.t.answered, N);
+	ck_assert_msg(l.t.answered < N,
 	              "all %d answered before the worker stopped: the signal did not land "
 	              "mid-load, the case shows nothing",
 	              N);
 
 	start(&w, env);
-	assert_load_whole(&w, c, &t, o, P, 120);
+	assert_load_whole(&w, l.c, &l.t, l.o, P, 120);
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
-	free(tok);
-	free(o);
+	load_end(&l);
 }
 END_TEST
 
@@ -589,13 +611,10 @@ START_TEST(rebalance_mid_load)
 {
 	enum { N = 5000, P = 4 };
 	tk_world w1, w2, w3;
-	tally t;
-	char prefix[64];
-	char *o = tk_owner("rebal");
-	char *tok = tk_token(o, 3600, NULL);
-	rd_kafka_t *p = tk_producer();
+	load l;
 	int next = 0;
 
+	load_begin(&l, "rebal");
 	world_init(&w1, P);
 	start(&w1, NULL);
 	w2 = w1;
@@ -606,28 +625,26 @@ START_TEST(rebalance_mid_load)
 	w3 = w2;
 	snprintf(w3.log_path, sizeof(w3.log_path), "%.*s-c.log", (int)strlen(w1.log_path) - 4,
 	         w1.log_path);
-	tk_unique(prefix, sizeof(prefix), "b");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w1.replies);
+	load_watch(&l, "b", &w1, N);
 
 	/* 1. The two workers are answering. */
-	produce_range(p, &w1, &t, tok, 0, 500);
+	produce_range(l.p, &w1, &l.t, l.tok, 0, 500);
 	next = 500;
-	pump(c, &t, 1, 60);
-	ck_assert_msg(t.answered >= 1, "no reply within 60 s");
+	pump(l.c, &l.t, 1, 60);
+	ck_assert_msg(l.t.answered >= 1, "no reply within 60 s");
 	/* 2. A third joins while creates keep coming (at most 1,500 of them meanwhile). */
 	tk_worker_spawn(&w3, NULL);
 	track(&w3);
-	stream(p, &w1, &t, tok, &next, 2000, 60000, create_lane_assigned, &w3);
+	stream(l.p, &w1, &l.t, l.tok, &next, 2000, 60000, create_lane_assigned, &w3);
 	for (time_t end = time(NULL) + 60; !create_lane_assigned(&w3) && time(NULL) < end;)
 		sleep_ms(100);
 	if (!create_lane_assigned(&w3))
 		tk_dump_log(&w3);
 	ck_assert_msg(create_lane_assigned(&w3), "the third worker got no create partition");
 	/* 3. It answers some of what comes next, then leaves on SIGTERM, still fed. */
-	stream(p, &w1, &t, tok, &next, 3000, 1000, NULL, NULL);
+	stream(l.p, &w1, &l.t, l.tok, &next, 3000, 1000, NULL, NULL);
 	kill(w3.worker, SIGTERM);
-	stream(p, &w1, &t, tok, &next, 3500, 15000, third_exited, &w3);
+	stream(l.p, &w1, &l.t, l.tok, &next, 3500, 15000, third_exited, &w3);
 	for (time_t end = time(NULL) + 10; w3.worker > 0 && time(NULL) < end;) {
 		if (!third_exited(&w3))
 			sleep_ms(100);
@@ -638,18 +655,14 @@ START_TEST(rebalance_mid_load)
 	              third_status);
 	print_lines(&w3, "\"stopped: ");
 	/* 4. The rest, after it left. */
-	produce_range(p, &w1, &t, tok, next, N);
-	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+	produce_range(l.p, &w1, &l.t, l.tok, next, N);
+	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
 
-	assert_load_whole(&w1, c, &t, o, P, 120);
+	assert_load_whole(&w1, l.c, &l.t, l.o, P, 120);
 	int rc1 = tk_worker_stop(&w1, SIGTERM, 10), rc2 = tk_worker_stop(&w2, SIGTERM, 10);
 	ck_assert_int_eq(rc1, 0);
 	ck_assert_int_eq(rc2, 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
-	free(tok);
-	free(o);
+	load_end(&l);
 }
 END_TEST
 
@@ -659,8 +672,7 @@ START_TEST(broker_restart_mid_load)
 {
 	enum { N = 5000, P = 4 };
 	tk_world w;
-	tally t;
-	char prefix[64];
+	load l;
 	const char *kind = getenv("PW_BROKER_KIND");
 
 	if (kind != NULL && strcmp(kind, "mock") == 0) {
@@ -668,38 +680,30 @@ START_TEST(broker_restart_mid_load)
 		                "(the mock cluster cannot be restarted like a broker)\n");
 		return;
 	}
-	char *o = tk_owner("kafka");
-	char *tok = tk_token(o, 3600, NULL);
-	rd_kafka_t *p = tk_producer();
 
+	load_begin(&l, "kafka");
 	world_init(&w, P);
 	start(&w, NULL);
-	tk_unique(prefix, sizeof(prefix), "k");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w.replies);
-	produce_range(p, &w, &t, tok, 0, N / 2);
-	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-	pump(c, &t, 1, 60);
-	ck_assert_msg(t.answered >= 1, "no reply within 60 s");
+	load_watch(&l, "k", &w, N);
+	produce_range(l.p, &w, &l.t, l.tok, 0, N / 2);
+	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
+	pump(l.c, &l.t, 1, 60);
+	ck_assert_msg(l.t.answered >= 1, "no reply within 60 s");
 
 	tk_stack("kafka-stop");
 	sleep(5);
 	tk_stack("kafka-start");
 	/* The second half exists only after the restart: the worker must resume. */
-	produce_range(p, &w, &t, tok, N / 2, N);
-	ck_assert_msg(rd_kafka_flush(p, 60000) == 0,
+	produce_range(l.p, &w, &l.t, l.tok, N / 2, N);
+	ck_assert_msg(rd_kafka_flush(l.p, 60000) == 0,
 	              "creates not acknowledged within 60 s of the restart");
 
-	assert_load_whole(&w, c, &t, o, P, 120);
+	assert_load_whole(&w, l.c, &l.t, l.o, P, 120);
 	int rc = tk_worker_stop(&w, SIGTERM, 10);
 	if (rc != 0)
 		tk_dump_log(&w);
 	ck_assert_int_eq(rc, 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
-	free(tok);
-	free(o);
+	load_end(&l);
 }
 END_TEST
 
@@ -729,30 +733,25 @@ START_TEST(sigkill_mid_load)
 {
 	enum { N = 5000, P = 4 };
 	tk_world w1, w2;
-	tally t;
-	char prefix[64];
-	char *o = tk_owner("kill");
-	char *tok = tk_token(o, 3600, NULL);
-	rd_kafka_t *p = tk_producer();
+	load l;
 	int next = 0, status = -1;
 
+	load_begin(&l, "kill");
 	world_init(&w1, P);
 	start(&w1, NULL);
 	second_world(&w1, &w2, "b");
 	start(&w2, NULL);
 	await_create_partitions(&w2);
-	tk_unique(prefix, sizeof(prefix), "x");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w1.replies);
+	load_watch(&l, "x", &w1, N);
 
 	/* 1. Both answering. */
-	produce_range(p, &w1, &t, tok, 0, 500);
+	produce_range(l.p, &w1, &l.t, l.tok, 0, 500);
 	next = 500;
-	pump(c, &t, 1, 60);
-	if (t.answered < 1)
+	pump(l.c, &l.t, 1, 60);
+	if (l.t.answered < 1)
 		tk_dump_log(&w1);
-	ck_assert_msg(t.answered >= 1, "no reply within 60 s: no load to interrupt");
-	stream(p, &w1, &t, tok, &next, 1500, 2000, NULL, NULL);
+	ck_assert_msg(l.t.answered >= 1, "no reply within 60 s: no load to interrupt");
+	stream(l.p, &w1, &l.t, l.tok, &next, 1500, 2000, NULL, NULL);
 	/* 2. SIGKILL while the creates keep coming; it still held create partitions. */
 	ck_assert_msg(lane_has_partitions(&w2, "create"), "the worker to kill had no partition");
 	pid_t killed = w2.worker;
@@ -763,24 +762,20 @@ START_TEST(sigkill_mid_load)
 	ck_assert_msg(status == 128 + SIGKILL, "killed worker %ld: status %d (-1: still running)",
 	              (long)killed, status);
 	int sent_at_kill = next;
-	stream(p, &w1, &t, tok, &next, 3500, 3000, NULL, NULL);
+	stream(l.p, &w1, &l.t, l.tok, &next, 3500, 3000, NULL, NULL);
 	ck_assert_msg(sent_at_kill < next, "no create sent after the kill");
 	fprintf(stderr, "faults: worker %ld SIGKILLed after %d creates sent, %d answered\n",
-	        (long)killed, sent_at_kill, t.answered);
+	        (long)killed, sent_at_kill, l.t.answered);
 	/* 3. Started again; the rest of the load. */
 	start(&w2, NULL);
-	produce_range(p, &w1, &t, tok, next, N);
-	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
+	produce_range(l.p, &w1, &l.t, l.tok, next, N);
+	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
 
-	assert_load_whole(&w1, c, &t, o, P, 120);
+	assert_load_whole(&w1, l.c, &l.t, l.o, P, 120);
 	int rc1 = tk_worker_stop(&w1, SIGTERM, 10), rc2 = tk_worker_stop(&w2, SIGTERM, 10);
 	ck_assert_int_eq(rc1, 0);
 	ck_assert_int_eq(rc2, 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
-	free(tok);
-	free(o);
+	load_end(&l);
 }
 END_TEST
 
@@ -790,42 +785,37 @@ START_TEST(database_outage_two_workers)
 {
 	enum { N = 5000, P = 4, OUTAGE_MS = 10000 };
 	tk_world w1, w2;
-	tally t;
-	char prefix[64];
-	char *o = tk_owner("pgout");
-	char *tok = tk_token(o, 3600, NULL);
-	rd_kafka_t *p = tk_producer();
+	load l;
 
+	load_begin(&l, "pgout");
 	world_init(&w1, P);
 	start(&w1, NULL);
 	second_world(&w1, &w2, "b");
 	start(&w2, NULL);
 	await_create_partitions(&w2);
-	tk_unique(prefix, sizeof(prefix), "o");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w1.replies);
+	load_watch(&l, "o", &w1, N);
 
-	produce_range(p, &w1, &t, tok, 0, N / 2);
-	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-	pump(c, &t, 1, 60);
-	ck_assert_msg(t.answered >= 1, "no reply within 60 s");
+	produce_range(l.p, &w1, &l.t, l.tok, 0, N / 2);
+	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
+	pump(l.c, &l.t, 1, 60);
+	ck_assert_msg(l.t.answered >= 1, "no reply within 60 s");
 
 	/* From here to pg-start nothing may fail the case (fault_down restarts it anyway). */
 	int64_t t0 = now_ms();
 	tk_stack("pg-stop");
-	produce_range(p, &w1, &t, tok, N / 2, N);
-	rd_kafka_resp_err_t flushed = rd_kafka_flush(p, 60000);
+	produce_range(l.p, &w1, &l.t, l.tok, N / 2, N);
+	rd_kafka_resp_err_t flushed = rd_kafka_flush(l.p, 60000);
 	int64_t left = OUTAGE_MS - (now_ms() - t0);
 	if (left > 0)
 		sleep_ms((long)left);
 	long outage = (long)(now_ms() - t0);
 	tk_stack("pg-start");
 	fprintf(stderr, "faults: PostgreSQL down for %ld ms, %d answered before it\n", outage,
-	        t.answered);
+	        l.t.answered);
 
 	ck_assert_msg(flushed == 0, "creates not acknowledged within 60 s");
-	assert_load_whole(&w1, c, &t, o, P, 120);
-	ck_assert_msg(t.status_500 == 0, "%zu replies with status 500", t.status_500);
+	assert_load_whole(&w1, l.c, &l.t, l.o, P, 120);
+	ck_assert_msg(l.t.status_500 == 0, "%zu replies with status 500", l.t.status_500);
 	const tk_world *ws[2] = {&w1, &w2};
 	for (int i = 0; i < 2; i++) {
 		int paused = tk_log_wait(ws[i], "database unreachable, pausing", 10);
@@ -841,11 +831,7 @@ START_TEST(database_outage_two_workers)
 	int rc1 = tk_worker_stop(&w1, SIGTERM, 10), rc2 = tk_worker_stop(&w2, SIGTERM, 10);
 	ck_assert_int_eq(rc1, 0);
 	ck_assert_int_eq(rc2, 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
-	free(tok);
-	free(o);
+	load_end(&l);
 }
 END_TEST
 
@@ -889,10 +875,9 @@ START_TEST(slow_database_memory_bounded)
 {
 	enum { N = 3000, P = 4, K = 5 };
 	tk_world w;
-	tally t;
-	char prefix[64], base[80], pattern[96];
+	load l;
+	char base[80], pattern[96];
 	char *owners[K], *toks[K];
-	rd_kafka_t *p = tk_producer();
 	const char *san = getenv("PW_SANITIZED");
 	int sanitized = san != NULL && strcmp(san, "1") == 0;
 
@@ -905,21 +890,20 @@ START_TEST(slow_database_memory_bounded)
 		toks[i] = tk_token(owners[i], 3600, NULL);
 	}
 	free(tk_sql(SLOW_TRIGGER_UP));
+	load_begin(&l, NULL);
 	world_init(&w, P);
 	start(&w, NULL);
 	pid_t pid = w.worker;
-	tk_unique(prefix, sizeof(prefix), "w");
-	tally_init(&t, prefix, N);
-	rd_kafka_t *c = tk_reader(w.replies);
+	load_watch(&l, "w", &w, N);
 
 	int64_t t0 = now_ms();
-	produce_owners(p, &w, &t, toks, K, 0, N);
-	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
-	ck_assert_msg(drain(c, &t, w.replies, P), "could not read %s", w.replies);
-	int answered_when_sent = t.answered;
+	produce_owners(l.p, &w, &l.t, toks, K, 0, N);
+	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
+	ck_assert_msg(drain(l.c, &l.t, w.replies, P), "could not read %s", w.replies);
+	int answered_when_sent = l.t.answered;
 	long hwm_kb = -1;
-	for (int64_t end = now_ms() + 150000; t.answered < N && now_ms() < end;) {
-		pump(c, &t, N, 1);
+	for (int64_t end = now_ms() + 150000; l.t.answered < N && now_ms() < end;) {
+		pump(l.c, &l.t, N, 1);
 		long kb = proc_status_kb(pid, "VmHWM");
 		if (kb > hwm_kb)
 			hwm_kb = kb;
@@ -930,7 +914,7 @@ START_TEST(slow_database_memory_bounded)
 	fprintf(stderr,
 	        "faults: slow database: %d of %d answered when all were sent, %d after %ld ms; "
 	        "worker %ld VmHWM %ld KiB%s\n",
-	        answered_when_sent, N, t.answered, (long)(now_ms() - t0), (long)pid, hwm_kb,
+	        answered_when_sent, N, l.t.answered, (long)(now_ms() - t0), (long)pid, hwm_kb,
 	        sanitized ? " (PW_SANITIZED=1: not checked, shadow memory)" : "");
 	ck_assert_msg(answered_when_sent < N,
 	              "all %d answered as soon as they were sent: the database was not slow", N);
@@ -938,12 +922,10 @@ START_TEST(slow_database_memory_bounded)
 	if (!sanitized)
 		ck_assert_msg(hwm_kb < HWM_MAX_KB, "worker peak RSS %ld KiB (%.1f MiB) >= 64 MiB",
 		              hwm_kb, (double)hwm_kb * 1024.0 / (double)MIB);
-	assert_load_whole(&w, c, &t, pattern, P, 30);
+	assert_load_whole(&w, l.c, &l.t, pattern, P, 30);
 	free(tk_sql(SLOW_TRIGGER_DOWN));
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
-	rd_kafka_destroy(c);
-	rd_kafka_destroy(p);
-	tally_free(&t);
+	load_end(&l);
 	for (int i = 0; i < K; i++) {
 		free(toks[i]);
 		free(owners[i]);

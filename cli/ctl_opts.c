@@ -12,6 +12,7 @@
 
 #include "ctl_reqid.h"
 #include "pw_config.h"
+#include "pw_envelope.h"
 
 const char *const ctl_field_names[CTL_NFIELDS] = {
     "nombre", "apellido_paterno", "apellido_materno", "dni", "fecha_nacimiento", "sexo",
@@ -209,18 +210,6 @@ int ctl_parse_duration(const char *s, long *out)
 	return 0;
 }
 
-int ctl_reply_topic_ok(const char *t, const char *topic_replies)
-{
-	size_t n = strlen(t), p = strlen(topic_replies);
-
-	if (n > 249 || strncmp(t, topic_replies, p) != 0 || (n > p && (t[p] != '.' || n == p + 1)))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)t[i]) && t[i] != '.' && t[i] != '_' && t[i] != '-')
-			return 0;
-	return 1;
-}
-
 static const opt_def *find_opt(const char *arg, size_t len, ctl_cmd cmd)
 {
 	for (size_t i = 0; i < NOPTS; i++)
@@ -267,7 +256,7 @@ static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->reply_topic = v;
 		break;
 	case K_REQUEST_ID:
-		if (!ctl_request_id_valid(v))
+		if (!pw_request_id_valid(v))
 			return bad(err, d->name, "must be 1 to 128 characters of [A-Za-z0-9._:-]");
 		o->request_id = v;
 		break;

@@ -80,8 +80,4 @@ void ctl_opts_help(FILE *out, ctl_cmd cmd);
 /* Parses "3600", "90s", "30m", "1h" or "2d" into seconds (1 s to 366 d); 0 or -1. */
 int ctl_parse_duration(const char *s, long *out);
 
-/* Is reply_topic allowed next to the configured replies topic: equal to it, or it plus '.'
- * and more, and a legal topic name? */
-int ctl_reply_topic_ok(const char *reply_topic, const char *topic_replies);
-
 #endif

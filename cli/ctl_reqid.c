@@ -13,18 +13,6 @@ static int prefix_char(char c)
 	       c == '.' || c == '_' || c == '-';
 }
 
-int ctl_request_id_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > CTL_REQUEST_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!prefix_char(s[i]) && s[i] != ':')
-			return 0;
-	return 1;
-}
-
 int ctl_request_id_random(char out[CTL_UUID_SIZE])
 {
 	unsigned char b[16];

@@ -11,9 +11,6 @@
 /* A UUID's text and its NUL. */
 #define CTL_UUID_SIZE 37
 
-/* 1 when s is 1 to 128 characters of [A-Za-z0-9._:-]. */
-int ctl_request_id_valid(const char *s);
-
 /* A random (version 4) UUID from the kernel's random source; 0, or -1 when it failed. */
 int ctl_request_id_random(char out[CTL_UUID_SIZE]);
 

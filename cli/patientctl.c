@@ -12,6 +12,7 @@
 #include "ctl_request.h"
 #include "ctl_token.h"
 #include "pw_config.h"
+#include "pw_envelope.h"
 
 static int cmd_token(const ctl_opts *o, const pw_config *cfg)
 {
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	const char *reply_topic = o.reply_topic ? o.reply_topic : cfg.topic_replies;
-	if (!ctl_reply_topic_ok(reply_topic, cfg.topic_replies)) {
+	if (!pw_reply_to_allowed(reply_topic, cfg.topic_replies)) {
 		/* The worker refuses any other reply_to: the command would go unanswered. */
 		fprintf(stderr, "--reply-topic: must be '%s' or start with '%s.'\n",
 		        cfg.topic_replies, cfg.topic_replies);

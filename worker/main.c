@@ -219,6 +219,27 @@ static int replay_options(int *argc, char **argv, pw_replay_opts *o)
 	return 0;
 }
 
+/* Takes healthcheck's --path out of argv, as replay_options does for replay. */
+static int healthcheck_options(int *argc, char **argv, const char **path)
+{
+	int out = 2;
+
+	for (int i = 2; i < *argc; i++) {
+		if (strcmp(argv[i], "--path") == 0 && i + 1 < *argc)
+			*path = argv[++i];
+		else if (strncmp(argv[i], "--path=", 7) == 0)
+			*path = argv[i] + 7;
+		else
+			argv[out++] = argv[i];
+	}
+	*argc = out;
+	if ((*path)[0] != '/') {
+		fprintf(stderr, "--path: must start with '/'\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_replay(const pw_config *cfg, const pw_replay_opts *opts)
 {
 	pw_cursor_key key;
@@ -257,30 +278,14 @@ int main(int argc, char **argv)
 		need = PW_CFG_NEED_DB;
 	} else if (strcmp(argv[1], "healthcheck") == 0) {
 		need = 0;
-		for (int i = 2; i < argc; i++) {
-			const char *p = strncmp(argv[i], "--path=", 7) == 0 ? argv[i] + 7
-			                : strcmp(argv[i], "--path") == 0 && i + 1 < argc
-			                    ? argv[i + 1]
-			                    : NULL;
-			if (p == NULL)
-				continue;
-			if (p[0] != '/') {
-				fprintf(stderr, "--path: must start with '/'\n");
-				return 2;
-			}
-			health_path = p;
-			/* Taken out of argv: the rest are settings. */
-			int k = strcmp(argv[i], "--path") == 0 ? 2 : 1;
-			for (int j = i; j + k <= argc; j++)
-				argv[j] = argv[j + k];
-			argc -= k;
-			i--;
-		}
 	} else {
 		fprintf(stderr, "unknown command '%s'; try patient-worker --help\n", argv[1]);
 		return 2;
 	}
 	if (strcmp(argv[1], "replay") == 0 && replay_options(&argc, argv, &replay) != 0)
+		return 2;
+	if (strcmp(argv[1], "healthcheck") == 0 &&
+	    healthcheck_options(&argc, argv, &health_path) != 0)
 		return 2;
 	if (pw_config_load(&cfg, argc - 1, argv + 1, need, stderr) != PW_OK) {
 		pw_config_free(&cfg);

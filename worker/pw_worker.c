@@ -655,6 +655,8 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 	json_t *t;
 
 	(void)rk;
+	if (root == NULL)
+		return 0; /* keep the last table rather than report no lag at all */
 	json_object_foreach(topics, tname, t)
 	{
 		const char *pname;

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "pw_httpc.h"
 #include "pw_log.h"
 
 typedef enum { CFG_STR, CFG_INT } cfg_type;
@@ -291,6 +292,18 @@ static int load_key(pw_config *cfg, FILE *err)
 	return check_pem(cfg, err);
 }
 
+/* host:port or [v6]:port, split as the listener splits it (pw_hostport_split), with a
+ * port of 1-65535. */
+static int valid_listen_addr(const char *addr)
+{
+	char host[256], port[16], *end;
+
+	if (pw_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != 0)
+		return 0;
+	long n = strtol(port, &end, 10);
+	return *end == '\0' && isdigit((unsigned char)port[0]) && n >= 1 && n <= 65535;
+}
+
 pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, FILE *err)
 {
 	int bad = 0;
@@ -359,8 +372,7 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 		PQconninfoFree(opts);
 		PQfreemem(perr);
 	}
-	if (cfg->http_addr &&
-	    (strchr(cfg->http_addr, ',') != NULL || !valid_brokers(cfg->http_addr))) {
+	if (cfg->http_addr && !valid_listen_addr(cfg->http_addr)) {
 		fprintf(err, "HTTP_ADDR: '%s' is not host:port (empty switches it off)\n",
 		        cfg->http_addr);
 		bad = 1;

@@ -28,6 +28,9 @@ int pw_hostport_split(const char *addr, char *host, size_t host_size, char *port
 	}
 	if (hlen == 0 || hlen >= host_size || strlen(colon + 1) >= port_size)
 		return -1;
+	/* An IPv6 address goes in brackets; anything else with a ':' is two addresses. */
+	if (addr[0] != '[' && memchr(h, ':', hlen) != NULL)
+		return -1;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	snprintf(port, port_size, "%s", colon + 1);

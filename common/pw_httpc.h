@@ -8,7 +8,7 @@
 #include "pw_status.h"
 
 /* Splits "host:port" or "[v6]:port" into host and port. Returns 0, or -1 when addr has
- * no port or a part does not fit. */
+ * no port, an unbracketed host holds a ':', or a part does not fit. */
 int pw_hostport_split(const char *addr, char *host, size_t host_size, char *port, size_t port_size);
 
 /* GETs path from the listener at addr (as HTTP_ADDR is written; a wildcard host such as

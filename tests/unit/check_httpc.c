@@ -25,6 +25,8 @@ START_TEST(splits_host_and_port)
 	    {"host:", NULL, NULL},
 	    {"[::1:9464", NULL, NULL},
 	    {"[]:9464", NULL, NULL},
+	    {"::1:9464", NULL, NULL},
+	    {"a:1,b:2", NULL, NULL},
 	    {"", NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

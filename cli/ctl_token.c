@@ -7,7 +7,7 @@
 #include <jansson.h>
 #include <jwt.h>
 
-#include "pw_jwt.h"
+#include "pw_util.h"
 
 /* A minted token is renewed when less than this is left of it. */
 #define RENEW_MARGIN_S 300
@@ -89,10 +89,10 @@ static void read_owner(const char *token, const char *claim, char *out, size_t s
 	out[0] = '\0';
 	if (d2 == NULL)
 		return;
-	long n = pw_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof(buf));
-	if (n < 0)
+	size_t n;
+	if (pw_util_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof(buf), &n) != PW_OK)
 		return;
-	claims = json_loadb((const char *)buf, (size_t)n, 0, NULL);
+	claims = json_loadb((const char *)buf, n, 0, NULL);
 	json_t *v = json_object_get(claims, claim);
 	if (json_is_string(v))
 		snprintf(out, size, "%s", json_string_value(v));

@@ -11,8 +11,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "pw_httpc.h"
 #include "pw_log.h"
+#include "pw_util.h"
 
 typedef enum { CFG_STR, CFG_INT } cfg_type;
 
@@ -191,40 +191,28 @@ static int valid_brokers(const char *s)
 	return *s != '\0';
 }
 
+/* A key file, whole, NUL-terminated; no PEM key is larger than 1 MiB. */
 static int read_file(const char *path, unsigned char **out, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	size_t cap = 0, n = 0;
+	pw_util_buf b = {.max = 1024 * 1024};
+	char chunk[4096];
+	size_t r;
 	int rc = -1;
 
 	if (f == NULL)
 		return -1;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			if (cap > 1024 * 1024) /* no PEM key is this big */
-				goto out;
-			cap = cap ? cap * 2 : 8192;
-			unsigned char *nb = realloc(buf, cap);
-			if (nb == NULL)
-				goto out;
-			buf = nb;
-		}
-		size_t r = fread(buf + n, 1, 4096, f);
-		n += r;
-		if (r < 4096) {
-			if (ferror(f))
-				goto out;
-			break;
-		}
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	buf = NULL;
+	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (pw_util_buf_append(&b, chunk, r) != PW_OK)
+			goto out;
+	if (ferror(f) || pw_util_buf_append(&b, "", 0) != PW_OK)
+		goto out;
+	*out = (unsigned char *)b.p;
+	*len = b.len;
+	b.p = NULL;
 	rc = 0;
 out:
-	free(buf);
+	pw_util_buf_free(&b);
 	fclose(f);
 	return rc;
 }
@@ -292,13 +280,13 @@ static int load_key(pw_config *cfg, FILE *err)
 	return check_pem(cfg, err);
 }
 
-/* host:port or [v6]:port, split as the listener splits it (pw_hostport_split), with a
+/* host:port or [v6]:port, split as the listener splits it (pw_util_hostport_split), with a
  * port of 1-65535. */
 static int valid_listen_addr(const char *addr)
 {
 	char host[256], port[16], *end;
 
-	if (pw_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != 0)
+	if (pw_util_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != PW_OK)
 		return 0;
 	long n = strtol(port, &end, 10);
 	return *end == '\0' && isdigit((unsigned char)port[0]) && n >= 1 && n <= 65535;

@@ -11,7 +11,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
-#include "pw_jwt.h"
+#include "pw_util.h"
 
 pw_status pw_cursor_key_init(pw_cursor_key *key, const char *secret, int *generated)
 {
@@ -63,15 +63,10 @@ out:
 	return ok;
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 pw_status pw_cursor_encode(const pw_cursor_key *key, const char *owner, const char *dni,
                            const char *q, int64_t last_id, char *out, size_t out_size)
 {
 	unsigned char raw[40];
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
 
 	if (out_size < PW_CURSOR_LEN + 1 || last_id < 0)
 		return PW_E_INVALID;
@@ -79,18 +74,10 @@ pw_status pw_cursor_encode(const pw_cursor_key *key, const char *owner, const ch
 		raw[i] = (unsigned char)((uint64_t)last_id >> (56 - 8 * i));
 	if (!mac(key, owner, dni, q, raw, raw + 8))
 		return PW_E_INTERNAL;
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		acc = (acc << 8) | raw[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[o++] = b64[(acc >> bits) & 0x3f];
-		}
-	}
-	if (bits > 0)
-		out[o++] = b64[(acc << (6 - bits)) & 0x3f];
-	out[o] = '\0';
-	return o == PW_CURSOR_LEN ? PW_OK : PW_E_INTERNAL;
+	if (pw_util_b64url_encode(raw, sizeof(raw), out, out_size) != PW_OK ||
+	    strlen(out) != PW_CURSOR_LEN)
+		return PW_E_INTERNAL;
+	return PW_OK;
 }
 
 pw_status pw_cursor_decode(const pw_cursor_key *key, const char *owner, const char *dni,
@@ -98,14 +85,17 @@ pw_status pw_cursor_decode(const pw_cursor_key *key, const char *owner, const ch
 {
 	unsigned char raw[48];
 	unsigned char want[32];
+	char canonical[PW_CURSOR_LEN + 1];
 	uint64_t id = 0;
+	size_t n;
 
 	if (strlen(cursor) != PW_CURSOR_LEN ||
-	    pw_base64url_decode(cursor, PW_CURSOR_LEN, raw, sizeof(raw)) != 40)
+	    pw_util_b64url_decode(cursor, PW_CURSOR_LEN, raw, sizeof(raw), &n) != PW_OK || n != 40)
 		return PW_E_INVALID;
-	/* The last character carries 4 spare bits; a canonical cursor has them zero, so
-	 * no two strings decode to the same cursor. */
-	if ((strchr(b64, cursor[PW_CURSOR_LEN - 1]) - b64) & 0xf)
+	/* The last character carries 4 spare bits; a canonical cursor has them zero, so no
+	 * two strings decode to the same cursor: the bytes must encode back to the text. */
+	if (pw_util_b64url_encode(raw, n, canonical, sizeof(canonical)) != PW_OK ||
+	    strcmp(canonical, cursor) != 0)
 		return PW_E_INVALID;
 	if (!mac(key, owner, dni, q, raw, want))
 		return PW_E_INTERNAL;

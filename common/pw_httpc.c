@@ -11,31 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-int pw_hostport_split(const char *addr, char *host, size_t host_size, char *port, size_t port_size)
-{
-	const char *colon = strrchr(addr, ':');
-	const char *h = addr;
-	size_t hlen;
-
-	if (colon == NULL || colon == addr || colon[1] == '\0')
-		return -1;
-	hlen = (size_t)(colon - addr);
-	if (addr[0] == '[') {
-		if (hlen < 2 || addr[hlen - 1] != ']')
-			return -1;
-		h = addr + 1;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= host_size || strlen(colon + 1) >= port_size)
-		return -1;
-	/* An IPv6 address goes in brackets; anything else with a ':' is two addresses. */
-	if (addr[0] != '[' && memchr(h, ':', hlen) != NULL)
-		return -1;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	snprintf(port, port_size, "%s", colon + 1);
-	return 0;
-}
+#include "pw_util.h"
 
 static int connect_to(const char *host, const char *port, int timeout_ms, char *err,
                       size_t err_size)
@@ -68,8 +44,8 @@ static int connect_to(const char *host, const char *port, int timeout_ms, char *
 	return fd;
 }
 
-pw_status pw_http_get(const char *addr, const char *path, int timeout_ms, size_t max_body,
-                      int *status, char **body, char *err, size_t err_size)
+pw_status pw_httpc_get(const char *addr, const char *path, int timeout_ms, size_t max_body,
+                       int *status, char **body, char *err, size_t err_size)
 {
 	char host[256], port[16], req[512];
 	char *buf = NULL;
@@ -79,7 +55,7 @@ pw_status pw_http_get(const char *addr, const char *path, int timeout_ms, size_t
 
 	*status = 0;
 	*body = NULL;
-	if (pw_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != 0) {
+	if (pw_util_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != PW_OK) {
 		snprintf(err, err_size, "'%s' is not host:port", addr);
 		return PW_E_INVALID;
 	}

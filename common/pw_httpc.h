@@ -7,16 +7,12 @@
 
 #include "pw_status.h"
 
-/* Splits "host:port" or "[v6]:port" into host and port. Returns 0, or -1 when addr has
- * no port, an unbracketed host holds a ':', or a part does not fit. */
-int pw_hostport_split(const char *addr, char *host, size_t host_size, char *port, size_t port_size);
-
 /* GETs path from the listener at addr (as HTTP_ADDR is written; a wildcard host such as
  * 0.0.0.0 or :: is asked on the loopback address). Every step is bounded by timeout_ms.
  * On PW_OK: *status is the HTTP status and *body the response body, NUL-terminated, at
  * most max_body bytes (caller frees). PW_E_RETRY with err filled when no answer. */
-PW_MUST_CHECK pw_status pw_http_get(const char *addr, const char *path, int timeout_ms,
-                                    size_t max_body, int *status, char **body, char *err,
-                                    size_t err_size);
+PW_MUST_CHECK pw_status pw_httpc_get(const char *addr, const char *path, int timeout_ms,
+                                     size_t max_body, int *status, char **body, char *err,
+                                     size_t err_size);
 
 #endif

@@ -22,6 +22,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "pw_util.h"
+
 /* A header larger than this is not a header we issue; it is refused before decoding. */
 #define HEADER_MAX 2048
 /* The largest signature decoded: an RSA key of 8192 bits. */
@@ -324,48 +326,6 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 	free(v);
 }
 
-static int b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-long pw_base64url_decode(const char *in, size_t in_len, unsigned char *out, size_t out_size)
-{
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-
-	if (in_len % 4 == 1) /* no valid encoding has this length */
-		return -1;
-	for (size_t i = 0; i < in_len; i++) {
-		int v = b64url_value((unsigned char)in[i]);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o + 1 >= out_size)
-				return -1;
-			out[o++] = (unsigned char)((acc >> bits) & 0xff);
-		}
-	}
-	if (out_size == 0)
-		return -1;
-	out[o] = '\0';
-	return (long)o;
-}
-
 #define FAIL(...)                                                                                  \
 	do {                                                                                       \
 		snprintf(why, why_size, __VA_ARGS__);                                              \
@@ -387,13 +347,15 @@ static int precheck(const pw_jwt_verifier *v, const char *token, char *why, size
 		FAIL("token is not a compact JWS (three segments)");
 	if (dot1 == token || dot2 == dot1 + 1 || dot2[1] == '\0')
 		FAIL("token has an empty segment");
-	for (const char *p = token; *p; p++)
-		if (*p != '.' && b64url_value((unsigned char)*p) < 0)
-			FAIL("token is not base64url");
-	long n = pw_base64url_decode(token, (size_t)(dot1 - token), header, sizeof(header));
-	if (n < 0)
+	if (!pw_util_b64url_alphabet(token, (size_t)(dot1 - token)) ||
+	    !pw_util_b64url_alphabet(dot1 + 1, (size_t)(dot2 - dot1 - 1)) ||
+	    !pw_util_b64url_alphabet(dot2 + 1, strlen(dot2 + 1)))
+		FAIL("token is not base64url");
+	size_t n;
+	if (pw_util_b64url_decode(token, (size_t)(dot1 - token), header, sizeof(header), &n) !=
+	    PW_OK)
 		FAIL("token header is not valid");
-	h = json_loadb((const char *)header, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+	h = json_loadb((const char *)header, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(h))
 		FAIL("token header is not a JSON object");
 	json_t *alg = json_object_get(h, "alg");
@@ -534,20 +496,20 @@ static int signature_ok(const pw_jwt_verifier *v, const char *input, size_t inpu
                         const char *sig_b64, size_t sig_b64_len)
 {
 	unsigned char sig[SIG_MAX + 1];
-	long n = pw_base64url_decode(sig_b64, sig_b64_len, sig, sizeof(sig));
+	size_t n;
 	int ok = 0;
 
-	if (n <= 0)
+	if (pw_util_b64url_decode(sig_b64, sig_b64_len, sig, sizeof(sig), &n) != PW_OK || n == 0)
 		return 0;
 	switch (v->cfg->jwt_alg) {
 	case PW_ALG_HS256:
-		ok = hs256_ok(v, input, input_len, sig, (size_t)n);
+		ok = hs256_ok(v, input, input_len, sig, n);
 		break;
 	case PW_ALG_RS256:
-		ok = digest_verify(v, input, input_len, sig, (size_t)n);
+		ok = digest_verify(v, input, input_len, sig, n);
 		break;
 	case PW_ALG_ES256:
-		ok = es256_ok(v, input, input_len, sig, (size_t)n);
+		ok = es256_ok(v, input, input_len, sig, n);
 		break;
 	}
 	/* A refused signature leaves errors in this thread's OpenSSL queue, which libpq and
@@ -661,10 +623,10 @@ pw_status pw_jwt_verify(const pw_jwt_verifier *v, const char *token, int64_t now
 	payload = malloc(payload_size);
 	if (payload == NULL)
 		FAIL("token claims are not readable");
-	long n = pw_base64url_decode(dot1 + 1, b64_len, payload, payload_size);
-	if (n < 0)
+	size_t n;
+	if (pw_util_b64url_decode(dot1 + 1, b64_len, payload, payload_size, &n) != PW_OK)
 		FAIL("token claims are not readable");
-	c = json_loadb((const char *)payload, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+	c = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(c))
 		FAIL("token claims are not a JSON object");
 

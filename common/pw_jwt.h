@@ -50,8 +50,4 @@ void pw_jwt_cache_clear(pw_jwt_verifier *v);
 void pw_jwt_cache_stats(const pw_jwt_verifier *v, unsigned long *hits, unsigned long *misses,
                         size_t *entries);
 
-/* Decodes base64url without padding into out (NUL-terminated); returns the length or
- * -1 when the input has a character outside the alphabet or does not fit. */
-long pw_base64url_decode(const char *in, size_t in_len, unsigned char *out, size_t out_size);
-
 #endif

@@ -8,46 +8,9 @@
 
 #include <openssl/evp.h>
 
-long pw_utf8_length(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	long n = 0;
+#include "pw_util.h"
 
-	while (*p) {
-		unsigned c = *p;
-		unsigned cp;
-		int extra;
-		if (c < 0x80) {
-			p++;
-			n++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			cp = c & 0x1f;
-			extra = 1;
-		} else if ((c & 0xf0) == 0xe0) {
-			cp = c & 0x0f;
-			extra = 2;
-		} else if ((c & 0xf8) == 0xf0) {
-			cp = c & 0x07;
-			extra = 3;
-		} else {
-			return -1;
-		}
-		for (int i = 1; i <= extra; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return -1; /* also catches the NUL of a truncated sequence */
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-		    (extra == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return -1;
-		p += extra + 1;
-		n++;
-	}
-	return n;
-}
-
-int pw_date_valid(int y, int m, int d)
+bool pw_patient_date_valid(int y, int m, int d)
 {
 	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	if (y < 1 || m < 1 || m > 12 || d < 1)
@@ -55,19 +18,6 @@ int pw_date_valid(int y, int m, int d)
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	int max = days[m - 1] + (m == 2 && leap);
 	return d <= max;
-}
-
-/* C0, DEL and C1 controls: decoded from UTF-8 already known to be valid. */
-static int has_control(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	for (; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			return 1;
-		if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-			return 1;
-	}
-	return 0;
 }
 
 static int is_space(char c)
@@ -100,14 +50,14 @@ static char *name_value(json_t *v, const char **reason)
 		*reason = "out of memory";
 		return NULL;
 	}
-	long n = pw_utf8_length(out);
-	if (n < 0)
+	size_t n;
+	if (pw_util_utf8_length(out, &n) != PW_OK)
 		*reason = "must be valid UTF-8";
 	else if (n == 0)
 		*reason = "must not be empty";
 	else if (n > PW_NAME_MAX_CHARS)
 		*reason = "must be at most 100 characters";
-	else if (has_control(out))
+	else if (pw_util_utf8_has_control(out))
 		*reason = "must not contain control characters";
 	else
 		return out;
@@ -115,7 +65,7 @@ static char *name_value(json_t *v, const char **reason)
 	return NULL;
 }
 
-static const char *check_dni(json_t *v, char *out)
+const char *pw_patient_check_dni(const json_t *v, char out[PW_DNI_MAX + 1])
 {
 	if (!json_is_string(v))
 		return "must be a string";
@@ -144,7 +94,7 @@ static const char *check_date(json_t *v, int64_t now_s, char *out)
 		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
 			return "must be a date YYYY-MM-DD";
 	int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
-	if (!pw_date_valid(y, m, d))
+	if (!pw_patient_date_valid(y, m, d))
 		return "is not a calendar date";
 	if (y < 1900)
 		return "must not be before 1900-01-01";
@@ -273,7 +223,7 @@ pw_status pw_patient_validate(const json_t *payload, int64_t now_s, pw_patient_i
 	}
 
 	v = json_object_get(payload, "dni");
-	reason = v == NULL ? "required" : check_dni(v, in->dni);
+	reason = v == NULL ? "required" : pw_patient_check_dni(v, in->dni);
 	if (reason != NULL && add_field(fields, "dni", reason) != 0)
 		goto out;
 

@@ -2,6 +2,7 @@
 #ifndef PW_PATIENT_H
 #define PW_PATIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -30,11 +31,11 @@ PW_MUST_CHECK pw_status pw_patient_validate(const json_t *payload, int64_t now_s
 
 void pw_patient_input_clear(pw_patient_input *in);
 
-/* Counts code points of a NUL-terminated string; -1 when it is not valid UTF-8
- * (overlong forms, surrogates and values above U+10FFFF are invalid). */
-long pw_utf8_length(const char *s);
+/* The dni rule (1-20 ASCII letters, digits and '-', not trimmed), for creates and for the
+ * list filter alike: NULL and the value copied into out, or the reason it is refused. */
+const char *pw_patient_check_dni(const json_t *v, char out[PW_DNI_MAX + 1]);
 
-/* 1 when y-m-d is a real calendar date. */
-int pw_date_valid(int y, int m, int d);
+/* True when y-m-d is a real calendar date. */
+bool pw_patient_date_valid(int y, int m, int d);
 
 #endif

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pw_util.h"
+
 void pw_query_clear(pw_query *q)
 {
 	if (q == NULL)
@@ -27,20 +29,6 @@ static int only_known(const json_t *payload, const char *const *known, size_t n,
 	return 0;
 }
 
-static const char *check_dni(json_t *v, char *out)
-{
-	if (!json_is_string(v))
-		return "must be a string";
-	const char *s = json_string_value(v);
-	size_t n = json_string_length(v);
-	if (n == 0 || n > PW_DNI_MAX ||
-	    strspn(s, "0123456789abcdefghijklmnopqrstuvwxyz"
-	              "ABCDEFGHIJKLMNOPQRSTUVWXYZ-") != n)
-		return "must be 1 to 20 letters, digits or '-'";
-	memcpy(out, s, n + 1);
-	return NULL;
-}
-
 static const char *check_q(json_t *v)
 {
 	if (!json_is_string(v))
@@ -48,12 +36,11 @@ static const char *check_q(json_t *v)
 	const char *s = json_string_value(v);
 	if (strlen(s) != json_string_length(v))
 		return "must not contain control characters";
-	long n = pw_utf8_length(s);
-	if (n <= 0 || n > PW_NAME_MAX_CHARS)
+	size_t n;
+	if (pw_util_utf8_length(s, &n) != PW_OK || n == 0 || n > PW_NAME_MAX_CHARS)
 		return "must be 1 to 100 characters";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-			return "must not contain control characters";
+	if (pw_util_utf8_has_control(s))
+		return "must not contain control characters";
 	return NULL;
 }
 
@@ -100,7 +87,7 @@ static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, 
 	}
 	v = json_object_get(payload, "dni");
 	if (v != NULL && !json_is_null(v)) {
-		reason = check_dni(v, out->dni);
+		reason = pw_patient_check_dni(v, out->dni);
 		if (reason != NULL) {
 			if (json_object_set_new(fields, "dni", json_string(reason)) != 0)
 				return PW_E_NOMEM;

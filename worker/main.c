@@ -174,7 +174,7 @@ static int cmd_healthcheck(const pw_config *cfg, const char *path)
 		fprintf(stderr, "HTTP_ADDR: empty, so there is no listener to ask\n");
 		return 2;
 	}
-	if (pw_http_get(cfg->http_addr, path, 3000, 64 * 1024, &status, &body, err, sizeof(err)) !=
+	if (pw_httpc_get(cfg->http_addr, path, 3000, 64 * 1024, &status, &body, err, sizeof(err)) !=
 	    PW_OK) {
 		fprintf(stderr, "healthcheck: %s\n", err);
 		return 1;

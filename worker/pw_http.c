@@ -13,8 +13,8 @@
 
 #include <libpq-fe.h>
 
-#include "pw_httpc.h"
 #include "pw_log.h"
+#include "pw_util.h"
 
 #define MAX_CONNECTIONS 16
 #define CONN_TIMEOUT_S  10
@@ -140,7 +140,8 @@ pw_status pw_http_start(const pw_config *cfg, pw_metrics *m, pw_http **out, char
 	*out = NULL;
 	if (cfg->http_addr == NULL)
 		return PW_OK; /* switched off */
-	if (pw_hostport_split(cfg->http_addr, host, sizeof(host), port, sizeof(port)) != 0) {
+	if (pw_util_hostport_split(cfg->http_addr, host, sizeof(host), port, sizeof(port)) !=
+	    PW_OK) {
 		snprintf(err, err_size, "HTTP_ADDR: '%s' is not host:port", cfg->http_addr);
 		return PW_E_CONFIG;
 	}

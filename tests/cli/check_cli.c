@@ -26,6 +26,7 @@
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_status.h"
+#include "pw_util.h"
 
 #define DEADLINE_MS 5000
 #define MAX_ARGS    CLI_MAX_ARGS
@@ -759,9 +760,11 @@ static json_t *claims_of(const char *token)
 	unsigned char buf[4096];
 
 	ck_assert_msg(d2 != NULL, "not a JWT: %s", token);
-	long n = pw_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof(buf));
-	ck_assert(n > 0);
-	json_t *c = json_loadb((const char *)buf, (size_t)n, 0, NULL);
+	size_t n = 0;
+	ck_assert(pw_util_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf, sizeof(buf), &n) ==
+	              PW_OK &&
+	          n > 0);
+	json_t *c = json_loadb((const char *)buf, n, 0, NULL);
 	ck_assert(json_is_object(c));
 	return c;
 }

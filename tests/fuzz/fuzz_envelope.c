@@ -46,7 +46,7 @@ static void validate(const json_t *payload, pw_command_type type)
 		pw_patient_input in;
 		st = pw_patient_validate(payload, FUZZ_NOW, &in, &fields);
 		if (st == PW_OK && (in.nombre == NULL || in.apellido_paterno == NULL ||
-		                    pw_utf8_length(in.nombre) < 1 || strlen(in.payload_hash) != 64))
+		                    in.nombre[0] == '\0' || strlen(in.payload_hash) != 64))
 			abort();
 		if (st == PW_OK)
 			pw_patient_input_clear(&in);

@@ -16,6 +16,7 @@
 
 #include "pw_config.h"
 #include "pw_jwt.h"
+#include "pw_util.h"
 
 #define FUZZ_NOW        INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
 #define FUZZ_LATER      (FUZZ_NOW + 5400)
@@ -70,27 +71,6 @@ static void verify(const char *token, int64_t now_s)
 		abort();
 }
 
-static size_t b64url_encode(const unsigned char *in, size_t len, char *out)
-{
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		acc = (acc << 8) | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[o++] = a[(acc >> bits) & 0x3f];
-		}
-	}
-	if (bits > 0)
-		out[o++] = a[(acc << (6 - bits)) & 0x3f];
-	out[o] = '\0';
-	return o;
-}
-
 /* "<first two segments>.<their HS256 signature with the fixed key>", or NULL. */
 static char *resign(const char *token)
 {
@@ -107,24 +87,26 @@ static char *resign(const char *token)
 	              sizeof(FUZZ_JWT_SECRET) - 1, (const unsigned char *)token, input_len, mac,
 	              sizeof(mac), &mac_len) == NULL)
 		abort();
-	out = malloc(input_len + 1 + (mac_len * 4 + 2) / 3 + 1);
+	size_t sig_size = pw_util_b64url_encoded_len(mac_len) + 1;
+	out = malloc(input_len + 1 + sig_size);
 	if (out == NULL)
 		abort();
 	memcpy(out, token, input_len);
 	out[input_len] = '.';
-	b64url_encode(mac, mac_len, out + input_len + 1);
+	if (pw_util_b64url_encode(mac, mac_len, out + input_len + 1, sig_size) != PW_OK)
+		abort();
 	return out;
 }
 
 static void decode(const char *in, size_t len, size_t out_size)
 {
 	unsigned char *out = malloc(out_size ? out_size : 1);
-	long n;
+	size_t n = 0;
 
 	if (out == NULL)
 		abort();
-	n = pw_base64url_decode(in, len, out, out_size);
-	if (n >= 0 && ((size_t)n >= out_size || out[n] != '\0' || (size_t)n > len * 3 / 4))
+	if (pw_util_b64url_decode(in, len, out, out_size, &n) == PW_OK &&
+	    (n >= out_size || out[n] != '\0' || n > len * 3 / 4))
 		abort();
 	free(out);
 }

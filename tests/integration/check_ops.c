@@ -40,7 +40,7 @@ static int get(const char *addr, const char *path, char **body)
 {
 	char err[256];
 	int status;
-	pw_status st = pw_http_get(addr, path, 5000, 1 << 20, &status, body, err, sizeof(err));
+	pw_status st = pw_httpc_get(addr, path, 5000, 1 << 20, &status, body, err, sizeof(err));
 	ck_assert_msg(st == PW_OK, "GET %s%s: %s", addr, path, err);
 	return status;
 }
@@ -51,7 +51,7 @@ static int await_status(const char *addr, const char *path, int want, int timeou
 	for (int i = 0; i < timeout_s * 10; i++) {
 		char *body = NULL, err[256];
 		int status = 0;
-		if (pw_http_get(addr, path, 2000, 1 << 20, &status, &body, err, sizeof(err)) ==
+		if (pw_httpc_get(addr, path, 2000, 1 << 20, &status, &body, err, sizeof(err)) ==
 		        PW_OK &&
 		    status == want) {
 			free(body);

@@ -256,7 +256,7 @@ static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->reply_topic = v;
 		break;
 	case K_REQUEST_ID:
-		if (!pw_request_id_valid(v))
+		if (!pw_envelope_request_id_valid(v))
 			return bad(err, d->name, "must be 1 to 128 characters of [A-Za-z0-9._:-]");
 		o->request_id = v;
 		break;

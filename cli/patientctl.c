@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	const char *reply_topic = o.reply_topic ? o.reply_topic : cfg.topic_replies;
-	if (!pw_reply_to_allowed(reply_topic, cfg.topic_replies)) {
+	if (!pw_envelope_reply_to_allowed(reply_topic, cfg.topic_replies)) {
 		/* The worker refuses any other reply_to: the command would go unanswered. */
 		fprintf(stderr, "--reply-topic: must be '%s' or start with '%s.'\n",
 		        cfg.topic_replies, cfg.topic_replies);

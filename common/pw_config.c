@@ -369,11 +369,12 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 		fprintf(err, "DATABASE_ROLE: longer than 63 bytes\n");
 		bad = 1;
 	}
-	if (cfg->log_level == NULL || pw_log_parse_level(cfg->log_level) < 0) {
+	pw_log_level level;
+	if (cfg->log_level == NULL || pw_log_parse_level(cfg->log_level, &level) != PW_OK) {
 		fprintf(err, "LOG_LEVEL: must be debug, info, warn or error\n");
 		bad = 1;
 	} else {
-		pw_log_min_level = (pw_log_level)pw_log_parse_level(cfg->log_level);
+		pw_log_min_level = level;
 	}
 	if (cfg->jwt_alg_name == NULL || strcmp(cfg->jwt_alg_name, "HS256") == 0) {
 		cfg->jwt_alg = PW_ALG_HS256;
@@ -410,12 +411,12 @@ void pw_config_free(pw_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-int pw_config_is_setting(const char *var)
+bool pw_config_is_setting(const char *var)
 {
 	for (size_t i = 0; i < NROWS; i++)
 		if (strcmp(rows[i].var, var) == 0)
-			return 1;
-	return 0;
+			return true;
+	return false;
 }
 
 void pw_config_print_help(FILE *out)

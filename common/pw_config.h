@@ -2,6 +2,7 @@
 #ifndef PW_CONFIG_H
 #define PW_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -64,8 +65,8 @@ PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, un
 /* Frees every string the config owns. NULL-safe; cfg is left zeroed. */
 void pw_config_free(pw_config *cfg);
 
-/* 1 when var (an environment variable name) is one of the settings above. */
-int pw_config_is_setting(const char *var);
+/* True when var (an environment variable name) is one of the settings above. */
+bool pw_config_is_setting(const char *var);
 
 /* Prints every setting with its default and meaning. */
 void pw_config_print_help(FILE *out);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-const char *pw_dlq_reason_code(pw_dlq_reason r)
+const char *pw_envelope_dlq_code(pw_dlq_reason r)
 {
 	switch (r) {
 	case PW_DLQ_TOO_LARGE:
@@ -30,34 +30,34 @@ const char *pw_dlq_reason_code(pw_dlq_reason r)
 	return "unknown";
 }
 
-int pw_request_id_valid(const char *s)
+bool pw_envelope_request_id_valid(const char *s)
 {
 	size_t n = 0;
 	for (; s[n]; n++) {
 		unsigned char c = (unsigned char)s[n];
 		if (!isalnum(c) && c != '.' && c != '_' && c != ':' && c != '-')
-			return 0;
+			return false;
 		if (n >= 128)
-			return 0;
+			return false;
 	}
 	return n >= 1;
 }
 
-int pw_reply_to_allowed(const char *topic, const char *replies_topic)
+bool pw_envelope_reply_to_allowed(const char *topic, const char *replies_topic)
 {
 	size_t n = strlen(replies_topic);
 	if (strncmp(topic, replies_topic, n) != 0)
-		return 0;
+		return false;
 	if (topic[n] == '\0')
-		return 1;
+		return true;
 	/* A suffix must itself be a legal topic name part: the worker creates nothing, but
 	 * it must not hand librdkafka a name the broker would reject for another reason. */
 	if (topic[n] != '.' || topic[n + 1] == '\0' || strlen(topic) > 249)
-		return 0;
+		return false;
 	for (const char *p = topic + n + 1; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
-			return 0;
-	return 1;
+			return false;
+	return true;
 }
 
 /* "Bearer <jwt>" with the scheme case-insensitive (RFC 7235). */
@@ -125,7 +125,7 @@ pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_head
 		*reason = PW_DLQ_MISSING_REQUEST_ID;
 		goto out;
 	}
-	if (!json_is_string(v) || !pw_request_id_valid(json_string_value(v))) {
+	if (!json_is_string(v) || !pw_envelope_request_id_valid(json_string_value(v))) {
 		*reason = PW_DLQ_INVALID_REQUEST_ID;
 		goto out;
 	}
@@ -134,7 +134,8 @@ pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_head
 	v = json_object_get(env->root, "reply_to");
 	if (v == NULL || json_is_null(v)) {
 		env->reply_to = strdup(replies_topic);
-	} else if (json_is_string(v) && pw_reply_to_allowed(json_string_value(v), replies_topic)) {
+	} else if (json_is_string(v) &&
+	           pw_envelope_reply_to_allowed(json_string_value(v), replies_topic)) {
 		env->reply_to = strdup(json_string_value(v));
 		env->reply_to_in_body = 1;
 	} else {

@@ -2,6 +2,7 @@
 #ifndef PW_ENVELOPE_H
 #define PW_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -21,7 +22,7 @@ typedef enum pw_dlq_reason {
 } pw_dlq_reason;
 
 /* The short code written in the dead letter's `error` header. */
-const char *pw_dlq_reason_code(pw_dlq_reason r);
+const char *pw_envelope_dlq_code(pw_dlq_reason r);
 
 typedef enum pw_topic_kind {
 	PW_TOPIC_CREATE = 0,
@@ -62,10 +63,10 @@ PW_MUST_CHECK pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kin
                                             pw_command_type *type, json_t **payload, char *msg,
                                             size_t msg_size);
 
-/* 1 when s is 1-128 characters from [A-Za-z0-9._:-]. */
-int pw_request_id_valid(const char *s);
+/* True when s is 1-128 characters from [A-Za-z0-9._:-]. */
+bool pw_envelope_request_id_valid(const char *s);
 
-/* 1 when topic is replies_topic itself or replies_topic followed by '.' and more. */
-int pw_reply_to_allowed(const char *topic, const char *replies_topic);
+/* True when topic is replies_topic itself or replies_topic followed by '.' and more. */
+bool pw_envelope_reply_to_allowed(const char *topic, const char *replies_topic);
 
 #endif

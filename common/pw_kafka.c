@@ -17,12 +17,12 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	PW_LOG(l, NULL, "librdkafka %s: %s", fac, buf);
 }
 
-int pw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                      size_t errstr_size)
+pw_status pw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                            char *errstr, size_t errstr_size)
 {
 	if (rd_kafka_conf_set(conf, name, value, errstr, errstr_size) != RD_KAFKA_CONF_OK)
-		return -1;
-	return 0;
+		return PW_E_CONFIG;
+	return PW_OK;
 }
 
 rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, pw_kafka_role role, char *errstr,
@@ -85,10 +85,10 @@ fail:
 	return NULL;
 }
 
-int pw_kafka_header(const rd_kafka_message_t *m, const char *name, const void **value, size_t *len)
+bool pw_kafka_header(const rd_kafka_message_t *m, const char *name, const void **value, size_t *len)
 {
 	rd_kafka_headers_t *h = NULL;
 	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || h == NULL)
-		return 0;
+		return false;
 	return rd_kafka_header_get_last(h, name, value, len) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }

@@ -2,11 +2,13 @@
 #ifndef PW_KAFKA_H
 #define PW_KAFKA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "pw_config.h"
+#include "pw_status.h"
 
 typedef enum pw_kafka_role {
 	PW_KAFKA_CONSUMER, /**< the worker's group consumer */
@@ -20,12 +22,13 @@ typedef enum pw_kafka_role {
 rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, pw_kafka_role role, char *errstr,
                                    size_t errstr_size);
 
-/* Sets one property; returns 0, or -1 with errstr filled. */
-int pw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                      size_t errstr_size);
+/* Sets one property: PW_OK, or PW_E_CONFIG with errstr filled. */
+PW_MUST_CHECK pw_status pw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
+                                          const char *value, char *errstr, size_t errstr_size);
 
-/* The last header called name: 1 and its value (borrowed from the message, not
- * NUL-terminated) or 0 when absent. */
-int pw_kafka_header(const rd_kafka_message_t *m, const char *name, const void **value, size_t *len);
+/* The last header called name: true and its value (borrowed from the message, not
+ * NUL-terminated), or false when absent. */
+bool pw_kafka_header(const rd_kafka_message_t *m, const char *name, const void **value,
+                     size_t *len);
 
 #endif

@@ -15,12 +15,14 @@ pw_log_level pw_log_min_level = PW_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-int pw_log_parse_level(const char *s)
+pw_status pw_log_parse_level(const char *s, pw_log_level *level)
 {
 	for (int i = 0; i < 4; i++)
-		if (strcmp(s, level_names[i]) == 0)
-			return i;
-	return -1;
+		if (strcmp(s, level_names[i]) == 0) {
+			*level = (pw_log_level)i;
+			return PW_OK;
+		}
+	return PW_E_INVALID;
 }
 
 void pw_log_write(pw_log_level level, const pw_log_ctx *ctx, const char *fmt, ...)

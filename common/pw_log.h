@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "pw_status.h"
+
 typedef enum pw_log_level {
 	PW_LOG_DEBUG = 0,
 	PW_LOG_INFO,
@@ -30,8 +32,8 @@ typedef struct pw_log_ctx {
 
 extern pw_log_level pw_log_min_level;
 
-/* Parses "debug|info|warn|error"; returns -1 for anything else. */
-int pw_log_parse_level(const char *s);
+/* Parses "debug|info|warn|error" into *level; PW_E_INVALID for anything else. */
+PW_MUST_CHECK pw_status pw_log_parse_level(const char *s, pw_log_level *level);
 
 /* Writes one line. ctx may be NULL. Safe from any thread (one write(2) per line). */
 void pw_log_write(pw_log_level level, const pw_log_ctx *ctx, const char *fmt, ...)

@@ -68,8 +68,8 @@ pw_status pw_migrate_run(const char *database_url, int *applied, char *errstr, s
 	             0, NULL, errstr, errstr_size, NULL))
 		goto out;
 
-	for (size_t i = 0; i < pw_migrations_count; i++) {
-		const pw_migration *m = &pw_migrations[i];
+	for (size_t i = 0; i < pw_migrate_count; i++) {
+		const pw_migration *m = &pw_migrate_files[i];
 		char sum[65];
 		const char *p[2] = {m->name, sum};
 

@@ -13,8 +13,8 @@ typedef struct pw_migration {
 } pw_migration;
 
 /* Generated from the files in migrations/ by cmake/embed_migrations.cmake. */
-extern const pw_migration pw_migrations[];
-extern const size_t pw_migrations_count;
+extern const pw_migration pw_migrate_files[];
+extern const size_t pw_migrate_count;
 
 /* Connects with database_url and applies every migration not yet applied, each in its
  * own transaction, holding an advisory lock so replicas starting together take turns.

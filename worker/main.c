@@ -71,7 +71,7 @@ static int cmd_migrate(const pw_config *cfg)
 		PW_LOG_ERROR(NULL, "migrate failed: %s", err);
 		return 1;
 	}
-	PW_LOG_INFO(NULL, "migrate done: %d applied, %zu known", applied, pw_migrations_count);
+	PW_LOG_INFO(NULL, "migrate done: %d applied, %zu known", applied, pw_migrate_count);
 	return 0;
 }
 

@@ -77,7 +77,7 @@ static pw_status spring_headers(const pw_config *cfg, const rd_kafka_message_t *
 		return PW_E_INVALID;
 	memcpy(topic, v, n);
 	topic[n] = '\0';
-	if (!pw_reply_to_allowed(topic, cfg->topic_replies))
+	if (!pw_envelope_reply_to_allowed(topic, cfg->topic_replies))
 		return PW_E_INVALID;
 	char *copy = strdup(topic);
 	if (copy == NULL)

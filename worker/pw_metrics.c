@@ -292,7 +292,8 @@ pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
 	       "records written to the dead-letter topic, by reason");
 	for (int d = 1; d < DLQS; d++)
 		fprintf(f, "patient_worker_dead_letters_total{reason=\"%s\"} %llu\n",
-		        pw_dlq_reason_code((pw_dlq_reason)d), (unsigned long long)get(&m->dead[d]));
+		        pw_envelope_dlq_code((pw_dlq_reason)d),
+		        (unsigned long long)get(&m->dead[d]));
 
 	per_lane(f, "patient_worker_db_calls_total",
 	         "database transactions (a batch of commands each)", m->db_calls, 1.0);

@@ -190,7 +190,7 @@ static void job_finish(pw_worker *w, job *j)
 	if (j->dead) {
 		w->dead_letters++;
 		pw_metrics_dead_letter(w->metrics, j->out.dlq);
-		PW_LOG_WARN(&ctx, "dead-lettered: %s", pw_dlq_reason_code(j->out.dlq));
+		PW_LOG_WARN(&ctx, "dead-lettered: %s", pw_envelope_dlq_code(j->out.dlq));
 	} else {
 		w->answered++;
 		pw_metrics_answered(w->metrics, w->lane, j->out.command_type, j->out.status,
@@ -264,7 +264,7 @@ static rd_kafka_headers_t *job_headers(const job *j)
 		return NULL;
 	snprintf(src, sizeof(src), "%s/%d/%lld", j->src_topic, (int)j->partition,
 	         (long long)j->offset);
-	if (rd_kafka_header_add(h, "error", -1, pw_dlq_reason_code(j->out.dlq), -1) ||
+	if (rd_kafka_header_add(h, "error", -1, pw_envelope_dlq_code(j->out.dlq), -1) ||
 	    rd_kafka_header_add(h, "source", -1, src, -1)) {
 		rd_kafka_headers_destroy(h);
 		return NULL;

@@ -301,9 +301,9 @@ START_TEST(request_ids)
 	ck_assert_uint_eq(strlen(a), 36);
 	ck_assert(a[14] == '4' && strchr("89ab", a[19]) != NULL);
 	ck_assert_str_ne(a, b);
-	ck_assert(pw_request_id_valid(a));
-	ck_assert(!pw_request_id_valid(""));
-	ck_assert(!pw_request_id_valid("a b"));
+	ck_assert(pw_envelope_request_id_valid(a));
+	ck_assert(!pw_envelope_request_id_valid(""));
+	ck_assert(!pw_envelope_request_id_valid("a b"));
 
 	ctl_id_prefix_from_path("/data/in/Pacientes 2026 (v2).csv", p, sizeof(p));
 	ck_assert_str_eq(p, "Pacientes_2026__v2_.csv");
@@ -315,7 +315,7 @@ START_TEST(request_ids)
 	char rid[CTL_REQUEST_ID_MAX + 32];
 	snprintf(rid, sizeof(rid), "load:%s:%lu", p, (unsigned long)-1);
 	ck_assert(strlen(rid) <= CTL_REQUEST_ID_MAX);
-	ck_assert(pw_request_id_valid(rid));
+	ck_assert(pw_envelope_request_id_valid(rid));
 	ck_assert(ctl_id_prefix_valid("batch-7.a_b"));
 	ck_assert(!ctl_id_prefix_valid("a:b"));
 }
@@ -337,12 +337,12 @@ START_TEST(durations_and_reply_topics)
 	ck_assert(ctl_parse_duration("1hm", &s) != 0);
 	ck_assert(ctl_parse_duration("h", &s) != 0);
 
-	ck_assert(pw_reply_to_allowed("patients.replies", "patients.replies"));
-	ck_assert(pw_reply_to_allowed("patients.replies.billing-7", "patients.replies"));
-	ck_assert(!pw_reply_to_allowed("patients.replies.", "patients.replies"));
-	ck_assert(!pw_reply_to_allowed("patients.repliesx", "patients.replies"));
-	ck_assert(!pw_reply_to_allowed("patients.replies.a b", "patients.replies"));
-	ck_assert(!pw_reply_to_allowed("other", "patients.replies"));
+	ck_assert(pw_envelope_reply_to_allowed("patients.replies", "patients.replies"));
+	ck_assert(pw_envelope_reply_to_allowed("patients.replies.billing-7", "patients.replies"));
+	ck_assert(!pw_envelope_reply_to_allowed("patients.replies.", "patients.replies"));
+	ck_assert(!pw_envelope_reply_to_allowed("patients.repliesx", "patients.replies"));
+	ck_assert(!pw_envelope_reply_to_allowed("patients.replies.a b", "patients.replies"));
+	ck_assert(!pw_envelope_reply_to_allowed("other", "patients.replies"));
 }
 END_TEST
 

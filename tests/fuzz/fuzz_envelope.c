@@ -78,8 +78,9 @@ static void record(const void *value, size_t len, const void *auth, size_t auth_
 			abort();
 		return;
 	}
-	if (env == NULL || reason != PW_DLQ_NONE || !pw_request_id_valid(env->request_id) ||
-	    env->reply_to == NULL || !pw_reply_to_allowed(env->reply_to, FUZZ_REPLIES))
+	if (env == NULL || reason != PW_DLQ_NONE ||
+	    !pw_envelope_request_id_valid(env->request_id) || env->reply_to == NULL ||
+	    !pw_envelope_reply_to_allowed(env->reply_to, FUZZ_REPLIES))
 		abort();
 	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
 		pw_command_type type;

@@ -32,7 +32,7 @@ static char *repeat(const char *unit, size_t n)
 
 static const char *code_of(pw_dlq_reason r)
 {
-	const char *c = pw_dlq_reason_code(r);
+	const char *c = pw_envelope_dlq_code(r);
 	return c ? c : "(null)";
 }
 
@@ -244,9 +244,9 @@ START_TEST(test_request_id_valid)
 	    {"7f1c9e0a-4b1e-4a53-9d43-2f8e1d1c0b11", 1},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		ck_assert_msg(pw_request_id_valid(rows[i].id) == rows[i].ok,
+		ck_assert_msg(pw_envelope_request_id_valid(rows[i].id) == rows[i].ok,
 		              "row %zu ('%.20s'): got %d, want %d", i, rows[i].id,
-		              pw_request_id_valid(rows[i].id), rows[i].ok);
+		              pw_envelope_request_id_valid(rows[i].id), rows[i].ok);
 	free(id128);
 	free(id129);
 }
@@ -339,7 +339,8 @@ START_TEST(test_reply_to_allowed)
 	    {"patients.replies", "acme.replies", 0},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		ck_assert_msg(pw_reply_to_allowed(rows[i].topic, rows[i].replies) == rows[i].ok,
+		ck_assert_msg(pw_envelope_reply_to_allowed(rows[i].topic, rows[i].replies) ==
+		                  rows[i].ok,
 		              "row %zu: '%s' under '%s': want %d", i, rows[i].topic,
 		              rows[i].replies, rows[i].ok);
 }
@@ -553,7 +554,7 @@ START_TEST(test_reason_codes)
 	    {PW_DLQ_REPLY_UNDELIVERABLE, "reply_undeliverable"},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		const char *got = pw_dlq_reason_code(rows[i].r);
+		const char *got = pw_envelope_dlq_code(rows[i].r);
 		ck_assert_msg(got != NULL && strcmp(got, rows[i].code) == 0,
 		              "reason %d: code '%s', want '%s'", rows[i].r, got ? got : "(null)",
 		              rows[i].code);

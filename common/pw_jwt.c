@@ -571,8 +571,8 @@ static void fill_from_entry(const cache_entry *e, token_times *t, pw_claims *cla
 	claims->scope_write = e->scope_write;
 }
 
-pw_status pw_jwt_verify(const pw_jwt_verifier *v, const char *token, int64_t now_s,
-                        pw_claims *claims, char *why, size_t why_size)
+pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw_claims *claims,
+                        char *why, size_t why_size)
 {
 	const pw_config *cfg = v->cfg;
 	token_cache *cache = v->cache;

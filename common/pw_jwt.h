@@ -35,9 +35,9 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
  * SHA-256 of the whole token, least recently used evicted, at most cfg->jwt_cache_size
  * entries). A later use of the same token skips the signature and the time-independent
  * claims, but exp/nbf/iat are judged again at that call's now_s, with the same reasons.
- * Refused tokens are never cached. The verifier (its cache and OpenSSL contexts) is
- * changed by the call although it is passed const: one verifier per thread, no locking. */
-PW_MUST_CHECK pw_status pw_jwt_verify(const pw_jwt_verifier *v, const char *token, int64_t now_s,
+ * Refused tokens are never cached. The call changes the verifier (its cache and OpenSSL
+ * contexts): one verifier per thread, no locking. */
+PW_MUST_CHECK pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s,
                                       pw_claims *claims, char *why, size_t why_size);
 
 /* Empties the cache (the counters are kept). The key is read once, at start: a new key

@@ -42,7 +42,7 @@ typedef struct pw_outcome {
 
 typedef struct pw_handler_ctx {
 	const pw_config *cfg;
-	const pw_jwt_verifier *jwt;
+	pw_jwt_verifier *jwt; /**< changed by every verification (its cache): one per lane */
 	const pw_cursor_key *cursor_key;
 } pw_handler_ctx;
 

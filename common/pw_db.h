@@ -1,66 +1,81 @@
-/* The worker's database session: SET ROLE-d, tenant-scoped transactions that do each
- * command's work and write its audit row together, outage-aware. */
+/* The worker's database session: one connection, switched to DATABASE_ROLE and checked
+ * so that row-level security binds it; transactions scoped to one owner at a time; the
+ * statements it runs, prepared at every connect, bound by name (pw_sql); errors sorted
+ * into "try again later" and "this command failed". Knows no table but what connect checks. */
 #ifndef PW_DB_H
 #define PW_DB_H
 
+#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
+
+#include <libpq-fe.h>
 
 #include "pw_config.h"
-#include "pw_cursor.h"
 #include "pw_patient.h"
-#include "pw_query.h"
+#include "pw_sql.h"
 #include "pw_status.h"
+#include "pw_util.h"
 
 typedef struct pw_db pw_db;
 
-typedef enum pw_db_kind {
-	PW_DB_CREATE = 0,
-	PW_DB_GET,
-	PW_DB_LIST,
-	PW_DB_AUDIT_ONLY, /**< the reply is already decided (an error): record it */
-} pw_db_kind;
-
-/* One answered command. Inputs are borrowed; reply is owned by the item. */
-typedef struct pw_db_item {
-	pw_db_kind kind;
-	const char *owner; /**< "" when the caller was not authenticated */
-	const char *request_id;
-	const char *command_type; /**< for the audit row: "patient.create", ... */
-	const char *src_topic;
-	int32_t src_partition;
-	int64_t src_offset;
-	int64_t command_time;            /**< Unix seconds */
-	const pw_patient_input *in;      /**< PW_DB_CREATE */
-	const pw_query *query;           /**< PW_DB_GET, PW_DB_LIST */
-	const pw_cursor_key *cursor_key; /**< PW_DB_LIST: to sign next_cursor */
-	int status;                      /**< out (in for PW_DB_AUDIT_ONLY): reply status */
-	char *reply;                     /**< out (in for PW_DB_AUDIT_ONLY): reply JSON, owned */
-	int done;                        /**< out: committed; the reply may be sent */
-} pw_db_item;
-
-/* Allocates the handle; does not connect. cfg must outlive it. */
-PW_MUST_CHECK pw_status pw_db_create(const pw_config *cfg, pw_db **out);
+/* Allocates the session for the statements it will run (stmts: n pointers, which must
+ * outlive it, as must cfg); compiles them; does not connect. PW_E_INVALID with errstr
+ * when a statement does not compile (a bug), PW_E_NOMEM. */
+PW_MUST_CHECK pw_status pw_db_create(const pw_config *cfg, const pw_sql_stmt *const *stmts,
+                                     size_t n, pw_db **out, char *errstr, size_t errstr_size);
 void pw_db_destroy(pw_db *db); /* NULL is fine */
 
-/* Connects (or reconnects), switches to DATABASE_ROLE and checks that the session
- * cannot bypass row-level security. PW_E_RETRY: not reachable now, try later.
- * PW_E_CONFIG: reachable but unusable (role missing, not migrated, RLS bypassed);
- * errstr says which. Blocks up to the connect timeout. */
+/* Connects (or reconnects), switches to DATABASE_ROLE, checks that the session cannot
+ * bypass row-level security and that the schema is there, and prepares the statements.
+ * PW_E_RETRY: not reachable now, try later. PW_E_CONFIG: reachable but unusable (role
+ * missing, not migrated, RLS bypassed); errstr says which. Blocks up to the connect
+ * timeout. */
 PW_MUST_CHECK pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_size);
 
-/* 1 when the session is connected (as far as libpq knows). */
-int pw_db_connected(const pw_db *db);
+/* True when the session is connected (as far as libpq knows). */
+bool pw_db_connected(const pw_db *db);
 
-/* Runs the items, each in its own transaction with its audit row, each with its own
- * outcome (201, 409 conflict, the stored reply of a repeat, 409 idempotency_conflict,
- * 200, 404, 500 internal). Items already done are skipped, so after PW_E_RETRY (the
- * database went away) the caller reconnects and calls again with the same items: no
- * item is ever answered twice differently. Blocks. */
-PW_MUST_CHECK pw_status pw_db_run(pw_db *db, pw_db_item *items, size_t n, char *errstr,
-                                  size_t errstr_size);
+/* Every call below blocks on the server. Failures are PW_E_RETRY (the connection is gone,
+ * or the server says try again: serialization, deadlock, shutting down, out of resources)
+ * or PW_E_INTERNAL (anything else: a bug, a constraint we did not expect), with errstr
+ * filled; after either, the open transaction is aborted and needs pw_db_rollback. */
 
-/* Frees the replies of the items and resets their outputs. */
-void pw_db_items_clear(pw_db_item *items, size_t n);
+PW_MUST_CHECK pw_status pw_db_begin(pw_db *db, char *errstr, size_t errstr_size);
+PW_MUST_CHECK pw_status pw_db_commit(pw_db *db, char *errstr, size_t errstr_size);
+/* Ends the open transaction, if the connection still stands; nothing to report. */
+void pw_db_rollback(pw_db *db);
+
+/* The tenant of the open transaction: set_config('app.owner_id', owner, true), which
+ * row-level security compares every row with. "" leaves it unset (matches no row). */
+PW_MUST_CHECK pw_status pw_db_set_owner(pw_db *db, const char *owner, char *errstr,
+                                        size_t errstr_size);
+
+/* A statement without parameters, e.g. `SET LOCAL ...` (text must be a constant). */
+PW_MUST_CHECK pw_status pw_db_exec_text(pw_db *db, const char *sql, char *errstr,
+                                        size_t errstr_size);
+
+/* Runs s (one of the statements given to pw_db_create) with its parameters read from
+ * args (the struct its pw_sql_param rows describe). On PW_OK *res holds the result (rows
+ * or none); the caller PQclears it. */
+PW_MUST_CHECK pw_status pw_db_exec(pw_db *db, const pw_sql_stmt *s, const void *args,
+                                   PGresult **res, char *errstr, size_t errstr_size);
+
+/* Finds columns by name: cols[i] is the number of the column called names[i].
+ * PW_E_INTERNAL when one is missing (the statement and its reader disagree). */
+PW_MUST_CHECK pw_status pw_db_columns(const PGresult *r, const char *const *names, size_t n,
+                                      int *cols);
+
+/* Row `row` of a result that selects the patient columns by their names (id, nombre,
+ * apellido_paterno, apellido_materno, dni, fecha_nacimiento, sexo, owner_id, created_at),
+ * copied into *out (free with pw_patient_clear). PW_E_INTERNAL for a missing column,
+ * PW_E_NOMEM. */
+PW_MUST_CHECK pw_status pw_db_patient(const PGresult *r, int row, pw_patient *out);
+
+/* PostgreSQL array literals, `{"a","b",NULL}`, for statements that take a batch as
+ * parallel arrays. Start from an empty buffer; each element is quoted and escaped, NULL
+ * stays NULL; close before use (an empty array is `{}`). PW_E_NOMEM past the buffer's
+ * limit. */
+PW_MUST_CHECK pw_status pw_db_array_add(pw_util_buf *a, const char *v);
+PW_MUST_CHECK pw_status pw_db_array_close(pw_util_buf *a);
 
 #endif

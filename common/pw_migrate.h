@@ -12,7 +12,7 @@ typedef struct pw_migration {
 	size_t len;
 } pw_migration;
 
-/* Generated from the files in migrations/ by cmake/embed_migrations.cmake. */
+/* Generated from the files in migrations/ by cmake/embed_text.cmake. */
 extern const pw_migration pw_migrate_files[];
 extern const size_t pw_migrate_count;
 

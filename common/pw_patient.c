@@ -165,6 +165,21 @@ void pw_patient_input_clear(pw_patient_input *in)
 	memset(in, 0, sizeof(*in));
 }
 
+void pw_patient_clear(pw_patient *p)
+{
+	if (p == NULL)
+		return;
+	free(p->nombre);
+	free(p->apellido_paterno);
+	free(p->apellido_materno);
+	free(p->dni);
+	free(p->fecha_nacimiento);
+	free(p->sexo);
+	free(p->owner_id);
+	free(p->created_at);
+	memset(p, 0, sizeof(*p));
+}
+
 static int add_field(json_t *fields, const char *name, const char *reason)
 {
 	return json_object_set_new(fields, name, json_string(reason));

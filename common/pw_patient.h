@@ -1,4 +1,5 @@
-/* The patient.create payload: validation and the canonical form its idempotency hash covers. */
+/* The patient: the patient.create payload (validation and the canonical form its idempotency
+ * hash covers) and a stored patient as replies show it. */
 #ifndef PW_PATIENT_H
 #define PW_PATIENT_H
 
@@ -30,6 +31,22 @@ PW_MUST_CHECK pw_status pw_patient_validate(const json_t *payload, int64_t now_s
                                             pw_patient_input *in, json_t **fields);
 
 void pw_patient_input_clear(pw_patient_input *in);
+
+/* A stored patient, the contract's `data` of a create or get (one item of a list). */
+typedef struct pw_patient {
+	int64_t id;
+	char *nombre; /**< owned, like every string here */
+	char *apellido_paterno;
+	char *apellido_materno; /**< NULL when the patient has none */
+	char *dni;
+	char *fecha_nacimiento; /**< YYYY-MM-DD */
+	char *sexo;
+	char *owner_id;
+	char *created_at; /**< ISO 8601 UTC with milliseconds */
+} pw_patient;
+
+/* Frees the strings; p is left zeroed. NULL is fine. */
+void pw_patient_clear(pw_patient *p);
 
 /* The dni rule (1-20 ASCII letters, digits and '-', not trimmed), for creates and for the
  * list filter alike: NULL and the value copied into out, or the reason it is refused. */

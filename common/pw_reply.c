@@ -73,3 +73,70 @@ out:
 	json_decref(o);
 	return s;
 }
+
+/* The contract's patient object; NULL when memory runs out. */
+static json_t *patient_json(const pw_patient *p)
+{
+	return json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)p->id,
+	                 "nombre", p->nombre, "apellido_paterno", p->apellido_paterno,
+	                 "apellido_materno", p->apellido_materno, "dni", p->dni, "fecha_nacimiento",
+	                 p->fecha_nacimiento, "sexo", p->sexo, "owner_id", p->owner_id,
+	                 "created_at", p->created_at);
+}
+
+/* pw_reply_data taking data over. */
+static char *data_reply(const char *request_id, int status, json_t *data)
+{
+	char *s = data ? pw_reply_data(request_id, status, data) : NULL;
+	json_decref(data);
+	return s;
+}
+
+char *pw_reply_patient(const char *request_id, int status, const pw_patient *p)
+{
+	return data_reply(request_id, status, patient_json(p));
+}
+
+char *pw_reply_list(const char *request_id, const pw_patient *items, size_t n,
+                    const char *next_cursor)
+{
+	json_t *arr = json_array();
+
+	for (size_t i = 0; arr != NULL && i < n; i++)
+		if (json_array_append_new(arr, patient_json(&items[i])) != 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	if (arr == NULL)
+		return NULL;
+	return data_reply(request_id, 200,
+	                  json_pack("{s:o, s:o}", "items", arr, "next_cursor",
+	                            next_cursor ? json_string(next_cursor) : json_null()));
+}
+
+char *pw_reply_not_found(const char *request_id)
+{
+	/* The same answer whether another owner has this id, nobody does, or it is gone. */
+	return pw_reply_error(request_id, 404, "not_found", "no such patient", NULL);
+}
+
+char *pw_reply_conflict(const char *request_id)
+{
+	json_t *f = json_pack("{s:s}", "dni", "already registered");
+	char *s = f ? pw_reply_error(request_id, 409, "conflict",
+	                             "a patient with this dni already exists", f)
+	            : NULL;
+	json_decref(f);
+	return s;
+}
+
+char *pw_reply_idempotency_conflict(const char *request_id)
+{
+	return pw_reply_error(request_id, 409, "idempotency_conflict",
+	                      "this request_id was already used with a different payload", NULL);
+}
+
+char *pw_reply_internal(const char *request_id)
+{
+	return pw_reply_error(request_id, 500, "internal", "internal error", NULL);
+}

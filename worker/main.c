@@ -8,9 +8,9 @@
 
 #include <openssl/crypto.h>
 
+#include "pw_command.h"
 #include "pw_config.h"
 #include "pw_cursor.h"
-#include "pw_db.h"
 #include "pw_http.h"
 #include "pw_httpc.h"
 #include "pw_log.h"
@@ -119,8 +119,10 @@ static int cmd_run(const pw_config *cfg)
 	 * security, a schema not migrated) is bad configuration: say so before any Kafka
 	 * client joins the group. Unreachable is fine: the lanes wait for it. */
 	pw_db *probe = NULL;
-	if (pw_db_create(cfg, &probe) != PW_OK)
+	if (pw_command_db(cfg, &probe, err, sizeof(err)) != PW_OK) {
+		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
 	st = pw_db_connect(probe, err, sizeof(err));
 	pw_db_destroy(probe);
 	if (st == PW_E_CONFIG) {

@@ -98,7 +98,7 @@ static pw_status reply(pw_outcome *out, int status, const char *code, const char
                        json_t *fields)
 {
 	out->kind = PW_OUT_DB;
-	out->db_kind = PW_DB_AUDIT_ONLY;
+	out->db_kind = PW_COMMAND_REFUSED;
 	out->status = status;
 	out->reply = pw_reply_error(out->request_id, status, code, msg, fields);
 	return out->reply ? PW_OK : PW_E_NOMEM;
@@ -192,7 +192,7 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 		if (st != PW_OK)
 			goto out;
 		out->kind = PW_OUT_DB;
-		out->db_kind = type == PW_CMD_LIST ? PW_DB_LIST : PW_DB_GET;
+		out->db_kind = type == PW_CMD_LIST ? PW_COMMAND_LIST : PW_COMMAND_GET;
 		goto out;
 	}
 	st = pw_patient_validate(payload, now, &out->in, &fields);
@@ -203,7 +203,7 @@ pw_status pw_handle_record(const pw_handler_ctx *hc, const rd_kafka_message_t *m
 	if (st != PW_OK)
 		goto out;
 	out->kind = PW_OUT_DB;
-	out->db_kind = PW_DB_CREATE;
+	out->db_kind = PW_COMMAND_CREATE;
 out:
 	json_decref(fields);
 	pw_envelope_destroy(env);

@@ -13,7 +13,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
-#include "pw_db.h"
+#include "pw_command.h"
 #include "pw_handlers.h"
 #include "pw_jwt.h"
 #include "pw_kafka.h"
@@ -339,7 +339,7 @@ static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o, const rd_
                    rd_kafka_t *producer, counts *k)
 {
 	char err[512];
-	pw_db_item it = {
+	pw_command it = {
 	    .kind = o->db_kind,
 	    .owner = o->owner,
 	    .request_id = o->request_id,
@@ -350,13 +350,12 @@ static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o, const rd_
 	    .command_time = o->command_time,
 	    .in = &o->in,
 	    .query = &o->query,
-	    .cursor_key = key,
 	    .status = o->status,
 	    .reply = o->reply,
 	};
 	o->reply = NULL;
 	for (int attempt = 0;; attempt++) {
-		pw_status st = pw_db_run(db, &it, 1, err, sizeof(err));
+		pw_status st = pw_command_run(db, key, &it, 1, err, sizeof(err));
 		if (st == PW_OK)
 			break;
 		if (st != PW_E_RETRY || attempt >= 30) {
@@ -452,8 +451,10 @@ int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_repla
 			goto out;
 	} else {
 		pw_status st;
-		if (pw_db_create(cfg, &db) != PW_OK)
+		if (pw_command_db(cfg, &db, err, sizeof(err)) != PW_OK) {
+			fprintf(stderr, "replay: %s\n", err);
 			goto out;
+		}
 		if ((st = pw_db_connect(db, err, sizeof(err))) != PW_OK) {
 			fprintf(stderr, "%s\n", err);
 			rc = st == PW_E_CONFIG ? 2 : 1;
@@ -515,9 +516,9 @@ int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_repla
 			if (opts->verify) {
 				/* Judged only at its append time: a time guessed now would not be
 				 * the one the command had, so such a record is only counted. */
-				if (o.log_append_time && o.db_kind == PW_DB_AUDIT_ONLY)
+				if (o.log_append_time && o.db_kind == PW_COMMAND_REFUSED)
 					k.refused++;
-				else if (o.log_append_time && o.db_kind == PW_DB_CREATE)
+				else if (o.log_append_time && o.db_kind == PW_COMMAND_CREATE)
 					r = verify_create(vc, &o, m, &k, &sources);
 				else if (o.log_append_time)
 					k.queries++;

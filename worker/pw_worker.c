@@ -14,7 +14,7 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "pw_db.h"
+#include "pw_command.h"
 #include "pw_handlers.h"
 #include "pw_jwt.h"
 #include "pw_kafka.h"
@@ -492,7 +492,7 @@ static void db_down(pw_worker *w, const char *why)
  * order). */
 static int run_items(pw_worker *w, job **jobs, size_t n)
 {
-	pw_db_item *items = calloc(n, sizeof(*items));
+	pw_command *items = calloc(n, sizeof(*items));
 	char err[512];
 	int rc = 0;
 
@@ -502,7 +502,7 @@ static int run_items(pw_worker *w, job **jobs, size_t n)
 	}
 	for (size_t i = 0; i < n; i++) {
 		pw_outcome *o = &jobs[i]->out;
-		items[i] = (pw_db_item){
+		items[i] = (pw_command){
 		    .kind = o->db_kind,
 		    .owner = o->owner,
 		    .request_id = o->request_id,
@@ -513,14 +513,13 @@ static int run_items(pw_worker *w, job **jobs, size_t n)
 		    .command_time = o->command_time,
 		    .in = &o->in,
 		    .query = &o->query,
-		    .cursor_key = w->hc.cursor_key,
 		    .status = o->status,
 		    .reply = o->reply, /* an error decided already; the item holds it now */
 		};
 		o->reply = NULL;
 	}
 	int64_t t0 = now_us();
-	pw_status st = pw_db_run(w->db, items, n, err, sizeof(err));
+	pw_status st = pw_command_run(w->db, w->hc.cursor_key, items, n, err, sizeof(err));
 	w->db_us += now_us() - t0;
 	pw_metrics_db_call(w->metrics, w->lane, n, now_us() - t0);
 	w->batches++;
@@ -707,8 +706,12 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 	}
 	w->hc.cfg = cfg;
 	w->hc.jwt = w->jwt;
-	if (pw_offsets_create(&w->offsets) != PW_OK || pw_db_create(cfg, &w->db) != PW_OK) {
+	if (pw_offsets_create(&w->offsets) != PW_OK) {
 		st = PW_E_NOMEM;
+		goto out;
+	}
+	if (pw_command_db(cfg, &w->db, errstr, errstr_size) != PW_OK) {
+		st = PW_E_INTERNAL;
 		goto out;
 	}
 

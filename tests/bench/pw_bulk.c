@@ -5,7 +5,7 @@
  *       the patients table alone: one multi-row INSERT of --batch rows per transaction,
  *       as DATABASE_ROLE with row-level security, one owner per statement.
  *   pw_bulk equivalent --items N --run ID [--tenants 100] [--batch 500]
- *       the worker's database path (pw_db_run) for creates, --batch items per call.
+ *       the worker's database path (pw_command_run) for creates, --batch items per call.
  *   pw_bulk e2e --creates N --run ID --label L [--tenants 100] [--distinct]
  *               [--alg HS256|RS256] [--key PRIVATE.pem] [--members M]
  *               [--gets G --query-reply-to TOPIC]
@@ -33,8 +33,8 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "pw_command.h"
 #include "pw_config.h"
-#include "pw_db.h"
 #include "pw_patient.h"
 
 #define STALL_MS    60000 /* no new reply for this long: give up waiting */
@@ -262,8 +262,9 @@ static int cmd_equivalent(const opts *o)
 
 	if (pw_config_load(&cfg, 1, argv0, PW_CFG_NEED_DB, stderr) != PW_OK)
 		return 2;
-	if (pw_db_create(&cfg, &db) != PW_OK || pw_db_connect(db, err, sizeof(err)) != PW_OK) {
-		fprintf(stderr, "equivalent: cannot connect: %s\n", db ? err : "out of memory");
+	if (pw_command_db(&cfg, &db, err, sizeof(err)) != PW_OK ||
+	    pw_db_connect(db, err, sizeof(err)) != PW_OK) {
+		fprintf(stderr, "equivalent: cannot connect: %s\n", err);
 		return 1;
 	}
 	snprintf(topic, sizeof(topic), "%s.equivalent", o->run);
@@ -293,15 +294,15 @@ static int cmd_equivalent(const opts *o)
 		snprintf(rid[i], sizeof(rid[i]), "%s-eq-%ld", o->run, i);
 	}
 
-	pw_db_item *items = xcalloc((size_t)o->batch, sizeof(*items));
+	pw_command *items = xcalloc((size_t)o->batch, sizeof(*items));
 	long created = 0, other = 0, reconnects = 0;
 	double spent = 0;
 	for (long b = 0; b < n; b += o->batch) {
 		size_t k = (size_t)(n - b < o->batch ? n - b : o->batch);
 		for (size_t j = 0; j < k; j++) {
 			long i = b + (long)j;
-			items[j] = (pw_db_item){
-			    .kind = PW_DB_CREATE,
+			items[j] = (pw_command){
+			    .kind = PW_COMMAND_CREATE,
 			    .owner = owners[i % o->tenants],
 			    .request_id = rid[i],
 			    .command_type = "patient.create",
@@ -316,7 +317,7 @@ static int cmd_equivalent(const opts *o)
 		/* The database went away: reconnect (for up to 60 s) and run the same items
 		 * again, as the worker does; the figure is then flagged by the count. */
 		double give_up = 0;
-		while ((st = pw_db_run(db, items, k, err, sizeof(err))) == PW_E_RETRY) {
+		while ((st = pw_command_run(db, NULL, items, k, err, sizeof(err))) == PW_E_RETRY) {
 			if (give_up == 0) {
 				give_up = now_ms() + 60000;
 				reconnects++;
@@ -333,7 +334,7 @@ static int cmd_equivalent(const opts *o)
 		}
 		spent += now_ms() - t0;
 		if (st != PW_OK) {
-			fprintf(stderr, "equivalent: pw_db_run: %s\n", err);
+			fprintf(stderr, "equivalent: pw_command_run: %s\n", err);
 			return 1;
 		}
 		for (size_t j = 0; j < k; j++) {
@@ -342,7 +343,7 @@ static int cmd_equivalent(const opts *o)
 			else
 				other++;
 		}
-		pw_db_items_clear(items, k);
+		pw_command_clear(items, k);
 	}
 	printf("raw_equivalent_items %ld\n", n);
 	printf("raw_equivalent_items_per_call %d\n", o->batch);

@@ -10,8 +10,8 @@
 #include <libpq-fe.h>
 
 #include "pw_check_main.h"
+#include "pw_command.h"
 #include "pw_config.h"
-#include "pw_db.h"
 #include "pw_patient.h"
 #include "pw_reply.h"
 #include "pw_testkit.h"
@@ -69,8 +69,8 @@ static void run_init(run *r, const char *tag)
 	tk_unique(r->topic, sizeof(r->topic), "batch-topic-");
 	tk_env("DATABASE_URL");
 	ck_assert_int_eq(pw_config_load(&r->cfg, 0, NULL, PW_CFG_NEED_DB, stderr), PW_OK);
-	ck_assert_int_eq(pw_db_create(&r->cfg, &r->db), PW_OK);
 	char err[512];
+	ck_assert_msg(pw_command_db(&r->cfg, &r->db, err, sizeof(err)) == PW_OK, "%s", err);
 	ck_assert_msg(pw_db_connect(r->db, err, sizeof(err)) == PW_OK, "connect: %s", err);
 }
 
@@ -82,10 +82,10 @@ static void run_free(run *r)
 	pw_config_free(&r->cfg);
 }
 
-/* Runs cmds as one pw_db_run call (batch) or one call per command. */
+/* Runs cmds as one pw_command_run call (batch) or one call per command. */
 static void run_cmds(run *r, const cmd *cmds, size_t n, int batch)
 {
-	pw_db_item items[16];
+	pw_command items[16];
 	pw_patient_input in[16];
 	int64_t now = (int64_t)time(NULL);
 	char err[512];
@@ -94,7 +94,7 @@ static void run_cmds(run *r, const cmd *cmds, size_t n, int batch)
 	memset(in, 0, sizeof(in));
 	for (size_t i = 0; i < n; i++) {
 		const cmd *c = &cmds[i];
-		pw_db_item *it = &items[i];
+		pw_command *it = &items[i];
 		it->owner = r->owners[c->owner];
 		it->request_id = c->rid;
 		it->command_type = "patient.create";
@@ -103,7 +103,7 @@ static void run_cmds(run *r, const cmd *cmds, size_t n, int batch)
 		it->src_offset = r->offset++;
 		it->command_time = now;
 		if (c->dni == NULL) {
-			it->kind = PW_DB_AUDIT_ONLY;
+			it->kind = PW_COMMAND_REFUSED;
 			it->status = 400;
 			it->reply = pw_reply_error(c->rid, 400, "validation_failed", "bad", NULL);
 			continue;
@@ -122,15 +122,16 @@ static void run_cmds(run *r, const cmd *cmds, size_t n, int batch)
 		json_t *fields = NULL;
 		ck_assert_int_eq(pw_patient_validate(p, now, &in[i], &fields), PW_OK);
 		json_decref(p);
-		it->kind = PW_DB_CREATE;
+		it->kind = PW_COMMAND_CREATE;
 		it->in = &in[i];
 	}
 	if (batch) {
-		ck_assert_msg(pw_db_run(r->db, items, n, err, sizeof(err)) == PW_OK, "batch: %s",
-		              err);
+		ck_assert_msg(pw_command_run(r->db, NULL, items, n, err, sizeof(err)) == PW_OK,
+		              "batch: %s", err);
 	} else {
 		for (size_t i = 0; i < n; i++)
-			ck_assert_msg(pw_db_run(r->db, &items[i], 1, err, sizeof(err)) == PW_OK,
+			ck_assert_msg(pw_command_run(r->db, NULL, &items[i], 1, err, sizeof(err)) ==
+			                  PW_OK,
 			              "one: %s", err);
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -1,0 +1,98 @@
+-- Every create of one owner (one source topic) in one statement, run once per owner in
+-- the batch's transaction after set_config('app.owner_id', :owner, true). The inputs are
+-- parallel arrays, one element per command; :ords numbers them so each gets its own row
+-- back. Each command's outcome (status):
+--   a request answered before (a patient row carrying its request id, or a 409 recorded
+--   in patient_create_requests): that answer again, or -409 (idempotency_conflict) when
+--   the payload hash differs;
+--   a new one: inserted (201), or meets this owner's dni (409, recorded so that a later
+--   different payload under the same request id is still an idempotency conflict);
+--   NULL: not inserted and no visible reason, i.e. a concurrent transaction wrote the same
+--   request or dni; the caller asks again in a new statement, which sees it committed
+--   (ON CONFLICT waited for it).
+-- The audit rows of the decided ones are written here too.
+WITH input AS (
+  SELECT * FROM unnest(:ords::int[], :request_ids::text[], :payload_hashes::text[],
+                       :nombres::text[], :apellidos_paternos::text[],
+                       :apellidos_maternos::text[], :dnis::text[],
+                       :fechas_nacimiento::date[], :sexos::text[], :partitions::int[],
+                       :offsets::bigint[], :command_times::float8[])
+    AS t(ord, request_id, payload_hash, nombre, apellido_paterno, apellido_materno, dni,
+         fecha_nacimiento, sexo, src_partition, src_offset, command_time)
+),
+prior_rec AS (
+  SELECT i.ord, r.payload_hash, r.status, r.reply
+  FROM input i
+  JOIN patient_create_requests r ON r.owner_id = :owner AND r.request_id = i.request_id
+),
+prior_row AS (
+  SELECT i.ord, p.id, p.payload_hash
+  FROM input i
+  JOIN patients p ON p.owner_id = :owner AND p.request_id = i.request_id
+),
+ins AS (
+  INSERT INTO patients (owner_id, nombre, apellido_paterno, apellido_materno, dni,
+                        fecha_nacimiento, sexo, request_id, payload_hash, source_topic,
+                        source_partition, source_offset)
+  SELECT :owner, i.nombre, i.apellido_paterno, i.apellido_materno, i.dni,
+         i.fecha_nacimiento, i.sexo, i.request_id, i.payload_hash, :source_topic,
+         i.src_partition, i.src_offset
+  FROM input i
+  WHERE NOT EXISTS (SELECT 1 FROM prior_rec x WHERE x.ord = i.ord)
+    AND NOT EXISTS (SELECT 1 FROM prior_row x WHERE x.ord = i.ord)
+  ORDER BY i.ord
+  ON CONFLICT DO NOTHING
+  RETURNING id, request_id, payload_hash, dni, nombre, apellido_paterno, apellido_materno,
+            fecha_nacimiento, sexo, created_at
+),
+decided AS (
+  SELECT i.ord, i.request_id, i.payload_hash, i.src_partition, i.src_offset,
+         i.command_time, rc.reply AS stored,
+         CASE WHEN rc.ord IS NOT NULL THEN
+                CASE WHEN rc.payload_hash = i.payload_hash THEN rc.status ELSE -409 END
+              WHEN pr.ord IS NOT NULL THEN
+                CASE WHEN pr.payload_hash = i.payload_hash THEN 201 ELSE -409 END
+              WHEN n.id IS NOT NULL THEN
+                CASE WHEN n.payload_hash = i.payload_hash THEN 201 ELSE -409 END
+              WHEN EXISTS (SELECT 1 FROM ins d WHERE d.dni = i.dni)
+                OR EXISTS (SELECT 1 FROM patients p
+                           WHERE p.owner_id = :owner AND p.dni = i.dni) THEN 409
+         END AS status,
+         coalesce(pr.id, n.id) AS id
+  FROM input i
+  LEFT JOIN prior_rec rc ON rc.ord = i.ord
+  LEFT JOIN prior_row pr ON pr.ord = i.ord
+  LEFT JOIN ins n ON n.request_id = i.request_id
+),
+rec AS (
+  INSERT INTO patient_create_requests (owner_id, request_id, payload_hash, status)
+  SELECT DISTINCT ON (d.request_id) :owner, d.request_id, d.payload_hash, 409
+  FROM decided d
+  WHERE d.status = 409 AND NOT EXISTS (SELECT 1 FROM prior_rec x WHERE x.ord = d.ord)
+  ORDER BY d.request_id, d.ord
+  ON CONFLICT DO NOTHING
+),
+aud AS (
+  INSERT INTO patient_audit (owner_id, request_id, command_type, status, patient_ids,
+                             source_topic, source_partition, source_offset, command_time)
+  SELECT :owner, d.request_id, 'patient.create', abs(d.status),
+         CASE WHEN d.status = 201 THEN ARRAY[d.id] ELSE '{}'::bigint[] END, :source_topic,
+         d.src_partition, d.src_offset, to_timestamp(d.command_time)
+  FROM decided d
+  WHERE d.status IS NOT NULL
+  ON CONFLICT DO NOTHING
+)
+SELECT d.ord, d.status, d.stored, c.id, c.nombre, c.apellido_paterno, c.apellido_materno,
+       c.dni, c.fecha_nacimiento::text AS fecha_nacimiento, c.sexo, :owner AS owner_id,
+       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
+FROM decided d
+LEFT JOIN (SELECT id, nombre, apellido_paterno, apellido_materno, dni, fecha_nacimiento,
+                  sexo, created_at
+           FROM ins
+           UNION ALL
+           SELECT p.id, p.nombre, p.apellido_paterno, p.apellido_materno, p.dni,
+                  p.fecha_nacimiento, p.sexo, p.created_at
+           FROM patients p
+           WHERE p.owner_id = :owner AND p.id IN (SELECT id FROM prior_row)) c
+  ON c.id = d.id AND d.status = 201
+ORDER BY d.ord

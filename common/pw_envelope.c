@@ -170,14 +170,14 @@ out:
 	return st;
 }
 
-pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_command_type *type,
+pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_envelope_type *type,
                               json_t **payload, char *msg, size_t msg_size)
 {
 	json_t *t = json_object_get(env->root, "type");
 	json_t *p = json_object_get(env->root, "payload");
 	const char *name;
 
-	*type = PW_CMD_NONE;
+	*type = PW_ENVELOPE_NONE;
 	*payload = NULL;
 	if (!json_is_string(t)) {
 		snprintf(msg, msg_size, "type is required and must be a string");
@@ -185,23 +185,23 @@ pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_co
 	}
 	name = json_string_value(t);
 	if (strcmp(name, "patient.create") == 0)
-		*type = PW_CMD_CREATE;
+		*type = PW_ENVELOPE_CREATE;
 	else if (strcmp(name, "patient.get") == 0)
-		*type = PW_CMD_GET;
+		*type = PW_ENVELOPE_GET;
 	else if (strcmp(name, "patient.list") == 0)
-		*type = PW_CMD_LIST;
+		*type = PW_ENVELOPE_LIST;
 	else {
 		snprintf(msg, msg_size, "unknown type");
 		return PW_E_INVALID;
 	}
-	if ((topic == PW_TOPIC_CREATE) != (*type == PW_CMD_CREATE)) {
+	if ((topic == PW_TOPIC_CREATE) != (*type == PW_ENVELOPE_CREATE)) {
 		snprintf(msg, msg_size, "type %s is not accepted on this topic", name);
-		*type = PW_CMD_NONE;
+		*type = PW_ENVELOPE_NONE;
 		return PW_E_INVALID;
 	}
 	if (!json_is_object(p)) {
 		snprintf(msg, msg_size, "payload is required and must be an object");
-		*type = PW_CMD_NONE;
+		*type = PW_ENVELOPE_NONE;
 		return PW_E_INVALID;
 	}
 	*payload = p;

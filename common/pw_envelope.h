@@ -29,12 +29,12 @@ typedef enum pw_topic_kind {
 	PW_TOPIC_QUERY,
 } pw_topic_kind;
 
-typedef enum pw_command_type {
-	PW_CMD_NONE = 0,
-	PW_CMD_CREATE,
-	PW_CMD_GET,
-	PW_CMD_LIST,
-} pw_command_type;
+typedef enum pw_envelope_type {
+	PW_ENVELOPE_NONE = 0,
+	PW_ENVELOPE_CREATE,
+	PW_ENVELOPE_GET,
+	PW_ENVELOPE_LIST,
+} pw_envelope_type;
 
 typedef struct pw_envelope {
 	json_t *root;           /**< owned */
@@ -60,7 +60,7 @@ void pw_envelope_destroy(pw_envelope *env); /* NULL is fine */
 /* After the token: the `type` must be a known command for this topic and `payload` an
  * object. On PW_E_INVALID writes the message for a 400 invalid_request into msg. */
 PW_MUST_CHECK pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic,
-                                            pw_command_type *type, json_t **payload, char *msg,
+                                            pw_envelope_type *type, json_t **payload, char *msg,
                                             size_t msg_size);
 
 /* True when s is 1-128 characters from [A-Za-z0-9._:-]. */

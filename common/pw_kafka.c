@@ -17,6 +17,21 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	PW_LOG(l, NULL, "librdkafka %s: %s", fac, buf);
 }
 
+/* The worker's clients: a fatal error (the idempotent producer's) is the one that stops the
+ * lane, which asks rd_kafka_fatal_error; the rest librdkafka recovers from. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	char buf[256];
+
+	(void)opaque;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		rd_kafka_fatal_error(rk, buf, sizeof(buf));
+		PW_LOG_ERROR(NULL, "fatal Kafka error: %s", buf);
+		return;
+	}
+	PW_LOG_WARN(NULL, "Kafka: %s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
 pw_status pw_kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                             char *errstr, size_t errstr_size)
 {
@@ -76,6 +91,8 @@ rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, pw_kafka_role role, cha
 	} else if (role == PW_KAFKA_PRODUCER) {
 		extra = producer;
 	}
+	if (role != PW_KAFKA_CLIENT)
+		rd_kafka_conf_set_error_cb(conf, error_cb);
 	for (size_t i = 0; extra != NULL && extra[i][0] != NULL; i++)
 		if (pw_kafka_conf_set(conf, extra[i][0], extra[i][1], errstr, errstr_size) != 0)
 			goto fail;

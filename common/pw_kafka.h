@@ -17,8 +17,8 @@ typedef enum pw_kafka_role {
 } pw_kafka_role;
 
 /* A new configuration for the role with the project's settings (see the .c for why each
- * is set) and librdkafka's log routed to pw_log. NULL with errstr filled on failure.
- * The caller owns it until rd_kafka_new succeeds. */
+ * is set) and librdkafka's log routed to pw_log (its errors too, for the worker's roles). NULL with
+ * errstr filled on failure. The caller owns it until rd_kafka_new succeeds. */
 rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, pw_kafka_role role, char *errstr,
                                    size_t errstr_size);
 

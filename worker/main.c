@@ -1,6 +1,8 @@
 /* patient-worker: `migrate` applies the schema, `run` serves commands until SIGTERM. */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +21,30 @@
 #include "pw_replay.h"
 #include "pw_worker.h"
 
-static volatile sig_atomic_t stop_requested;
+/* Set by the signal handler and by a lane that ends (on its own thread); read by both
+ * lanes. A lock-free atomic int is safe to store from a signal handler. */
+static atomic_int stop_requested;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (stop_requested)
+	if (atomic_exchange(&stop_requested, 1))
 		_exit(1); /* a second signal: the operator wants out now */
-	stop_requested = 1;
+}
+
+/* A configuration problem found after the settings were read (the database's role or
+ * schema, a key): one log line, and the plain line on stderr the contract promises. */
+static int config_error(const char *line)
+{
+	PW_LOG_ERROR(NULL, "%s", line);
+	fprintf(stderr, "%s\n", line);
+	return 2;
+}
+
+/* The exit status for a lane's or a command's status. */
+static int exit_status(pw_status st)
+{
+	return st == PW_OK ? 0 : st == PW_E_CONFIG ? 2 : 1;
 }
 
 static int setup_signals(void)
@@ -77,28 +95,71 @@ static int cmd_migrate(const pw_config *cfg)
 
 typedef struct lane_run {
 	pw_worker *w;
-	int rc;
+	pw_status st;
+	char err[512];
 } lane_run;
 
 static void *query_lane(void *arg)
 {
 	lane_run *l = arg;
-	l->rc = pw_worker_run(l->w, &stop_requested);
-	stop_requested = 1; /* a lane that ends takes the process down with it */
+	l->st = pw_worker_run(l->w, l->err, sizeof(l->err));
+	atomic_store(&stop_requested, 1); /* a lane that ends takes the process down with it */
 	return NULL;
 }
 
-/* Two lanes, creates on the main thread and queries on their own, each with its own
- * consumer, producer and database session: a query never waits behind a bulk load. */
+/* A database that is reachable but unusable (a role that bypasses row-level security, a
+ * schema not migrated) is bad configuration: say so before any Kafka client joins the
+ * group. Unreachable is fine: the lanes wait for it. Returns an exit status, 0 to go on. */
+static int check_database(const pw_config *cfg)
+{
+	char err[512] = "";
+	pw_db *probe = NULL;
+	pw_status st = pw_command_db(cfg, &probe, err, sizeof(err));
+
+	if (st == PW_OK)
+		st = pw_db_connect(probe, err, sizeof(err));
+	pw_db_destroy(probe);
+	if (st == PW_E_CONFIG)
+		return config_error(err);
+	if (st != PW_OK && st != PW_E_RETRY) {
+		fprintf(stderr, "%s\n", err[0] ? err : "out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+/* Both lanes, creates on this thread and queries on their own, each with its own
+ * consumer, producer and database session: a query never waits behind a bulk load.
+ * Returns the exit status: the worse of the two lanes'. */
+static int run_lanes(pw_worker *creates, lane_run *queries)
+{
+	char err[512] = "";
+	pthread_t th;
+	pw_status st;
+
+	if (pthread_create(&th, NULL, query_lane, queries) != 0) {
+		PW_LOG_ERROR(NULL, "cannot start the query lane");
+		return 1;
+	}
+	st = pw_worker_run(creates, err, sizeof(err));
+	atomic_store(&stop_requested, 1);
+	pthread_join(th, NULL);
+	if (st == PW_E_CONFIG)
+		config_error(err);
+	else if (queries->st == PW_E_CONFIG)
+		config_error(queries->err);
+	int rc = exit_status(st), qrc = exit_status(queries->st);
+	return qrc > rc ? qrc : rc;
+}
+
 static int cmd_run(const pw_config *cfg)
 {
 	char err[512] = "";
 	pw_worker *creates = NULL;
-	lane_run queries = {NULL, 0};
+	lane_run queries = {NULL, PW_OK, ""};
 	pw_metrics *metrics = NULL;
 	pw_http *http = NULL;
 	pw_cursor_key key;
-	pthread_t th;
 	int generated, rc;
 	pw_status st;
 
@@ -115,48 +176,25 @@ static int cmd_run(const pw_config *cfg)
 		PW_LOG_WARN(NULL, "CURSOR_SECRET unset: generated a random cursor key; "
 		                  "patient.list cursors will not survive a restart or work on "
 		                  "other workers");
-	/* A database that is reachable but unusable (a role that bypasses row-level
-	 * security, a schema not migrated) is bad configuration: say so before any Kafka
-	 * client joins the group. Unreachable is fine: the lanes wait for it. */
-	pw_db *probe = NULL;
-	if (pw_command_db(cfg, &probe, err, sizeof(err)) != PW_OK) {
-		fprintf(stderr, "%s\n", err);
-		return 1;
-	}
-	st = pw_db_connect(probe, err, sizeof(err));
-	pw_db_destroy(probe);
-	if (st == PW_E_CONFIG) {
-		PW_LOG_ERROR(NULL, "%s", err);
-		fprintf(stderr, "%s\n", err);
-		return 2;
-	}
+	if ((rc = check_database(cfg)) != 0)
+		return rc;
 	/* Listening before the lanes start: /healthz answers (and /readyz says why not yet)
 	 * while the group is still being joined. */
 	st = pw_metrics_create(&metrics);
 	if (st == PW_OK)
 		st = pw_http_start(cfg, metrics, &http, err, sizeof(err));
 	if (st == PW_OK)
-		st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, metrics, &creates, err,
-		                      sizeof(err));
+		st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, metrics, &stop_requested,
+		                      &creates, err, sizeof(err));
 	if (st == PW_OK)
-		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, metrics, &queries.w, err,
-		                      sizeof(err));
-	if (st != PW_OK) {
+		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, metrics, &stop_requested,
+		                      &queries.w, err, sizeof(err));
+	if (st == PW_OK) {
+		rc = run_lanes(creates, &queries);
+	} else {
 		fprintf(stderr, "%s\n", err[0] ? err : "cannot start the worker");
 		rc = st == PW_E_CONFIG ? 2 : 1;
-		goto out;
 	}
-	if (pthread_create(&th, NULL, query_lane, &queries) != 0) {
-		PW_LOG_ERROR(NULL, "cannot start the query lane");
-		rc = 1;
-		goto out;
-	}
-	rc = pw_worker_run(creates, &stop_requested);
-	stop_requested = 1;
-	pthread_join(th, NULL);
-	if (queries.rc > rc)
-		rc = queries.rc;
-out:
 	pw_worker_destroy(creates);
 	pw_worker_destroy(queries.w);
 	pw_http_stop(http);
@@ -197,9 +235,9 @@ static int replay_options(int *argc, char **argv, pw_replay_opts *o)
 		if (strcmp(argv[i], "--from-beginning") == 0) {
 			from_beginning = 1;
 		} else if (strcmp(argv[i], "--verify") == 0) {
-			o->verify = 1;
+			o->verify = true;
 		} else if (strcmp(argv[i], "--reply") == 0) {
-			o->reply = 1;
+			o->reply = true;
 		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < *argc) {
 			o->topic = argv[++i];
 		} else if (strncmp(argv[i], "--topic=", 8) == 0) {
@@ -251,9 +289,12 @@ static int cmd_replay(const pw_config *cfg, const pw_replay_opts *opts)
 		fprintf(stderr, "CURSOR_SECRET: cannot derive or generate a key\n");
 		return 2;
 	}
-	int rc = pw_replay_run(cfg, &key, opts);
+	bool consistent;
+	pw_status st = pw_replay_run(cfg, &key, opts, &consistent);
 	OPENSSL_cleanse(&key, sizeof(key));
-	return rc;
+	if (st != PW_OK)
+		return exit_status(st);
+	return opts->verify && !consistent ? 1 : 0;
 }
 
 int main(int argc, char **argv)

@@ -14,10 +14,12 @@
 #include <librdkafka/rdkafka.h>
 
 #include "pw_command.h"
-#include "pw_handlers.h"
+#include "pw_handler.h"
 #include "pw_jwt.h"
 #include "pw_kafka.h"
 #include "pw_log.h"
+#include "pw_produce.h"
+#include "pw_util.h"
 
 #define STALL_S 30 /* no record for this long before the end offsets: give up */
 
@@ -90,9 +92,7 @@ static int set_has(const source_set *s, uint64_t k)
 
 static double now_s(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)pw_util_now_us() / 1e6;
 }
 
 static void progress(unsigned long read, unsigned long total, double t0, int final)
@@ -191,8 +191,8 @@ static void mark(part *parts, int n, const rd_kafka_message_t *m)
 
 /* --verify: one create command against the database, through its audit row (keyed by
  * the record), which says how it was answered; a 201 must have its row, as created. */
-static int verify_create(PGconn *c, const pw_outcome *o, const rd_kafka_message_t *m, counts *k,
-                         source_set *sources)
+static int verify_create(PGconn *c, const pw_handler_outcome *o, const rd_kafka_message_t *m,
+                         counts *k, source_set *sources)
 {
 	char part[16], off[24];
 	snprintf(part, sizeof(part), "%" PRId32, m->partition);
@@ -334,65 +334,38 @@ fail:
 	return NULL;
 }
 
-/* Without --verify: the command as the worker would run it, retrying an outage. */
-static int process(pw_db *db, const pw_cursor_key *key, pw_outcome *o, const rd_kafka_message_t *m,
-                   rd_kafka_t *producer, counts *k)
+/* Without --verify: the command as the worker would run it, retrying an outage; with a
+ * producer (--reply), its reply published again. */
+static int process(pw_db *db, const pw_cursor_key *key, pw_handler_outcome *o,
+                   const rd_kafka_message_t *m, rd_kafka_t *producer, counts *k)
 {
 	char err[512];
-	pw_command it = {
-	    .kind = o->db_kind,
-	    .owner = o->owner,
-	    .request_id = o->request_id,
-	    .command_type = o->command_type,
-	    .src_topic = rd_kafka_topic_name(m->rkt),
-	    .src_partition = m->partition,
-	    .src_offset = m->offset,
-	    .command_time = o->command_time,
-	    .in = &o->in,
-	    .query = &o->query,
-	    .status = o->status,
-	    .reply = o->reply,
-	};
-	o->reply = NULL;
+	pw_command c;
+	pw_status st;
+
+	pw_handler_to_command(o, rd_kafka_topic_name(m->rkt), m->partition, m->offset, &c);
 	for (int attempt = 0;; attempt++) {
-		pw_status st = pw_command_run(db, key, &it, 1, err, sizeof(err));
-		if (st == PW_OK)
+		st = pw_command_run(db, key, &c, 1, err, sizeof(err));
+		if (st != PW_E_RETRY || attempt >= 30)
 			break;
-		if (st != PW_E_RETRY || attempt >= 30) {
-			fprintf(stderr, "replay: database: %s\n", err);
-			free(it.reply);
-			return -1;
-		}
 		PW_LOG_WARN(NULL, "replay: database unreachable, retrying: %s", err);
 		sleep(1);
-		if (pw_db_connect(db, err, sizeof(err)) == PW_E_CONFIG) {
-			fprintf(stderr, "%s\n", err);
-			free(it.reply);
-			return -1;
-		}
+		if ((st = pw_db_connect(db, err, sizeof(err))) == PW_E_CONFIG)
+			break;
 	}
-	k->by_status[it.status / 100 < 6 ? it.status / 100 : 5]++;
+	pw_handler_from_command(o, &c);
+	if (st != PW_OK) {
+		fprintf(stderr, "replay: database: %s\n", err);
+		return -1;
+	}
+	k->by_status[o->status / 100 < 6 ? o->status / 100 : 5]++;
 	if (producer != NULL) {
-		rd_kafka_headers_t *h = pw_reply_headers(o, it.status);
-		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__FAIL; /* no headers: out of memory */
-		while (h != NULL &&
-		       (e = rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(o->reply_to),
-		                              RD_KAFKA_V_PARTITION(o->reply_partition),
-		                              RD_KAFKA_V_KEY(o->request_id, strlen(o->request_id)),
-		                              RD_KAFKA_V_VALUE(it.reply, strlen(it.reply)),
-		                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                              RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END)) ==
-		           RD_KAFKA_RESP_ERR__QUEUE_FULL)
-			rd_kafka_poll(producer, 100);
-		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			if (h != NULL)
-				rd_kafka_headers_destroy(h);
+		rd_kafka_resp_err_t e;
+		if (pw_produce_reply(producer, o, o->reply, o->status, NULL, NULL, &e) != PW_OK)
 			PW_LOG_WARN(NULL, "replay: reply to %s not published: %s", o->reply_to,
 			            rd_kafka_err2str(e));
-		}
 		rd_kafka_poll(producer, 0);
 	}
-	free(it.reply);
 	return 0;
 }
 
@@ -421,135 +394,169 @@ static void report(const char *topic, int verify, unsigned long total, const cou
 	fflush(stdout);
 }
 
-int pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_replay_opts *opts)
+/* One replay run: what it reads, what it writes with, what it has counted. */
+typedef struct replay {
+	const pw_config *cfg;
+	const pw_replay_opts *opts;
+	const pw_cursor_key *key;
+	const char *topic;
+	pw_topic_kind kind;
+	pw_jwt_verifier *jwt;
+	pw_handler handler;
+	rd_kafka_t *consumer;
+	rd_kafka_t *producer; /**< --reply */
+	part *parts;
+	int nparts;
+	unsigned long total, read;
+	PGconn *vc; /**< --verify: read-only, every tenant */
+	pw_db *db;  /**< otherwise: the worker's own session */
+	source_set sources;
+	counts k;
+} replay;
+
+/* The sessions the run needs: a read-only one to verify, else the worker's session and,
+ * with --reply, a producer. PW_E_CONFIG for a setting that makes the run impossible. */
+static pw_status replay_open(replay *r)
 {
-	const char *topic = opts->topic ? opts->topic : cfg->topic_create;
-	pw_topic_kind kind =
-	    strcmp(topic, cfg->topic_query) == 0 ? PW_TOPIC_QUERY : PW_TOPIC_CREATE;
-	pw_jwt_verifier *jwt = NULL;
-	pw_handler_ctx hc = {cfg, NULL, key};
-	rd_kafka_t *c = NULL, *producer = NULL;
-	part *parts = NULL;
-	int nparts = 0;
-	unsigned long total = 0;
-	PGconn *vc = NULL;
-	pw_db *db = NULL;
-	source_set sources = {0};
-	counts k = {0};
-	int rc = 1;
 	char err[512];
+	pw_status st;
 
-	if (strcmp(topic, cfg->topic_create) != 0 && strcmp(topic, cfg->topic_query) != 0) {
-		fprintf(stderr, "--topic: %s is neither TOPIC_CREATE nor TOPIC_QUERY\n", topic);
-		return 2;
+	if (r->opts->verify)
+		return (r->vc = verify_session(r->cfg)) != NULL ? PW_OK : PW_E_INTERNAL;
+	if ((st = pw_command_db(r->cfg, &r->db, err, sizeof(err))) != PW_OK) {
+		fprintf(stderr, "replay: %s\n", err);
+		return st;
 	}
-	if (pw_jwt_verifier_create(cfg, &jwt) != PW_OK)
-		return 2;
-	hc.jwt = jwt;
-	if (opts->verify) {
-		if ((vc = verify_session(cfg)) == NULL)
-			goto out;
-	} else {
-		pw_status st;
-		if (pw_command_db(cfg, &db, err, sizeof(err)) != PW_OK) {
-			fprintf(stderr, "replay: %s\n", err);
-			goto out;
-		}
-		if ((st = pw_db_connect(db, err, sizeof(err))) != PW_OK) {
-			fprintf(stderr, "%s\n", err);
-			rc = st == PW_E_CONFIG ? 2 : 1;
-			goto out;
-		}
-		if (opts->reply) {
-			rd_kafka_conf_t *pc =
-			    pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, err, sizeof(err));
-			if (pc == NULL || (producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err,
-			                                           sizeof(err))) == NULL) {
-				fprintf(stderr, "replay: %s\n", err);
-				if (pc)
-					rd_kafka_conf_destroy(pc);
-				goto out;
-			}
-		}
+	if ((st = pw_db_connect(r->db, err, sizeof(err))) != PW_OK) {
+		fprintf(stderr, "%s\n", err);
+		return st;
 	}
-	if (open_topic(cfg, topic, &c, &parts, &nparts, &total) != 0)
+	if (!r->opts->reply)
+		return PW_OK;
+	rd_kafka_conf_t *pc = pw_kafka_conf_new(r->cfg, PW_KAFKA_PRODUCER, err, sizeof(err));
+	if (pc == NULL ||
+	    (r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "replay: %s\n", err);
+		if (pc)
+			rd_kafka_conf_destroy(pc);
+		return PW_E_INTERNAL;
+	}
+	return PW_OK;
+}
+
+/* One record of the topic, decided as the worker would, then processed or verified. */
+static pw_status replay_record(replay *r, const rd_kafka_message_t *m)
+{
+	pw_handler_record rec;
+	pw_handler_outcome o;
+	int rc = 0;
+
+	pw_handler_record_of(m, (int64_t)time(NULL), &rec);
+	if (pw_handler_decide(&r->handler, &rec, r->kind, &o) != PW_OK)
+		return PW_E_NOMEM;
+	if (o.kind == PW_HANDLER_DEAD_LETTER) {
+		r->k.dead++;
 		goto out;
+	}
+	r->k.seen++;
+	if (!o.log_append_time)
+		r->k.no_append_time++;
+	if (!r->opts->verify)
+		rc = process(r->db, r->key, &o, m, r->producer, &r->k);
+	/* Verified only at its append time: a time guessed now would not be the one the
+	 * command had, so such a record is only counted. */
+	else if (o.log_append_time && o.command == PW_COMMAND_REFUSED)
+		r->k.refused++;
+	else if (o.log_append_time && o.command == PW_COMMAND_CREATE)
+		rc = verify_create(r->vc, &o, m, &r->k, &r->sources);
+	else if (o.log_append_time)
+		r->k.queries++;
+out:
+	pw_handler_outcome_clear(&o);
+	return rc == 0 ? PW_OK : PW_E_INTERNAL;
+}
 
+/* Every record up to the end offsets found at start, with a progress line. */
+static pw_status replay_read(replay *r)
+{
 	double t0 = now_s(), last = t0, last_record = t0;
-	unsigned long read = 0;
-	while (!all_done(parts, nparts)) {
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
+	pw_status st = PW_OK;
+
+	while (st == PW_OK && !all_done(r->parts, r->nparts)) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 200);
 		double now = now_s();
 		if (now - last >= 1.0) {
-			progress(read, total, t0, 0);
+			progress(r->read, r->total, t0, 0);
 			last = now;
 		}
 		if (m == NULL) {
-			if (now - last_record > STALL_S) {
-				fprintf(stderr, "replay: no record for %d s before the end\n",
-				        STALL_S);
-				goto out;
-			}
-			continue;
+			if (now - last_record <= STALL_S)
+				continue;
+			fprintf(stderr, "replay: no record for %d s before the end\n", STALL_S);
+			return PW_E_RETRY;
 		}
 		last_record = now;
-		if (m->err) {
-			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				PW_LOG_WARN(NULL, "replay: %s", rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
-			continue;
+		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			r->read++;
+			mark(r->parts, r->nparts, m);
+			st = replay_record(r, m);
+		} else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			PW_LOG_WARN(NULL, "replay: %s", rd_kafka_message_errstr(m));
 		}
-		read++;
-		mark(parts, nparts, m);
-		pw_outcome o;
-		if (pw_handle_record(&hc, m, kind, &o) != PW_OK) {
-			rd_kafka_message_destroy(m);
-			goto out;
-		}
-		int r = 0;
-		if (o.kind == PW_OUT_DLQ) {
-			k.dead++;
-		} else {
-			k.seen++;
-			if (!o.log_append_time)
-				k.no_append_time++;
-			if (opts->verify) {
-				/* Judged only at its append time: a time guessed now would not be
-				 * the one the command had, so such a record is only counted. */
-				if (o.log_append_time && o.db_kind == PW_COMMAND_REFUSED)
-					k.refused++;
-				else if (o.log_append_time && o.db_kind == PW_COMMAND_CREATE)
-					r = verify_create(vc, &o, m, &k, &sources);
-				else if (o.log_append_time)
-					k.queries++;
-			} else {
-				r = process(db, key, &o, m, producer, &k);
-			}
-		}
-		pw_outcome_clear(&o);
 		rd_kafka_message_destroy(m);
-		if (r != 0)
-			goto out;
 	}
-	progress(read, total, t0, 1);
-	if (opts->verify && kind == PW_TOPIC_CREATE && verify_orphans(vc, topic, &sources, &k) != 0)
-		goto out;
-	if (producer != NULL && rd_kafka_flush(producer, 30000) != 0)
-		PW_LOG_WARN(NULL, "replay: some replies were not acknowledged");
-	int consistent = k.missing == 0 && k.differs == 0 && k.unanswered == 0 && k.orphans == 0;
-	report(topic, opts->verify, total, &k, consistent);
-	rc = opts->verify && !consistent ? 1 : 0;
-out:
-	if (c) {
-		rd_kafka_consumer_close(c);
-		rd_kafka_destroy(c);
+	if (st == PW_OK)
+		progress(r->read, r->total, t0, 1);
+	return st;
+}
+
+static void replay_close(replay *r)
+{
+	if (r->consumer) {
+		rd_kafka_consumer_close(r->consumer);
+		rd_kafka_destroy(r->consumer);
 	}
-	if (producer)
-		rd_kafka_destroy(producer);
-	free(parts);
-	free(sources.v);
-	PQfinish(vc);
-	pw_db_destroy(db);
-	pw_jwt_verifier_destroy(jwt);
-	return rc;
+	if (r->producer)
+		rd_kafka_destroy(r->producer);
+	free(r->parts);
+	free(r->sources.v);
+	PQfinish(r->vc);
+	pw_db_destroy(r->db);
+	pw_jwt_verifier_destroy(r->jwt);
+}
+
+pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_replay_opts *opts,
+                        bool *consistent)
+{
+	replay r = {.cfg = cfg, .opts = opts, .key = key};
+	pw_status st;
+
+	*consistent = false;
+	r.topic = opts->topic ? opts->topic : cfg->topic_create;
+	r.kind = strcmp(r.topic, cfg->topic_query) == 0 ? PW_TOPIC_QUERY : PW_TOPIC_CREATE;
+	if (strcmp(r.topic, cfg->topic_create) != 0 && strcmp(r.topic, cfg->topic_query) != 0) {
+		fprintf(stderr, "--topic: %s is neither TOPIC_CREATE nor TOPIC_QUERY\n", r.topic);
+		return PW_E_CONFIG;
+	}
+	if (pw_jwt_verifier_create(cfg, &r.jwt) != PW_OK)
+		return PW_E_CONFIG;
+	r.handler = (pw_handler){cfg, r.jwt, key};
+	st = replay_open(&r);
+	if (st == PW_OK &&
+	    open_topic(cfg, r.topic, &r.consumer, &r.parts, &r.nparts, &r.total) != 0)
+		st = PW_E_INTERNAL;
+	if (st == PW_OK)
+		st = replay_read(&r);
+	if (st == PW_OK && opts->verify && r.kind == PW_TOPIC_CREATE &&
+	    verify_orphans(r.vc, r.topic, &r.sources, &r.k) != 0)
+		st = PW_E_INTERNAL;
+	if (st == PW_OK) {
+		if (r.producer != NULL && rd_kafka_flush(r.producer, 30000) != 0)
+			PW_LOG_WARN(NULL, "replay: some replies were not acknowledged");
+		*consistent =
+		    r.k.missing == 0 && r.k.differs == 0 && r.k.unanswered == 0 && r.k.orphans == 0;
+		report(r.topic, opts->verify, r.total, &r.k, *consistent);
+	}
+	replay_close(&r);
+	return st;
 }

@@ -37,12 +37,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void validate(const json_t *payload, pw_command_type type)
+static void validate(const json_t *payload, pw_envelope_type type)
 {
 	json_t *fields = NULL;
 	pw_status st;
 
-	if (type == PW_CMD_CREATE) {
+	if (type == PW_ENVELOPE_CREATE) {
 		pw_patient_input in;
 		st = pw_patient_validate(payload, FUZZ_NOW, &in, &fields);
 		if (st == PW_OK && (in.nombre == NULL || in.apellido_paterno == NULL ||
@@ -52,9 +52,9 @@ static void validate(const json_t *payload, pw_command_type type)
 			pw_patient_input_clear(&in);
 	} else {
 		pw_query q;
-		st = pw_query_validate(payload, type == PW_CMD_LIST, &cursor_key, FUZZ_OWNER, &q,
-		                       &fields);
-		if (st == PW_OK && type == PW_CMD_LIST &&
+		st = pw_query_validate(payload, type == PW_ENVELOPE_LIST, &cursor_key, FUZZ_OWNER,
+		                       &q, &fields);
+		if (st == PW_OK && type == PW_ENVELOPE_LIST &&
 		    (q.limit < 1 || q.limit > PW_LIST_LIMIT_MAX || q.after_id < 0))
 			abort();
 		pw_query_clear(&q);
@@ -83,13 +83,13 @@ static void record(const void *value, size_t len, const void *auth, size_t auth_
 	    !pw_envelope_reply_to_allowed(env->reply_to, FUZZ_REPLIES))
 		abort();
 	for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
-		pw_command_type type;
+		pw_envelope_type type;
 		json_t *payload;
 		char msg[256];
 		if (pw_envelope_command(env, topics[i], &type, &payload, msg, sizeof(msg)) != PW_OK)
 			continue;
-		if (!json_is_object(payload) || type == PW_CMD_NONE ||
-		    (type == PW_CMD_CREATE) != (topics[i] == PW_TOPIC_CREATE))
+		if (!json_is_object(payload) || type == PW_ENVELOPE_NONE ||
+		    (type == PW_ENVELOPE_CREATE) != (topics[i] == PW_TOPIC_CREATE))
 			abort();
 		validate(payload, type);
 	}

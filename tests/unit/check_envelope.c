@@ -474,50 +474,50 @@ START_TEST(test_command)
 		const char *value;
 		pw_topic_kind topic;
 		pw_status st;
-		pw_command_type type;
+		pw_envelope_type type;
 	} rows[] = {
 	    {"create on create topic",
 	     "{\"request_id\":\"r\",\"type\":\"patient.create\",\"payload\":{\"nombre\":\"A\"}}",
-	     PW_TOPIC_CREATE, PW_OK, PW_CMD_CREATE},
+	     PW_TOPIC_CREATE, PW_OK, PW_ENVELOPE_CREATE},
 	    {"get on query topic",
 	     "{\"request_id\":\"r\",\"type\":\"patient.get\",\"payload\":{\"id\":1}}",
-	     PW_TOPIC_QUERY, PW_OK, PW_CMD_GET},
+	     PW_TOPIC_QUERY, PW_OK, PW_ENVELOPE_GET},
 	    {"list on query topic",
 	     "{\"request_id\":\"r\",\"type\":\"patient.list\",\"payload\":{}}", PW_TOPIC_QUERY,
-	     PW_OK, PW_CMD_LIST},
+	     PW_OK, PW_ENVELOPE_LIST},
 	    {"type missing", "{\"request_id\":\"r\",\"payload\":{}}", PW_TOPIC_CREATE, PW_E_INVALID,
-	     PW_CMD_NONE},
+	     PW_ENVELOPE_NONE},
 	    {"type missing (query)", "{\"request_id\":\"r\",\"payload\":{}}", PW_TOPIC_QUERY,
-	     PW_E_INVALID, PW_CMD_NONE},
+	     PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"type not a string", "{\"request_id\":\"r\",\"type\":1,\"payload\":{}}",
-	     PW_TOPIC_CREATE, PW_E_INVALID, PW_CMD_NONE},
+	     PW_TOPIC_CREATE, PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"type unknown", "{\"request_id\":\"r\",\"type\":\"patient.delete\",\"payload\":{}}",
-	     PW_TOPIC_QUERY, PW_E_INVALID, PW_CMD_NONE},
+	     PW_TOPIC_QUERY, PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"type with different case",
 	     "{\"request_id\":\"r\",\"type\":\"Patient.Create\",\"payload\":{}}", PW_TOPIC_CREATE,
-	     PW_E_INVALID, PW_CMD_NONE},
+	     PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"create on query topic",
 	     "{\"request_id\":\"r\",\"type\":\"patient.create\",\"payload\":{}}", PW_TOPIC_QUERY,
-	     PW_E_INVALID, PW_CMD_NONE},
+	     PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"get on create topic",
 	     "{\"request_id\":\"r\",\"type\":\"patient.get\",\"payload\":{}}", PW_TOPIC_CREATE,
-	     PW_E_INVALID, PW_CMD_NONE},
+	     PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"list on create topic",
 	     "{\"request_id\":\"r\",\"type\":\"patient.list\",\"payload\":{}}", PW_TOPIC_CREATE,
-	     PW_E_INVALID, PW_CMD_NONE},
+	     PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"payload missing", "{\"request_id\":\"r\",\"type\":\"patient.create\"}",
-	     PW_TOPIC_CREATE, PW_E_INVALID, PW_CMD_NONE},
+	     PW_TOPIC_CREATE, PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"payload array", "{\"request_id\":\"r\",\"type\":\"patient.list\",\"payload\":[]}",
-	     PW_TOPIC_QUERY, PW_E_INVALID, PW_CMD_NONE},
+	     PW_TOPIC_QUERY, PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"payload null", "{\"request_id\":\"r\",\"type\":\"patient.get\",\"payload\":null}",
-	     PW_TOPIC_QUERY, PW_E_INVALID, PW_CMD_NONE},
+	     PW_TOPIC_QUERY, PW_E_INVALID, PW_ENVELOPE_NONE},
 	    {"payload string",
 	     "{\"request_id\":\"r\",\"type\":\"patient.create\",\"payload\":\"{}\"}",
-	     PW_TOPIC_CREATE, PW_E_INVALID, PW_CMD_NONE},
+	     PW_TOPIC_CREATE, PW_E_INVALID, PW_ENVELOPE_NONE},
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		pw_envelope *env = must_parse(rows[i].value);
-		pw_command_type type = PW_CMD_NONE;
+		pw_envelope_type type = PW_ENVELOPE_NONE;
 		json_t *payload = NULL;
 		char msg[256] = "";
 		pw_status st =

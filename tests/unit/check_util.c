@@ -44,7 +44,7 @@ END_TEST
 START_TEST(b64url_refuses)
 {
 	unsigned char out[16];
-	char text[8];
+	char text[16];
 	size_t n = 99;
 
 	ck_assert_int_eq(pw_util_b64url_decode("Zm9v+", 5, out, sizeof(out), &n), PW_E_INVALID);

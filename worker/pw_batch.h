@@ -1,0 +1,67 @@
+/* The lane's batch: command jobs waiting for the database. Records join the open batch
+ * until it is full (BATCH_MAX) or has waited BATCH_WAIT_MS; while the database is away
+ * they wait on the held list, in the order they came, and the batch says when to try the
+ * database again (backoff from 200 ms to 5 s). It never talks to the database itself: the
+ * loop takes the jobs, runs them, and holds again those not done. No I/O, no clock of its
+ * own (times are passed in), so every rule here is unit-tested. */
+#ifndef PW_BATCH_H
+#define PW_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "pw_job.h"
+#include "pw_offsets.h"
+#include "pw_status.h"
+
+#define PW_BATCH_BACKOFF_MIN_MS 200
+#define PW_BATCH_BACKOFF_MAX_MS 5000
+
+typedef struct pw_batch pw_batch;
+
+/* max: jobs in one batch (1 on the query lane: each answered at once); wait_ms: how long
+ * a batch waits to fill. */
+PW_MUST_CHECK pw_status pw_batch_create(size_t max, int wait_ms, pw_batch **out);
+/* Frees the batch and any job still in it (their offsets untouched). NULL is fine. */
+void pw_batch_destroy(pw_batch *b);
+
+/* A command job joins the open batch, or, while the database is away, the held list
+ * behind the jobs already waiting. The first job of a batch starts its wait. */
+void pw_batch_add(pw_batch *b, pw_job *j, int64_t now_us);
+
+/* True when the loop should go to the database now: it is up and the batch is full or
+ * has waited long enough; or it is away and the backoff has passed (reconnect, then write
+ * what is held). */
+bool pw_batch_due(const pw_batch *b, int64_t now_us);
+
+/* How long the loop may wait for records before pw_batch_due can become true, in ms,
+ * at most cap_ms (0 when due now). */
+int pw_batch_wait_ms(const pw_batch *b, int64_t now_us, int cap_ms);
+
+/* Every job waiting, held ones first, in the order they came; the batch is left empty. */
+pw_job_list pw_batch_take(pw_batch *b);
+
+/* A job taken but not done (the database went away meanwhile): held again, behind the
+ * jobs held before it. Hold the not-done jobs of a take in their order. */
+void pw_batch_hold(pw_batch *b, pw_job *j);
+
+/* The database is away. True for the first call of an outage (the loop counts it and
+ * says so); the next try is after the shortest backoff. */
+bool pw_batch_outage(pw_batch *b, int64_t now_us);
+/* A reconnect failed: the backoff doubles, up to its maximum. */
+void pw_batch_backoff(pw_batch *b, int64_t now_us);
+/* The database answers again. */
+void pw_batch_recovered(pw_batch *b);
+bool pw_batch_db_down(const pw_batch *b);
+
+/* Jobs waiting (open and held). */
+size_t pw_batch_size(const pw_batch *b);
+
+/* Drops (pw_job_drop: offsets released, never answered here) the waiting jobs of the
+ * partitions in parts, or all of them when parts is NULL. Returns how many. */
+size_t pw_batch_drop(pw_batch *b, const rd_kafka_topic_partition_list_t *parts, pw_offsets *o);
+
+#endif

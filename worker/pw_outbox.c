@@ -1,0 +1,257 @@
+/* Produce, delivery report, offset store: the end of every record's way. */
+#include "pw_outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw_kafka.h"
+#include "pw_log.h"
+#include "pw_produce.h"
+#include "pw_util.h"
+
+#define AWAIT_US (200 * 1000)
+
+struct pw_outbox {
+	const pw_config *cfg;
+	pw_topic_kind lane;
+	rd_kafka_t *producer; /**< owned */
+	rd_kafka_t *consumer; /**< borrowed: offsets are stored on it */
+	pw_offsets *offsets;  /**< borrowed */
+	pw_metrics *metrics;  /**< borrowed; may be NULL */
+	const atomic_int *stop;
+	pw_job_list retry; /**< to produce again: a transient delivery failure */
+	bool abandoning;   /**< purged on purpose: those reports are not failures */
+	int64_t sent_us;   /**< when a record was last handed to the producer */
+	unsigned long answered, dead_letters;
+};
+
+/* The job's partition has every record up to next_offset acknowledged: store it, for the
+ * consumer's next commit. */
+static void store_offset(pw_outbox *ob, const pw_job *j, const char *topic, int32_t partition,
+                         int64_t next_offset)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	pw_log_ctx ctx = PW_LOG_CTX_INIT;
+	rd_kafka_resp_err_t err;
+
+	if (l == NULL)
+		return; /* the next acknowledgement stores a later offset */
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+	err = rd_kafka_offsets_store(ob->consumer, l);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].err != 0)
+		err = l->elems[0].err;
+	/* __STATE: the partition was revoked meanwhile; its next owner answers from the last
+	 * commit, so nothing is lost. */
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__STATE) {
+		pw_job_log_ctx(j, &ctx);
+		PW_LOG_WARN(&ctx, "offset store failed: %s", rd_kafka_err2str(err));
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The reply or dead letter is on the broker: count it, move the watermark, free the job. */
+static void finish(pw_outbox *ob, pw_job *j)
+{
+	pw_log_ctx ctx = PW_LOG_CTX_INIT;
+	int64_t us = pw_util_now_us() - j->taken_us;
+	const char *topic;
+	int32_t partition;
+	int64_t next;
+
+	pw_job_log_ctx(j, &ctx);
+	ctx.ms = (double)us / 1000.0;
+	if (j->dead) {
+		ob->dead_letters++;
+		pw_metrics_dead_letter(ob->metrics, j->out.dlq);
+		PW_LOG_WARN(&ctx, "dead-lettered: %s", pw_envelope_dlq_code(j->out.dlq));
+	} else {
+		ob->answered++;
+		pw_metrics_answered(ob->metrics, ob->lane, j->out.command_type, j->out.status, us);
+		PW_LOG_DEBUG(&ctx, "answered");
+	}
+	if (pw_offsets_done(ob->offsets, j->pending, &topic, &partition, &next))
+		store_offset(ob, j, topic, partition, next);
+	j->pending = NULL;
+	pw_job_free(j);
+}
+
+/* A permanent failure: a reply becomes a reply_undeliverable dead letter (true: produce
+ * it); a dead letter that cannot be written either is given up, loudly, since there is
+ * nowhere else to put it (false). */
+static bool undeliverable(pw_outbox *ob, pw_job *j, rd_kafka_resp_err_t err)
+{
+	pw_log_ctx ctx = PW_LOG_CTX_INIT;
+
+	pw_job_log_ctx(j, &ctx);
+	if (!j->dead) {
+		PW_LOG_WARN(&ctx, "reply undeliverable to %s: %s", j->out.reply_to,
+		            rd_kafka_err2str(err));
+		j->dead = true;
+		j->out.dlq = PW_DLQ_REPLY_UNDELIVERABLE;
+		return true;
+	}
+	PW_LOG_ERROR(&ctx, "dead letter undeliverable to %s: %s; record given up",
+	             ob->cfg->topic_dlq, rd_kafka_err2str(err));
+	return false;
+}
+
+void pw_outbox_send(pw_outbox *ob, pw_job *j)
+{
+	for (;;) {
+		pw_produce_dead d = {ob->cfg->topic_dlq, j->key,       j->key_len,
+		                     j->value,           j->value_len, j->out.dlq,
+		                     j->src_topic,       j->partition, j->offset};
+		rd_kafka_resp_err_t err;
+		pw_status st = j->dead ? pw_produce_dead_letter(ob->producer, &d, j, ob->stop, &err)
+		                       : pw_produce_reply(ob->producer, &j->out, j->out.reply,
+		                                          j->out.status, j, ob->stop, &err);
+		if (st == PW_OK) {
+			ob->sent_us = pw_util_now_us();
+			return;
+		}
+		if (st != PW_E_INVALID) {
+			/* Stopping, or the producer failed for good: never acknowledged, so
+			 * never committed; the next worker answers it. */
+			pw_job_drop(j, ob->offsets);
+			return;
+		}
+		if (!undeliverable(ob, j, err)) {
+			finish(ob, j);
+			return;
+		}
+	}
+}
+
+/* librdkafka's delivery report, called from rd_kafka_poll (pw_outbox_serve) and from the
+ * producer's flush and queue-full waits: never from another thread. */
+static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	pw_outbox *ob = opaque;
+	pw_job *j = m->_private;
+
+	(void)rk;
+	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+		finish(ob, j);
+		return;
+	}
+	if (ob->abandoning && (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+	                       m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)) {
+		pw_job_drop(j, ob->offsets);
+		return;
+	}
+	if (m->err != RD_KAFKA_RESP_ERR__FATAL && pw_produce_permanent(m->err)) {
+		if (!undeliverable(ob, j, m->err)) {
+			finish(ob, j);
+			return;
+		}
+	} else if (m->err != RD_KAFKA_RESP_ERR__FATAL) {
+		pw_log_ctx ctx = PW_LOG_CTX_INIT;
+		pw_job_log_ctx(j, &ctx);
+		PW_LOG_WARN(&ctx, "delivery failed, retrying: %s", rd_kafka_err2str(m->err));
+	}
+	/* Produced again by pw_outbox_retry, not from inside librdkafka's callback. */
+	pw_job_list_push(&ob->retry, j);
+}
+
+pw_status pw_outbox_create(const pw_config *cfg, pw_topic_kind lane, rd_kafka_t *consumer,
+                           pw_offsets *offsets, pw_metrics *metrics, const atomic_int *stop,
+                           pw_outbox **out, char *errstr, size_t errstr_size)
+{
+	pw_outbox *ob = calloc(1, sizeof(*ob));
+	rd_kafka_conf_t *conf = NULL;
+	pw_status st = PW_E_NOMEM;
+
+	*out = NULL;
+	if (ob == NULL)
+		return st;
+	*ob = (pw_outbox){.cfg = cfg,
+	                  .lane = lane,
+	                  .consumer = consumer,
+	                  .offsets = offsets,
+	                  .metrics = metrics,
+	                  .stop = stop};
+	st = PW_E_CONFIG;
+	conf = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, errstr, errstr_size);
+	if (conf == NULL || pw_kafka_conf_set(conf, "client.id",
+	                                      lane == PW_TOPIC_CREATE ? "patient-worker-create"
+	                                                              : "patient-worker-query",
+	                                      errstr, errstr_size) != PW_OK)
+		goto out;
+	/* Queries are answered one by one and someone waits on each: send at once. Creates
+	 * come in bulk, where a few ms of batching saves broker round trips. */
+	if (lane == PW_TOPIC_QUERY &&
+	    pw_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) != PW_OK)
+		goto out;
+	rd_kafka_conf_set_opaque(conf, ob);
+	rd_kafka_conf_set_dr_msg_cb(conf, delivered);
+	ob->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (ob->producer == NULL)
+		goto out;
+	conf = NULL; /* the producer owns it */
+	*out = ob;
+	ob = NULL;
+	st = PW_OK;
+out:
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
+	pw_outbox_destroy(ob);
+	return st;
+}
+
+void pw_outbox_destroy(pw_outbox *ob)
+{
+	pw_job *j;
+
+	if (ob == NULL)
+		return;
+	if (ob->producer != NULL)
+		rd_kafka_destroy(ob->producer);
+	while ((j = pw_job_list_pop(&ob->retry)) != NULL)
+		pw_job_free(j);
+	free(ob);
+}
+
+void pw_outbox_serve(pw_outbox *ob, int timeout_ms)
+{
+	rd_kafka_poll(ob->producer, timeout_ms);
+}
+
+void pw_outbox_retry(pw_outbox *ob)
+{
+	pw_job *j;
+
+	while (!pw_outbox_fatal(ob) && (j = pw_job_list_pop(&ob->retry)) != NULL)
+		pw_outbox_send(ob, j);
+}
+
+bool pw_outbox_awaiting(const pw_outbox *ob, int64_t now_us)
+{
+	return rd_kafka_outq_len(ob->producer) > 0 && now_us - ob->sent_us < AWAIT_US;
+}
+
+bool pw_outbox_fatal(const pw_outbox *ob)
+{
+	char why[8];
+
+	return rd_kafka_fatal_error(ob->producer, why, sizeof(why)) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+bool pw_outbox_drain(pw_outbox *ob, int timeout_ms)
+{
+	pw_outbox_retry(ob);
+	return rd_kafka_flush(ob->producer, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+void pw_outbox_abandon(pw_outbox *ob)
+{
+	ob->abandoning = true;
+	rd_kafka_purge(ob->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_poll(ob->producer, 0);
+}
+
+void pw_outbox_counts(const pw_outbox *ob, unsigned long *answered, unsigned long *dead_letters)
+{
+	*answered = ob->answered;
+	*dead_letters = ob->dead_letters;
+}

@@ -107,16 +107,17 @@ out:
 	return rk;
 }
 
-/* The topic's partition count, or a CTL_EXIT_* status (negated) after a line on err.
- * Asked through the handle that will use the topic: a producer that already knows the
- * command topic's partitions sends the first record at once, where otherwise it waits
- * for librdkafka's once-a-second topic scan. */
-static int partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
-                         int64_t deadline_ms, FILE *err)
+/* Puts the topic's partition count in *count. CTL_EXIT_OK; CTL_EXIT_USAGE when the topic
+ * does not exist, CTL_EXIT_TIMEOUT when the broker did not answer, CTL_EXIT_FAILED
+ * otherwise; each after a line on err. Asked through the handle that will use the topic: a
+ * producer that already knows the command topic's partitions sends the first record at
+ * once, where otherwise it waits for librdkafka's once-a-second topic scan. */
+static ctl_exit partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
+                              int64_t deadline_ms, int *count, FILE *err)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-	int rc = -CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	if (t == NULL) {
 		fprintf(err, "%s: '%s': %s\n", setting, topic,
@@ -127,13 +128,14 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		fprintf(err, "patientctl: the broker (KAFKA_BROKERS) did not answer in time: %s\n",
 		        rd_kafka_err2str(e));
-		rc = -CTL_EXIT_TIMEOUT;
+		rc = CTL_EXIT_TIMEOUT;
 	} else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
 	           md->topics[0].partition_cnt < 1) {
 		fprintf(err, "%s: topic '%s' does not exist\n", setting, topic);
-		rc = -CTL_EXIT_USAGE;
+		rc = CTL_EXIT_USAGE;
 	} else {
-		rc = md->topics[0].partition_cnt;
+		*count = md->topics[0].partition_cnt;
+		rc = CTL_EXIT_OK;
 	}
 	if (md != NULL)
 		rd_kafka_metadata_destroy(md);
@@ -143,11 +145,11 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
 
 /* Reads every partition of the reply topic from its end as of now: a reply to a command
  * sent afterwards cannot be missed, and older replies are never read. */
-static int read_from_end(ctl_client *c, int partitions, int64_t deadline_ms, FILE *err)
+static ctl_exit read_from_end(ctl_client *c, int partitions, int64_t deadline_ms, FILE *err)
 {
 	const char *topic = c->conf.reply_topic;
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
-	int rc = CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	if (l == NULL) {
 		fprintf(err, "patientctl: out of memory\n");
@@ -177,11 +179,12 @@ out:
 	return rc;
 }
 
-int ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms, FILE *err)
+ctl_exit ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms,
+                         FILE *err)
 {
 	char errstr[512];
 	ctl_client *c = calloc(1, sizeof(*c));
-	int rc = CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	*out = NULL;
 	if (c == NULL) {
@@ -194,22 +197,20 @@ int ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadl
 		fprintf(err, "patientctl: Kafka client: %s\n", errstr);
 		goto out;
 	}
-	int n = partitions_of(c->producer, conf->command_topic, conf->command_setting, deadline_ms,
-	                      err);
-	if (n < 0) {
-		rc = -n;
+	int n = 0;
+	rc = partitions_of(c->producer, conf->command_topic, conf->command_setting, deadline_ms, &n,
+	                   err);
+	if (rc != CTL_EXIT_OK)
 		goto out;
-	}
-	n = partitions_of(c->consumer, conf->reply_topic, conf->reply_setting, deadline_ms, err);
-	if (n < 0) {
-		rc = -n;
+	rc = partitions_of(c->consumer, conf->reply_topic, conf->reply_setting, deadline_ms, &n,
+	                   err);
+	if (rc != CTL_EXIT_OK)
 		goto out;
-	}
 	rc = read_from_end(c, n, deadline_ms, err);
-	if (rc == CTL_EXIT_OK) {
-		*out = c;
-		c = NULL;
-	}
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	*out = c;
+	c = NULL; /* the caller's now */
 out:
 	ctl_client_close(c, 0);
 	return rc;

@@ -9,6 +9,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ctl_exit.h"
 #include "pw_config.h"
 
 typedef struct ctl_client ctl_client;
@@ -32,7 +33,8 @@ typedef struct ctl_client_conf {
  * current end. Gives up at deadline_ms (ctl_now_ms). Returns CTL_EXIT_OK; CTL_EXIT_USAGE
  * when a topic does not exist; CTL_EXIT_TIMEOUT when the broker did not answer in time;
  * CTL_EXIT_FAILED otherwise; each failure after one line on err. */
-int ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms, FILE *err);
+ctl_exit ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms,
+                         FILE *err);
 
 /* Queues one record keyed by key (copied); while the producer's queue is full, serves
  * delivery reports until there is room or deadline_ms. 0, or -1 (err filled). */

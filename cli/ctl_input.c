@@ -479,12 +479,12 @@ int ctl_input_next(ctl_input *in, ctl_row *row, FILE *err)
 	return r;
 }
 
-int ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
-                   const char *salt, FILE *err)
+ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
+                        const char *salt, FILE *err)
 {
 	ctl_input *in = calloc(1, sizeof(*in));
 	struct stat st;
-	int rc = CTL_EXIT_USAGE;
+	ctl_exit rc = CTL_EXIT_USAGE;
 	ctl_row header;
 
 	*out = NULL;

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "ctl_exit.h"
 #include "ctl_opts.h"
 
 typedef struct ctl_input ctl_input;
@@ -30,8 +31,8 @@ typedef struct ctl_row {
  * hash, so one owner's journal never vouches for another's rows. CTL_EXIT_OK, or
  * CTL_EXIT_USAGE after one line on err naming the file (cannot open, no header, a header
  * with an empty, duplicate or non-UTF-8 name). */
-int ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
-                   const char *salt, FILE *err);
+ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
+                        const char *salt, FILE *err);
 
 /* The next row: 1 (row filled; unparsable rows included), 0 at the end of the file, -1
  * on a read error (after a line on err). Blank lines are not rows. */

@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctl_opts.h"
-
 #define HEADER "# patientctl load journal: LINE HASH for each row answered 2xx\n"
 
 typedef struct entry {
@@ -82,11 +80,11 @@ static int load(ctl_journal *j, FILE *f)
 	return 0;
 }
 
-int ctl_journal_open(ctl_journal **out, const char *path, FILE *err)
+ctl_exit ctl_journal_open(ctl_journal **out, const char *path, FILE *err)
 {
 	ctl_journal *j = calloc(1, sizeof(*j));
 	FILE *r = NULL;
-	int rc = CTL_EXIT_USAGE;
+	ctl_exit rc = CTL_EXIT_USAGE;
 
 	*out = NULL;
 	if (j == NULL) {

@@ -7,12 +7,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ctl_exit.h"
+
 typedef struct ctl_journal ctl_journal;
 
 /* Reads the journal at path (missing: empty) and opens it for appending. Lines it cannot
  * read (a line cut by a crash) are ignored: their rows are sent again, which the worker
  * answers as before. CTL_EXIT_OK, or CTL_EXIT_USAGE after a line on err naming path. */
-int ctl_journal_open(ctl_journal **out, const char *path, FILE *err);
+ctl_exit ctl_journal_open(ctl_journal **out, const char *path, FILE *err);
 
 /* Was the row on line with this hash answered 2xx by an earlier run? */
 int ctl_journal_has(const ctl_journal *j, unsigned long line, uint64_t hash);

@@ -478,7 +478,7 @@ static void summary(load *l, FILE *out, double elapsed_s)
 		fprintf(out, "failed rows: %s\n", l->errors_path);
 }
 
-static int setup(load *l, FILE *err)
+static ctl_exit setup(load *l, FILE *err)
 {
 	char prefix[CTL_ID_PREFIX_MAX + 1];
 	size_t tsize = 1;
@@ -508,8 +508,8 @@ static int setup(load *l, FILE *err)
 	for (int i = 0; i < l->o->inflight; i++)
 		l->free_slots[i] = l->o->inflight - 1 - i;
 	l->nfree = l->o->inflight;
-	int rc = ctl_input_open(&l->in, l->o->file, l->o->format, (size_t)l->cfg->max_message_bytes,
-	                        l->id->owner, err);
+	ctl_exit rc = ctl_input_open(&l->in, l->o->file, l->o->format,
+	                             (size_t)l->cfg->max_message_bytes, l->id->owner, err);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	rc = ctl_journal_open(&l->journal, l->journal_path, err);
@@ -533,12 +533,12 @@ static int install_signals(void)
 	return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 ? 0 : -1;
 }
 
-int ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id, const char *reply_topic,
-                 FILE *out, FILE *err)
+ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+                      const char *reply_topic, FILE *out, FILE *err)
 {
 	load l;
 	int64_t start = ctl_now_ms(), next_scan = start, next_flush = start + JOURNAL_FLUSH_MS;
-	int rc;
+	ctl_exit rc;
 
 	memset(&l, 0, sizeof(l));
 	l.o = o;

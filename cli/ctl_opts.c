@@ -219,14 +219,14 @@ static const opt_def *find_opt(const char *arg, size_t len, ctl_cmd cmd)
 	return NULL;
 }
 
-static int bad(FILE *err, const char *what, const char *why)
+static ctl_exit bad(FILE *err, const char *what, const char *why)
 {
 	fprintf(err, "%s: %s\n", what, why);
 	return CTL_EXIT_USAGE;
 }
 
 /* Stores one option's value; CTL_EXIT_USAGE (after the line) when it is malformed. */
-static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
+static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 {
 	long long n;
 
@@ -324,7 +324,7 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* What only the whole command line can tell: required options, exclusive ones. */
-static int check_command(ctl_opts *o, FILE *err)
+static ctl_exit check_command(ctl_opts *o, FILE *err)
 {
 	int any_field = 0;
 
@@ -380,7 +380,7 @@ static int check_command(ctl_opts *o, FILE *err)
 	return CTL_EXIT_OK;
 }
 
-int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
+ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 {
 	memset(o, 0, sizeof(*o));
 	o->timeout_s = 10;
@@ -457,7 +457,7 @@ int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 		} else if (eq != NULL) {
 			return bad(err, d->name, "takes no value");
 		}
-		int rc = store(o, d, v, err);
+		ctl_exit rc = store(o, d, v, err);
 		if (rc != CTL_EXIT_OK)
 			return rc;
 	}

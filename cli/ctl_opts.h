@@ -4,14 +4,7 @@
 
 #include <stdio.h>
 
-/* Exit statuses, the same for every command (see --help). */
-enum {
-	CTL_EXIT_OK = 0,      /**< 2xx, or every row of a load fine */
-	CTL_EXIT_FAILED = 1,  /**< 4xx/5xx, or some row of a load failed */
-	CTL_EXIT_USAGE = 2,   /**< bad option, setting or input file: one line names it */
-	CTL_EXIT_TIMEOUT = 3, /**< no reply in time (or the broker did not answer) */
-	CTL_EXIT_INTERRUPT = 130,
-};
+#include "ctl_exit.h"
 
 typedef enum ctl_cmd {
 	CTL_CMD_NONE = 0,
@@ -72,7 +65,7 @@ typedef struct ctl_opts {
  * CTL_EXIT_OK, or CTL_EXIT_USAGE after one line on err that starts with what is wrong
  * (the option, the setting or the command). With --help anywhere, o->help is set and the
  * other checks are skipped. */
-int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err);
+ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err);
 
 /* Usage of cmd (CTL_CMD_NONE: the overview), every option of it listed. */
 void ctl_opts_help(FILE *out, ctl_cmd cmd);

@@ -74,19 +74,19 @@ static const char *type_of(ctl_cmd cmd)
 }
 
 /* Exit status for a reply's text: 0 for a 2xx status, else 1. */
-static int status_exit(const char *value, size_t len)
+static ctl_exit status_exit(const char *value, size_t len)
 {
 	json_t *r = json_loadb(value, len, 0, NULL);
 	json_t *st = json_object_get(r, "status");
-	int rc = json_is_integer(st) && json_integer_value(st) / 100 == 2 ? CTL_EXIT_OK
-	                                                                  : CTL_EXIT_FAILED;
+	ctl_exit rc = json_is_integer(st) && json_integer_value(st) / 100 == 2 ? CTL_EXIT_OK
+	                                                                       : CTL_EXIT_FAILED;
 
 	json_decref(r);
 	return rc;
 }
 
-int ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
-                    const char *reply_topic, FILE *out, FILE *err)
+ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+                         const char *reply_topic, FILE *out, FILE *err)
 {
 	int64_t deadline = ctl_now_ms() + (int64_t)o->timeout_s * 1000;
 	char rid[CTL_REQUEST_ID_MAX + 1];
@@ -95,7 +95,7 @@ int ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
 	ctl_client *c = NULL;
 	delivery d = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-	int rc = CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	if (o->request_id != NULL) {
 		snprintf(rid, sizeof(rid), "%s", o->request_id);

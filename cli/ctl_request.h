@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "ctl_exit.h"
 #include "ctl_opts.h"
 #include "ctl_token.h"
 #include "pw_config.h"
@@ -13,7 +14,7 @@
  * for any other status, 2 before sending when the command cannot be built or its topic
  * does not exist, 3 when no reply came within o->timeout_s of the start. The reply is
  * read from reply_topic, which the command names as its reply_to. */
-int ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
-                    const char *reply_topic, FILE *out, FILE *err);
+ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+                         const char *reply_topic, FILE *out, FILE *err);
 
 #endif

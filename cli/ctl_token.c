@@ -55,7 +55,7 @@ out:
 	return tok;
 }
 
-int ctl_token_can_mint(const pw_config *cfg, FILE *err)
+ctl_exit ctl_token_can_mint(const pw_config *cfg, FILE *err)
 {
 	if (cfg->jwt_alg != PW_ALG_HS256) {
 		fprintf(err,
@@ -99,7 +99,7 @@ static void read_owner(const char *token, const char *claim, char *out, size_t s
 	json_decref(claims);
 }
 
-int ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg, FILE *err)
+ctl_exit ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg, FILE *err)
 {
 	const char *given = o->token;
 
@@ -124,7 +124,7 @@ int ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg,
 		           id->owner, sizeof(id->owner));
 		return CTL_EXIT_OK;
 	}
-	int rc = ctl_token_can_mint(cfg, err);
+	ctl_exit rc = ctl_token_can_mint(cfg, err);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	id->sub = o->sub;

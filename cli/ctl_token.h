@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "ctl_exit.h"
 #include "ctl_opts.h"
 #include "pw_config.h"
 
@@ -16,7 +17,7 @@ char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const ch
 
 /* Can cfg mint tokens at all? CTL_EXIT_OK, or CTL_EXIT_USAGE after a line naming the
  * setting (JWT_ALG, JWT_SECRET). */
-int ctl_token_can_mint(const pw_config *cfg, FILE *err);
+ctl_exit ctl_token_can_mint(const pw_config *cfg, FILE *err);
 
 typedef struct ctl_identity {
 	char *token;     /**< the current token (owned) */
@@ -28,7 +29,7 @@ typedef struct ctl_identity {
 
 /* From --token, --sub or PW_TOKEN (in that order). CTL_EXIT_OK, or CTL_EXIT_USAGE after a
  * line naming what is missing or wrong. The token is never printed. */
-int ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg, FILE *err);
+ctl_exit ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg, FILE *err);
 
 /* The token to put in a command sent now; a minted one is renewed when it has under five
  * minutes left, so a long load never sends an expired one. NULL when renewal failed. */

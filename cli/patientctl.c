@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctl_exit.h"
 #include "ctl_load.h"
 #include "ctl_opts.h"
 #include "ctl_request.h"
@@ -14,10 +15,10 @@
 #include "pw_config.h"
 #include "pw_envelope.h"
 
-static int cmd_token(const ctl_opts *o, const pw_config *cfg)
+static ctl_exit cmd_token(const ctl_opts *o, const pw_config *cfg)
 {
 	char *tok;
-	int rc = ctl_token_can_mint(cfg, stderr);
+	ctl_exit rc = ctl_token_can_mint(cfg, stderr);
 
 	if (rc != CTL_EXIT_OK)
 		return rc;
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
 	ctl_opts o;
 	pw_config cfg;
 	ctl_identity id;
-	int rc;
+	ctl_exit rc;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&id, 0, sizeof(id));

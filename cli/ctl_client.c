@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl_clock.h"
 #include "ctl_opts.h"
 #include "ctl_reqid.h"
 #include "pw_kafka.h"
+#include "pw_util.h"
 
 struct ctl_client {
 	rd_kafka_t *producer;
@@ -17,7 +17,7 @@ struct ctl_client {
 
 static int left_ms(int64_t deadline_ms)
 {
-	int64_t left = deadline_ms - ctl_now_ms();
+	int64_t left = deadline_ms - pw_util_now_ms();
 
 	return left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 }
@@ -227,7 +227,7 @@ int ctl_client_send(ctl_client *c, const char *key, const char *value, size_t le
 		    RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return 0;
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || ctl_now_ms() >= deadline_ms) {
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || pw_util_now_ms() >= deadline_ms) {
 			*err = e;
 			return -1;
 		}

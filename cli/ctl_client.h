@@ -30,7 +30,7 @@ typedef struct ctl_client_conf {
 } ctl_client_conf;
 
 /* Connects, checks that both topics exist, and starts reading the reply topic at its
- * current end. Gives up at deadline_ms (ctl_now_ms). Returns CTL_EXIT_OK; CTL_EXIT_USAGE
+ * current end. Gives up at deadline_ms (pw_util_now_ms). Returns CTL_EXIT_OK; CTL_EXIT_USAGE
  * when a topic does not exist; CTL_EXIT_TIMEOUT when the broker did not answer in time;
  * CTL_EXIT_FAILED otherwise; each failure after one line on err. */
 ctl_exit ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms,

@@ -16,11 +16,11 @@
 #include <jansson.h>
 
 #include "ctl_client.h"
-#include "ctl_clock.h"
 #include "ctl_input.h"
 #include "ctl_journal.h"
 #include "ctl_progress.h"
 #include "ctl_reqid.h"
+#include "pw_util.h"
 
 #define JOURNAL_FLUSH_MS 1000
 #define SCAN_EVERY_MS    100
@@ -260,13 +260,13 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 	s = l->free_slots[--l->nfree];
 	l->slots[s].line = line;
 	l->slots[s].hash = hash;
-	l->slots[s].sent_ms = ctl_now_ms();
+	l->slots[s].sent_ms = pw_util_now_ms();
 	l->slots[s].payload = ptext;
 	ptext = NULL;
 	table_put(l, s);
 	l->outstanding++;
 	if (ctl_client_send(l->client, rid, cmd, strlen(cmd), (void *)(uintptr_t)line,
-	                    ctl_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != 0) {
+	                    pw_util_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != 0) {
 		l->counts.unsent++;
 		write_error(l, line, json_string("unsent"),
 		            local_error("unsent", rd_kafka_err2str(e)),
@@ -275,7 +275,7 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 		goto out;
 	}
 	if (l->counts.sent++ == 0)
-		l->last_reply_ms = ctl_now_ms();
+		l->last_reply_ms = pw_util_now_ms();
 out:
 	free(cmd);
 	free(ptext);
@@ -388,7 +388,7 @@ static void on_reply(load *l, const rd_kafka_message_t *m)
 		json_decref(r);
 		return;
 	}
-	l->last_reply_ms = ctl_now_ms();
+	l->last_reply_ms = pw_util_now_ms();
 	if (status >= 200 && status < 300) {
 		l->counts.created++;
 		if (!l->journal_broken &&
@@ -537,7 +537,7 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
                       const char *reply_topic, FILE *out, FILE *err)
 {
 	load l;
-	int64_t start = ctl_now_ms(), next_scan = start, next_flush = start + JOURNAL_FLUSH_MS;
+	int64_t start = pw_util_now_ms(), next_scan = start, next_flush = start + JOURNAL_FLUSH_MS;
 	ctl_exit rc;
 
 	memset(&l, 0, sizeof(l));
@@ -583,7 +583,7 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
 		/* Block only when there is nothing to send: then a reply is what we wait for. */
 		int idle = l.stopped || l.outstanding >= o->inflight;
 		take_replies(&l, idle ? 50 : 0);
-		int64_t now = ctl_now_ms();
+		int64_t now = pw_util_now_ms();
 		if (now >= next_scan) {
 			scan_timeouts(&l, now);
 			next_scan = now + SCAN_EVERY_MS;
@@ -602,9 +602,9 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
 		}
 		ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), now, 0);
 	}
-	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), ctl_now_ms(), 1);
+	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), pw_util_now_ms(), 1);
 	ctl_progress_end(&l.progress);
-	summary(&l, out, (double)(ctl_now_ms() - start) / 1000.0);
+	summary(&l, out, (double)(pw_util_now_ms() - start) / 1000.0);
 	rc = interrupts > 0                 ? CTL_EXIT_INTERRUPT
 	     : l.read_error                 ? CTL_EXIT_USAGE
 	     : l.counts.timeout > 0         ? CTL_EXIT_TIMEOUT

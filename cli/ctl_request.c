@@ -7,8 +7,8 @@
 #include <jansson.h>
 
 #include "ctl_client.h"
-#include "ctl_clock.h"
 #include "ctl_reqid.h"
+#include "pw_util.h"
 
 typedef struct delivery {
 	int done;
@@ -88,7 +88,7 @@ static ctl_exit status_exit(const char *value, size_t len)
 ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
                          const char *reply_topic, FILE *out, FILE *err)
 {
-	int64_t deadline = ctl_now_ms() + (int64_t)o->timeout_s * 1000;
+	int64_t deadline = pw_util_now_ms() + (int64_t)o->timeout_s * 1000;
 	char rid[CTL_REQUEST_ID_MAX + 1];
 	json_t *payload = NULL, *env = NULL;
 	char *cmd = NULL;
@@ -145,7 +145,7 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *
 		goto out;
 	}
 	rc = CTL_EXIT_TIMEOUT;
-	while (ctl_now_ms() < deadline) {
+	while (pw_util_now_ms() < deadline) {
 		ctl_client_serve(c, 0);
 		if (d.done && d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			fprintf(err, "patientctl: the command was not sent: %s\n",
@@ -154,7 +154,7 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *
 			                                               : CTL_EXIT_FAILED;
 			goto out;
 		}
-		int64_t left = deadline - ctl_now_ms();
+		int64_t left = deadline - pw_util_now_ms();
 		rd_kafka_message_t *m = ctl_client_reply(c, left < 100 ? (int)left : 100);
 		if (m == NULL)
 			continue;

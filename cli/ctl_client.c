@@ -91,7 +91,7 @@ static rd_kafka_t *new_consumer(ctl_client *c, char *errstr, size_t size)
 
 	if (conf == NULL)
 		return NULL;
-	if (ctl_request_id_random(group + strlen(group)) != 0) {
+	if (ctl_reqid_random(group + strlen(group)) != PW_OK) {
 		snprintf(errstr, size, "no random bytes for a group id");
 		goto out;
 	}

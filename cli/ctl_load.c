@@ -27,7 +27,7 @@
 #define REPLIES_PER_TURN 1000
 /* key_head (at most 108 characters with the longest prefix) and a line number; the
  * slack only quiets the compiler, which cannot see that bound. */
-#define RID_SIZE (CTL_REQUEST_ID_MAX + 1 + 24)
+#define RID_SIZE (CTL_REQID_MAX + 1 + 24)
 
 typedef struct slot {
 	unsigned long line; /**< 0: free */
@@ -42,7 +42,7 @@ typedef struct load {
 	ctl_identity *id;
 	const char *reply_topic;
 	FILE *err;
-	char key_head[CTL_REQUEST_ID_MAX + 1]; /**< "load:PREFIX:" */
+	char key_head[CTL_REQID_MAX + 1]; /**< "load:PREFIX:" */
 	size_t key_head_len;
 	slot *slots;
 	int *free_slots;
@@ -339,7 +339,7 @@ static unsigned long key_line(const load *l, const rd_kafka_message_t *m)
 	const char *k = m->key;
 	unsigned long line = 0;
 
-	if (k == NULL || m->key_len <= l->key_head_len || m->key_len > CTL_REQUEST_ID_MAX ||
+	if (k == NULL || m->key_len <= l->key_head_len || m->key_len > CTL_REQID_MAX ||
 	    memcmp(k, l->key_head, l->key_head_len) != 0)
 		return 0;
 	for (size_t i = l->key_head_len; i < m->key_len; i++) {
@@ -480,13 +480,13 @@ static void summary(load *l, FILE *out, double elapsed_s)
 
 static ctl_exit setup(load *l, FILE *err)
 {
-	char prefix[CTL_ID_PREFIX_MAX + 1];
+	char prefix[CTL_REQID_PREFIX_MAX + 1];
 	size_t tsize = 1;
 
 	if (l->o->id_prefix)
 		snprintf(prefix, sizeof(prefix), "%s", l->o->id_prefix);
 	else
-		ctl_id_prefix_from_path(l->o->file, prefix, sizeof(prefix));
+		ctl_reqid_prefix_from_path(l->o->file, prefix, sizeof(prefix));
 	snprintf(l->key_head, sizeof(l->key_head), "load:%s:", prefix);
 	l->key_head_len = strlen(l->key_head);
 	while (tsize < (size_t)l->o->inflight * 2)

@@ -302,7 +302,7 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->inflight = (int)n;
 		break;
 	case K_ID_PREFIX:
-		if (!ctl_id_prefix_valid(v))
+		if (!ctl_reqid_prefix_valid(v))
 			return bad(err, d->name, "must be 1 to 102 characters of [A-Za-z0-9._-]");
 		o->id_prefix = v;
 		break;

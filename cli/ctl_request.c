@@ -89,7 +89,7 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *
                          const char *reply_topic, FILE *out, FILE *err)
 {
 	int64_t deadline = pw_util_now_ms() + (int64_t)o->timeout_s * 1000;
-	char rid[CTL_REQUEST_ID_MAX + 1];
+	char rid[CTL_REQID_MAX + 1];
 	json_t *payload = NULL, *env = NULL;
 	char *cmd = NULL;
 	ctl_client *c = NULL;
@@ -99,7 +99,7 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *
 
 	if (o->request_id != NULL) {
 		snprintf(rid, sizeof(rid), "%s", o->request_id);
-	} else if (ctl_request_id_random(rid) != 0) {
+	} else if (ctl_reqid_random(rid) != PW_OK) {
 		fprintf(err, "patientctl: no random bytes for a request id\n");
 		goto out;
 	}

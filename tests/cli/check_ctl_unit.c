@@ -293,11 +293,11 @@ END_TEST
 
 START_TEST(request_ids)
 {
-	char a[CTL_UUID_SIZE], b[CTL_UUID_SIZE], p[CTL_ID_PREFIX_MAX + 1];
+	char a[CTL_REQID_UUID_SIZE], b[CTL_REQID_UUID_SIZE], p[CTL_REQID_PREFIX_MAX + 1];
 	char longname[300];
 
-	ck_assert_int_eq(ctl_request_id_random(a), 0);
-	ck_assert_int_eq(ctl_request_id_random(b), 0);
+	ck_assert_int_eq(ctl_reqid_random(a), PW_OK);
+	ck_assert_int_eq(ctl_reqid_random(b), PW_OK);
 	ck_assert_uint_eq(strlen(a), 36);
 	ck_assert(a[14] == '4' && strchr("89ab", a[19]) != NULL);
 	ck_assert_str_ne(a, b);
@@ -305,19 +305,19 @@ START_TEST(request_ids)
 	ck_assert(!pw_envelope_request_id_valid(""));
 	ck_assert(!pw_envelope_request_id_valid("a b"));
 
-	ctl_id_prefix_from_path("/data/in/Pacientes 2026 (v2).csv", p, sizeof(p));
+	ctl_reqid_prefix_from_path("/data/in/Pacientes 2026 (v2).csv", p, sizeof(p));
 	ck_assert_str_eq(p, "Pacientes_2026__v2_.csv");
 	memset(longname, 'x', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
-	ctl_id_prefix_from_path(longname, p, sizeof(p));
-	ck_assert_uint_eq(strlen(p), CTL_ID_PREFIX_MAX);
+	ctl_reqid_prefix_from_path(longname, p, sizeof(p));
+	ck_assert_uint_eq(strlen(p), CTL_REQID_PREFIX_MAX);
 	/* The longest prefix and line number still make a valid request id. */
-	char rid[CTL_REQUEST_ID_MAX + 32];
+	char rid[CTL_REQID_MAX + 32];
 	snprintf(rid, sizeof(rid), "load:%s:%lu", p, (unsigned long)-1);
-	ck_assert(strlen(rid) <= CTL_REQUEST_ID_MAX);
+	ck_assert(strlen(rid) <= CTL_REQID_MAX);
 	ck_assert(pw_envelope_request_id_valid(rid));
-	ck_assert(ctl_id_prefix_valid("batch-7.a_b"));
-	ck_assert(!ctl_id_prefix_valid("a:b"));
+	ck_assert(ctl_reqid_prefix_valid("batch-7.a_b"));
+	ck_assert(!ctl_reqid_prefix_valid("a:b"));
 }
 END_TEST
 

@@ -56,7 +56,7 @@ typedef struct load {
 	FILE *errors;
 	int errors_broken, journal_broken;
 	ctl_client *client;
-	ctl_counts counts;
+	ctl_progress_counts counts;
 	ctl_progress progress;
 	int64_t last_reply_ms; /**< last reply of ours, or the first send */
 	int stopped;           /**< no more rows are read */
@@ -459,8 +459,8 @@ static char *path_with(const char *file, const char *given, const char *suffix)
 
 static void summary(load *l, FILE *out, double elapsed_s)
 {
-	const ctl_counts *c = &l->counts;
-	unsigned long failed = ctl_counts_failed(c);
+	const ctl_progress_counts *c = &l->counts;
+	unsigned long failed = ctl_progress_failed(c);
 
 	fprintf(out,
 	        "patientctl load %s: %lu rows: %lu created, %lu skipped (done before), %lu failed "
@@ -600,17 +600,17 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
 			l.stopped = 1;
 			snprintf(l.stop_why, sizeof(l.stop_why), "the journal cannot be written");
 		}
-		ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), now, 0);
+		ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), now, false);
 	}
-	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), pw_util_now_ms(), 1);
+	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), pw_util_now_ms(), true);
 	ctl_progress_end(&l.progress);
 	summary(&l, out, (double)(pw_util_now_ms() - start) / 1000.0);
-	rc = interrupts > 0                 ? CTL_EXIT_INTERRUPT
-	     : l.read_error                 ? CTL_EXIT_USAGE
-	     : l.counts.timeout > 0         ? CTL_EXIT_TIMEOUT
-	     : ctl_counts_failed(&l.counts) ? CTL_EXIT_FAILED
-	     : l.journal_broken             ? CTL_EXIT_FAILED
-	                                    : CTL_EXIT_OK;
+	rc = interrupts > 0                   ? CTL_EXIT_INTERRUPT
+	     : l.read_error                   ? CTL_EXIT_USAGE
+	     : l.counts.timeout > 0           ? CTL_EXIT_TIMEOUT
+	     : ctl_progress_failed(&l.counts) ? CTL_EXIT_FAILED
+	     : l.journal_broken               ? CTL_EXIT_FAILED
+	                                      : CTL_EXIT_OK;
 out:
 	ctl_client_close(l.client, 1000);
 	if (l.journal != NULL && ctl_journal_close(l.journal) != 0) {

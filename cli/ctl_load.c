@@ -39,7 +39,7 @@ typedef struct slot {
 typedef struct load {
 	const ctl_opts *o;
 	const pw_config *cfg;
-	ctl_identity *id;
+	ctl_token_identity *id;
 	const char *reply_topic;
 	FILE *err;
 	char key_head[CTL_REQID_MAX + 1]; /**< "load:PREFIX:" */
@@ -229,7 +229,7 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 	char *ptext = json_dumps(payload, JSON_COMPACT);
 	char *cmd = NULL;
 	json_t *env = NULL;
-	const char *token = ctl_identity_token(l->id, time(NULL));
+	const char *token = ctl_token_current(l->id, time(NULL));
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 	int s = -1;
 
@@ -533,7 +533,7 @@ static int install_signals(void)
 	return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 ? 0 : -1;
 }
 
-ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
                       const char *reply_topic, FILE *out, FILE *err)
 {
 	load l;

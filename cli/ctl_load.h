@@ -17,7 +17,7 @@
  * FILE.errors.jsonl, replaced on each run). Progress goes to err, the summary to out.
  * Returns 0 when every row is fine, 1 when some row failed, 2 for a file or setting
  * problem found before sending, 3 when some row timed out, 130 when interrupted. */
-ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
                       const char *reply_topic, FILE *out, FILE *err);
 
 #endif

@@ -85,7 +85,7 @@ static ctl_exit status_exit(const char *value, size_t len)
 	return rc;
 }
 
-ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
                          const char *reply_topic, FILE *out, FILE *err)
 {
 	int64_t deadline = pw_util_now_ms() + (int64_t)o->timeout_s * 1000;
@@ -103,7 +103,7 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *
 		fprintf(err, "patientctl: no random bytes for a request id\n");
 		goto out;
 	}
-	const char *token = ctl_identity_token(id, time(NULL));
+	const char *token = ctl_token_current(id, time(NULL));
 	payload = build_payload(o);
 	if (token == NULL || payload == NULL) {
 		fprintf(err, "patientctl: cannot build the command (out of memory)\n");

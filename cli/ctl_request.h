@@ -14,7 +14,7 @@
  * for any other status, 2 before sending when the command cannot be built or its topic
  * does not exist, 3 when no reply came within o->timeout_s of the start. The reply is
  * read from reply_topic, which the command names as its reply_to. */
-ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
+ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
                          const char *reply_topic, FILE *out, FILE *err);
 
 #endif

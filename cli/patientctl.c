@@ -18,10 +18,9 @@
 static ctl_exit cmd_token(const ctl_opts *o, const pw_config *cfg)
 {
 	char *tok;
-	ctl_exit rc = ctl_token_can_mint(cfg, stderr);
 
-	if (rc != CTL_EXIT_OK)
-		return rc;
+	if (!ctl_token_can_mint(cfg, stderr))
+		return CTL_EXIT_USAGE;
 	tok = ctl_token_mint(cfg, o->sub, o->ttl_s, o->scope, time(NULL));
 	if (tok == NULL) {
 		fprintf(stderr, "patientctl: could not mint a token (libjwt)\n");
@@ -37,7 +36,7 @@ int main(int argc, char **argv)
 {
 	ctl_opts o;
 	pw_config cfg;
-	ctl_identity id;
+	ctl_token_identity id;
 	ctl_exit rc;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -73,7 +72,7 @@ int main(int argc, char **argv)
 		rc = CTL_EXIT_USAGE;
 		goto out;
 	}
-	rc = ctl_identity_init(&id, &o, &cfg, stderr);
+	rc = ctl_token_identity_init(&id, &o, &cfg, stderr);
 	if (rc != CTL_EXIT_OK)
 		goto out;
 	if (o.cmd == CTL_CMD_LOAD)
@@ -83,7 +82,7 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && rc == CTL_EXIT_OK)
 		rc = CTL_EXIT_FAILED;
 out:
-	ctl_identity_free(&id);
+	ctl_token_identity_free(&id);
 	pw_config_free(&cfg);
 	return rc;
 }

@@ -24,7 +24,7 @@ typedef struct cell {
 struct ctl_input {
 	FILE *f;
 	const char *path;
-	ctl_format fmt;
+	ctl_input_format fmt;
 	size_t row_max;
 	char *salt;
 	/* reading */
@@ -128,7 +128,7 @@ static int read_line(ctl_input *in, FILE *err)
 			}
 			/* A lone CR ends a CSV row for libcsv, so it ends a line here too;
 			 * in JSON Lines it is only whitespace. */
-			if (in->fmt == CTL_FMT_CSV) {
+			if (in->fmt == CTL_INPUT_CSV) {
 				in->term[0] = '\r';
 				in->term_len = 1;
 				break;
@@ -469,7 +469,7 @@ int ctl_input_next(ctl_input *in, ctl_row *row, FILE *err)
 	int r;
 
 	memset(row, 0, sizeof(*row));
-	r = in->fmt == CTL_FMT_CSV ? csv_next(in, row, err) : jsonl_next(in, row, err);
+	r = in->fmt == CTL_INPUT_CSV ? csv_next(in, row, err) : jsonl_next(in, row, err);
 	if (r == 1 && row_hash(in, row->text, row->text_len, &row->hash) != 0) {
 		json_decref(row->payload);
 		row->payload = NULL;
@@ -479,7 +479,7 @@ int ctl_input_next(ctl_input *in, ctl_row *row, FILE *err)
 	return r;
 }
 
-ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
+ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_input_format fmt, size_t row_max,
                         const char *salt, FILE *err)
 {
 	ctl_input *in = calloc(1, sizeof(*in));
@@ -520,7 +520,7 @@ ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_
 		in->blk_pos += 3;
 		in->consumed += 3;
 	}
-	if (fmt == CTL_FMT_CSV) {
+	if (fmt == CTL_INPUT_CSV) {
 		memset(&header, 0, sizeof(header));
 		int r = csv_next(in, &header, err);
 		if (r < 0)

@@ -11,9 +11,15 @@
 #include <jansson.h>
 
 #include "ctl_exit.h"
-#include "ctl_opts.h"
 
 typedef struct ctl_input ctl_input;
+
+/* What a load file holds. */
+typedef enum ctl_input_format {
+	CTL_INPUT_AUTO = 0, /**< not a format: not given, so ctl_opts_parse goes by the name */
+	CTL_INPUT_CSV,
+	CTL_INPUT_JSONL,
+} ctl_input_format;
 
 typedef struct ctl_row {
 	unsigned long line; /**< first physical line of the row, from 1 (a CSV header is 1) */
@@ -31,7 +37,7 @@ typedef struct ctl_row {
  * hash, so one owner's journal never vouches for another's rows. CTL_EXIT_OK, or
  * CTL_EXIT_USAGE after one line on err naming the file (cannot open, no header, a header
  * with an empty, duplicate or non-UTF-8 name). */
-ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
+ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_input_format fmt, size_t row_max,
                         const char *salt, FILE *err);
 
 /* The next row: 1 (row filled; unparsable rows included), 0 at the end of the file, -1

@@ -14,9 +14,12 @@
 #include "pw_config.h"
 #include "pw_envelope.h"
 
-const char *const ctl_field_names[CTL_NFIELDS] = {
+const char *const ctl_opts_field_names[CTL_NFIELDS] = {
     "nombre", "apellido_paterno", "apellido_materno", "dni", "fecha_nacimiento", "sexo",
 };
+
+/* --timeout's upper bound in seconds (a day); its error message says so. */
+#define TIMEOUT_MAX 86400
 
 #define M_TOKEN  (1u << CTL_CMD_TOKEN)
 #define M_CREATE (1u << CTL_CMD_CREATE)
@@ -115,7 +118,7 @@ static const char *const settings[] = {
 
 static const struct {
 	const char *name;
-	ctl_cmd cmd;
+	ctl_opts_cmd cmd;
 	const char *synopsis;
 	const char *what;
 } cmds[] = {
@@ -139,7 +142,7 @@ static const struct {
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
-static const char *cmd_name(ctl_cmd c)
+static const char *cmd_name(ctl_opts_cmd c)
 {
 	for (size_t i = 0; i < NCMDS; i++)
 		if (cmds[i].cmd == c)
@@ -175,7 +178,7 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int ctl_parse_duration(const char *s, long *out)
+pw_status ctl_opts_parse_duration(const char *s, long *out)
 {
 	char *end;
 	long mult = 1;
@@ -183,10 +186,10 @@ int ctl_parse_duration(const char *s, long *out)
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || !isdigit((unsigned char)*s))
-		return -1;
+		return PW_E_INVALID;
 	if (*end != '\0') {
 		if (end[1] != '\0')
-			return -1;
+			return PW_E_INVALID;
 		switch (*end) {
 		case 's':
 			mult = 1;
@@ -201,16 +204,16 @@ int ctl_parse_duration(const char *s, long *out)
 			mult = 86400;
 			break;
 		default:
-			return -1;
+			return PW_E_INVALID;
 		}
 	}
 	if (v < 1 || v > 366L * 86400 / mult)
-		return -1;
+		return PW_E_INVALID;
 	*out = v * mult;
-	return 0;
+	return PW_OK;
 }
 
-static const opt_def *find_opt(const char *arg, size_t len, ctl_cmd cmd)
+static const opt_def *find_opt(const char *arg, size_t len, ctl_opts_cmd cmd)
 {
 	for (size_t i = 0; i < NOPTS; i++)
 		if (strlen(opts[i].name) == len && strncmp(opts[i].name, arg, len) == 0 &&
@@ -232,7 +235,7 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 
 	switch (d->key) {
 	case K_HELP:
-		o->help = 1;
+		o->help = true;
 		break;
 	case K_SUB:
 		if (*v == '\0')
@@ -245,7 +248,7 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->token = v;
 		break;
 	case K_TTL:
-		if (ctl_parse_duration(v, &o->ttl_s) != 0)
+		if (ctl_opts_parse_duration(v, &o->ttl_s) != PW_OK)
 			return bad(err, d->name,
 			           "must be like 3600, 90s, 30m, 1h or 2d (1 s to 366 d)");
 		break;
@@ -261,7 +264,7 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->request_id = v;
 		break;
 	case K_TIMEOUT:
-		if (parse_ll(v, 1, CTL_TIMEOUT_MAX, &n) != 0)
+		if (parse_ll(v, 1, TIMEOUT_MAX, &n) != 0)
 			return bad(err, d->name,
 			           "must be a whole number of seconds from 1 to 86400");
 		o->timeout_s = (int)n;
@@ -280,7 +283,7 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		/* The range is the worker's to judge: it answers 400 with its reason. */
 		if (parse_ll(v, LLONG_MIN, LLONG_MAX, &o->limit) != 0)
 			return bad(err, d->name, "must be a whole number");
-		o->has_limit = 1;
+		o->has_limit = true;
 		break;
 	case K_CURSOR:
 		o->cursor = v;
@@ -290,9 +293,9 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		break;
 	case K_FORMAT:
 		if (strcmp(v, "csv") == 0)
-			o->format = CTL_FMT_CSV;
+			o->format = CTL_INPUT_CSV;
 		else if (strcmp(v, "jsonl") == 0 || strcmp(v, "ndjson") == 0)
-			o->format = CTL_FMT_JSONL;
+			o->format = CTL_INPUT_JSONL;
 		else
 			return bad(err, d->name, "must be csv or jsonl");
 		break;
@@ -357,17 +360,17 @@ static ctl_exit check_command(ctl_opts *o, FILE *err)
 			return bad(err, "load", "a FILE argument is required");
 		/* Standard input has no name to derive request ids, format or the journal's
 		 * place from: the caller names them (the same prefix again resumes). */
-		if (strcmp(o->file, "-") == 0 && o->format == CTL_FMT_AUTO)
+		if (strcmp(o->file, "-") == 0 && o->format == CTL_INPUT_AUTO)
 			return bad(err, "--format", "required when loading standard input ('-')");
 		if (strcmp(o->file, "-") == 0 && o->id_prefix == NULL)
 			return bad(err, "--id-prefix",
 			           "required when loading standard input ('-'): it names the rows' "
 			           "request ids, so the same stream loaded again is recognised");
-		if (o->format == CTL_FMT_AUTO) {
+		if (o->format == CTL_INPUT_AUTO) {
 			if (ends_with(o->file, ".csv") || ends_with(o->file, ".CSV"))
-				o->format = CTL_FMT_CSV;
+				o->format = CTL_INPUT_CSV;
 			else if (ends_with(o->file, ".jsonl") || ends_with(o->file, ".ndjson"))
-				o->format = CTL_FMT_JSONL;
+				o->format = CTL_INPUT_JSONL;
 			else
 				return bad(err, "--format",
 				           "required: the file name ends in none of .csv, .jsonl, "
@@ -392,7 +395,7 @@ ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 		return bad(err, "patientctl", "a command is required (see patientctl --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
-		o->help = 1;
+		o->help = true;
 		for (size_t i = 0; argc > 2 && i < NCMDS; i++)
 			if (strcmp(argv[2], cmds[i].name) == 0)
 				o->cmd = cmds[i].cmd;
@@ -408,7 +411,7 @@ ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 	/* --help first: a user asking for help gets it whatever else is on the line. */
 	for (int a = 2; a < argc; a++)
 		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
-			o->help = 1;
+			o->help = true;
 			return CTL_EXIT_OK;
 		}
 
@@ -436,7 +439,7 @@ ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 				return CTL_EXIT_USAGE;
 			}
 			/* pw_config_load reads it, with the same rules as the environment. */
-			if (o->cfg_argc + 2 > CTL_MAX_CFG_ARGS)
+			if (o->cfg_argc + 2 > CTL_OPTS_MAX_CFG_ARGS)
 				return bad(err, var, "too many setting flags");
 			o->cfg_argv[o->cfg_argc++] = argv[a];
 			if (eq == NULL) {
@@ -465,7 +468,7 @@ ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 	return check_command(o, err);
 }
 
-static void help_options(FILE *out, ctl_cmd cmd)
+static void help_options(FILE *out, ctl_opts_cmd cmd)
 {
 	for (size_t i = 0; i < NOPTS; i++) {
 		char left[64];
@@ -503,7 +506,7 @@ static void help_exit(FILE *out)
 	        "some row timed out), or the broker did not answer; 130 interrupted.\n");
 }
 
-void ctl_opts_help(FILE *out, ctl_cmd cmd)
+void ctl_opts_help(FILE *out, ctl_opts_cmd cmd)
 {
 	if (cmd != CTL_CMD_NONE) {
 		for (size_t i = 0; i < NCMDS; i++) {

@@ -37,7 +37,7 @@ static json_t *build_payload(const ctl_opts *o)
 		               : json_object();
 		for (int i = 0; p != NULL && i < CTL_NFIELDS; i++)
 			if (o->fields[i] != NULL)
-				bad |= json_object_set_new(p, ctl_field_names[i],
+				bad |= json_object_set_new(p, ctl_opts_field_names[i],
 				                           json_string(o->fields[i]));
 		break;
 	case CTL_CMD_GET:
@@ -66,7 +66,7 @@ static json_t *build_payload(const ctl_opts *o)
 	return p;
 }
 
-static const char *type_of(ctl_cmd cmd)
+static const char *type_of(ctl_opts_cmd cmd)
 {
 	return cmd == CTL_CMD_CREATE ? "patient.create"
 	       : cmd == CTL_CMD_GET  ? "patient.get"

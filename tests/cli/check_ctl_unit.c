@@ -55,7 +55,7 @@ typedef struct got {
 	size_t n;
 } got;
 
-static void read_all(const char *path, ctl_format fmt, const char *salt, got *g)
+static void read_all(const char *path, ctl_input_format fmt, const char *salt, got *g)
 {
 	ctl_input *in = NULL;
 	ctl_row row;
@@ -113,7 +113,7 @@ START_TEST(csv_quoting_and_lines)
 	                           "D,E,4,z";
 	got g;
 
-	read_all(put("a.csv", text, sizeof(text) - 1), CTL_FMT_CSV, "o", &g);
+	read_all(put("a.csv", text, sizeof(text) - 1), CTL_INPUT_CSV, "o", &g);
 	ck_assert_uint_eq(g.n, 4);
 	want_row(&g, 0, 2,
 	         "{\"apellido_paterno\":\"Perez, "
@@ -131,7 +131,7 @@ START_TEST(csv_lone_cr_and_lf)
 	static const char text[] = "nombre,dni\rA,1\rB,2\n\nC,3\n";
 	got g;
 
-	read_all(put("cr.csv", text, sizeof(text) - 1), CTL_FMT_CSV, "o", &g);
+	read_all(put("cr.csv", text, sizeof(text) - 1), CTL_INPUT_CSV, "o", &g);
 	ck_assert_uint_eq(g.n, 3);
 	want_row(&g, 0, 2, "{\"dni\":\"1\",\"nombre\":\"A\"}");
 	want_row(&g, 1, 3, "{\"dni\":\"2\",\"nombre\":\"B\"}");
@@ -154,7 +154,7 @@ START_TEST(csv_unparsable_rows)
 	                           "\"G,8\n";    /* 8: quote open at the end */
 	got g;
 
-	read_all(put("bad.csv", text, sizeof(text) - 1), CTL_FMT_CSV, "o", &g);
+	read_all(put("bad.csv", text, sizeof(text) - 1), CTL_INPUT_CSV, "o", &g);
 	ck_assert_uint_eq(g.n, 7);
 	want_row(&g, 0, 2, "!the row has 3 cells, the header has 2");
 	want_row(&g, 1, 3, "!the row has 1 cells");
@@ -179,7 +179,7 @@ START_TEST(csv_row_limit)
 		n += (size_t)snprintf(text + n, cap - n, "%049d\n", i);
 	n += (size_t)snprintf(text + n, cap - n, "Z,9\n");
 	got g;
-	read_all(put("long.csv", text, n), CTL_FMT_CSV, "o", &g);
+	read_all(put("long.csv", text, n), CTL_INPUT_CSV, "o", &g);
 	ck_assert_uint_ge(g.n, 2);
 	want_row(&g, 0, 2, "!the row is longer than 4096 bytes");
 	want_row(&g, g.n - 1, 103, "{\"dni\":\"9\",\"nombre\":\"Z\"}");
@@ -196,11 +196,11 @@ START_TEST(csv_hash)
 	static const char d[] = "dni,nombre\nA,1\nB,2\n";
 	got ga, gb, gc, gd, go;
 
-	read_all(put("h.csv", a, sizeof(a) - 1), CTL_FMT_CSV, "alice", &ga);
-	read_all(put("h.csv", b, sizeof(b) - 1), CTL_FMT_CSV, "alice", &gb);
-	read_all(put("h.csv", c, sizeof(c) - 1), CTL_FMT_CSV, "alice", &gc);
-	read_all(put("h.csv", d, sizeof(d) - 1), CTL_FMT_CSV, "alice", &gd);
-	read_all(put("h.csv", a, sizeof(a) - 1), CTL_FMT_CSV, "bob", &go);
+	read_all(put("h.csv", a, sizeof(a) - 1), CTL_INPUT_CSV, "alice", &ga);
+	read_all(put("h.csv", b, sizeof(b) - 1), CTL_INPUT_CSV, "alice", &gb);
+	read_all(put("h.csv", c, sizeof(c) - 1), CTL_INPUT_CSV, "alice", &gc);
+	read_all(put("h.csv", d, sizeof(d) - 1), CTL_INPUT_CSV, "alice", &gd);
+	read_all(put("h.csv", a, sizeof(a) - 1), CTL_INPUT_CSV, "bob", &go);
 	ck_assert(ga.hash[0] == gb.hash[0]); /* same row */
 	ck_assert(ga.hash[1] != gb.hash[1]); /* edited row */
 	ck_assert(ga.hash[0] == gc.hash[0]); /* CRLF instead of LF: same text */
@@ -225,7 +225,7 @@ START_TEST(jsonl_rows)
 	                           "{\"nombre\":\"B\"}";
 	got g;
 
-	read_all(put("r.jsonl", text, sizeof(text) - 1), CTL_FMT_JSONL, "o", &g);
+	read_all(put("r.jsonl", text, sizeof(text) - 1), CTL_INPUT_JSONL, "o", &g);
 	ck_assert_uint_eq(g.n, 5);
 	want_row(&g, 0, 1, "{\"dni\":\"1\",\"nombre\":\"A\"}");
 	want_row(&g, 1, 4, "!JSON, but not an object");
@@ -242,20 +242,20 @@ START_TEST(input_open_errors)
 	char missing[256];
 
 	snprintf(missing, sizeof(missing), "%s/missing.csv", dir);
-	ck_assert_int_eq(ctl_input_open(&in, missing, CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	ck_assert_int_eq(ctl_input_open(&in, missing, CTL_INPUT_CSV, ROW_MAX, "o", stderr),
 	                 CTL_EXIT_USAGE);
 	ck_assert_int_eq(
-	    ctl_input_open(&in, put("e.csv", "", 0), CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	    ctl_input_open(&in, put("e.csv", "", 0), CTL_INPUT_CSV, ROW_MAX, "o", stderr),
 	    CTL_EXIT_USAGE);
 	ck_assert_int_eq(
-	    ctl_input_open(&in, put("d.csv", "a,a\n1,2\n", 8), CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	    ctl_input_open(&in, put("d.csv", "a,a\n1,2\n", 8), CTL_INPUT_CSV, ROW_MAX, "o", stderr),
 	    CTL_EXIT_USAGE);
-	ck_assert_int_eq(ctl_input_open(&in, dir, CTL_FMT_CSV, ROW_MAX, "o", stderr),
+	ck_assert_int_eq(ctl_input_open(&in, dir, CTL_INPUT_CSV, ROW_MAX, "o", stderr),
 	                 CTL_EXIT_USAGE);
 	ck_assert_ptr_null(in);
 	/* An empty JSON Lines file is simply no rows. */
 	ck_assert_int_eq(
-	    ctl_input_open(&in, put("e.jsonl", "", 0), CTL_FMT_JSONL, ROW_MAX, "o", stderr),
+	    ctl_input_open(&in, put("e.jsonl", "", 0), CTL_INPUT_JSONL, ROW_MAX, "o", stderr),
 	    CTL_EXIT_OK);
 	ctl_input_close(in);
 }
@@ -325,17 +325,17 @@ START_TEST(durations_and_reply_topics)
 {
 	long s;
 
-	ck_assert(ctl_parse_duration("3600", &s) == 0 && s == 3600);
-	ck_assert(ctl_parse_duration("90s", &s) == 0 && s == 90);
-	ck_assert(ctl_parse_duration("30m", &s) == 0 && s == 1800);
-	ck_assert(ctl_parse_duration("1h", &s) == 0 && s == 3600);
-	ck_assert(ctl_parse_duration("2d", &s) == 0 && s == 172800);
-	ck_assert(ctl_parse_duration("366d", &s) == 0);
-	ck_assert(ctl_parse_duration("367d", &s) != 0);
-	ck_assert(ctl_parse_duration("0", &s) != 0);
-	ck_assert(ctl_parse_duration("-1h", &s) != 0);
-	ck_assert(ctl_parse_duration("1hm", &s) != 0);
-	ck_assert(ctl_parse_duration("h", &s) != 0);
+	ck_assert(ctl_opts_parse_duration("3600", &s) == PW_OK && s == 3600);
+	ck_assert(ctl_opts_parse_duration("90s", &s) == PW_OK && s == 90);
+	ck_assert(ctl_opts_parse_duration("30m", &s) == PW_OK && s == 1800);
+	ck_assert(ctl_opts_parse_duration("1h", &s) == PW_OK && s == 3600);
+	ck_assert(ctl_opts_parse_duration("2d", &s) == PW_OK && s == 172800);
+	ck_assert(ctl_opts_parse_duration("366d", &s) == PW_OK);
+	ck_assert(ctl_opts_parse_duration("367d", &s) != PW_OK);
+	ck_assert(ctl_opts_parse_duration("0", &s) != PW_OK);
+	ck_assert(ctl_opts_parse_duration("-1h", &s) != PW_OK);
+	ck_assert(ctl_opts_parse_duration("1hm", &s) != PW_OK);
+	ck_assert(ctl_opts_parse_duration("h", &s) != PW_OK);
 
 	ck_assert(pw_envelope_reply_to_allowed("patients.replies", "patients.replies"));
 	ck_assert(pw_envelope_reply_to_allowed("patients.replies.billing-7", "patients.replies"));

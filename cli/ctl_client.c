@@ -31,12 +31,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		c->conf.on_delivery(c->conf.ctx, m->_private, m->err);
 }
 
-static int set_all(rd_kafka_conf_t *conf, const char *const (*kv)[2], char *errstr, size_t size)
+static pw_status set_all(rd_kafka_conf_t *conf, const char *const (*kv)[2], char *errstr,
+                         size_t size)
 {
 	for (size_t i = 0; kv[i][0] != NULL; i++)
-		if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], errstr, size) != 0)
-			return -1;
-	return 0;
+		if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], errstr, size) != PW_OK)
+			return PW_E_CONFIG;
+	return PW_OK;
 }
 
 static rd_kafka_t *new_producer(ctl_client *c, char *errstr, size_t size)
@@ -55,8 +56,8 @@ static rd_kafka_t *new_producer(ctl_client *c, char *errstr, size_t size)
 
 	if (conf == NULL)
 		return NULL;
-	if (set_all(conf, common, errstr, size) != 0 ||
-	    set_all(conf, c->conf.bulk ? bulk : one, errstr, size) != 0)
+	if (set_all(conf, common, errstr, size) != PW_OK ||
+	    set_all(conf, c->conf.bulk ? bulk : one, errstr, size) != PW_OK)
 		goto out;
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_opaque(conf, c);
@@ -95,8 +96,8 @@ static rd_kafka_t *new_consumer(ctl_client *c, char *errstr, size_t size)
 		snprintf(errstr, size, "no random bytes for a group id");
 		goto out;
 	}
-	if (set_all(conf, props, errstr, size) != 0 ||
-	    pw_kafka_conf_set(conf, "group.id", group, errstr, size) != 0)
+	if (set_all(conf, props, errstr, size) != PW_OK ||
+	    pw_kafka_conf_set(conf, "group.id", group, errstr, size) != PW_OK)
 		goto out;
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, size);
 	if (rk != NULL)
@@ -216,8 +217,8 @@ out:
 	return rc;
 }
 
-int ctl_client_send(ctl_client *c, const char *key, const char *value, size_t len, void *opaque,
-                    int64_t deadline_ms, rd_kafka_resp_err_t *err)
+pw_status ctl_client_send(ctl_client *c, const char *key, const char *value, size_t len,
+                          void *opaque, int64_t deadline_ms, rd_kafka_resp_err_t *err)
 {
 	for (;;) {
 		rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -226,10 +227,10 @@ int ctl_client_send(ctl_client *c, const char *key, const char *value, size_t le
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
 		    RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-			return 0;
+			return PW_OK;
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || pw_util_now_ms() >= deadline_ms) {
 			*err = e;
-			return -1;
+			return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? PW_E_RETRY : PW_E_INVALID;
 		}
 		rd_kafka_poll(c->producer, 20);
 	}
@@ -251,11 +252,6 @@ rd_kafka_message_t *ctl_client_reply(ctl_client *c, int timeout_ms)
 		return NULL;
 	}
 	return m;
-}
-
-int ctl_client_unsent(const ctl_client *c)
-{
-	return rd_kafka_outq_len(c->producer);
 }
 
 void ctl_client_close(ctl_client *c, int timeout_ms)

@@ -266,7 +266,7 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 	table_put(l, s);
 	l->outstanding++;
 	if (ctl_client_send(l->client, rid, cmd, strlen(cmd), (void *)(uintptr_t)line,
-	                    pw_util_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != 0) {
+	                    pw_util_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != PW_OK) {
 		l->counts.unsent++;
 		write_error(l, line, json_string("unsent"),
 		            local_error("unsent", rd_kafka_err2str(e)),
@@ -560,7 +560,7 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identit
 	    .command_setting = "TOPIC_CREATE",
 	    .reply_topic = reply_topic,
 	    .reply_setting = o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
-	    .bulk = 1,
+	    .bulk = true,
 	    .on_delivery = on_delivery,
 	    .ctx = &l,
 	};

@@ -132,14 +132,14 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_iden
 	    .command_setting = creates ? "TOPIC_CREATE" : "TOPIC_QUERY",
 	    .reply_topic = reply_topic,
 	    .reply_setting = o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
-	    .bulk = 0,
+	    .bulk = false,
 	    .on_delivery = on_delivery,
 	    .ctx = &d,
 	};
 	rc = ctl_client_open(&c, &cc, deadline, err);
 	if (rc != CTL_EXIT_OK)
 		goto out;
-	if (ctl_client_send(c, rid, cmd, strlen(cmd), NULL, deadline, &e) != 0) {
+	if (ctl_client_send(c, rid, cmd, strlen(cmd), NULL, deadline, &e) != PW_OK) {
 		fprintf(err, "patientctl: the command was not sent: %s\n", rd_kafka_err2str(e));
 		rc = CTL_EXIT_FAILED;
 		goto out;

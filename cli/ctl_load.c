@@ -392,7 +392,7 @@ static void on_reply(load *l, const rd_kafka_message_t *m)
 	if (status >= 200 && status < 300) {
 		l->counts.created++;
 		if (!l->journal_broken &&
-		    ctl_journal_add(l->journal, line, l->slots[s].hash) != 0) {
+		    ctl_journal_add(l->journal, line, l->slots[s].hash) != PW_OK) {
 			fprintf(l->err, "%s: cannot write: %s\n", l->journal_path, strerror(errno));
 			l->journal_broken = 1;
 		}
@@ -589,7 +589,7 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identit
 			next_scan = now + SCAN_EVERY_MS;
 		}
 		if (now >= next_flush) {
-			if (!l.journal_broken && ctl_journal_flush(l.journal, 0) != 0) {
+			if (!l.journal_broken && ctl_journal_flush(l.journal, false) != PW_OK) {
 				fprintf(err, "%s: cannot write: %s\n", l.journal_path,
 				        strerror(errno));
 				l.journal_broken = 1;
@@ -613,7 +613,7 @@ ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identit
 	                                      : CTL_EXIT_OK;
 out:
 	ctl_client_close(l.client, 1000);
-	if (l.journal != NULL && ctl_journal_close(l.journal) != 0) {
+	if (l.journal != NULL && ctl_journal_close(l.journal) != PW_OK) {
 		fprintf(err, "%s: cannot write: %s\n", l.journal_path, strerror(errno));
 		if (rc == CTL_EXIT_OK)
 			rc = CTL_EXIT_FAILED;

@@ -270,9 +270,9 @@ START_TEST(journal_across_runs)
 	unlink(path);
 	ck_assert_int_eq(ctl_journal_open(&j, path, stderr), CTL_EXIT_OK);
 	ck_assert_uint_eq(ctl_journal_count(j), 0);
-	ck_assert_int_eq(ctl_journal_add(j, 7, UINT64_C(0xdeadbeef00000001)), 0);
-	ck_assert_int_eq(ctl_journal_add(j, 3, UINT64_C(0xffffffffffffffff)), 0);
-	ck_assert_int_eq(ctl_journal_close(j), 0);
+	ck_assert_int_eq(ctl_journal_add(j, 7, UINT64_C(0xdeadbeef00000001)), PW_OK);
+	ck_assert_int_eq(ctl_journal_add(j, 3, UINT64_C(0xffffffffffffffff)), PW_OK);
+	ck_assert_int_eq(ctl_journal_close(j), PW_OK);
 
 	/* A crash can cut the last line: it is ignored, as is anything else unreadable. */
 	FILE *f = fopen(path, "a");
@@ -287,7 +287,34 @@ START_TEST(journal_across_runs)
 	ck_assert(!ctl_journal_has(j, 7, UINT64_C(0xdeadbeef00000002)));
 	ck_assert(!ctl_journal_has(j, 12, UINT64_C(0xff)));
 	ck_assert(!ctl_journal_has(j, 9, 9));
-	ck_assert_int_eq(ctl_journal_close(j), 0);
+	ck_assert_int_eq(ctl_journal_close(j), PW_OK);
+}
+END_TEST
+
+/* Enough entries that the table read at open grows several times, in shuffled order. */
+START_TEST(journal_many_entries)
+{
+	char path[256];
+	ctl_journal *j = NULL;
+	const unsigned long n = 5000;
+
+	snprintf(path, sizeof(path), "%s/many.done", dir);
+	unlink(path);
+	ck_assert_int_eq(ctl_journal_open(&j, path, stderr), CTL_EXIT_OK);
+	for (unsigned long i = 0; i < n; i++) {
+		unsigned long line = (i * 7919) % n + 1; /* 7919 is prime: a permutation */
+		ck_assert_int_eq(ctl_journal_add(j, line, line * 31), PW_OK);
+	}
+	ck_assert_int_eq(ctl_journal_close(j), PW_OK);
+
+	ck_assert_int_eq(ctl_journal_open(&j, path, stderr), CTL_EXIT_OK);
+	ck_assert_uint_eq(ctl_journal_count(j), n);
+	for (unsigned long line = 1; line <= n; line++) {
+		ck_assert(ctl_journal_has(j, line, line * 31));
+		ck_assert(!ctl_journal_has(j, line, line * 31 + 1));
+	}
+	ck_assert(!ctl_journal_has(j, n + 1, (n + 1) * 31));
+	ck_assert_int_eq(ctl_journal_close(j), PW_OK);
 }
 END_TEST
 
@@ -360,6 +387,7 @@ int main(void)
 	tcase_add_test(tc, jsonl_rows);
 	tcase_add_test(tc, input_open_errors);
 	tcase_add_test(tc, journal_across_runs);
+	tcase_add_test(tc, journal_many_entries);
 	tcase_add_test(tc, request_ids);
 	tcase_add_test(tc, durations_and_reply_topics);
 	suite_add_tcase(s, tc);

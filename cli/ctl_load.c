@@ -287,15 +287,15 @@ out:
 static void fill(load *l)
 {
 	while (!l->stopped && l->outstanding < l->o->inflight) {
-		ctl_row row;
-		int r = ctl_input_next(l->in, &row, l->err);
-		if (r < 0) {
+		ctl_input_row row;
+		bool end;
+		if (ctl_input_next(l->in, &row, &end, l->err) != PW_OK) {
 			l->read_error = 1;
 			l->stopped = 1;
 			snprintf(l->stop_why, sizeof(l->stop_why), "the file could not be read");
 			return;
 		}
-		if (r == 0) {
+		if (end) {
 			l->stopped = 1;
 			return;
 		}

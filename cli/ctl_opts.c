@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,24 +33,16 @@ const char *const ctl_opts_field_names[CTL_NFIELDS] = {
 
 typedef enum opt_key {
 	K_HELP,
-	K_SUB,
-	K_TOKEN,
+	K_TEXT,     /* the value as it is, into the field at opt_def.off */
+	K_NONEMPTY, /* the same, but "" is refused */
 	K_TTL,
-	K_SCOPE,
-	K_REPLY_TOPIC,
 	K_REQUEST_ID,
 	K_TIMEOUT,
-	K_PAYLOAD,
-	K_FIELD, /* + field index in opt_def.field */
 	K_ID,
 	K_LIMIT,
-	K_CURSOR,
-	K_Q,
 	K_FORMAT,
 	K_INFLIGHT,
 	K_ID_PREFIX,
-	K_JOURNAL,
-	K_ERRORS,
 } opt_key;
 
 typedef struct opt_def {
@@ -57,35 +50,38 @@ typedef struct opt_def {
 	const char *metavar; /**< NULL: takes no value */
 	unsigned cmds;
 	opt_key key;
-	int field;
+	size_t off; /**< K_TEXT, K_NONEMPTY: the const char * field of ctl_opts */
 	const char *help;
 } opt_def;
 
+#define OFF(f) offsetof(ctl_opts, f)
+
 /* An option may appear twice with different commands when its meaning differs. */
 static const opt_def opts[] = {
-    {"--sub", "EMAIL", M_TOKEN, K_SUB, 0, "the token's subject, the owner (required)"},
+    {"--sub", "EMAIL", M_TOKEN, K_NONEMPTY, OFF(sub), "the token's subject, the owner (required)"},
     {"--ttl", "DURATION", M_TOKEN, K_TTL, 0,
      "lifetime: 3600, 90s, 30m, 1h or 2d (default 1h, at most 366d)"},
-    {"--scope", "SCOPES", M_TOKEN, K_SCOPE, 0,
+    {"--scope", "SCOPES", M_TOKEN, K_TEXT, OFF(scope),
      "space-separated scopes (default \"patients:read patients:write\")"},
-    {"--token", "JWT", M_NET, K_TOKEN, 0, "the caller's token (or --sub, or PW_TOKEN)"},
-    {"--sub", "EMAIL", M_NET, K_SUB, 0, "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
-    {"--payload", "JSON", M_CREATE, K_PAYLOAD, 0,
+    {"--token", "JWT", M_NET, K_NONEMPTY, OFF(token), "the caller's token (or --sub, or PW_TOKEN)"},
+    {"--sub", "EMAIL", M_NET, K_NONEMPTY, OFF(sub),
+     "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
+    {"--payload", "JSON", M_CREATE, K_TEXT, OFF(payload),
      "the create payload, a JSON object (field flags override its keys)"},
-    {"--nombre", "TEXT", M_CREATE, K_FIELD, CTL_F_NOMBRE, "payload field nombre"},
-    {"--apellido-paterno", "TEXT", M_CREATE, K_FIELD, CTL_F_APELLIDO_PATERNO,
+    {"--nombre", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_NOMBRE]), "payload field nombre"},
+    {"--apellido-paterno", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_APELLIDO_PATERNO]),
      "payload field apellido_paterno"},
-    {"--apellido-materno", "TEXT", M_CREATE, K_FIELD, CTL_F_APELLIDO_MATERNO,
+    {"--apellido-materno", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_APELLIDO_MATERNO]),
      "payload field apellido_materno"},
-    {"--dni", "DNI", M_CREATE, K_FIELD, CTL_F_DNI, "payload field dni"},
-    {"--fecha-nacimiento", "YYYY-MM-DD", M_CREATE, K_FIELD, CTL_F_FECHA_NACIMIENTO,
+    {"--dni", "DNI", M_CREATE, K_TEXT, OFF(fields[CTL_F_DNI]), "payload field dni"},
+    {"--fecha-nacimiento", "YYYY-MM-DD", M_CREATE, K_TEXT, OFF(fields[CTL_F_FECHA_NACIMIENTO]),
      "payload field fecha_nacimiento"},
-    {"--sexo", "M|F|X", M_CREATE, K_FIELD, CTL_F_SEXO, "payload field sexo"},
+    {"--sexo", "M|F|X", M_CREATE, K_TEXT, OFF(fields[CTL_F_SEXO]), "payload field sexo"},
     {"--id", "N", M_GET, K_ID, 0, "the patient's id (required)"},
     {"--limit", "N", M_LIST, K_LIMIT, 0, "page size, 1-200 (the worker's default: 50)"},
-    {"--cursor", "CURSOR", M_LIST, K_CURSOR, 0, "next_cursor of the previous page"},
-    {"--dni", "DNI", M_LIST, K_FIELD, CTL_F_DNI, "only the patient with this dni"},
-    {"--q", "PREFIX", M_LIST, K_Q, 0,
+    {"--cursor", "CURSOR", M_LIST, K_TEXT, OFF(cursor), "next_cursor of the previous page"},
+    {"--dni", "DNI", M_LIST, K_TEXT, OFF(fields[CTL_F_DNI]), "only the patient with this dni"},
+    {"--q", "PREFIX", M_LIST, K_TEXT, OFF(q),
      "case-insensitive prefix of nombre or an apellido (% and _ literal)"},
     {"--format", "csv|jsonl", M_LOAD, K_FORMAT, 0,
      "default: by extension (.csv; .jsonl or .ndjson)"},
@@ -93,13 +89,13 @@ static const opt_def opts[] = {
      "rows sent and not answered yet, at most (default 500)"},
     {"--id-prefix", "P", M_LOAD, K_ID_PREFIX, 0,
      "request ids are load:P:LINE (default P: FILE's base name)"},
-    {"--journal", "PATH", M_LOAD, K_JOURNAL, 0,
+    {"--journal", "PATH", M_LOAD, K_TEXT, OFF(journal),
      "rows answered 2xx, skipped when run again (default FILE.done)"},
-    {"--errors", "PATH", M_LOAD, K_ERRORS, 0,
+    {"--errors", "PATH", M_LOAD, K_TEXT, OFF(errors),
      "failed rows, one JSON object a line (default FILE.errors.jsonl)"},
     {"--request-id", "ID", M_ONE, K_REQUEST_ID, 0,
      "1-128 of [A-Za-z0-9._:-] (default: a random UUID)"},
-    {"--reply-topic", "TOPIC", M_NET, K_REPLY_TOPIC, 0,
+    {"--reply-topic", "TOPIC", M_NET, K_TEXT, OFF(reply_topic),
      "TOPIC_REPLIES (default) or TOPIC_REPLIES.SUFFIX, which must exist"},
     {"--timeout", "SECONDS", M_ONE, K_TIMEOUT, 0, "wait at most this long, all told (default 10)"},
     {"--timeout", "SECONDS", M_LOAD, K_TIMEOUT, 0,
@@ -141,6 +137,15 @@ static const struct {
      "errors file are P.done and P.errors.jsonl in the current folder"},
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+/* The command named name; CTL_CMD_NONE when there is none. */
+static ctl_opts_cmd cmd_of(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strcmp(name, cmds[i].name) == 0)
+			return cmds[i].cmd;
+	return CTL_CMD_NONE;
+}
 
 static const char *cmd_name(ctl_opts_cmd c)
 {
@@ -237,26 +242,16 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 	case K_HELP:
 		o->help = true;
 		break;
-	case K_SUB:
-		if (*v == '\0')
+	case K_TEXT:
+	case K_NONEMPTY:
+		if (d->key == K_NONEMPTY && *v == '\0')
 			return bad(err, d->name, "must not be empty");
-		o->sub = v;
-		break;
-	case K_TOKEN:
-		if (*v == '\0')
-			return bad(err, d->name, "must not be empty");
-		o->token = v;
+		*(const char **)((char *)o + d->off) = v;
 		break;
 	case K_TTL:
 		if (ctl_opts_parse_duration(v, &o->ttl_s) != PW_OK)
 			return bad(err, d->name,
 			           "must be like 3600, 90s, 30m, 1h or 2d (1 s to 366 d)");
-		break;
-	case K_SCOPE:
-		o->scope = v;
-		break;
-	case K_REPLY_TOPIC:
-		o->reply_topic = v;
 		break;
 	case K_REQUEST_ID:
 		if (!pw_envelope_request_id_valid(v))
@@ -269,12 +264,6 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 			           "must be a whole number of seconds from 1 to 86400");
 		o->timeout_s = (int)n;
 		break;
-	case K_PAYLOAD:
-		o->payload = v;
-		break;
-	case K_FIELD:
-		o->fields[d->field] = v;
-		break;
 	case K_ID:
 		if (parse_ll(v, 1, LLONG_MAX, &o->id) != 0)
 			return bad(err, d->name, "must be a whole number from 1 up");
@@ -284,12 +273,6 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		if (parse_ll(v, LLONG_MIN, LLONG_MAX, &o->limit) != 0)
 			return bad(err, d->name, "must be a whole number");
 		o->has_limit = true;
-		break;
-	case K_CURSOR:
-		o->cursor = v;
-		break;
-	case K_Q:
-		o->q = v;
 		break;
 	case K_FORMAT:
 		if (strcmp(v, "csv") == 0)
@@ -308,12 +291,6 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		if (!ctl_reqid_prefix_valid(v))
 			return bad(err, d->name, "must be 1 to 102 characters of [A-Za-z0-9._-]");
 		o->id_prefix = v;
-		break;
-	case K_JOURNAL:
-		o->journal = v;
-		break;
-	case K_ERRORS:
-		o->errors = v;
 		break;
 	}
 	return CTL_EXIT_OK;
@@ -383,84 +360,107 @@ static ctl_exit check_command(ctl_opts *o, FILE *err)
 	return CTL_EXIT_OK;
 }
 
-ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
+/* argv[1]: the command, or a request for help (then argv[2] may name a command). */
+static ctl_exit take_command(ctl_opts *o, int argc, char **argv, FILE *err)
 {
-	memset(o, 0, sizeof(*o));
-	o->timeout_s = 10;
-	o->ttl_s = 3600;
-	o->inflight = 500;
-	o->cfg_argv[o->cfg_argc++] = argv[0];
-
 	if (argc < 2)
 		return bad(err, "patientctl", "a command is required (see patientctl --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		o->help = true;
-		for (size_t i = 0; argc > 2 && i < NCMDS; i++)
-			if (strcmp(argv[2], cmds[i].name) == 0)
-				o->cmd = cmds[i].cmd;
+		if (argc > 2)
+			o->cmd = cmd_of(argv[2]);
 		return CTL_EXIT_OK;
 	}
-	for (size_t i = 0; i < NCMDS; i++)
-		if (strcmp(argv[1], cmds[i].name) == 0)
-			o->cmd = cmds[i].cmd;
+	o->cmd = cmd_of(argv[1]);
 	if (o->cmd == CTL_CMD_NONE) {
 		fprintf(err, "%s: unknown command (token, create, get, list or load)\n", argv[1]);
 		return CTL_EXIT_USAGE;
 	}
 	/* --help first: a user asking for help gets it whatever else is on the line. */
 	for (int a = 2; a < argc; a++)
-		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0)
 			o->help = true;
+	return CTL_EXIT_OK;
+}
+
+/* An option of the command; its value follows '=' (eq) or is the next argument. */
+static ctl_exit take_option(ctl_opts *o, const opt_def *d, const char *eq, int argc, char **argv,
+                            int *a, FILE *err)
+{
+	const char *v = NULL;
+
+	if (d->metavar != NULL) {
+		if (eq != NULL)
+			v = eq + 1;
+		else if (*a + 1 < argc)
+			v = argv[++*a];
+		else
+			return bad(err, d->name, "needs a value");
+	} else if (eq != NULL) {
+		return bad(err, d->name, "takes no value");
+	}
+	return store(o, d, v, err);
+}
+
+/* A setting flag (var) is handed to pw_config_load as it is, with its value when that is
+ * the next argument: it applies the same rules as to the environment. */
+static ctl_exit take_setting(ctl_opts *o, const char *var, const char *eq, int argc, char **argv,
+                             int *a, FILE *err)
+{
+	if (o->cfg_argc + 2 > CTL_OPTS_MAX_CFG_ARGS)
+		return bad(err, var, "too many setting flags");
+	o->cfg_argv[o->cfg_argc++] = argv[*a];
+	if (eq == NULL) {
+		if (*a + 1 >= argc)
+			return bad(err, var, "flag needs a value");
+		o->cfg_argv[o->cfg_argc++] = argv[++*a];
+	}
+	return CTL_EXIT_OK;
+}
+
+/* argv[*a]: load's FILE, an option or a setting flag; *a moves past a value it takes. */
+static ctl_exit take_arg(ctl_opts *o, int argc, char **argv, int *a, FILE *err)
+{
+	const char *arg = argv[*a];
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+
+	if (strncmp(arg, "--", 2) != 0 || len == 2) {
+		if (o->cmd == CTL_CMD_LOAD && o->file == NULL && *arg != '\0') {
+			o->file = arg;
 			return CTL_EXIT_OK;
 		}
+		fprintf(err, "%s: unexpected argument (see patientctl %s --help)\n", arg,
+		        cmd_name(o->cmd));
+		return CTL_EXIT_USAGE;
+	}
+	const opt_def *d = find_opt(arg, len, o->cmd);
+	if (d != NULL)
+		return take_option(o, d, eq, argc, argv, a, err);
+	const char *var = setting_of(arg, len);
+	if (var == NULL) {
+		fprintf(err, "%.*s: unknown option for %s (see patientctl %s --help)\n", (int)len,
+		        arg, cmd_name(o->cmd), cmd_name(o->cmd));
+		return CTL_EXIT_USAGE;
+	}
+	return take_setting(o, var, eq, argc, argv, a, err);
+}
 
+ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
+{
+	ctl_exit rc;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_s = 10;
+	o->ttl_s = 3600;
+	o->inflight = 500;
+	o->cfg_argv[o->cfg_argc++] = argv[0];
+	rc = take_command(o, argc, argv, err);
+	if (rc != CTL_EXIT_OK || o->help)
+		return rc;
 	for (int a = 2; a < argc; a++) {
-		const char *arg = argv[a];
-		const char *eq = strchr(arg, '=');
-		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-
-		if (strncmp(arg, "--", 2) != 0 || len == 2) {
-			if (o->cmd == CTL_CMD_LOAD && o->file == NULL && *arg != '\0') {
-				o->file = arg;
-				continue;
-			}
-			fprintf(err, "%s: unexpected argument (see patientctl %s --help)\n", arg,
-			        cmd_name(o->cmd));
-			return CTL_EXIT_USAGE;
-		}
-		const opt_def *d = find_opt(arg, len, o->cmd);
-		if (d == NULL) {
-			const char *var = setting_of(arg, len);
-			if (var == NULL) {
-				fprintf(err,
-				        "%.*s: unknown option for %s (see patientctl %s --help)\n",
-				        (int)len, arg, cmd_name(o->cmd), cmd_name(o->cmd));
-				return CTL_EXIT_USAGE;
-			}
-			/* pw_config_load reads it, with the same rules as the environment. */
-			if (o->cfg_argc + 2 > CTL_OPTS_MAX_CFG_ARGS)
-				return bad(err, var, "too many setting flags");
-			o->cfg_argv[o->cfg_argc++] = argv[a];
-			if (eq == NULL) {
-				if (a + 1 >= argc)
-					return bad(err, var, "flag needs a value");
-				o->cfg_argv[o->cfg_argc++] = argv[++a];
-			}
-			continue;
-		}
-		const char *v = NULL;
-		if (d->metavar != NULL) {
-			if (eq != NULL)
-				v = eq + 1;
-			else if (a + 1 < argc)
-				v = argv[++a];
-			else
-				return bad(err, d->name, "needs a value");
-		} else if (eq != NULL) {
-			return bad(err, d->name, "takes no value");
-		}
-		ctl_exit rc = store(o, d, v, err);
+		rc = take_arg(o, argc, argv, &a, err);
 		if (rc != CTL_EXIT_OK)
 			return rc;
 	}

@@ -387,6 +387,79 @@ START_TEST(request_ids)
 }
 END_TEST
 
+/* argc of a NULL-terminated argv array. */
+#define NARGS(v) ((int)(sizeof(v) / sizeof((v)[0])) - 1)
+
+/* Every option lands in its own field (the table names the field of each text option). */
+START_TEST(options_land_in_their_fields)
+{
+	char *create[] = {"patientctl", "create",
+	                  "--token=T",  "--payload",
+	                  "{}",         "--nombre",
+	                  "N",          "--apellido-paterno",
+	                  "P",          "--apellido-materno",
+	                  "M",          "--dni",
+	                  "D",          "--fecha-nacimiento",
+	                  "F",          "--sexo",
+	                  "S",          "--reply-topic",
+	                  "R",          "--request-id",
+	                  "I",          "--timeout",
+	                  "7",          "--kafka-brokers",
+	                  "h:1",        NULL};
+	char *list[] = {"patientctl", "list",  "--sub", "a@b", "--limit", "-3", "--cursor",
+	                "C",          "--dni", "D",     "--q", "Q",       NULL};
+	char *load[] = {"patientctl",  "load",       "-",         "--format", "ndjson",
+	                "--id-prefix", "p",          "--journal", "J",        "--errors",
+	                "E",           "--inflight", "9",         NULL};
+	char *token[] = {"patientctl", "token", "--sub", "s", "--ttl", "2m", "--scope", "x", NULL};
+	ctl_opts o;
+
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(create), create, stderr), CTL_EXIT_OK);
+	ck_assert_int_eq(o.cmd, CTL_CMD_CREATE);
+	ck_assert_str_eq(o.token, "T");
+	ck_assert_str_eq(o.payload, "{}");
+	for (int i = 0; i < CTL_NFIELDS; i++)
+		ck_assert_ptr_nonnull(o.fields[i]);
+	ck_assert_str_eq(o.fields[CTL_F_NOMBRE], "N");
+	ck_assert_str_eq(o.fields[CTL_F_APELLIDO_PATERNO], "P");
+	ck_assert_str_eq(o.fields[CTL_F_APELLIDO_MATERNO], "M");
+	ck_assert_str_eq(o.fields[CTL_F_DNI], "D");
+	ck_assert_str_eq(o.fields[CTL_F_FECHA_NACIMIENTO], "F");
+	ck_assert_str_eq(o.fields[CTL_F_SEXO], "S");
+	ck_assert_str_eq(o.reply_topic, "R");
+	ck_assert_str_eq(o.request_id, "I");
+	ck_assert_int_eq(o.timeout_s, 7);
+	ck_assert_int_eq(o.cfg_argc, 3);
+	ck_assert_str_eq(o.cfg_argv[1], "--kafka-brokers");
+	ck_assert_str_eq(o.cfg_argv[2], "h:1");
+	ck_assert_ptr_null(o.cfg_argv[3]);
+
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(list), list, stderr), CTL_EXIT_OK);
+	ck_assert_str_eq(o.sub, "a@b");
+	ck_assert(o.has_limit && o.limit == -3);
+	ck_assert_str_eq(o.cursor, "C");
+	ck_assert_str_eq(o.fields[CTL_F_DNI], "D");
+	ck_assert_str_eq(o.q, "Q");
+	ck_assert_ptr_null(o.token);
+
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(load), load, stderr), CTL_EXIT_OK);
+	ck_assert_str_eq(o.file, "-");
+	ck_assert_int_eq(o.format, CTL_INPUT_JSONL);
+	ck_assert_str_eq(o.id_prefix, "p");
+	ck_assert_str_eq(o.journal, "J");
+	ck_assert_str_eq(o.errors, "E");
+	ck_assert_int_eq(o.inflight, 9);
+
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(token), token, stderr), CTL_EXIT_OK);
+	ck_assert_str_eq(o.sub, "s");
+	ck_assert_int_eq(o.ttl_s, 120);
+	ck_assert_str_eq(o.scope, "x");
+
+	token[3] = ""; /* patientctl token --sub "" */
+	ck_assert_int_eq(ctl_opts_parse(&o, 4, token, stderr), CTL_EXIT_USAGE);
+}
+END_TEST
+
 START_TEST(durations_and_reply_topics)
 {
 	long s;
@@ -429,6 +502,7 @@ int main(void)
 	tcase_add_test(tc, journal_across_runs);
 	tcase_add_test(tc, journal_many_entries);
 	tcase_add_test(tc, request_ids);
+	tcase_add_test(tc, options_land_in_their_fields);
 	tcase_add_test(tc, durations_and_reply_topics);
 	suite_add_tcase(s, tc);
 	return pw_check_run(s);

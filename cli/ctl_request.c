@@ -1,6 +1,7 @@
 /* One command, one reply; see ctl_request.h. */
 #include "ctl_request.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@
 #include "pw_util.h"
 
 typedef struct delivery {
-	int done;
+	bool done;
 	rd_kafka_resp_err_t err;
 } delivery;
 
@@ -20,7 +21,7 @@ static void on_delivery(void *ctx, void *opaque, rd_kafka_resp_err_t err)
 	delivery *d = ctx;
 
 	(void)opaque;
-	d->done = 1;
+	d->done = true;
 	d->err = err;
 }
 
@@ -85,15 +86,88 @@ static ctl_exit status_exit(const char *value, size_t len)
 	return rc;
 }
 
+/* The command's text: o's payload in an envelope with request id rid. CTL_EXIT_OK with
+ * *cmd the caller's (free), CTL_EXIT_USAGE when it is too large to send, CTL_EXIT_FAILED
+ * otherwise; each failure after a line on err. */
+static ctl_exit build_command(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
+                              const char *reply_topic, const char *rid, char **cmd, FILE *err)
+{
+	const char *token = ctl_token_current(id, time(NULL));
+	json_t *payload = build_payload(o), *env = NULL;
+	char *text = NULL;
+	ctl_exit rc = CTL_EXIT_FAILED;
+
+	if (token == NULL || payload == NULL) {
+		fprintf(err, "patientctl: cannot build the command (out of memory)\n");
+		goto out;
+	}
+	env = json_pack("{s:s, s:s, s:s, s:s, s:O}", "request_id", rid, "type", type_of(o->cmd),
+	                "token", token, "reply_to", reply_topic, "payload", payload);
+	text = env ? json_dumps(env, JSON_COMPACT) : NULL;
+	if (text == NULL) {
+		fprintf(err, "patientctl: cannot build the command (out of memory)\n");
+		goto out;
+	}
+	/* The worker would dead-letter it unanswered; say so now instead of timing out. */
+	if (strlen(text) > (size_t)cfg->max_message_bytes) {
+		fprintf(err, "%s: the command is %zu bytes, over MAX_MESSAGE_BYTES (%d)\n",
+		        o->cmd == CTL_CMD_CREATE ? "--payload" : "patientctl", strlen(text),
+		        cfg->max_message_bytes);
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	*cmd = text;
+	text = NULL; /* the caller's now */
+	rc = CTL_EXIT_OK;
+out:
+	free(text);
+	json_decref(env);
+	json_decref(payload);
+	return rc;
+}
+
+/* Reads replies until the one keyed rid, printed on out, or deadline_ms; a failed delivery
+ * report ends the wait early. Returns the reply's exit status (status_exit), else
+ * CTL_EXIT_TIMEOUT or CTL_EXIT_FAILED after a line on err. */
+static ctl_exit await_reply(ctl_client *c, const delivery *d, const char *rid, int64_t deadline_ms,
+                            int timeout_s, FILE *out, FILE *err)
+{
+	while (pw_util_now_ms() < deadline_ms) {
+		ctl_client_serve(c, 0);
+		if (d->done && d->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			fprintf(err, "patientctl: the command was not sent: %s\n",
+			        rd_kafka_err2str(d->err));
+			return d->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CTL_EXIT_TIMEOUT
+			                                                  : CTL_EXIT_FAILED;
+		}
+		int64_t left = deadline_ms - pw_util_now_ms();
+		rd_kafka_message_t *m = ctl_client_reply(c, left < 100 ? (int)left : 100);
+		if (m == NULL)
+			continue;
+		/* Other clients' replies share the topic; ours carries our request id as key. */
+		bool ours = m->key_len == strlen(rid) && memcmp(m->key, rid, m->key_len) == 0;
+		ctl_exit rc = CTL_EXIT_TIMEOUT;
+		if (ours) {
+			fprintf(out, "%.*s\n", (int)m->len,
+			        m->payload ? (const char *)m->payload : "");
+			rc = status_exit(m->payload, m->len);
+		}
+		rd_kafka_message_destroy(m);
+		if (ours)
+			return rc;
+	}
+	fprintf(err, "patientctl: no reply to %s within %d s\n", rid, timeout_s);
+	return CTL_EXIT_TIMEOUT;
+}
+
 ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
                          const char *reply_topic, FILE *out, FILE *err)
 {
 	int64_t deadline = pw_util_now_ms() + (int64_t)o->timeout_s * 1000;
 	char rid[CTL_REQID_MAX + 1];
-	json_t *payload = NULL, *env = NULL;
 	char *cmd = NULL;
 	ctl_client *c = NULL;
-	delivery d = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+	delivery d = {false, RD_KAFKA_RESP_ERR_NO_ERROR};
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 	ctl_exit rc = CTL_EXIT_FAILED;
 
@@ -103,29 +177,10 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_iden
 		fprintf(err, "patientctl: no random bytes for a request id\n");
 		goto out;
 	}
-	const char *token = ctl_token_current(id, time(NULL));
-	payload = build_payload(o);
-	if (token == NULL || payload == NULL) {
-		fprintf(err, "patientctl: cannot build the command (out of memory)\n");
+	rc = build_command(o, cfg, id, reply_topic, rid, &cmd, err);
+	if (rc != CTL_EXIT_OK)
 		goto out;
-	}
-	env = json_pack("{s:s, s:s, s:s, s:s, s:O}", "request_id", rid, "type", type_of(o->cmd),
-	                "token", token, "reply_to", reply_topic, "payload", payload);
-	cmd = env ? json_dumps(env, JSON_COMPACT) : NULL;
-	if (cmd == NULL) {
-		fprintf(err, "patientctl: cannot build the command (out of memory)\n");
-		goto out;
-	}
-	/* The worker would dead-letter it unanswered; say so now instead of timing out. */
-	if (strlen(cmd) > (size_t)cfg->max_message_bytes) {
-		fprintf(err, "%s: the command is %zu bytes, over MAX_MESSAGE_BYTES (%d)\n",
-		        o->cmd == CTL_CMD_CREATE ? "--payload" : "patientctl", strlen(cmd),
-		        cfg->max_message_bytes);
-		rc = CTL_EXIT_USAGE;
-		goto out;
-	}
-
-	int creates = o->cmd == CTL_CMD_CREATE;
+	bool creates = o->cmd == CTL_CMD_CREATE;
 	ctl_client_conf cc = {
 	    .cfg = cfg,
 	    .command_topic = creates ? cfg->topic_create : cfg->topic_query,
@@ -144,38 +199,11 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_iden
 		rc = CTL_EXIT_FAILED;
 		goto out;
 	}
-	rc = CTL_EXIT_TIMEOUT;
-	while (pw_util_now_ms() < deadline) {
-		ctl_client_serve(c, 0);
-		if (d.done && d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			fprintf(err, "patientctl: the command was not sent: %s\n",
-			        rd_kafka_err2str(d.err));
-			rc = d.err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CTL_EXIT_TIMEOUT
-			                                               : CTL_EXIT_FAILED;
-			goto out;
-		}
-		int64_t left = deadline - pw_util_now_ms();
-		rd_kafka_message_t *m = ctl_client_reply(c, left < 100 ? (int)left : 100);
-		if (m == NULL)
-			continue;
-		/* Other clients' replies share the topic; ours carries our request id as key. */
-		int ours = m->key_len == strlen(rid) && memcmp(m->key, rid, m->key_len) == 0;
-		if (ours) {
-			fprintf(out, "%.*s\n", (int)m->len,
-			        m->payload ? (const char *)m->payload : "");
-			rc = status_exit(m->payload, m->len);
-		}
-		rd_kafka_message_destroy(m);
-		if (ours)
-			goto out;
-	}
-	fprintf(err, "patientctl: no reply to %s within %d s\n", rid, o->timeout_s);
+	rc = await_reply(c, &d, rid, deadline, o->timeout_s, out, err);
 out:
 	/* A reply can come before its delivery report: wait for the report, not the reply. */
 	ctl_client_close(c, rc == CTL_EXIT_TIMEOUT ? 0 : 1000);
 	free(cmd);
-	json_decref(env);
-	json_decref(payload);
 	if (fflush(out) != 0 && rc == CTL_EXIT_OK)
 		rc = CTL_EXIT_FAILED;
 	return rc;

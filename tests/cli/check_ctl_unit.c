@@ -1,6 +1,8 @@
 /* patientctl's modules without a broker: how a load file becomes rows (line numbers,
- * quoting, CRLF, blank lines, what is unparsable), the journal across runs, request ids,
- * durations and reply topics. */
+ * quoting, CRLF, blank lines, what is unparsable), the journal across runs, the rows in
+ * flight, request ids, options, durations and reply topics. */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "ctl_inflight.h"
 #include "ctl_input.h"
 #include "ctl_journal.h"
 #include "ctl_opts.h"
@@ -357,6 +360,60 @@ START_TEST(journal_many_entries)
 }
 END_TEST
 
+/* The rows in flight against a plain array: adds and removes in a scrambled order over few
+ * buckets keep every row findable (deletion moves entries back into the hole), and the
+ * walk visits each row once. */
+START_TEST(inflight_set)
+{
+	enum { CAP = 8, LINES = 40 };
+	ctl_inflight *f = NULL;
+	bool in[LINES + 2] = {false};
+	uint32_t x = 12345;
+	char *p;
+
+	ck_assert_int_eq(ctl_inflight_create(&f, 0), PW_E_INVALID);
+	ck_assert_int_eq(ctl_inflight_create(&f, CAP), PW_OK);
+	for (int step = 0; step < 5000; step++) {
+		x = x * 1103515245u + 12345u;
+		unsigned long line = (x >> 16) % LINES + 1;
+		if (in[line]) {
+			ctl_inflight_row *r = ctl_inflight_find(f, line);
+			ck_assert_ptr_nonnull(r);
+			ck_assert(r->line == line && r->hash == line * 3 &&
+			          atol(r->payload) == (long)line);
+			ctl_inflight_remove(f, r);
+			in[line] = false;
+		} else if (!ctl_inflight_full(f)) {
+			p = malloc(24);
+			ck_assert_ptr_nonnull(p);
+			snprintf(p, 24, "%lu", line);
+			ck_assert_ptr_nonnull(ctl_inflight_add(f, line, line * 3, step, p));
+			in[line] = true;
+		}
+		int n = 0, walked = 0;
+		for (unsigned long k = 1; k <= LINES; k++) {
+			ck_assert((ctl_inflight_find(f, k) != NULL) == in[k]);
+			n += in[k];
+		}
+		ck_assert_int_eq(ctl_inflight_count(f), n);
+		for (ctl_inflight_row *r = ctl_inflight_next(f, NULL); r != NULL;
+		     r = ctl_inflight_next(f, r), walked++)
+			ck_assert(in[r->line]);
+		ck_assert_int_eq(walked, n);
+	}
+	/* A full set, or line 0, refuses a row and leaves its payload with the caller. */
+	for (unsigned long line = 1; !ctl_inflight_full(f); line++)
+		if (!in[line])
+			ck_assert_ptr_nonnull(ctl_inflight_add(f, line, 0, 0, strdup("x")));
+	p = strdup("y");
+	ck_assert_ptr_null(ctl_inflight_add(f, LINES + 1, 0, 0, p));
+	ctl_inflight_remove(f, ctl_inflight_next(f, NULL));
+	ck_assert_ptr_null(ctl_inflight_add(f, 0, 0, 0, p));
+	free(p);
+	ctl_inflight_destroy(f); /* frees the payloads still in it (valgrind) */
+}
+END_TEST
+
 START_TEST(request_ids)
 {
 	char a[CTL_REQID_UUID_SIZE], b[CTL_REQID_UUID_SIZE], p[CTL_REQID_PREFIX_MAX + 1];
@@ -501,6 +558,7 @@ int main(void)
 	tcase_add_test(tc, input_open_errors);
 	tcase_add_test(tc, journal_across_runs);
 	tcase_add_test(tc, journal_many_entries);
+	tcase_add_test(tc, inflight_set);
 	tcase_add_test(tc, request_ids);
 	tcase_add_test(tc, options_land_in_their_fields);
 	tcase_add_test(tc, durations_and_reply_topics);

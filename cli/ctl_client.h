@@ -37,8 +37,8 @@ typedef struct ctl_client_conf {
  * CTL_EXIT_FAILED otherwise; each failure after one line on err. *out is the caller's (close
  * it with ctl_client_close); conf is copied, but the topics, settings, cfg and ctx it points
  * to are borrowed and must outlive the client. */
-ctl_exit ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms,
-                         FILE *err);
+PW_MUST_CHECK ctl_exit ctl_client_open(ctl_client **out, const ctl_client_conf *conf,
+                                       int64_t deadline_ms, FILE *err);
 
 /* Queues one record keyed by key (key and value are copied); while the producer's queue is
  * full, serves delivery reports until there is room or deadline_ms. PW_OK; PW_E_RETRY when

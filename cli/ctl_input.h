@@ -39,8 +39,8 @@ typedef struct ctl_input_row {
  * CTL_EXIT_OK with *out the caller's (ctl_input_close; it borrows path), or CTL_EXIT_USAGE
  * after one line on err naming the file (cannot open, no header, a header with an empty,
  * duplicate or non-UTF-8 name). */
-ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_input_format fmt, size_t row_max,
-                        const char *salt, FILE *err);
+PW_MUST_CHECK ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_input_format fmt,
+                                      size_t row_max, const char *salt, FILE *err);
 
 /* Reads the next row into *row. PW_OK with *end false and the row filled (unparsable rows
  * included), or with *end true at the end of the file; blank lines are not rows. After a

@@ -17,7 +17,7 @@ typedef struct ctl_journal ctl_journal;
  * read (a line cut by a crash) are ignored: their rows are sent again, which the worker
  * answers as before. CTL_EXIT_OK with *out the caller's (ctl_journal_close), or
  * CTL_EXIT_USAGE after a line on err naming path. */
-ctl_exit ctl_journal_open(ctl_journal **out, const char *path, FILE *err);
+PW_MUST_CHECK ctl_exit ctl_journal_open(ctl_journal **out, const char *path, FILE *err);
 
 /* Was the row on line with this hash answered 2xx by an earlier run? */
 bool ctl_journal_has(const ctl_journal *j, unsigned long line, uint64_t hash);

@@ -8,6 +8,7 @@
 #include "ctl_opts.h"
 #include "ctl_token.h"
 #include "pw_config.h"
+#include "pw_status.h"
 
 /* Loads o->file: rows in the journal (o->journal, default FILE.done) with the same text
  * are skipped; every other row is sent with request id load:PREFIX:LINE, at most
@@ -17,7 +18,7 @@
  * FILE.errors.jsonl, replaced on each run). Progress goes to err, the summary to out.
  * Returns 0 when every row is fine, 1 when some row failed, 2 for a file or setting
  * problem found before sending, 3 when some row timed out, 130 when interrupted. */
-ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
-                      const char *reply_topic, FILE *out, FILE *err);
+PW_MUST_CHECK ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
+                                    const char *reply_topic, FILE *out, FILE *err);
 
 #endif

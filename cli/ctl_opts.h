@@ -64,7 +64,7 @@ typedef struct ctl_opts {
  * CTL_EXIT_OK, or CTL_EXIT_USAGE after one line on err that starts with what is wrong
  * (the option, the setting or the command). With --help anywhere, o->help is set and the
  * other checks are skipped. */
-ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err);
+PW_MUST_CHECK ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err);
 
 /* Usage of cmd (CTL_CMD_NONE: the overview), every option of it listed. */
 void ctl_opts_help(FILE *out, ctl_opts_cmd cmd);

@@ -9,6 +9,7 @@
 #include "ctl_exit.h"
 #include "ctl_opts.h"
 #include "pw_config.h"
+#include "pw_status.h"
 
 /* A development token for sub, signed with cfg's JWT_SECRET (HS256), valid ttl_s from now,
  * with scope (NULL: read and write), and the owner claim, iss and aud the worker expects
@@ -31,8 +32,8 @@ typedef struct ctl_token_identity {
 /* Fills id (the caller's; free it with ctl_token_identity_free) from --token, --sub or
  * PW_TOKEN (in that order); it borrows cfg and o->sub. CTL_EXIT_OK, or CTL_EXIT_USAGE after
  * a line naming what is missing or wrong. The token is never printed. */
-ctl_exit ctl_token_identity_init(ctl_token_identity *id, const ctl_opts *o, const pw_config *cfg,
-                                 FILE *err);
+PW_MUST_CHECK ctl_exit ctl_token_identity_init(ctl_token_identity *id, const ctl_opts *o,
+                                               const pw_config *cfg, FILE *err);
 
 /* The token to put in a command sent now (id's, valid until the next call); a minted one is
  * renewed when it has under five minutes left, so a long load never sends an expired one.

@@ -16,8 +16,9 @@
  * 2xx rows are added to the journal; failed rows (4xx/5xx, unparsable, too large, no
  * reply within o->timeout_s of being sent) are written to o->errors (default
  * FILE.errors.jsonl, replaced on each run). Progress goes to err, the summary to out.
- * Returns 0 when every row is fine, 1 when some row failed, 2 for a file or setting
- * problem found before sending, 3 when some row timed out, 130 when interrupted. */
+ * Blocks until every row is answered or has failed (SIGINT/SIGTERM stop it early).
+ * Returns (ctl_exit.h) 0 when every row is fine, 1 when some row failed, 2 for a file or
+ * setting problem found before sending, 3 when some row timed out, 130 when interrupted. */
 PW_MUST_CHECK ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
                                     const char *reply_topic, FILE *out, FILE *err);
 

@@ -98,21 +98,18 @@ static int peek_byte(ctl_input *in)
 /* Reads one physical line into in->line: 1, 0 at the end of the file, -1 on an error. */
 static int read_line(ctl_input *in, FILE *err)
 {
-	int any = 0;
+	bool any = false;
 
 	in->line_len = 0;
 	in->line_long = false;
 	in->term_len = 0;
 	for (;;) {
 		int c = next_byte(in);
-		if (c == -2) {
-			fprintf(err, "%s: read error: %s\n", in->path,
-			        strerror(errno ? errno : EIO));
-			return -1;
-		}
+		if (c == -2)
+			goto read_error;
 		if (c == -1)
 			break;
-		any = 1;
+		any = true;
 		if (c == '\n') {
 			in->term[0] = '\n';
 			in->term_len = 1;
@@ -120,11 +117,8 @@ static int read_line(ctl_input *in, FILE *err)
 		}
 		if (c == '\r') {
 			int n = peek_byte(in);
-			if (n == -2) {
-				fprintf(err, "%s: read error: %s\n", in->path,
-				        strerror(errno ? errno : EIO));
-				return -1;
-			}
+			if (n == -2)
+				goto read_error;
 			if (n == '\n') {
 				(void)next_byte(in);
 				memcpy(in->term, "\r\n", 2);
@@ -148,6 +142,9 @@ static int read_line(ctl_input *in, FILE *err)
 		return 0;
 	in->lineno++;
 	return 1;
+read_error:
+	fprintf(err, "%s: read error: %s\n", in->path, strerror(errno ? errno : EIO));
+	return -1;
 }
 
 static bool blank(const char *s, size_t n)
@@ -473,14 +470,13 @@ static pw_status jsonl_next(ctl_input *in, ctl_input_row *row, bool *end, FILE *
 		json_t *v = json_loadb(in->line, in->line_len, JSON_REJECT_DUPLICATES, &jerr);
 		if (json_is_object(v)) {
 			row->payload = v;
-		} else {
-			row->payload = NULL;
-			if (v == NULL)
-				unparsable(row, "not JSON: %s", jerr.text);
-			else
-				unparsable(row, "JSON, but not an object");
-			json_decref(v);
+			return PW_OK;
 		}
+		if (v == NULL)
+			unparsable(row, "not JSON: %s", jerr.text);
+		else
+			unparsable(row, "JSON, but not an object");
+		json_decref(v);
 		return PW_OK;
 	}
 }

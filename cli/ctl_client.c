@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctl_clock.h"
 #include "ctl_opts.h"
 #include "ctl_reqid.h"
 #include "pw_kafka.h"
+#include "pw_util.h"
 
 struct ctl_client {
 	rd_kafka_t *producer;
@@ -17,7 +17,7 @@ struct ctl_client {
 
 static int left_ms(int64_t deadline_ms)
 {
-	int64_t left = deadline_ms - ctl_now_ms();
+	int64_t left = deadline_ms - pw_util_now_ms();
 
 	return left <= 0 ? 0 : left > 3600000 ? 3600000 : (int)left;
 }
@@ -31,12 +31,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		c->conf.on_delivery(c->conf.ctx, m->_private, m->err);
 }
 
-static int set_all(rd_kafka_conf_t *conf, const char *const (*kv)[2], char *errstr, size_t size)
+static pw_status set_all(rd_kafka_conf_t *conf, const char *const (*kv)[2], char *errstr,
+                         size_t size)
 {
 	for (size_t i = 0; kv[i][0] != NULL; i++)
-		if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], errstr, size) != 0)
-			return -1;
-	return 0;
+		if (pw_kafka_conf_set(conf, kv[i][0], kv[i][1], errstr, size) != PW_OK)
+			return PW_E_CONFIG;
+	return PW_OK;
 }
 
 static rd_kafka_t *new_producer(ctl_client *c, char *errstr, size_t size)
@@ -55,8 +56,8 @@ static rd_kafka_t *new_producer(ctl_client *c, char *errstr, size_t size)
 
 	if (conf == NULL)
 		return NULL;
-	if (set_all(conf, common, errstr, size) != 0 ||
-	    set_all(conf, c->conf.bulk ? bulk : one, errstr, size) != 0)
+	if (set_all(conf, common, errstr, size) != PW_OK ||
+	    set_all(conf, c->conf.bulk ? bulk : one, errstr, size) != PW_OK)
 		goto out;
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_opaque(conf, c);
@@ -91,12 +92,12 @@ static rd_kafka_t *new_consumer(ctl_client *c, char *errstr, size_t size)
 
 	if (conf == NULL)
 		return NULL;
-	if (ctl_request_id_random(group + strlen(group)) != 0) {
+	if (ctl_reqid_random(group + strlen(group)) != PW_OK) {
 		snprintf(errstr, size, "no random bytes for a group id");
 		goto out;
 	}
-	if (set_all(conf, props, errstr, size) != 0 ||
-	    pw_kafka_conf_set(conf, "group.id", group, errstr, size) != 0)
+	if (set_all(conf, props, errstr, size) != PW_OK ||
+	    pw_kafka_conf_set(conf, "group.id", group, errstr, size) != PW_OK)
 		goto out;
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, size);
 	if (rk != NULL)
@@ -107,16 +108,17 @@ out:
 	return rk;
 }
 
-/* The topic's partition count, or a CTL_EXIT_* status (negated) after a line on err.
- * Asked through the handle that will use the topic: a producer that already knows the
- * command topic's partitions sends the first record at once, where otherwise it waits
- * for librdkafka's once-a-second topic scan. */
-static int partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
-                         int64_t deadline_ms, FILE *err)
+/* Puts the topic's partition count in *count. CTL_EXIT_OK; CTL_EXIT_USAGE when the topic
+ * does not exist, CTL_EXIT_TIMEOUT when the broker did not answer, CTL_EXIT_FAILED
+ * otherwise; each after a line on err. Asked through the handle that will use the topic: a
+ * producer that already knows the command topic's partitions sends the first record at
+ * once, where otherwise it waits for librdkafka's once-a-second topic scan. */
+static ctl_exit partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
+                              int64_t deadline_ms, int *count, FILE *err)
 {
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-	int rc = -CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	if (t == NULL) {
 		fprintf(err, "%s: '%s': %s\n", setting, topic,
@@ -127,13 +129,14 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		fprintf(err, "patientctl: the broker (KAFKA_BROKERS) did not answer in time: %s\n",
 		        rd_kafka_err2str(e));
-		rc = -CTL_EXIT_TIMEOUT;
+		rc = CTL_EXIT_TIMEOUT;
 	} else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR ||
 	           md->topics[0].partition_cnt < 1) {
 		fprintf(err, "%s: topic '%s' does not exist\n", setting, topic);
-		rc = -CTL_EXIT_USAGE;
+		rc = CTL_EXIT_USAGE;
 	} else {
-		rc = md->topics[0].partition_cnt;
+		*count = md->topics[0].partition_cnt;
+		rc = CTL_EXIT_OK;
 	}
 	if (md != NULL)
 		rd_kafka_metadata_destroy(md);
@@ -143,11 +146,11 @@ static int partitions_of(rd_kafka_t *rk, const char *topic, const char *setting,
 
 /* Reads every partition of the reply topic from its end as of now: a reply to a command
  * sent afterwards cannot be missed, and older replies are never read. */
-static int read_from_end(ctl_client *c, int partitions, int64_t deadline_ms, FILE *err)
+static ctl_exit read_from_end(ctl_client *c, int partitions, int64_t deadline_ms, FILE *err)
 {
 	const char *topic = c->conf.reply_topic;
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
-	int rc = CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	if (l == NULL) {
 		fprintf(err, "patientctl: out of memory\n");
@@ -177,11 +180,12 @@ out:
 	return rc;
 }
 
-int ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms, FILE *err)
+ctl_exit ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadline_ms,
+                         FILE *err)
 {
 	char errstr[512];
 	ctl_client *c = calloc(1, sizeof(*c));
-	int rc = CTL_EXIT_FAILED;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
 	*out = NULL;
 	if (c == NULL) {
@@ -194,29 +198,27 @@ int ctl_client_open(ctl_client **out, const ctl_client_conf *conf, int64_t deadl
 		fprintf(err, "patientctl: Kafka client: %s\n", errstr);
 		goto out;
 	}
-	int n = partitions_of(c->producer, conf->command_topic, conf->command_setting, deadline_ms,
-	                      err);
-	if (n < 0) {
-		rc = -n;
+	int n = 0;
+	rc = partitions_of(c->producer, conf->command_topic, conf->command_setting, deadline_ms, &n,
+	                   err);
+	if (rc != CTL_EXIT_OK)
 		goto out;
-	}
-	n = partitions_of(c->consumer, conf->reply_topic, conf->reply_setting, deadline_ms, err);
-	if (n < 0) {
-		rc = -n;
+	rc = partitions_of(c->consumer, conf->reply_topic, conf->reply_setting, deadline_ms, &n,
+	                   err);
+	if (rc != CTL_EXIT_OK)
 		goto out;
-	}
 	rc = read_from_end(c, n, deadline_ms, err);
-	if (rc == CTL_EXIT_OK) {
-		*out = c;
-		c = NULL;
-	}
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	*out = c;
+	c = NULL; /* the caller's now */
 out:
 	ctl_client_close(c, 0);
 	return rc;
 }
 
-int ctl_client_send(ctl_client *c, const char *key, const char *value, size_t len, void *opaque,
-                    int64_t deadline_ms, rd_kafka_resp_err_t *err)
+pw_status ctl_client_send(ctl_client *c, const char *key, const char *value, size_t len,
+                          void *opaque, int64_t deadline_ms, rd_kafka_resp_err_t *err)
 {
 	for (;;) {
 		rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -225,10 +227,10 @@ int ctl_client_send(ctl_client *c, const char *key, const char *value, size_t le
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(opaque),
 		    RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-			return 0;
-		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || ctl_now_ms() >= deadline_ms) {
+			return PW_OK;
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || pw_util_now_ms() >= deadline_ms) {
 			*err = e;
-			return -1;
+			return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? PW_E_RETRY : PW_E_INVALID;
 		}
 		rd_kafka_poll(c->producer, 20);
 	}
@@ -250,11 +252,6 @@ rd_kafka_message_t *ctl_client_reply(ctl_client *c, int timeout_ms)
 		return NULL;
 	}
 	return m;
-}
-
-int ctl_client_unsent(const ctl_client *c)
-{
-	return rd_kafka_outq_len(c->producer);
 }
 
 void ctl_client_close(ctl_client *c, int timeout_ms)

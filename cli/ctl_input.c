@@ -15,40 +15,45 @@
 
 #include <openssl/evp.h>
 
+#include "pw_util.h"
+
 #define BLOCK 65536
+/* libcsv sees at most row_max bytes of a row and the line break after them, so a row has
+ * no more cells than that plus one, and no more bytes in its cells: bounds that only make
+ * the promise of ctl_input.h (memory bounded by the longest row) explicit. */
+#define ROW_SLACK 4
 
 typedef struct cell {
-	size_t off, len;
+	size_t off, len; /**< in cells_text */
 } cell;
 
 struct ctl_input {
 	FILE *f;
 	const char *path;
-	ctl_format fmt;
+	ctl_input_format fmt;
 	size_t row_max;
 	char *salt;
 	/* reading */
 	unsigned char blk[BLOCK];
 	size_t blk_pos, blk_len;
-	int eof;
+	bool eof;
 	uint64_t size, consumed;
 	unsigned long lineno; /**< physical lines read so far */
 	char *line;           /**< the current line's content, at most row_max bytes */
 	size_t line_len;
-	int line_long;   /**< the line was longer than row_max: cut */
+	bool line_long;  /**< the line was longer than row_max: cut */
 	char term[2];    /**< the line break that ended it */
 	size_t term_len; /**< 0 at the end of the file */
 	/* CSV */
 	struct csv_parser csv;
-	int csv_ready;
-	int row_open; /**< a row started and has not ended */
-	int row_done; /**< libcsv reported the end of the row */
-	int nomem;    /**< a callback could not allocate */
+	bool csv_ready;
+	bool row_open; /**< a row started and has not ended */
+	bool row_done; /**< libcsv reported the end of the row */
+	bool nomem;    /**< a callback could not allocate */
 	unsigned long row_line;
 	char *text; /**< the open row's raw text, at most row_max bytes */
 	size_t text_len;
-	char *cellbuf; /**< the open row's cells, unquoted, back to back */
-	size_t cellbuf_len, cellbuf_cap;
+	pw_util_buf cells_text; /**< the open row's cells, unquoted, back to back */
 	cell *cells;
 	size_t ncells, cells_cap;
 	char **header; /**< column names; NULL until the header is read */
@@ -70,7 +75,7 @@ static int next_byte(ctl_input *in)
 		if (in->blk_len < sizeof(in->blk)) {
 			if (ferror(in->f))
 				return -2;
-			in->eof = 1;
+			in->eof = true;
 		}
 		if (in->blk_len == 0)
 			return -1;
@@ -93,21 +98,18 @@ static int peek_byte(ctl_input *in)
 /* Reads one physical line into in->line: 1, 0 at the end of the file, -1 on an error. */
 static int read_line(ctl_input *in, FILE *err)
 {
-	int any = 0;
+	bool any = false;
 
 	in->line_len = 0;
-	in->line_long = 0;
+	in->line_long = false;
 	in->term_len = 0;
 	for (;;) {
 		int c = next_byte(in);
-		if (c == -2) {
-			fprintf(err, "%s: read error: %s\n", in->path,
-			        strerror(errno ? errno : EIO));
-			return -1;
-		}
+		if (c == -2)
+			goto read_error;
 		if (c == -1)
 			break;
-		any = 1;
+		any = true;
 		if (c == '\n') {
 			in->term[0] = '\n';
 			in->term_len = 1;
@@ -115,11 +117,8 @@ static int read_line(ctl_input *in, FILE *err)
 		}
 		if (c == '\r') {
 			int n = peek_byte(in);
-			if (n == -2) {
-				fprintf(err, "%s: read error: %s\n", in->path,
-				        strerror(errno ? errno : EIO));
-				return -1;
-			}
+			if (n == -2)
+				goto read_error;
 			if (n == '\n') {
 				(void)next_byte(in);
 				memcpy(in->term, "\r\n", 2);
@@ -128,7 +127,7 @@ static int read_line(ctl_input *in, FILE *err)
 			}
 			/* A lone CR ends a CSV row for libcsv, so it ends a line here too;
 			 * in JSON Lines it is only whitespace. */
-			if (in->fmt == CTL_FMT_CSV) {
+			if (in->fmt == CTL_INPUT_CSV) {
 				in->term[0] = '\r';
 				in->term_len = 1;
 				break;
@@ -137,20 +136,23 @@ static int read_line(ctl_input *in, FILE *err)
 		if (in->line_len < in->row_max)
 			in->line[in->line_len++] = (char)c;
 		else
-			in->line_long = 1;
+			in->line_long = true;
 	}
 	if (!any)
 		return 0;
 	in->lineno++;
 	return 1;
+read_error:
+	fprintf(err, "%s: read error: %s\n", in->path, strerror(errno ? errno : EIO));
+	return -1;
 }
 
-static int blank(const char *s, size_t n)
+static bool blank(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-			return 0;
-	return 1;
+			return false;
+	return true;
 }
 
 /* ---- hashing ---- */
@@ -182,42 +184,34 @@ static int row_hash(const ctl_input *in, const char *text, size_t len, uint64_t 
 
 /* ---- CSV ---- */
 
+static const char *cell_text(const ctl_input *in, size_t i)
+{
+	return in->cells_text.p + in->cells[i].off;
+}
+
 static void on_field(void *s, size_t len, void *data)
 {
 	ctl_input *in = data;
+	void *cells = in->cells;
 
 	if (in->nomem)
 		return;
-	if (in->ncells == in->cells_cap) {
-		size_t cap = in->cells_cap ? in->cells_cap * 2 : 16;
-		cell *nc = realloc(in->cells, cap * sizeof(*nc));
-		if (nc == NULL) {
-			in->nomem = 1;
-			return;
-		}
-		in->cells = nc;
-		in->cells_cap = cap;
-	}
 	if (s == NULL)
 		len = 0;
-	if (in->cellbuf_len + len > in->cellbuf_cap) {
-		size_t cap = in->cellbuf_cap ? in->cellbuf_cap : 256;
-		while (cap < in->cellbuf_len + len)
-			cap *= 2;
-		char *nb = realloc(in->cellbuf, cap);
-		if (nb == NULL) {
-			in->nomem = 1;
-			return;
-		}
-		in->cellbuf = nb;
-		in->cellbuf_cap = cap;
+	/* An empty cell is appended too, so cells_text.p is never NULL once a cell exists. */
+	if (pw_util_grow(&cells, &in->cells_cap, in->ncells + 1, sizeof(*in->cells),
+	                 in->row_max + ROW_SLACK) != PW_OK) {
+		in->nomem = true;
+		return;
 	}
-	if (len > 0)
-		memcpy(in->cellbuf + in->cellbuf_len, s, len);
-	in->cells[in->ncells].off = in->cellbuf_len;
+	in->cells = cells;
+	in->cells[in->ncells].off = in->cells_text.len;
 	in->cells[in->ncells].len = len;
+	if (pw_util_buf_append(&in->cells_text, s, len) != PW_OK) {
+		in->nomem = true;
+		return;
+	}
 	in->ncells++;
-	in->cellbuf_len += len;
 }
 
 static void on_row(int c, void *data)
@@ -225,7 +219,7 @@ static void on_row(int c, void *data)
 	ctl_input *in = data;
 
 	(void)c;
-	in->row_done = 1;
+	in->row_done = true;
 }
 
 static int csv_reset(ctl_input *in)
@@ -238,26 +232,46 @@ static int csv_reset(ctl_input *in)
 
 static void row_start(ctl_input *in)
 {
-	in->row_open = 1;
-	in->row_done = 0;
+	in->row_open = true;
+	in->row_done = false;
 	in->row_line = in->lineno;
 	in->text_len = 0;
 	in->ncells = 0;
-	in->cellbuf_len = 0;
+	pw_util_buf_reset(&in->cells_text);
 }
 
-static int append_text(ctl_input *in, const char *s, size_t n)
+/* Ends the open row and points row at its text. */
+static void row_close(ctl_input *in, ctl_input_row *row)
+{
+	in->row_open = false;
+	row->line = in->row_line;
+	row->text = in->text;
+	row->text_len = in->text_len;
+}
+
+/* Ends a row that went wrong and starts the parser afresh on the next line: an unclosed
+ * quote costs the rows it swallowed, not the rest of the file. */
+static pw_status row_restart(ctl_input *in, ctl_input_row *row)
+{
+	if (csv_reset(in) != 0)
+		return PW_E_NOMEM;
+	row_close(in, row);
+	return PW_OK;
+}
+
+static bool append_text(ctl_input *in, const char *s, size_t n)
 {
 	if (in->text_len + n > in->row_max)
-		return -1;
+		return false;
 	memcpy(in->text + in->text_len, s, n);
 	in->text_len += n;
-	return 0;
+	return true;
 }
 
-static void unparsable(ctl_row *row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void unparsable(ctl_input_row *row, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void unparsable(ctl_row *row, const char *fmt, ...)
+static void unparsable(ctl_input_row *row, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -279,15 +293,15 @@ static int take_header(ctl_input *in, FILE *err)
 	memcpy(in->header_text, in->text, in->text_len);
 	in->header_text_len = in->text_len;
 	for (size_t i = 0; i < in->ncells; i++) {
-		const cell *c = &in->cells[i];
-		json_t *probe = json_stringn(in->cellbuf + c->off, c->len);
+		size_t len = in->cells[i].len;
+		json_t *probe = json_stringn(cell_text(in, i), len);
 		json_decref(probe);
-		if (c->len == 0 || probe == NULL || memchr(in->cellbuf + c->off, '\0', c->len)) {
+		if (len == 0 || probe == NULL || memchr(cell_text(in, i), '\0', len)) {
 			fprintf(err, "%s:%lu: column %zu of the header is %s\n", in->path,
-			        in->row_line, i + 1, c->len == 0 ? "empty" : "not valid UTF-8");
+			        in->row_line, i + 1, len == 0 ? "empty" : "not valid UTF-8");
 			return -1;
 		}
-		in->header[i] = strndup(in->cellbuf + c->off, c->len);
+		in->header[i] = strndup(cell_text(in, i), len);
 		in->nheader = i + 1;
 		if (in->header[i] == NULL) {
 			fprintf(err, "%s: out of memory\n", in->path);
@@ -304,7 +318,7 @@ static int take_header(ctl_input *in, FILE *err)
 }
 
 /* The finished row's cells as a payload; an empty cell leaves its field out. */
-static void csv_payload(ctl_input *in, ctl_row *row)
+static void csv_payload(ctl_input *in, ctl_input_row *row)
 {
 	json_t *p;
 
@@ -319,11 +333,10 @@ static void csv_payload(ctl_input *in, ctl_row *row)
 		return;
 	}
 	for (size_t i = 0; i < in->ncells; i++) {
-		const cell *c = &in->cells[i];
-		if (c->len == 0)
+		if (in->cells[i].len == 0)
 			continue;
 		/* json_stringn refuses invalid UTF-8, which the worker could not take either. */
-		json_t *v = json_stringn(in->cellbuf + c->off, c->len);
+		json_t *v = json_stringn(cell_text(in, i), in->cells[i].len);
 		if (v == NULL) {
 			json_decref(p);
 			unparsable(row, "column '%s' is not valid UTF-8", in->header[i]);
@@ -338,106 +351,113 @@ static void csv_payload(ctl_input *in, ctl_row *row)
 	row->payload = p;
 }
 
-/* Reads on until a row ends: 1 with *row filled (the header too, by the caller's
- * choice), 0 at the end of the file, -1 on an error. */
-static int csv_next(ctl_input *in, ctl_row *row, FILE *err)
+/* What one line did to the open row. */
+typedef enum feed {
+	FEED_MORE,      /**< a quoted cell goes on to the next line */
+	FEED_ROW,       /**< the row ended */
+	FEED_TOO_LONG,  /**< the row's text would pass row_max */
+	FEED_MALFORMED, /**< libcsv refused the quoting */
+} feed;
+
+/* Adds the line just read to the open row's text and gives it, with its line break, to
+ * libcsv. */
+static feed csv_feed(ctl_input *in)
+{
+	if (in->line_long || !append_text(in, in->line, in->line_len))
+		return FEED_TOO_LONG;
+	if (csv_parse(&in->csv, in->line, in->line_len, on_field, on_row, in) < in->line_len)
+		return FEED_MALFORMED;
+	if (in->term_len > 0 &&
+	    csv_parse(&in->csv, in->term, in->term_len, on_field, on_row, in) < in->term_len)
+		return FEED_MALFORMED;
+	if (in->row_done)
+		return FEED_ROW;
+	/* A quoted cell goes on: its line break is part of the row's text. */
+	if (!append_text(in, in->term, in->term_len))
+		return FEED_TOO_LONG;
+	return FEED_MORE;
+}
+
+/* The file ended inside a row (no final line break, or a quote still open): csv_fini ends
+ * the row, or finds the quote open. PW_OK with row filled, or PW_E_NOMEM. */
+static pw_status csv_last_row(ctl_input *in, ctl_input_row *row)
+{
+	int fin = csv_fini(&in->csv, on_field, on_row, in);
+
+	if (row_restart(in, row) != PW_OK)
+		return PW_E_NOMEM;
+	if (fin != 0 || !in->row_done)
+		unparsable(row, "a quoted cell is still open at the end of the file");
+	else if (in->nomem)
+		return PW_E_NOMEM;
+	else if (in->header != NULL)
+		csv_payload(in, row);
+	return PW_OK;
+}
+
+/* Reads on until a row ends and fills *row (the header too: the caller chooses), or sets
+ * *end at the end of the file. PW_OK, or a failure after a line on err. */
+static pw_status csv_next(ctl_input *in, ctl_input_row *row, bool *end, FILE *err)
 {
 	for (;;) {
 		int r = read_line(in, err);
 		if (r < 0)
-			return -1;
-		if (r == 0 && !in->row_open)
-			return 0;
+			return PW_E_INTERNAL;
+		if (r == 0 && !in->row_open) {
+			*end = true;
+			return PW_OK;
+		}
 		if (r == 0) {
-			/* The last row had no line break: csv_fini ends it, or finds a quote
-			 * still open. */
-			int fin = csv_fini(&in->csv, on_field, on_row, in);
-			if (csv_reset(in) != 0)
+			if (csv_last_row(in, row) != PW_OK)
 				goto nomem;
-			in->row_open = 0;
-			row->line = in->row_line;
-			row->text = in->text;
-			row->text_len = in->text_len;
-			if (fin != 0 || !in->row_done)
-				unparsable(row,
-				           "a quoted cell is still open at the end of the file");
-			else if (in->nomem)
-				goto nomem;
-			else if (in->header != NULL)
-				csv_payload(in, row);
-			return 1;
+			return PW_OK;
 		}
 		if (!in->row_open) {
 			if (blank(in->line, in->line_len))
 				continue;
 			row_start(in);
 		}
-		row->line = in->row_line;
-		int too_long = in->line_long || append_text(in, in->line, in->line_len) != 0;
-		size_t fed =
-		    too_long ? 0
-		             : csv_parse(&in->csv, in->line, in->line_len, on_field, on_row, in);
-		int malformed = !too_long && fed < in->line_len;
-		if (!too_long && !malformed && in->term_len > 0) {
-			fed = csv_parse(&in->csv, in->term, in->term_len, on_field, on_row, in);
-			malformed = fed < in->term_len;
-		}
+		feed f = csv_feed(in);
 		if (in->nomem)
 			goto nomem;
-		if (too_long || malformed) {
-			/* Start afresh on the next line: an unclosed quote costs the rows it
-			 * swallowed, not the rest of the file. */
-			if (csv_reset(in) != 0)
-				goto nomem;
-			in->row_open = 0;
-			row->text = in->text;
-			row->text_len = in->text_len;
-			if (too_long)
-				unparsable(row,
-				           "the row is longer than %zu bytes (an unclosed quote?)",
-				           in->row_max);
-			else
-				unparsable(
-				    row,
-				    "malformed quoting: a quote inside an unquoted cell, or text "
-				    "after a closing quote");
-			return 1;
-		}
-		if (in->row_done) {
-			in->row_open = 0;
-			row->text = in->text;
-			row->text_len = in->text_len;
+		if (f == FEED_MORE)
+			continue;
+		if (f == FEED_ROW) {
+			row_close(in, row);
 			if (in->header != NULL)
 				csv_payload(in, row);
-			return 1;
+			return PW_OK;
 		}
-		/* A quoted cell goes on: its line break is part of the row's text. */
-		if (append_text(in, in->term, in->term_len) != 0) {
-			if (csv_reset(in) != 0)
-				goto nomem;
-			in->row_open = 0;
-			row->text = in->text;
-			row->text_len = in->text_len;
+		if (row_restart(in, row) != PW_OK)
+			goto nomem;
+		if (f == FEED_TOO_LONG)
 			unparsable(row, "the row is longer than %zu bytes (an unclosed quote?)",
 			           in->row_max);
-			return 1;
-		}
+		else
+			unparsable(row,
+			           "malformed quoting: a quote inside an unquoted cell, or text "
+			           "after a closing quote");
+		return PW_OK;
 	}
 nomem:
 	fprintf(err, "%s: out of memory\n", in->path);
-	return -1;
+	return PW_E_NOMEM;
 }
 
 /* ---- JSON Lines ---- */
 
-static int jsonl_next(ctl_input *in, ctl_row *row, FILE *err)
+static pw_status jsonl_next(ctl_input *in, ctl_input_row *row, bool *end, FILE *err)
 {
 	json_error_t jerr;
 
 	for (;;) {
 		int r = read_line(in, err);
-		if (r <= 0)
-			return r;
+		if (r < 0)
+			return PW_E_INTERNAL;
+		if (r == 0) {
+			*end = true;
+			return PW_OK;
+		}
 		if (blank(in->line, in->line_len) && !in->line_long)
 			continue;
 		row->line = in->lineno;
@@ -445,47 +465,66 @@ static int jsonl_next(ctl_input *in, ctl_row *row, FILE *err)
 		row->text_len = in->line_len;
 		if (in->line_long) {
 			unparsable(row, "the line is longer than %zu bytes", in->row_max);
-			return 1;
+			return PW_OK;
 		}
 		json_t *v = json_loadb(in->line, in->line_len, JSON_REJECT_DUPLICATES, &jerr);
 		if (json_is_object(v)) {
 			row->payload = v;
-		} else {
-			row->payload = NULL;
-			if (v == NULL)
-				unparsable(row, "not JSON: %s", jerr.text);
-			else
-				unparsable(row, "JSON, but not an object");
-			json_decref(v);
+			return PW_OK;
 		}
-		return 1;
+		if (v == NULL)
+			unparsable(row, "not JSON: %s", jerr.text);
+		else
+			unparsable(row, "JSON, but not an object");
+		json_decref(v);
+		return PW_OK;
 	}
 }
 
 /* ---- the module ---- */
 
-int ctl_input_next(ctl_input *in, ctl_row *row, FILE *err)
+pw_status ctl_input_next(ctl_input *in, ctl_input_row *row, bool *end, FILE *err)
 {
-	int r;
+	pw_status st;
 
 	memset(row, 0, sizeof(*row));
-	r = in->fmt == CTL_FMT_CSV ? csv_next(in, row, err) : jsonl_next(in, row, err);
-	if (r == 1 && row_hash(in, row->text, row->text_len, &row->hash) != 0) {
+	*end = false;
+	st = in->fmt == CTL_INPUT_CSV ? csv_next(in, row, end, err) : jsonl_next(in, row, end, err);
+	if (st == PW_OK && !*end && row_hash(in, row->text, row->text_len, &row->hash) != 0) {
 		json_decref(row->payload);
 		row->payload = NULL;
 		fprintf(err, "%s: cannot hash a row (OpenSSL)\n", in->path);
-		return -1;
+		return PW_E_INTERNAL;
 	}
-	return r;
+	return st;
 }
 
-int ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row_max,
-                   const char *salt, FILE *err)
+/* Reads the header row into in->header. 0, or -1 after a line on err. */
+static int read_header(ctl_input *in, FILE *err)
+{
+	ctl_input_row header;
+	bool end = false;
+
+	memset(&header, 0, sizeof(header));
+	if (csv_next(in, &header, &end, err) != PW_OK)
+		return -1;
+	if (end) {
+		fprintf(err, "%s: no header row (the file is empty)\n", in->path);
+		return -1;
+	}
+	if (header.why[0] != '\0') {
+		fprintf(err, "%s:%lu: the header row is not valid CSV\n", in->path, header.line);
+		return -1;
+	}
+	return take_header(in, err);
+}
+
+ctl_exit ctl_input_open(ctl_input **out, const char *path, ctl_input_format fmt, size_t row_max,
+                        const char *salt, FILE *err)
 {
 	ctl_input *in = calloc(1, sizeof(*in));
 	struct stat st;
-	int rc = CTL_EXIT_USAGE;
-	ctl_row header;
+	ctl_exit rc = CTL_EXIT_USAGE;
 
 	*out = NULL;
 	if (in == NULL) {
@@ -495,6 +534,7 @@ int ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row
 	in->path = path;
 	in->fmt = fmt;
 	in->row_max = row_max;
+	in->cells_text.max = row_max + ROW_SLACK;
 	in->salt = strdup(salt);
 	in->line = malloc(row_max + 1);
 	in->text = malloc(row_max + 1);
@@ -520,23 +560,8 @@ int ctl_input_open(ctl_input **out, const char *path, ctl_format fmt, size_t row
 		in->blk_pos += 3;
 		in->consumed += 3;
 	}
-	if (fmt == CTL_FMT_CSV) {
-		memset(&header, 0, sizeof(header));
-		int r = csv_next(in, &header, err);
-		if (r < 0)
-			goto out;
-		if (r == 0) {
-			fprintf(err, "%s: no header row (the file is empty)\n", path);
-			goto out;
-		}
-		if (in->header == NULL && header.why[0] != '\0') {
-			fprintf(err, "%s:%lu: the header row is not valid CSV\n", path,
-			        header.line);
-			goto out;
-		}
-		if (take_header(in, err) != 0)
-			goto out;
-	}
+	if (fmt == CTL_INPUT_CSV && read_header(in, err) != 0)
+		goto out;
 	*out = in;
 	in = NULL;
 	rc = CTL_EXIT_OK;
@@ -565,7 +590,7 @@ void ctl_input_close(ctl_input *in)
 	free(in->header);
 	free(in->header_text);
 	free(in->cells);
-	free(in->cellbuf);
+	pw_util_buf_free(&in->cells_text);
 	free(in->text);
 	free(in->line);
 	free(in->salt);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ctl_opts.h"
+#include "pw_util.h"
 
 #define HEADER "# patientctl load journal: LINE HASH for each row answered 2xx\n"
 
@@ -58,6 +58,8 @@ static int parse_entry(const char *s, entry *e)
 	return 0;
 }
 
+/* Reads every entry of f, sorted for ctl_journal_has; the file, not a limit of ours, bounds
+ * the memory (16 bytes an entry). 0, or -1 (errno). */
 static int load(ctl_journal *j, FILE *f)
 {
 	char buf[128];
@@ -66,14 +68,13 @@ static int load(ctl_journal *j, FILE *f)
 		entry e;
 		if (parse_entry(buf, &e) != 0)
 			continue;
-		if (j->n == j->cap) {
-			size_t cap = j->cap ? j->cap * 2 : 1024;
-			entry *nv = realloc(j->v, cap * sizeof(*nv));
-			if (nv == NULL)
-				return -1;
-			j->v = nv;
-			j->cap = cap;
+		void *v = j->v;
+		if (pw_util_grow(&v, &j->cap, j->n + 1, sizeof(*j->v), SIZE_MAX / sizeof(*j->v)) !=
+		    PW_OK) {
+			errno = ENOMEM;
+			return -1;
 		}
+		j->v = v;
 		j->v[j->n++] = e;
 	}
 	if (ferror(f))
@@ -82,11 +83,11 @@ static int load(ctl_journal *j, FILE *f)
 	return 0;
 }
 
-int ctl_journal_open(ctl_journal **out, const char *path, FILE *err)
+ctl_exit ctl_journal_open(ctl_journal **out, const char *path, FILE *err)
 {
 	ctl_journal *j = calloc(1, sizeof(*j));
 	FILE *r = NULL;
-	int rc = CTL_EXIT_USAGE;
+	ctl_exit rc = CTL_EXIT_USAGE;
 
 	*out = NULL;
 	if (j == NULL) {
@@ -129,7 +130,7 @@ out:
 	return rc;
 }
 
-int ctl_journal_has(const ctl_journal *j, unsigned long line, uint64_t hash)
+bool ctl_journal_has(const ctl_journal *j, unsigned long line, uint64_t hash)
 {
 	entry key = {line, hash};
 
@@ -141,27 +142,27 @@ size_t ctl_journal_count(const ctl_journal *j)
 	return j->n;
 }
 
-int ctl_journal_add(ctl_journal *j, unsigned long line, uint64_t hash)
+pw_status ctl_journal_add(ctl_journal *j, unsigned long line, uint64_t hash)
 {
-	return fprintf(j->f, "%lu %016" PRIx64 "\n", line, hash) < 0 ? -1 : 0;
+	return fprintf(j->f, "%lu %016" PRIx64 "\n", line, hash) < 0 ? PW_E_INTERNAL : PW_OK;
 }
 
-int ctl_journal_flush(ctl_journal *j, int sync)
+pw_status ctl_journal_flush(ctl_journal *j, bool sync)
 {
-	if (fflush(j->f) != 0)
-		return -1;
-	return sync ? fsync(fileno(j->f)) : 0;
+	if (fflush(j->f) != 0 || (sync && fsync(fileno(j->f)) != 0))
+		return PW_E_INTERNAL;
+	return PW_OK;
 }
 
-int ctl_journal_close(ctl_journal *j)
+pw_status ctl_journal_close(ctl_journal *j)
 {
-	int rc;
+	pw_status rc;
 
 	if (j == NULL)
-		return 0;
-	rc = ctl_journal_flush(j, 1);
+		return PW_OK;
+	rc = ctl_journal_flush(j, true);
 	if (fclose(j->f) != 0)
-		rc = -1;
+		rc = PW_E_INTERNAL;
 	free(j->v);
 	free(j);
 	return rc;

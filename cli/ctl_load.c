@@ -1,13 +1,11 @@
-/* patientctl load; see ctl_load.h.
- *
- * The outstanding rows live in a fixed array of o->inflight slots, found by line number
- * through an open-addressing table twice that size: a reply's key carries the line, so
- * matching costs no search, and memory stays bounded whatever the file's size. */
+/* patientctl load; see ctl_load.h. The rows in flight are a ctl_inflight set of o->inflight
+ * slots, matched to replies by the line number in the reply's key. */
 #include "ctl_load.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,53 +14,42 @@
 #include <jansson.h>
 
 #include "ctl_client.h"
-#include "ctl_clock.h"
+#include "ctl_inflight.h"
 #include "ctl_input.h"
 #include "ctl_journal.h"
 #include "ctl_progress.h"
 #include "ctl_reqid.h"
+#include "pw_util.h"
 
 #define JOURNAL_FLUSH_MS 1000
 #define SCAN_EVERY_MS    100
 #define REPLIES_PER_TURN 1000
 /* key_head (at most 108 characters with the longest prefix) and a line number; the
  * slack only quiets the compiler, which cannot see that bound. */
-#define RID_SIZE (CTL_REQUEST_ID_MAX + 1 + 24)
-
-typedef struct slot {
-	unsigned long line; /**< 0: free */
-	uint64_t hash;
-	int64_t sent_ms;
-	char *payload; /**< the row as JSON text, for the errors file */
-} slot;
+#define RID_SIZE (CTL_REQID_MAX + 1 + 24)
 
 typedef struct load {
 	const ctl_opts *o;
 	const pw_config *cfg;
-	ctl_identity *id;
+	ctl_token_identity *id;
 	const char *reply_topic;
 	FILE *err;
-	char key_head[CTL_REQUEST_ID_MAX + 1]; /**< "load:PREFIX:" */
+	char key_head[CTL_REQID_MAX + 1]; /**< "load:PREFIX:" */
 	size_t key_head_len;
-	slot *slots;
-	int *free_slots;
-	int nfree;
-	int *table; /**< slot index + 1; 0: empty */
-	size_t mask;
-	int outstanding;
+	ctl_inflight *inflight;
 	ctl_input *in;
 	ctl_journal *journal;
 	char *journal_path, *errors_path;
 	FILE *errors;
-	int errors_broken, journal_broken;
+	bool errors_broken, journal_broken;
 	ctl_client *client;
-	ctl_counts counts;
+	ctl_progress_counts counts;
 	ctl_progress progress;
 	int64_t last_reply_ms; /**< last reply of ours, or the first send */
-	int stopped;           /**< no more rows are read */
+	bool stopped;          /**< no more rows are read */
 	char stop_why[160];
 	unsigned long last_line; /**< of the last row read */
-	int read_error;
+	bool read_error;
 } load;
 
 static volatile sig_atomic_t interrupts;
@@ -74,61 +61,20 @@ static void on_signal(int sig)
 		interrupts++;
 }
 
-/* ---- the outstanding set ---- */
-
-static size_t bucket(const load *l, unsigned long line)
+/* No more rows are read; why (copied) is said in the summary. The first reason stays. */
+static void stop(load *l, const char *why)
 {
-	return (size_t)(((uint64_t)line * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & l->mask;
+	if (l->stopped)
+		return;
+	l->stopped = true;
+	snprintf(l->stop_why, sizeof(l->stop_why), "%s", why);
 }
 
-static int find_slot(const load *l, unsigned long line)
+/* The journal could not be written (errno says why): said once, and the run stops. */
+static void journal_broke(load *l)
 {
-	for (size_t b = bucket(l, line);; b = (b + 1) & l->mask) {
-		int s = l->table[b];
-		if (s == 0)
-			return -1;
-		if (l->slots[s - 1].line == line)
-			return s - 1;
-	}
-}
-
-static void table_put(load *l, int s)
-{
-	size_t b = bucket(l, l->slots[s].line);
-
-	while (l->table[b] != 0)
-		b = (b + 1) & l->mask;
-	l->table[b] = s + 1;
-}
-
-/* Linear probing's deletion: entries after the hole move back when their home bucket
- * allows, so lookups never stop early at the hole. */
-static void table_del(load *l, unsigned long line)
-{
-	size_t b = bucket(l, line);
-
-	while (l->slots[l->table[b] - 1].line != line)
-		b = (b + 1) & l->mask;
-	l->table[b] = 0;
-	for (size_t i = (b + 1) & l->mask; l->table[i] != 0; i = (i + 1) & l->mask) {
-		size_t home = bucket(l, l->slots[l->table[i] - 1].line);
-		/* Move it into the hole when its home is not within (b, i]. */
-		int between = b <= i ? (home > b && home <= i) : (home > b || home <= i);
-		if (!between) {
-			l->table[b] = l->table[i];
-			l->table[i] = 0;
-			b = i;
-		}
-	}
-}
-
-static void slot_free(load *l, int s)
-{
-	table_del(l, l->slots[s].line);
-	free(l->slots[s].payload);
-	memset(&l->slots[s], 0, sizeof(l->slots[s]));
-	l->free_slots[l->nfree++] = s;
-	l->outstanding--;
+	fprintf(l->err, "%s: cannot write: %s\n", l->journal_path, strerror(errno));
+	l->journal_broken = true;
 }
 
 /* ---- the errors file ---- */
@@ -184,7 +130,7 @@ static void write_error(load *l, unsigned long line, json_t *status, json_t *err
 		l->errors = fopen(l->errors_path, "w");
 		if (l->errors == NULL) {
 			fprintf(l->err, "%s: %s\n", l->errors_path, strerror(errno));
-			l->errors_broken = 1;
+			l->errors_broken = true;
 		}
 	}
 	e = json_pack("{s:I, s:s, s:o, s:o, s:o}", "line", (json_int_t)line, "request_id", rid,
@@ -204,7 +150,7 @@ static void write_error(load *l, unsigned long line, json_t *status, json_t *err
 		        s ? strerror(errno) : "out of memory");
 		fclose(l->errors);
 		l->errors = NULL;
-		l->errors_broken = 1;
+		l->errors_broken = true;
 	}
 	free(s);
 	json_decref(e);
@@ -220,18 +166,28 @@ static json_t *payload_json(const char *text)
 	return text ? json_loads(text, 0, NULL) : NULL;
 }
 
+/* A row that failed here rather than at the worker: counted in *count, and written to the
+ * errors file with status and error code code. row and text are stolen (NULL is fine). */
+static void fail_row(load *l, unsigned long *count, unsigned long line, const char *code,
+                     const char *why, json_t *row, json_t *text)
+{
+	(*count)++;
+	write_error(l, line, json_string(code), local_error(code, why), row, text);
+}
+
 /* ---- rows out ---- */
 
-/* Sends one parsed row (payload stolen) or accounts for why it is not sent. */
+/* Sends one parsed row (payload stolen) or accounts for why it is not sent. The caller
+ * makes sure there is room in flight. */
 static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload)
 {
 	char rid[RID_SIZE];
 	char *ptext = json_dumps(payload, JSON_COMPACT);
 	char *cmd = NULL;
 	json_t *env = NULL;
-	const char *token = ctl_identity_token(l->id, time(NULL));
+	const char *token = ctl_token_current(l->id, time(NULL));
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-	int s = -1;
+	ctl_inflight_row *r = NULL;
 
 	snprintf(rid, sizeof(rid), "%s%lu", l->key_head, line);
 	if (ptext != NULL && token != NULL)
@@ -240,11 +196,9 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 		                "payload", payload);
 	cmd = env ? json_dumps(env, JSON_COMPACT) : NULL;
 	if (cmd == NULL) {
-		l->counts.unsent++;
-		write_error(
-		    l, line, json_string("unsent"),
-		    local_error("unsent", token ? "out of memory" : "could not mint a token"),
-		    json_incref(payload), NULL);
+		fail_row(l, &l->counts.unsent, line, "unsent",
+		         token ? "out of memory" : "could not mint a token", json_incref(payload),
+		         NULL);
 		goto out;
 	}
 	/* The worker dead-letters an oversized command without a reply: fail it here. */
@@ -252,30 +206,26 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 		char why[128];
 		snprintf(why, sizeof(why), "the command is %zu bytes, over MAX_MESSAGE_BYTES (%d)",
 		         strlen(cmd), l->cfg->max_message_bytes);
-		l->counts.too_large++;
-		write_error(l, line, json_string("too_large"), local_error("too_large", why),
-		            json_incref(payload), NULL);
+		fail_row(l, &l->counts.too_large, line, "too_large", why, json_incref(payload),
+		         NULL);
 		goto out;
 	}
-	s = l->free_slots[--l->nfree];
-	l->slots[s].line = line;
-	l->slots[s].hash = hash;
-	l->slots[s].sent_ms = ctl_now_ms();
-	l->slots[s].payload = ptext;
-	ptext = NULL;
-	table_put(l, s);
-	l->outstanding++;
+	r = ctl_inflight_add(l->inflight, line, hash, pw_util_now_ms(), ptext);
+	if (r == NULL) { /* fill sends only when there is room: not reached */
+		fail_row(l, &l->counts.unsent, line, "unsent", "no room in flight",
+		         json_incref(payload), NULL);
+		goto out;
+	}
+	ptext = NULL; /* the set's now */
 	if (ctl_client_send(l->client, rid, cmd, strlen(cmd), (void *)(uintptr_t)line,
-	                    ctl_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != 0) {
-		l->counts.unsent++;
-		write_error(l, line, json_string("unsent"),
-		            local_error("unsent", rd_kafka_err2str(e)),
-		            payload_json(l->slots[s].payload), NULL);
-		slot_free(l, s);
+	                    pw_util_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != PW_OK) {
+		fail_row(l, &l->counts.unsent, line, "unsent", rd_kafka_err2str(e),
+		         payload_json(r->payload), NULL);
+		ctl_inflight_remove(l->inflight, r);
 		goto out;
 	}
 	if (l->counts.sent++ == 0)
-		l->last_reply_ms = ctl_now_ms();
+		l->last_reply_ms = pw_util_now_ms();
 out:
 	free(cmd);
 	free(ptext);
@@ -286,17 +236,16 @@ out:
 /* Reads rows until the window is full or the file ends. */
 static void fill(load *l)
 {
-	while (!l->stopped && l->outstanding < l->o->inflight) {
-		ctl_row row;
-		int r = ctl_input_next(l->in, &row, l->err);
-		if (r < 0) {
-			l->read_error = 1;
-			l->stopped = 1;
-			snprintf(l->stop_why, sizeof(l->stop_why), "the file could not be read");
+	while (!l->stopped && !ctl_inflight_full(l->inflight)) {
+		ctl_input_row row;
+		bool end;
+		if (ctl_input_next(l->in, &row, &end, l->err) != PW_OK) {
+			l->read_error = true;
+			stop(l, "the file could not be read");
 			return;
 		}
-		if (r == 0) {
-			l->stopped = 1;
+		if (end) {
+			l->stopped = true;
 			return;
 		}
 		l->counts.rows++;
@@ -307,10 +256,8 @@ static void fill(load *l)
 			continue;
 		}
 		if (row.payload == NULL) {
-			l->counts.unparsable++;
-			write_error(l, row.line, json_string("unparsable"),
-			            local_error("unparsable", row.why), NULL,
-			            text_json(row.text, row.text_len));
+			fail_row(l, &l->counts.unparsable, row.line, "unparsable", row.why, NULL,
+			         text_json(row.text, row.text_len));
 			continue;
 		}
 		send_row(l, row.line, row.hash, row.payload);
@@ -323,14 +270,13 @@ static void on_delivery(void *ctx, void *opaque, rd_kafka_resp_err_t err)
 {
 	load *l = ctx;
 	unsigned long line = (unsigned long)(uintptr_t)opaque;
-	int s;
+	ctl_inflight_row *r;
 
-	if (err == RD_KAFKA_RESP_ERR_NO_ERROR || (s = find_slot(l, line)) < 0)
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR || (r = ctl_inflight_find(l->inflight, line)) == NULL)
 		return;
-	l->counts.unsent++;
-	write_error(l, line, json_string("unsent"), local_error("unsent", rd_kafka_err2str(err)),
-	            payload_json(l->slots[s].payload), NULL);
-	slot_free(l, s);
+	fail_row(l, &l->counts.unsent, line, "unsent", rd_kafka_err2str(err),
+	         payload_json(r->payload), NULL);
+	ctl_inflight_remove(l->inflight, r);
 }
 
 /* The line in a reply's key "load:PREFIX:LINE", or 0 when the key is not one of ours. */
@@ -339,7 +285,7 @@ static unsigned long key_line(const load *l, const rd_kafka_message_t *m)
 	const char *k = m->key;
 	unsigned long line = 0;
 
-	if (k == NULL || m->key_len <= l->key_head_len || m->key_len > CTL_REQUEST_ID_MAX ||
+	if (k == NULL || m->key_len <= l->key_head_len || m->key_len > CTL_REQID_MAX ||
 	    memcmp(k, l->key_head, l->key_head_len) != 0)
 		return 0;
 	for (size_t i = l->key_head_len; i < m->key_len; i++) {
@@ -350,25 +296,25 @@ static unsigned long key_line(const load *l, const rd_kafka_message_t *m)
 	return line;
 }
 
-/* Could this 2xx reply be the answer to the row in slot s? Keys are not unique across
- * owners: another owner loading a file of the same name through the same reply topic
- * uses the same keys, and taking their 201 for ours would put a row in our journal that
- * was never created. A created patient names its owner and dni, so check both. */
-static int reply_is_ours(const load *l, int s, json_t *reply)
+/* Could this 2xx reply be the answer to row r? Keys are not unique across owners: another
+ * owner loading a file of the same name through the same reply topic uses the same keys,
+ * and taking their 201 for ours would put a row in our journal that was never created. A
+ * created patient names its owner and dni, so check both. */
+static bool reply_is_ours(const load *l, const ctl_inflight_row *r, json_t *reply)
 {
 	json_t *data = json_object_get(reply, "data");
 	json_t *owner = json_object_get(data, "owner_id");
 	json_t *dni = json_object_get(data, "dni");
-	json_t *row = payload_json(l->slots[s].payload);
+	json_t *row = payload_json(r->payload);
 	json_t *want = json_object_get(row, "dni");
-	int ours = 1;
+	bool ours = true;
 
 	if (l->id->owner[0] != '\0' && json_is_string(owner) &&
 	    strcmp(json_string_value(owner), l->id->owner) != 0)
-		ours = 0;
+		ours = false;
 	if (json_is_string(want) && json_is_string(dni) &&
 	    strcmp(json_string_value(want), json_string_value(dni)) != 0)
-		ours = 0;
+		ours = false;
 	json_decref(row);
 	return ours;
 }
@@ -376,34 +322,31 @@ static int reply_is_ours(const load *l, int s, json_t *reply)
 static void on_reply(load *l, const rd_kafka_message_t *m)
 {
 	unsigned long line = key_line(l, m);
-	int s = line ? find_slot(l, line) : -1;
+	ctl_inflight_row *row = line ? ctl_inflight_find(l->inflight, line) : NULL;
 
 	/* Not ours, or answered already (replies are at-least-once), or timed out. */
-	if (s < 0)
+	if (row == NULL)
 		return;
 	json_t *r = json_loadb(m->payload, m->len, 0, NULL);
 	json_t *st = json_object_get(r, "status");
 	json_int_t status = json_is_integer(st) ? json_integer_value(st) : 0;
-	if (status >= 200 && status < 300 && !reply_is_ours(l, s, r)) {
+	if (status >= 200 && status < 300 && !reply_is_ours(l, row, r)) {
 		json_decref(r);
 		return;
 	}
-	l->last_reply_ms = ctl_now_ms();
+	l->last_reply_ms = pw_util_now_ms();
 	if (status >= 200 && status < 300) {
 		l->counts.created++;
-		if (!l->journal_broken &&
-		    ctl_journal_add(l->journal, line, l->slots[s].hash) != 0) {
-			fprintf(l->err, "%s: cannot write: %s\n", l->journal_path, strerror(errno));
-			l->journal_broken = 1;
-		}
+		if (!l->journal_broken && ctl_journal_add(l->journal, line, row->hash) != PW_OK)
+			journal_broke(l);
 	} else {
 		l->counts.rejected++;
 		write_error(l, line, status ? json_integer(status) : json_null(),
-		            json_incref(json_object_get(r, "error")),
-		            payload_json(l->slots[s].payload), NULL);
+		            json_incref(json_object_get(r, "error")), payload_json(row->payload),
+		            NULL);
 	}
 	json_decref(r);
-	slot_free(l, s);
+	ctl_inflight_remove(l->inflight, row);
 }
 
 /* Takes the replies that are there, waiting up to wait_ms for the first. */
@@ -424,24 +367,23 @@ static void take_replies(load *l, int wait_ms)
 static void scan_timeouts(load *l, int64_t now)
 {
 	int64_t limit = (int64_t)l->o->timeout_s * 1000;
-	int any = 0;
-	char why[64];
+	bool any = false;
+	char why[160];
 
 	snprintf(why, sizeof(why), "no reply within %d s of sending", l->o->timeout_s);
-	for (int s = 0; s < l->o->inflight; s++) {
-		if (l->slots[s].line == 0 || now - l->slots[s].sent_ms < limit)
+	for (ctl_inflight_row *r = ctl_inflight_next(l->inflight, NULL); r != NULL;
+	     r = ctl_inflight_next(l->inflight, r)) {
+		if (now - r->sent_ms < limit)
 			continue;
-		l->counts.timeout++;
-		write_error(l, l->slots[s].line, json_string("timeout"),
-		            local_error("timeout", why), payload_json(l->slots[s].payload), NULL);
-		slot_free(l, s);
-		any = 1;
+		fail_row(l, &l->counts.timeout, r->line, "timeout", why, payload_json(r->payload),
+		         NULL);
+		ctl_inflight_remove(l->inflight, r);
+		any = true;
 	}
-	if (any && !l->stopped && now - l->last_reply_ms >= limit) {
-		l->stopped = 1;
-		snprintf(l->stop_why, sizeof(l->stop_why),
-		         "no reply for %d s (is a worker serving %s?)", l->o->timeout_s,
-		         l->cfg->topic_create);
+	if (any && now - l->last_reply_ms >= limit) {
+		snprintf(why, sizeof(why), "no reply for %d s (is a worker serving %s?)",
+		         l->o->timeout_s, l->cfg->topic_create);
+		stop(l, why);
 	}
 }
 
@@ -459,8 +401,8 @@ static char *path_with(const char *file, const char *given, const char *suffix)
 
 static void summary(load *l, FILE *out, double elapsed_s)
 {
-	const ctl_counts *c = &l->counts;
-	unsigned long failed = ctl_counts_failed(c);
+	const ctl_progress_counts *c = &l->counts;
+	unsigned long failed = ctl_progress_failed(c);
 
 	fprintf(out,
 	        "patientctl load %s: %lu rows: %lu created, %lu skipped (done before), %lu failed "
@@ -478,38 +420,28 @@ static void summary(load *l, FILE *out, double elapsed_s)
 		fprintf(out, "failed rows: %s\n", l->errors_path);
 }
 
-static int setup(load *l, FILE *err)
+static ctl_exit setup(load *l, FILE *err)
 {
-	char prefix[CTL_ID_PREFIX_MAX + 1];
-	size_t tsize = 1;
+	char prefix[CTL_REQID_PREFIX_MAX + 1];
 
 	if (l->o->id_prefix)
 		snprintf(prefix, sizeof(prefix), "%s", l->o->id_prefix);
 	else
-		ctl_id_prefix_from_path(l->o->file, prefix, sizeof(prefix));
+		ctl_reqid_prefix_from_path(l->o->file, prefix, sizeof(prefix));
 	snprintf(l->key_head, sizeof(l->key_head), "load:%s:", prefix);
 	l->key_head_len = strlen(l->key_head);
-	while (tsize < (size_t)l->o->inflight * 2)
-		tsize <<= 1;
-	l->mask = tsize - 1;
-	l->slots = calloc((size_t)l->o->inflight, sizeof(*l->slots));
-	l->free_slots = malloc((size_t)l->o->inflight * sizeof(*l->free_slots));
-	l->table = calloc(tsize, sizeof(*l->table));
 	/* Standard input's journal and errors file are named after its --id-prefix, in the
 	 * current folder. */
 	const char *base = strcmp(l->o->file, "-") == 0 ? l->o->id_prefix : l->o->file;
 	l->journal_path = path_with(base, l->o->journal, ".done");
 	l->errors_path = path_with(base, l->o->errors, ".errors.jsonl");
-	if (l->slots == NULL || l->free_slots == NULL || l->table == NULL ||
-	    l->journal_path == NULL || l->errors_path == NULL) {
+	if (ctl_inflight_create(&l->inflight, l->o->inflight) != PW_OK || l->journal_path == NULL ||
+	    l->errors_path == NULL) {
 		fprintf(err, "patientctl: out of memory\n");
 		return CTL_EXIT_USAGE;
 	}
-	for (int i = 0; i < l->o->inflight; i++)
-		l->free_slots[i] = l->o->inflight - 1 - i;
-	l->nfree = l->o->inflight;
-	int rc = ctl_input_open(&l->in, l->o->file, l->o->format, (size_t)l->cfg->max_message_bytes,
-	                        l->id->owner, err);
+	ctl_exit rc = ctl_input_open(&l->in, l->o->file, l->o->format,
+	                             (size_t)l->cfg->max_message_bytes, l->id->owner, err);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	rc = ctl_journal_open(&l->journal, l->journal_path, err);
@@ -533,12 +465,97 @@ static int install_signals(void)
 	return sigaction(SIGINT, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 ? 0 : -1;
 }
 
-int ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id, const char *reply_topic,
-                 FILE *out, FILE *err)
+static ctl_exit open_client(load *l, int64_t deadline_ms)
+{
+	ctl_client_conf cc = {
+	    .cfg = l->cfg,
+	    .command_topic = l->cfg->topic_create,
+	    .command_setting = "TOPIC_CREATE",
+	    .reply_topic = l->reply_topic,
+	    .reply_setting = l->o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
+	    .bulk = true,
+	    .on_delivery = on_delivery,
+	    .ctx = l,
+	};
+
+	return ctl_client_open(&l->client, &cc, deadline_ms, l->err);
+}
+
+/* Turns until every row is read and answered (or failed), or a second signal: each turn
+ * reads rows while there is room, serves delivery reports, takes the replies, then does
+ * the chores that are due. */
+static void run(load *l, int64_t start)
+{
+	int64_t next_scan = start, next_flush = start + JOURNAL_FLUSH_MS;
+
+	for (;;) {
+		if (interrupts > 0)
+			stop(l, "interrupted");
+		if (interrupts > 1)
+			break; /* a second signal: do not wait for the rows in flight */
+		fill(l);
+		if (l->stopped && ctl_inflight_count(l->inflight) == 0)
+			break;
+		ctl_client_serve(l->client, 0);
+		/* Block only when there is nothing to send: then a reply is what we wait for. */
+		bool idle = l->stopped || ctl_inflight_full(l->inflight);
+		take_replies(l, idle ? 50 : 0);
+		int64_t now = pw_util_now_ms();
+		if (now >= next_scan) {
+			scan_timeouts(l, now);
+			next_scan = now + SCAN_EVERY_MS;
+		}
+		if (now >= next_flush) {
+			if (!l->journal_broken && ctl_journal_flush(l->journal, false) != PW_OK)
+				journal_broke(l);
+			next_flush = now + JOURNAL_FLUSH_MS;
+		}
+		if (l->journal_broken)
+			stop(l, "the journal cannot be written");
+		ctl_progress_tick(&l->progress, &l->counts, ctl_input_fraction(l->in), now, false);
+	}
+}
+
+/* The exit status of a finished run, the most serious cause first. */
+static ctl_exit outcome(const load *l)
+{
+	return interrupts > 0                    ? CTL_EXIT_INTERRUPT
+	       : l->read_error                   ? CTL_EXIT_USAGE
+	       : l->counts.timeout > 0           ? CTL_EXIT_TIMEOUT
+	       : ctl_progress_failed(&l->counts) ? CTL_EXIT_FAILED
+	       : l->journal_broken               ? CTL_EXIT_FAILED
+	                                         : CTL_EXIT_OK;
+}
+
+/* Closes what setup and the run opened. A journal or errors file whose last writes failed
+ * turns a success into CTL_EXIT_FAILED. */
+static ctl_exit teardown(load *l, ctl_exit rc)
+{
+	/* First: the delivery reports it waits for may still fail rows, into the errors file. */
+	ctl_client_close(l->client, 1000);
+	if (l->journal != NULL && ctl_journal_close(l->journal) != PW_OK) {
+		fprintf(l->err, "%s: cannot write: %s\n", l->journal_path, strerror(errno));
+		if (rc == CTL_EXIT_OK)
+			rc = CTL_EXIT_FAILED;
+	}
+	if (l->errors != NULL && fclose(l->errors) != 0) {
+		fprintf(l->err, "%s: cannot write: %s\n", l->errors_path, strerror(errno));
+		if (rc == CTL_EXIT_OK)
+			rc = CTL_EXIT_FAILED;
+	}
+	ctl_input_close(l->in);
+	ctl_inflight_destroy(l->inflight);
+	free(l->journal_path);
+	free(l->errors_path);
+	return rc;
+}
+
+ctl_exit ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
+                      const char *reply_topic, FILE *out, FILE *err)
 {
 	load l;
-	int64_t start = ctl_now_ms(), next_scan = start, next_flush = start + JOURNAL_FLUSH_MS;
-	int rc;
+	int64_t start = pw_util_now_ms();
+	ctl_exit rc;
 
 	memset(&l, 0, sizeof(l));
 	l.o = o;
@@ -554,82 +571,15 @@ int ctl_load_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id, cons
 		rc = CTL_EXIT_FAILED;
 		goto out;
 	}
-	ctl_client_conf cc = {
-	    .cfg = cfg,
-	    .command_topic = cfg->topic_create,
-	    .command_setting = "TOPIC_CREATE",
-	    .reply_topic = reply_topic,
-	    .reply_setting = o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
-	    .bulk = 1,
-	    .on_delivery = on_delivery,
-	    .ctx = &l,
-	};
-	rc = ctl_client_open(&l.client, &cc, start + (int64_t)o->timeout_s * 1000, err);
+	rc = open_client(&l, start + (int64_t)o->timeout_s * 1000);
 	if (rc != CTL_EXIT_OK)
 		goto out;
 	ctl_progress_init(&l.progress, err, start);
-
-	for (;;) {
-		if (interrupts > 0 && !l.stopped) {
-			l.stopped = 1;
-			snprintf(l.stop_why, sizeof(l.stop_why), "interrupted");
-		}
-		if (interrupts > 1)
-			break; /* a second signal: do not wait for the rows in flight */
-		fill(&l);
-		if (l.stopped && l.outstanding == 0)
-			break;
-		ctl_client_serve(l.client, 0);
-		/* Block only when there is nothing to send: then a reply is what we wait for. */
-		int idle = l.stopped || l.outstanding >= o->inflight;
-		take_replies(&l, idle ? 50 : 0);
-		int64_t now = ctl_now_ms();
-		if (now >= next_scan) {
-			scan_timeouts(&l, now);
-			next_scan = now + SCAN_EVERY_MS;
-		}
-		if (now >= next_flush) {
-			if (!l.journal_broken && ctl_journal_flush(l.journal, 0) != 0) {
-				fprintf(err, "%s: cannot write: %s\n", l.journal_path,
-				        strerror(errno));
-				l.journal_broken = 1;
-			}
-			next_flush = now + JOURNAL_FLUSH_MS;
-		}
-		if (l.journal_broken && !l.stopped) {
-			l.stopped = 1;
-			snprintf(l.stop_why, sizeof(l.stop_why), "the journal cannot be written");
-		}
-		ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), now, 0);
-	}
-	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), ctl_now_ms(), 1);
+	run(&l, start);
+	ctl_progress_tick(&l.progress, &l.counts, ctl_input_fraction(l.in), pw_util_now_ms(), true);
 	ctl_progress_end(&l.progress);
-	summary(&l, out, (double)(ctl_now_ms() - start) / 1000.0);
-	rc = interrupts > 0                 ? CTL_EXIT_INTERRUPT
-	     : l.read_error                 ? CTL_EXIT_USAGE
-	     : l.counts.timeout > 0         ? CTL_EXIT_TIMEOUT
-	     : ctl_counts_failed(&l.counts) ? CTL_EXIT_FAILED
-	     : l.journal_broken             ? CTL_EXIT_FAILED
-	                                    : CTL_EXIT_OK;
+	summary(&l, out, (double)(pw_util_now_ms() - start) / 1000.0);
+	rc = outcome(&l);
 out:
-	ctl_client_close(l.client, 1000);
-	if (l.journal != NULL && ctl_journal_close(l.journal) != 0) {
-		fprintf(err, "%s: cannot write: %s\n", l.journal_path, strerror(errno));
-		if (rc == CTL_EXIT_OK)
-			rc = CTL_EXIT_FAILED;
-	}
-	if (l.errors != NULL && fclose(l.errors) != 0) {
-		fprintf(err, "%s: cannot write: %s\n", l.errors_path, strerror(errno));
-		if (rc == CTL_EXIT_OK)
-			rc = CTL_EXIT_FAILED;
-	}
-	ctl_input_close(l.in);
-	for (int s = 0; l.slots != NULL && s < o->inflight; s++)
-		free(l.slots[s].payload);
-	free(l.slots);
-	free(l.free_slots);
-	free(l.table);
-	free(l.journal_path);
-	free(l.errors_path);
-	return rc;
+	return teardown(&l, rc);
 }

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +15,12 @@
 #include "pw_config.h"
 #include "pw_envelope.h"
 
-const char *const ctl_field_names[CTL_NFIELDS] = {
+const char *const ctl_opts_field_names[CTL_NFIELDS] = {
     "nombre", "apellido_paterno", "apellido_materno", "dni", "fecha_nacimiento", "sexo",
 };
+
+/* --timeout's upper bound in seconds (a day); its error message says so. */
+#define TIMEOUT_MAX 86400
 
 #define M_TOKEN  (1u << CTL_CMD_TOKEN)
 #define M_CREATE (1u << CTL_CMD_CREATE)
@@ -29,24 +33,16 @@ const char *const ctl_field_names[CTL_NFIELDS] = {
 
 typedef enum opt_key {
 	K_HELP,
-	K_SUB,
-	K_TOKEN,
+	K_TEXT,     /* the value as it is, into the field at opt_def.off */
+	K_NONEMPTY, /* the same, but "" is refused */
 	K_TTL,
-	K_SCOPE,
-	K_REPLY_TOPIC,
 	K_REQUEST_ID,
 	K_TIMEOUT,
-	K_PAYLOAD,
-	K_FIELD, /* + field index in opt_def.field */
 	K_ID,
 	K_LIMIT,
-	K_CURSOR,
-	K_Q,
 	K_FORMAT,
 	K_INFLIGHT,
 	K_ID_PREFIX,
-	K_JOURNAL,
-	K_ERRORS,
 } opt_key;
 
 typedef struct opt_def {
@@ -54,35 +50,38 @@ typedef struct opt_def {
 	const char *metavar; /**< NULL: takes no value */
 	unsigned cmds;
 	opt_key key;
-	int field;
+	size_t off; /**< K_TEXT, K_NONEMPTY: the const char * field of ctl_opts */
 	const char *help;
 } opt_def;
 
+#define OFF(f) offsetof(ctl_opts, f)
+
 /* An option may appear twice with different commands when its meaning differs. */
 static const opt_def opts[] = {
-    {"--sub", "EMAIL", M_TOKEN, K_SUB, 0, "the token's subject, the owner (required)"},
+    {"--sub", "EMAIL", M_TOKEN, K_NONEMPTY, OFF(sub), "the token's subject, the owner (required)"},
     {"--ttl", "DURATION", M_TOKEN, K_TTL, 0,
      "lifetime: 3600, 90s, 30m, 1h or 2d (default 1h, at most 366d)"},
-    {"--scope", "SCOPES", M_TOKEN, K_SCOPE, 0,
+    {"--scope", "SCOPES", M_TOKEN, K_TEXT, OFF(scope),
      "space-separated scopes (default \"patients:read patients:write\")"},
-    {"--token", "JWT", M_NET, K_TOKEN, 0, "the caller's token (or --sub, or PW_TOKEN)"},
-    {"--sub", "EMAIL", M_NET, K_SUB, 0, "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
-    {"--payload", "JSON", M_CREATE, K_PAYLOAD, 0,
+    {"--token", "JWT", M_NET, K_NONEMPTY, OFF(token), "the caller's token (or --sub, or PW_TOKEN)"},
+    {"--sub", "EMAIL", M_NET, K_NONEMPTY, OFF(sub),
+     "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
+    {"--payload", "JSON", M_CREATE, K_TEXT, OFF(payload),
      "the create payload, a JSON object (field flags override its keys)"},
-    {"--nombre", "TEXT", M_CREATE, K_FIELD, CTL_F_NOMBRE, "payload field nombre"},
-    {"--apellido-paterno", "TEXT", M_CREATE, K_FIELD, CTL_F_APELLIDO_PATERNO,
+    {"--nombre", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_NOMBRE]), "payload field nombre"},
+    {"--apellido-paterno", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_APELLIDO_PATERNO]),
      "payload field apellido_paterno"},
-    {"--apellido-materno", "TEXT", M_CREATE, K_FIELD, CTL_F_APELLIDO_MATERNO,
+    {"--apellido-materno", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_APELLIDO_MATERNO]),
      "payload field apellido_materno"},
-    {"--dni", "DNI", M_CREATE, K_FIELD, CTL_F_DNI, "payload field dni"},
-    {"--fecha-nacimiento", "YYYY-MM-DD", M_CREATE, K_FIELD, CTL_F_FECHA_NACIMIENTO,
+    {"--dni", "DNI", M_CREATE, K_TEXT, OFF(fields[CTL_F_DNI]), "payload field dni"},
+    {"--fecha-nacimiento", "YYYY-MM-DD", M_CREATE, K_TEXT, OFF(fields[CTL_F_FECHA_NACIMIENTO]),
      "payload field fecha_nacimiento"},
-    {"--sexo", "M|F|X", M_CREATE, K_FIELD, CTL_F_SEXO, "payload field sexo"},
+    {"--sexo", "M|F|X", M_CREATE, K_TEXT, OFF(fields[CTL_F_SEXO]), "payload field sexo"},
     {"--id", "N", M_GET, K_ID, 0, "the patient's id (required)"},
     {"--limit", "N", M_LIST, K_LIMIT, 0, "page size, 1-200 (the worker's default: 50)"},
-    {"--cursor", "CURSOR", M_LIST, K_CURSOR, 0, "next_cursor of the previous page"},
-    {"--dni", "DNI", M_LIST, K_FIELD, CTL_F_DNI, "only the patient with this dni"},
-    {"--q", "PREFIX", M_LIST, K_Q, 0,
+    {"--cursor", "CURSOR", M_LIST, K_TEXT, OFF(cursor), "next_cursor of the previous page"},
+    {"--dni", "DNI", M_LIST, K_TEXT, OFF(fields[CTL_F_DNI]), "only the patient with this dni"},
+    {"--q", "PREFIX", M_LIST, K_TEXT, OFF(q),
      "case-insensitive prefix of nombre or an apellido (% and _ literal)"},
     {"--format", "csv|jsonl", M_LOAD, K_FORMAT, 0,
      "default: by extension (.csv; .jsonl or .ndjson)"},
@@ -90,13 +89,13 @@ static const opt_def opts[] = {
      "rows sent and not answered yet, at most (default 500)"},
     {"--id-prefix", "P", M_LOAD, K_ID_PREFIX, 0,
      "request ids are load:P:LINE (default P: FILE's base name)"},
-    {"--journal", "PATH", M_LOAD, K_JOURNAL, 0,
+    {"--journal", "PATH", M_LOAD, K_TEXT, OFF(journal),
      "rows answered 2xx, skipped when run again (default FILE.done)"},
-    {"--errors", "PATH", M_LOAD, K_ERRORS, 0,
+    {"--errors", "PATH", M_LOAD, K_TEXT, OFF(errors),
      "failed rows, one JSON object a line (default FILE.errors.jsonl)"},
     {"--request-id", "ID", M_ONE, K_REQUEST_ID, 0,
      "1-128 of [A-Za-z0-9._:-] (default: a random UUID)"},
-    {"--reply-topic", "TOPIC", M_NET, K_REPLY_TOPIC, 0,
+    {"--reply-topic", "TOPIC", M_NET, K_TEXT, OFF(reply_topic),
      "TOPIC_REPLIES (default) or TOPIC_REPLIES.SUFFIX, which must exist"},
     {"--timeout", "SECONDS", M_ONE, K_TIMEOUT, 0, "wait at most this long, all told (default 10)"},
     {"--timeout", "SECONDS", M_LOAD, K_TIMEOUT, 0,
@@ -115,7 +114,7 @@ static const char *const settings[] = {
 
 static const struct {
 	const char *name;
-	ctl_cmd cmd;
+	ctl_opts_cmd cmd;
 	const char *synopsis;
 	const char *what;
 } cmds[] = {
@@ -139,7 +138,16 @@ static const struct {
 };
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
 
-static const char *cmd_name(ctl_cmd c)
+/* The command named name; CTL_CMD_NONE when there is none. */
+static ctl_opts_cmd cmd_of(const char *name)
+{
+	for (size_t i = 0; i < NCMDS; i++)
+		if (strcmp(name, cmds[i].name) == 0)
+			return cmds[i].cmd;
+	return CTL_CMD_NONE;
+}
+
+static const char *cmd_name(ctl_opts_cmd c)
 {
 	for (size_t i = 0; i < NCMDS; i++)
 		if (cmds[i].cmd == c)
@@ -175,7 +183,7 @@ static int parse_ll(const char *s, long long min, long long max, long long *out)
 	return 0;
 }
 
-int ctl_parse_duration(const char *s, long *out)
+pw_status ctl_opts_parse_duration(const char *s, long *out)
 {
 	char *end;
 	long mult = 1;
@@ -183,10 +191,10 @@ int ctl_parse_duration(const char *s, long *out)
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || !isdigit((unsigned char)*s))
-		return -1;
+		return PW_E_INVALID;
 	if (*end != '\0') {
 		if (end[1] != '\0')
-			return -1;
+			return PW_E_INVALID;
 		switch (*end) {
 		case 's':
 			mult = 1;
@@ -201,16 +209,16 @@ int ctl_parse_duration(const char *s, long *out)
 			mult = 86400;
 			break;
 		default:
-			return -1;
+			return PW_E_INVALID;
 		}
 	}
 	if (v < 1 || v > 366L * 86400 / mult)
-		return -1;
+		return PW_E_INVALID;
 	*out = v * mult;
-	return 0;
+	return PW_OK;
 }
 
-static const opt_def *find_opt(const char *arg, size_t len, ctl_cmd cmd)
+static const opt_def *find_opt(const char *arg, size_t len, ctl_opts_cmd cmd)
 {
 	for (size_t i = 0; i < NOPTS; i++)
 		if (strlen(opts[i].name) == len && strncmp(opts[i].name, arg, len) == 0 &&
@@ -219,41 +227,31 @@ static const opt_def *find_opt(const char *arg, size_t len, ctl_cmd cmd)
 	return NULL;
 }
 
-static int bad(FILE *err, const char *what, const char *why)
+static ctl_exit bad(FILE *err, const char *what, const char *why)
 {
 	fprintf(err, "%s: %s\n", what, why);
 	return CTL_EXIT_USAGE;
 }
 
 /* Stores one option's value; CTL_EXIT_USAGE (after the line) when it is malformed. */
-static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
+static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 {
 	long long n;
 
 	switch (d->key) {
 	case K_HELP:
-		o->help = 1;
+		o->help = true;
 		break;
-	case K_SUB:
-		if (*v == '\0')
+	case K_TEXT:
+	case K_NONEMPTY:
+		if (d->key == K_NONEMPTY && *v == '\0')
 			return bad(err, d->name, "must not be empty");
-		o->sub = v;
-		break;
-	case K_TOKEN:
-		if (*v == '\0')
-			return bad(err, d->name, "must not be empty");
-		o->token = v;
+		*(const char **)((char *)o + d->off) = v;
 		break;
 	case K_TTL:
-		if (ctl_parse_duration(v, &o->ttl_s) != 0)
+		if (ctl_opts_parse_duration(v, &o->ttl_s) != PW_OK)
 			return bad(err, d->name,
 			           "must be like 3600, 90s, 30m, 1h or 2d (1 s to 366 d)");
-		break;
-	case K_SCOPE:
-		o->scope = v;
-		break;
-	case K_REPLY_TOPIC:
-		o->reply_topic = v;
 		break;
 	case K_REQUEST_ID:
 		if (!pw_envelope_request_id_valid(v))
@@ -261,16 +259,10 @@ static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->request_id = v;
 		break;
 	case K_TIMEOUT:
-		if (parse_ll(v, 1, CTL_TIMEOUT_MAX, &n) != 0)
+		if (parse_ll(v, 1, TIMEOUT_MAX, &n) != 0)
 			return bad(err, d->name,
 			           "must be a whole number of seconds from 1 to 86400");
 		o->timeout_s = (int)n;
-		break;
-	case K_PAYLOAD:
-		o->payload = v;
-		break;
-	case K_FIELD:
-		o->fields[d->field] = v;
 		break;
 	case K_ID:
 		if (parse_ll(v, 1, LLONG_MAX, &o->id) != 0)
@@ -280,19 +272,13 @@ static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		/* The range is the worker's to judge: it answers 400 with its reason. */
 		if (parse_ll(v, LLONG_MIN, LLONG_MAX, &o->limit) != 0)
 			return bad(err, d->name, "must be a whole number");
-		o->has_limit = 1;
-		break;
-	case K_CURSOR:
-		o->cursor = v;
-		break;
-	case K_Q:
-		o->q = v;
+		o->has_limit = true;
 		break;
 	case K_FORMAT:
 		if (strcmp(v, "csv") == 0)
-			o->format = CTL_FMT_CSV;
+			o->format = CTL_INPUT_CSV;
 		else if (strcmp(v, "jsonl") == 0 || strcmp(v, "ndjson") == 0)
-			o->format = CTL_FMT_JSONL;
+			o->format = CTL_INPUT_JSONL;
 		else
 			return bad(err, d->name, "must be csv or jsonl");
 		break;
@@ -302,15 +288,9 @@ static int store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->inflight = (int)n;
 		break;
 	case K_ID_PREFIX:
-		if (!ctl_id_prefix_valid(v))
+		if (!ctl_reqid_prefix_valid(v))
 			return bad(err, d->name, "must be 1 to 102 characters of [A-Za-z0-9._-]");
 		o->id_prefix = v;
-		break;
-	case K_JOURNAL:
-		o->journal = v;
-		break;
-	case K_ERRORS:
-		o->errors = v;
 		break;
 	}
 	return CTL_EXIT_OK;
@@ -324,7 +304,7 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* What only the whole command line can tell: required options, exclusive ones. */
-static int check_command(ctl_opts *o, FILE *err)
+static ctl_exit check_command(ctl_opts *o, FILE *err)
 {
 	int any_field = 0;
 
@@ -357,17 +337,17 @@ static int check_command(ctl_opts *o, FILE *err)
 			return bad(err, "load", "a FILE argument is required");
 		/* Standard input has no name to derive request ids, format or the journal's
 		 * place from: the caller names them (the same prefix again resumes). */
-		if (strcmp(o->file, "-") == 0 && o->format == CTL_FMT_AUTO)
+		if (strcmp(o->file, "-") == 0 && o->format == CTL_INPUT_AUTO)
 			return bad(err, "--format", "required when loading standard input ('-')");
 		if (strcmp(o->file, "-") == 0 && o->id_prefix == NULL)
 			return bad(err, "--id-prefix",
 			           "required when loading standard input ('-'): it names the rows' "
 			           "request ids, so the same stream loaded again is recognised");
-		if (o->format == CTL_FMT_AUTO) {
+		if (o->format == CTL_INPUT_AUTO) {
 			if (ends_with(o->file, ".csv") || ends_with(o->file, ".CSV"))
-				o->format = CTL_FMT_CSV;
+				o->format = CTL_INPUT_CSV;
 			else if (ends_with(o->file, ".jsonl") || ends_with(o->file, ".ndjson"))
-				o->format = CTL_FMT_JSONL;
+				o->format = CTL_INPUT_JSONL;
 			else
 				return bad(err, "--format",
 				           "required: the file name ends in none of .csv, .jsonl, "
@@ -380,84 +360,107 @@ static int check_command(ctl_opts *o, FILE *err)
 	return CTL_EXIT_OK;
 }
 
-int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
+/* argv[1]: the command, or a request for help (then argv[2] may name a command). */
+static ctl_exit take_command(ctl_opts *o, int argc, char **argv, FILE *err)
 {
-	memset(o, 0, sizeof(*o));
-	o->timeout_s = 10;
-	o->ttl_s = 3600;
-	o->inflight = 500;
-	o->cfg_argv[o->cfg_argc++] = argv[0];
-
 	if (argc < 2)
 		return bad(err, "patientctl", "a command is required (see patientctl --help)");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
-		o->help = 1;
-		for (size_t i = 0; argc > 2 && i < NCMDS; i++)
-			if (strcmp(argv[2], cmds[i].name) == 0)
-				o->cmd = cmds[i].cmd;
+		o->help = true;
+		if (argc > 2)
+			o->cmd = cmd_of(argv[2]);
 		return CTL_EXIT_OK;
 	}
-	for (size_t i = 0; i < NCMDS; i++)
-		if (strcmp(argv[1], cmds[i].name) == 0)
-			o->cmd = cmds[i].cmd;
+	o->cmd = cmd_of(argv[1]);
 	if (o->cmd == CTL_CMD_NONE) {
 		fprintf(err, "%s: unknown command (token, create, get, list or load)\n", argv[1]);
 		return CTL_EXIT_USAGE;
 	}
 	/* --help first: a user asking for help gets it whatever else is on the line. */
 	for (int a = 2; a < argc; a++)
-		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
-			o->help = 1;
+		if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0)
+			o->help = true;
+	return CTL_EXIT_OK;
+}
+
+/* An option of the command; its value follows '=' (eq) or is the next argument. */
+static ctl_exit take_option(ctl_opts *o, const opt_def *d, const char *eq, int argc, char **argv,
+                            int *a, FILE *err)
+{
+	const char *v = NULL;
+
+	if (d->metavar != NULL) {
+		if (eq != NULL)
+			v = eq + 1;
+		else if (*a + 1 < argc)
+			v = argv[++*a];
+		else
+			return bad(err, d->name, "needs a value");
+	} else if (eq != NULL) {
+		return bad(err, d->name, "takes no value");
+	}
+	return store(o, d, v, err);
+}
+
+/* A setting flag (var) is handed to pw_config_load as it is, with its value when that is
+ * the next argument: it applies the same rules as to the environment. */
+static ctl_exit take_setting(ctl_opts *o, const char *var, const char *eq, int argc, char **argv,
+                             int *a, FILE *err)
+{
+	if (o->cfg_argc + 2 > CTL_OPTS_MAX_CFG_ARGS)
+		return bad(err, var, "too many setting flags");
+	o->cfg_argv[o->cfg_argc++] = argv[*a];
+	if (eq == NULL) {
+		if (*a + 1 >= argc)
+			return bad(err, var, "flag needs a value");
+		o->cfg_argv[o->cfg_argc++] = argv[++*a];
+	}
+	return CTL_EXIT_OK;
+}
+
+/* argv[*a]: load's FILE, an option or a setting flag; *a moves past a value it takes. */
+static ctl_exit take_arg(ctl_opts *o, int argc, char **argv, int *a, FILE *err)
+{
+	const char *arg = argv[*a];
+	const char *eq = strchr(arg, '=');
+	size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+
+	if (strncmp(arg, "--", 2) != 0 || len == 2) {
+		if (o->cmd == CTL_CMD_LOAD && o->file == NULL && *arg != '\0') {
+			o->file = arg;
 			return CTL_EXIT_OK;
 		}
+		fprintf(err, "%s: unexpected argument (see patientctl %s --help)\n", arg,
+		        cmd_name(o->cmd));
+		return CTL_EXIT_USAGE;
+	}
+	const opt_def *d = find_opt(arg, len, o->cmd);
+	if (d != NULL)
+		return take_option(o, d, eq, argc, argv, a, err);
+	const char *var = setting_of(arg, len);
+	if (var == NULL) {
+		fprintf(err, "%.*s: unknown option for %s (see patientctl %s --help)\n", (int)len,
+		        arg, cmd_name(o->cmd), cmd_name(o->cmd));
+		return CTL_EXIT_USAGE;
+	}
+	return take_setting(o, var, eq, argc, argv, a, err);
+}
 
+ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
+{
+	ctl_exit rc;
+
+	memset(o, 0, sizeof(*o));
+	o->timeout_s = 10;
+	o->ttl_s = 3600;
+	o->inflight = 500;
+	o->cfg_argv[o->cfg_argc++] = argv[0];
+	rc = take_command(o, argc, argv, err);
+	if (rc != CTL_EXIT_OK || o->help)
+		return rc;
 	for (int a = 2; a < argc; a++) {
-		const char *arg = argv[a];
-		const char *eq = strchr(arg, '=');
-		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-
-		if (strncmp(arg, "--", 2) != 0 || len == 2) {
-			if (o->cmd == CTL_CMD_LOAD && o->file == NULL && *arg != '\0') {
-				o->file = arg;
-				continue;
-			}
-			fprintf(err, "%s: unexpected argument (see patientctl %s --help)\n", arg,
-			        cmd_name(o->cmd));
-			return CTL_EXIT_USAGE;
-		}
-		const opt_def *d = find_opt(arg, len, o->cmd);
-		if (d == NULL) {
-			const char *var = setting_of(arg, len);
-			if (var == NULL) {
-				fprintf(err,
-				        "%.*s: unknown option for %s (see patientctl %s --help)\n",
-				        (int)len, arg, cmd_name(o->cmd), cmd_name(o->cmd));
-				return CTL_EXIT_USAGE;
-			}
-			/* pw_config_load reads it, with the same rules as the environment. */
-			if (o->cfg_argc + 2 > CTL_MAX_CFG_ARGS)
-				return bad(err, var, "too many setting flags");
-			o->cfg_argv[o->cfg_argc++] = argv[a];
-			if (eq == NULL) {
-				if (a + 1 >= argc)
-					return bad(err, var, "flag needs a value");
-				o->cfg_argv[o->cfg_argc++] = argv[++a];
-			}
-			continue;
-		}
-		const char *v = NULL;
-		if (d->metavar != NULL) {
-			if (eq != NULL)
-				v = eq + 1;
-			else if (a + 1 < argc)
-				v = argv[++a];
-			else
-				return bad(err, d->name, "needs a value");
-		} else if (eq != NULL) {
-			return bad(err, d->name, "takes no value");
-		}
-		int rc = store(o, d, v, err);
+		rc = take_arg(o, argc, argv, &a, err);
 		if (rc != CTL_EXIT_OK)
 			return rc;
 	}
@@ -465,7 +468,7 @@ int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err)
 	return check_command(o, err);
 }
 
-static void help_options(FILE *out, ctl_cmd cmd)
+static void help_options(FILE *out, ctl_opts_cmd cmd)
 {
 	for (size_t i = 0; i < NOPTS; i++) {
 		char left[64];
@@ -503,7 +506,7 @@ static void help_exit(FILE *out)
 	        "some row timed out), or the broker did not answer; 130 interrupted.\n");
 }
 
-void ctl_opts_help(FILE *out, ctl_cmd cmd)
+void ctl_opts_help(FILE *out, ctl_opts_cmd cmd)
 {
 	if (cmd != CTL_CMD_NONE) {
 		for (size_t i = 0; i < NCMDS; i++) {

@@ -2,31 +2,23 @@
 #ifndef CTL_OPTS_H
 #define CTL_OPTS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
-/* Exit statuses, the same for every command (see --help). */
-enum {
-	CTL_EXIT_OK = 0,      /**< 2xx, or every row of a load fine */
-	CTL_EXIT_FAILED = 1,  /**< 4xx/5xx, or some row of a load failed */
-	CTL_EXIT_USAGE = 2,   /**< bad option, setting or input file: one line names it */
-	CTL_EXIT_TIMEOUT = 3, /**< no reply in time (or the broker did not answer) */
-	CTL_EXIT_INTERRUPT = 130,
-};
+#include "ctl_exit.h"
+#include "ctl_input.h"
+#include "pw_status.h"
 
-typedef enum ctl_cmd {
+/* The commands. The constants keep their short CTL_CMD_ family name: every module that
+ * dispatches on a command spells them. */
+typedef enum ctl_opts_cmd {
 	CTL_CMD_NONE = 0,
 	CTL_CMD_TOKEN,
 	CTL_CMD_CREATE,
 	CTL_CMD_GET,
 	CTL_CMD_LIST,
 	CTL_CMD_LOAD,
-} ctl_cmd;
-
-typedef enum ctl_format {
-	CTL_FMT_AUTO = 0,
-	CTL_FMT_CSV,
-	CTL_FMT_JSONL,
-} ctl_format;
+} ctl_opts_cmd;
 
 /* create's field flags (--nombre ...); the same names as the payload's fields. */
 enum {
@@ -38,14 +30,14 @@ enum {
 	CTL_F_SEXO,
 	CTL_NFIELDS,
 };
-extern const char *const ctl_field_names[CTL_NFIELDS];
+/* The payload's name of each field flag, by CTL_F_* index. */
+extern const char *const ctl_opts_field_names[CTL_NFIELDS];
 
-#define CTL_MAX_CFG_ARGS 32
-#define CTL_TIMEOUT_MAX  86400
+#define CTL_OPTS_MAX_CFG_ARGS 32
 
 typedef struct ctl_opts {
-	ctl_cmd cmd;
-	int help;
+	ctl_opts_cmd cmd;
+	bool help;
 	const char *token;       /**< --token; NULL: --sub or PW_TOKEN */
 	const char *sub;         /**< --sub */
 	const char *reply_topic; /**< NULL: TOPIC_REPLIES */
@@ -56,28 +48,29 @@ typedef struct ctl_opts {
 	const char *payload;             /**< create --payload, checked to be a JSON object */
 	const char *fields[CTL_NFIELDS]; /**< create's fields; fields[CTL_F_DNI] is list's filter */
 	long long id;                    /**< get --id; 0: not given */
-	int has_limit;
+	bool has_limit;
 	long long limit;
 	const char *cursor, *q;
-	const char *file; /**< load FILE */
-	ctl_format format;
+	const char *file;        /**< load FILE */
+	ctl_input_format format; /**< load: never CTL_INPUT_AUTO once parsed */
 	int inflight;
 	const char *id_prefix, *journal, *errors;
 	/* Setting flags (--kafka-brokers=...) for pw_config_load; [0] is the program name. */
 	int cfg_argc;
-	char *cfg_argv[CTL_MAX_CFG_ARGS + 1];
+	char *cfg_argv[CTL_OPTS_MAX_CFG_ARGS + 1];
 } ctl_opts;
 
 /* Parses argv (argv[1] is the command) into o, which borrows argv's strings. Returns
  * CTL_EXIT_OK, or CTL_EXIT_USAGE after one line on err that starts with what is wrong
  * (the option, the setting or the command). With --help anywhere, o->help is set and the
  * other checks are skipped. */
-int ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err);
+PW_MUST_CHECK ctl_exit ctl_opts_parse(ctl_opts *o, int argc, char **argv, FILE *err);
 
 /* Usage of cmd (CTL_CMD_NONE: the overview), every option of it listed. */
-void ctl_opts_help(FILE *out, ctl_cmd cmd);
+void ctl_opts_help(FILE *out, ctl_opts_cmd cmd);
 
-/* Parses "3600", "90s", "30m", "1h" or "2d" into seconds (1 s to 366 d); 0 or -1. */
-int ctl_parse_duration(const char *s, long *out);
+/* Parses "3600", "90s", "30m", "1h" or "2d" into *out, in seconds. PW_OK, or PW_E_INVALID
+ * (*out untouched) for anything else or a duration outside 1 s to 366 d. */
+PW_MUST_CHECK pw_status ctl_opts_parse_duration(const char *s, long *out);
 
 #endif

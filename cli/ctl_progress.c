@@ -8,7 +8,7 @@
 #define PLAIN_EVERY_MS 5000
 #define BAR            24
 
-unsigned long ctl_counts_failed(const ctl_counts *c)
+unsigned long ctl_progress_failed(const ctl_progress_counts *c)
 {
 	return c->rejected + c->unparsable + c->too_large + c->timeout + c->unsent;
 }
@@ -17,7 +17,7 @@ void ctl_progress_init(ctl_progress *p, FILE *out, int64_t now_ms)
 {
 	memset(p, 0, sizeof(*p));
 	p->out = out;
-	p->tty = isatty(fileno(out));
+	p->tty = isatty(fileno(out)) == 1;
 	p->start_ms = now_ms;
 	p->next_ms = now_ms + (p->tty ? TTY_EVERY_MS : PLAIN_EVERY_MS);
 }
@@ -42,8 +42,8 @@ static void fmt_eta(char *buf, size_t size, double elapsed_s, double fraction)
 		snprintf(buf, size, "%ldh%02ldm", s / 3600, s % 3600 / 60);
 }
 
-void ctl_progress_tick(ctl_progress *p, const ctl_counts *c, double fraction, int64_t now_ms,
-                       int force)
+void ctl_progress_tick(ctl_progress *p, const ctl_progress_counts *c, double fraction,
+                       int64_t now_ms, bool force)
 {
 	char eta[32], bar[BAR + 1];
 	double elapsed = (double)(now_ms - p->start_ms) / 1000.0;
@@ -63,15 +63,15 @@ void ctl_progress_tick(ctl_progress *p, const ctl_counts *c, double fraction, in
 		fprintf(p->out,
 		        "\r[%s] %3d%%  sent %lu  answered %lu  failed %lu  skipped %lu  %.0f/s  "
 		        "ETA %s\033[K",
-		        bar, (int)(fraction * 100), c->sent, answered, ctl_counts_failed(c),
+		        bar, (int)(fraction * 100), c->sent, answered, ctl_progress_failed(c),
 		        c->skipped, rate, eta);
-		p->drawn = 1;
+		p->drawn = true;
 	} else {
 		fprintf(p->out,
 		        "patientctl load: %d%% of the file, %lu rows sent, %lu answered, %lu "
 		        "failed, %lu skipped, %.0f rows/s, ETA %s\n",
-		        (int)(fraction * 100), c->sent, answered, ctl_counts_failed(c), c->skipped,
-		        rate, eta);
+		        (int)(fraction * 100), c->sent, answered, ctl_progress_failed(c),
+		        c->skipped, rate, eta);
 	}
 	fflush(p->out);
 }
@@ -82,5 +82,5 @@ void ctl_progress_end(ctl_progress *p)
 		fputc('\n', p->out);
 		fflush(p->out);
 	}
-	p->drawn = 0;
+	p->drawn = false;
 }

@@ -3,10 +3,11 @@
 #ifndef CTL_PROGRESS_H
 #define CTL_PROGRESS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct ctl_counts {
+typedef struct ctl_progress_counts {
 	unsigned long rows;       /**< rows read, blank lines not counted */
 	unsigned long skipped;    /**< done by an earlier run (the journal) */
 	unsigned long sent;       /**< queued to the broker */
@@ -16,24 +17,26 @@ typedef struct ctl_counts {
 	unsigned long too_large;  /**< over MAX_MESSAGE_BYTES (never sent) */
 	unsigned long timeout;    /**< sent, no reply within --timeout */
 	unsigned long unsent;     /**< the broker refused or lost the record */
-} ctl_counts;
+} ctl_progress_counts;
 
 /* Rows that failed for any reason. */
-unsigned long ctl_counts_failed(const ctl_counts *c);
+unsigned long ctl_progress_failed(const ctl_progress_counts *c);
 
 typedef struct ctl_progress {
 	FILE *out;
-	int tty;
+	bool tty; /**< out is a terminal: redraw one line */
 	int64_t start_ms, next_ms;
-	int drawn; /**< a bar is on the terminal's last line */
+	bool drawn; /**< a bar is on the terminal's last line */
 } ctl_progress;
 
+/* Starts p (the caller's) for out (borrowed), which must outlive it; now_ms on the
+ * monotonic clock (pw_util_now_ms), as every now_ms below. */
 void ctl_progress_init(ctl_progress *p, FILE *out, int64_t now_ms);
 
 /* Draws when due (5 times a second on a terminal, every 5 s otherwise) or when force.
  * fraction: the share of the file read, 0 to 1. */
-void ctl_progress_tick(ctl_progress *p, const ctl_counts *c, double fraction, int64_t now_ms,
-                       int force);
+void ctl_progress_tick(ctl_progress *p, const ctl_progress_counts *c, double fraction,
+                       int64_t now_ms, bool force);
 
 /* Ends the bar's line on a terminal, so what follows starts on its own line. */
 void ctl_progress_end(ctl_progress *p);

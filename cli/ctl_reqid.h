@@ -2,23 +2,28 @@
 #ifndef CTL_REQID_H
 #define CTL_REQID_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
+#include "pw_status.h"
+
 /* The contract's limit on a request id. */
-#define CTL_REQUEST_ID_MAX 128
-/* "load:" + prefix + ":" + a line number of up to 20 digits fits CTL_REQUEST_ID_MAX. */
-#define CTL_ID_PREFIX_MAX (CTL_REQUEST_ID_MAX - 5 - 1 - 20)
+#define CTL_REQID_MAX 128
+/* "load:" + prefix + ":" + a line number of up to 20 digits fits CTL_REQID_MAX. */
+#define CTL_REQID_PREFIX_MAX (CTL_REQID_MAX - 5 - 1 - 20)
 /* A UUID's text and its NUL. */
-#define CTL_UUID_SIZE 37
+#define CTL_REQID_UUID_SIZE 37
 
-/* A random (version 4) UUID from the kernel's random source; 0, or -1 when it failed. */
-int ctl_request_id_random(char out[CTL_UUID_SIZE]);
+/* Writes a random (version 4) UUID from the kernel's random source into out. PW_OK, or
+ * PW_E_INTERNAL when no random bytes could be had (out is then unspecified). */
+PW_MUST_CHECK pw_status ctl_reqid_random(char out[CTL_REQID_UUID_SIZE]);
 
-/* 1 when p is 1 to CTL_ID_PREFIX_MAX characters of [A-Za-z0-9._-]. */
-int ctl_id_prefix_valid(const char *p);
+/* Is p 1 to CTL_REQID_PREFIX_MAX characters of [A-Za-z0-9._-]? */
+bool ctl_reqid_prefix_valid(const char *p);
 
-/* The default prefix of a load's request ids: the file's base name with every character
- * outside [A-Za-z0-9._-] made '_', cut to CTL_ID_PREFIX_MAX. out needs CTL_ID_PREFIX_MAX+1. */
-void ctl_id_prefix_from_path(const char *path, char *out, size_t size);
+/* Writes the default prefix of a load's request ids into out (size bytes, the caller's):
+ * the file's base name with every character outside [A-Za-z0-9._-] made '_', cut to
+ * CTL_REQID_PREFIX_MAX. out needs CTL_REQID_PREFIX_MAX+1 for the whole prefix. */
+void ctl_reqid_prefix_from_path(const char *path, char *out, size_t size);
 
 #endif

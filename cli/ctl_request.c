@@ -1,17 +1,18 @@
 /* One command, one reply; see ctl_request.h. */
 #include "ctl_request.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "ctl_client.h"
-#include "ctl_clock.h"
 #include "ctl_reqid.h"
+#include "pw_util.h"
 
 typedef struct delivery {
-	int done;
+	bool done;
 	rd_kafka_resp_err_t err;
 } delivery;
 
@@ -20,7 +21,7 @@ static void on_delivery(void *ctx, void *opaque, rd_kafka_resp_err_t err)
 	delivery *d = ctx;
 
 	(void)opaque;
-	d->done = 1;
+	d->done = true;
 	d->err = err;
 }
 
@@ -37,7 +38,7 @@ static json_t *build_payload(const ctl_opts *o)
 		               : json_object();
 		for (int i = 0; p != NULL && i < CTL_NFIELDS; i++)
 			if (o->fields[i] != NULL)
-				bad |= json_object_set_new(p, ctl_field_names[i],
+				bad |= json_object_set_new(p, ctl_opts_field_names[i],
 				                           json_string(o->fields[i]));
 		break;
 	case CTL_CMD_GET:
@@ -66,7 +67,7 @@ static json_t *build_payload(const ctl_opts *o)
 	return p;
 }
 
-static const char *type_of(ctl_cmd cmd)
+static const char *type_of(ctl_opts_cmd cmd)
 {
 	return cmd == CTL_CMD_CREATE ? "patient.create"
 	       : cmd == CTL_CMD_GET  ? "patient.get"
@@ -74,92 +75,78 @@ static const char *type_of(ctl_cmd cmd)
 }
 
 /* Exit status for a reply's text: 0 for a 2xx status, else 1. */
-static int status_exit(const char *value, size_t len)
+static ctl_exit status_exit(const char *value, size_t len)
 {
 	json_t *r = json_loadb(value, len, 0, NULL);
 	json_t *st = json_object_get(r, "status");
-	int rc = json_is_integer(st) && json_integer_value(st) / 100 == 2 ? CTL_EXIT_OK
-	                                                                  : CTL_EXIT_FAILED;
+	ctl_exit rc = json_is_integer(st) && json_integer_value(st) / 100 == 2 ? CTL_EXIT_OK
+	                                                                       : CTL_EXIT_FAILED;
 
 	json_decref(r);
 	return rc;
 }
 
-int ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
-                    const char *reply_topic, FILE *out, FILE *err)
+/* The command's text: o's payload in an envelope with request id rid. CTL_EXIT_OK with
+ * *cmd the caller's (free), CTL_EXIT_USAGE when it is too large to send, CTL_EXIT_FAILED
+ * otherwise; each failure after a line on err. */
+static ctl_exit build_command(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
+                              const char *reply_topic, const char *rid, char **cmd, FILE *err)
 {
-	int64_t deadline = ctl_now_ms() + (int64_t)o->timeout_s * 1000;
-	char rid[CTL_REQUEST_ID_MAX + 1];
-	json_t *payload = NULL, *env = NULL;
-	char *cmd = NULL;
-	ctl_client *c = NULL;
-	delivery d = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
-	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-	int rc = CTL_EXIT_FAILED;
+	const char *token = ctl_token_current(id, time(NULL));
+	json_t *payload = build_payload(o), *env = NULL;
+	char *text = NULL;
+	ctl_exit rc = CTL_EXIT_FAILED;
 
-	if (o->request_id != NULL) {
-		snprintf(rid, sizeof(rid), "%s", o->request_id);
-	} else if (ctl_request_id_random(rid) != 0) {
-		fprintf(err, "patientctl: no random bytes for a request id\n");
-		goto out;
-	}
-	const char *token = ctl_identity_token(id, time(NULL));
-	payload = build_payload(o);
 	if (token == NULL || payload == NULL) {
 		fprintf(err, "patientctl: cannot build the command (out of memory)\n");
 		goto out;
 	}
 	env = json_pack("{s:s, s:s, s:s, s:s, s:O}", "request_id", rid, "type", type_of(o->cmd),
 	                "token", token, "reply_to", reply_topic, "payload", payload);
-	cmd = env ? json_dumps(env, JSON_COMPACT) : NULL;
-	if (cmd == NULL) {
+	text = env ? json_dumps(env, JSON_COMPACT) : NULL;
+	if (text == NULL) {
 		fprintf(err, "patientctl: cannot build the command (out of memory)\n");
 		goto out;
 	}
 	/* The worker would dead-letter it unanswered; say so now instead of timing out. */
-	if (strlen(cmd) > (size_t)cfg->max_message_bytes) {
+	if (strlen(text) > (size_t)cfg->max_message_bytes) {
 		fprintf(err, "%s: the command is %zu bytes, over MAX_MESSAGE_BYTES (%d)\n",
-		        o->cmd == CTL_CMD_CREATE ? "--payload" : "patientctl", strlen(cmd),
+		        o->cmd == CTL_CMD_CREATE ? "--payload" : "patientctl", strlen(text),
 		        cfg->max_message_bytes);
 		rc = CTL_EXIT_USAGE;
 		goto out;
 	}
+	*cmd = text;
+	text = NULL; /* the caller's now */
+	rc = CTL_EXIT_OK;
+out:
+	free(text);
+	json_decref(env);
+	json_decref(payload);
+	return rc;
+}
 
-	int creates = o->cmd == CTL_CMD_CREATE;
-	ctl_client_conf cc = {
-	    .cfg = cfg,
-	    .command_topic = creates ? cfg->topic_create : cfg->topic_query,
-	    .command_setting = creates ? "TOPIC_CREATE" : "TOPIC_QUERY",
-	    .reply_topic = reply_topic,
-	    .reply_setting = o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
-	    .bulk = 0,
-	    .on_delivery = on_delivery,
-	    .ctx = &d,
-	};
-	rc = ctl_client_open(&c, &cc, deadline, err);
-	if (rc != CTL_EXIT_OK)
-		goto out;
-	if (ctl_client_send(c, rid, cmd, strlen(cmd), NULL, deadline, &e) != 0) {
-		fprintf(err, "patientctl: the command was not sent: %s\n", rd_kafka_err2str(e));
-		rc = CTL_EXIT_FAILED;
-		goto out;
-	}
-	rc = CTL_EXIT_TIMEOUT;
-	while (ctl_now_ms() < deadline) {
+/* Reads replies until the one keyed rid, printed on out, or deadline_ms; a failed delivery
+ * report ends the wait early. Returns the reply's exit status (status_exit), else
+ * CTL_EXIT_TIMEOUT or CTL_EXIT_FAILED after a line on err. */
+static ctl_exit await_reply(ctl_client *c, const delivery *d, const char *rid, int64_t deadline_ms,
+                            int timeout_s, FILE *out, FILE *err)
+{
+	while (pw_util_now_ms() < deadline_ms) {
 		ctl_client_serve(c, 0);
-		if (d.done && d.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		if (d->done && d->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			fprintf(err, "patientctl: the command was not sent: %s\n",
-			        rd_kafka_err2str(d.err));
-			rc = d.err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CTL_EXIT_TIMEOUT
-			                                               : CTL_EXIT_FAILED;
-			goto out;
+			        rd_kafka_err2str(d->err));
+			return d->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT ? CTL_EXIT_TIMEOUT
+			                                                  : CTL_EXIT_FAILED;
 		}
-		int64_t left = deadline - ctl_now_ms();
+		int64_t left = deadline_ms - pw_util_now_ms();
 		rd_kafka_message_t *m = ctl_client_reply(c, left < 100 ? (int)left : 100);
 		if (m == NULL)
 			continue;
 		/* Other clients' replies share the topic; ours carries our request id as key. */
-		int ours = m->key_len == strlen(rid) && memcmp(m->key, rid, m->key_len) == 0;
+		bool ours = m->key_len == strlen(rid) && memcmp(m->key, rid, m->key_len) == 0;
+		ctl_exit rc = CTL_EXIT_TIMEOUT;
 		if (ours) {
 			fprintf(out, "%.*s\n", (int)m->len,
 			        m->payload ? (const char *)m->payload : "");
@@ -167,15 +154,56 @@ int ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_identity *id,
 		}
 		rd_kafka_message_destroy(m);
 		if (ours)
-			goto out;
+			return rc;
 	}
-	fprintf(err, "patientctl: no reply to %s within %d s\n", rid, o->timeout_s);
+	fprintf(err, "patientctl: no reply to %s within %d s\n", rid, timeout_s);
+	return CTL_EXIT_TIMEOUT;
+}
+
+ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_identity *id,
+                         const char *reply_topic, FILE *out, FILE *err)
+{
+	int64_t deadline = pw_util_now_ms() + (int64_t)o->timeout_s * 1000;
+	char rid[CTL_REQID_MAX + 1];
+	char *cmd = NULL;
+	ctl_client *c = NULL;
+	delivery d = {false, RD_KAFKA_RESP_ERR_NO_ERROR};
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+	ctl_exit rc = CTL_EXIT_FAILED;
+
+	if (o->request_id != NULL) {
+		snprintf(rid, sizeof(rid), "%s", o->request_id);
+	} else if (ctl_reqid_random(rid) != PW_OK) {
+		fprintf(err, "patientctl: no random bytes for a request id\n");
+		goto out;
+	}
+	rc = build_command(o, cfg, id, reply_topic, rid, &cmd, err);
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	bool creates = o->cmd == CTL_CMD_CREATE;
+	ctl_client_conf cc = {
+	    .cfg = cfg,
+	    .command_topic = creates ? cfg->topic_create : cfg->topic_query,
+	    .command_setting = creates ? "TOPIC_CREATE" : "TOPIC_QUERY",
+	    .reply_topic = reply_topic,
+	    .reply_setting = o->reply_topic ? "--reply-topic" : "TOPIC_REPLIES",
+	    .bulk = false,
+	    .on_delivery = on_delivery,
+	    .ctx = &d,
+	};
+	rc = ctl_client_open(&c, &cc, deadline, err);
+	if (rc != CTL_EXIT_OK)
+		goto out;
+	if (ctl_client_send(c, rid, cmd, strlen(cmd), NULL, deadline, &e) != PW_OK) {
+		fprintf(err, "patientctl: the command was not sent: %s\n", rd_kafka_err2str(e));
+		rc = CTL_EXIT_FAILED;
+		goto out;
+	}
+	rc = await_reply(c, &d, rid, deadline, o->timeout_s, out, err);
 out:
 	/* A reply can come before its delivery report: wait for the report, not the reply. */
 	ctl_client_close(c, rc == CTL_EXIT_TIMEOUT ? 0 : 1000);
 	free(cmd);
-	json_decref(env);
-	json_decref(payload);
 	if (fflush(out) != 0 && rc == CTL_EXIT_OK)
 		rc = CTL_EXIT_FAILED;
 	return rc;

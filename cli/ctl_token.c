@@ -15,14 +15,14 @@
 #define CLAIMS_MAX 8192
 
 /* Claims set by ctl_token_mint itself; an owner claim of that name is not added again. */
-static int reserved_claim(const char *name)
+static bool reserved_claim(const char *name)
 {
 	static const char *const own[] = {"sub", "iat", "exp", "nbf", "scope", "iss", "aud"};
 
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
 		if (strcmp(name, own[i]) == 0)
-			return 1;
-	return 0;
+			return true;
+	return false;
 }
 
 char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const char *scope,
@@ -55,26 +55,26 @@ out:
 	return tok;
 }
 
-int ctl_token_can_mint(const pw_config *cfg, FILE *err)
+bool ctl_token_can_mint(const pw_config *cfg, FILE *err)
 {
 	if (cfg->jwt_alg != PW_ALG_HS256) {
 		fprintf(err,
 		        "JWT_ALG: patientctl mints HS256 tokens only (JWT_ALG is %s); use "
 		        "--token with one from your identity provider\n",
 		        cfg->jwt_alg_name);
-		return CTL_EXIT_USAGE;
+		return false;
 	}
 	if (cfg->jwt_secret == NULL) {
 		fprintf(err, "JWT_SECRET: required to mint a token\n");
-		return CTL_EXIT_USAGE;
+		return false;
 	}
 	/* The worker refuses shorter HS256 keys (RFC 7518 3.2); a token signed with one
 	 * would only come back 401. */
 	if (strlen(cfg->jwt_secret) < 32) {
 		fprintf(err, "JWT_SECRET: must be at least 32 bytes for HS256\n");
-		return CTL_EXIT_USAGE;
+		return false;
 	}
-	return CTL_EXIT_OK;
+	return true;
 }
 
 /* The owner claim of a token, read without verifying it: only to tell one owner's journal
@@ -99,7 +99,8 @@ static void read_owner(const char *token, const char *claim, char *out, size_t s
 	json_decref(claims);
 }
 
-int ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg, FILE *err)
+ctl_exit ctl_token_identity_init(ctl_token_identity *id, const ctl_opts *o, const pw_config *cfg,
+                                 FILE *err)
 {
 	const char *given = o->token;
 
@@ -124,19 +125,18 @@ int ctl_identity_init(ctl_identity *id, const ctl_opts *o, const pw_config *cfg,
 		           id->owner, sizeof(id->owner));
 		return CTL_EXIT_OK;
 	}
-	int rc = ctl_token_can_mint(cfg, err);
-	if (rc != CTL_EXIT_OK)
-		return rc;
+	if (!ctl_token_can_mint(cfg, err))
+		return CTL_EXIT_USAGE;
 	id->sub = o->sub;
 	snprintf(id->owner, sizeof(id->owner), "%s", o->sub);
-	if (ctl_identity_token(id, time(NULL)) == NULL) {
+	if (ctl_token_current(id, time(NULL)) == NULL) {
 		fprintf(err, "--sub: could not mint a token\n");
 		return CTL_EXIT_USAGE;
 	}
 	return CTL_EXIT_OK;
 }
 
-const char *ctl_identity_token(ctl_identity *id, time_t now)
+const char *ctl_token_current(ctl_token_identity *id, time_t now)
 {
 	if (id->sub == NULL || (id->token != NULL && id->expires - now > RENEW_MARGIN_S))
 		return id->token;
@@ -149,7 +149,7 @@ const char *ctl_identity_token(ctl_identity *id, time_t now)
 	return id->token;
 }
 
-void ctl_identity_free(ctl_identity *id)
+void ctl_token_identity_free(ctl_token_identity *id)
 {
 	if (id->token != NULL) {
 		memset(id->token, 0, strlen(id->token));

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ctl_exit.h"
 #include "ctl_load.h"
 #include "ctl_opts.h"
 #include "ctl_request.h"
@@ -14,13 +15,12 @@
 #include "pw_config.h"
 #include "pw_envelope.h"
 
-static int cmd_token(const ctl_opts *o, const pw_config *cfg)
+static ctl_exit cmd_token(const ctl_opts *o, const pw_config *cfg)
 {
 	char *tok;
-	int rc = ctl_token_can_mint(cfg, stderr);
 
-	if (rc != CTL_EXIT_OK)
-		return rc;
+	if (!ctl_token_can_mint(cfg, stderr))
+		return CTL_EXIT_USAGE;
 	tok = ctl_token_mint(cfg, o->sub, o->ttl_s, o->scope, time(NULL));
 	if (tok == NULL) {
 		fprintf(stderr, "patientctl: could not mint a token (libjwt)\n");
@@ -36,8 +36,8 @@ int main(int argc, char **argv)
 {
 	ctl_opts o;
 	pw_config cfg;
-	ctl_identity id;
-	int rc;
+	ctl_token_identity id;
+	ctl_exit rc;
 
 	memset(&cfg, 0, sizeof(cfg));
 	memset(&id, 0, sizeof(id));
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 		rc = CTL_EXIT_USAGE;
 		goto out;
 	}
-	rc = ctl_identity_init(&id, &o, &cfg, stderr);
+	rc = ctl_token_identity_init(&id, &o, &cfg, stderr);
 	if (rc != CTL_EXIT_OK)
 		goto out;
 	if (o.cmd == CTL_CMD_LOAD)
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 && rc == CTL_EXIT_OK)
 		rc = CTL_EXIT_FAILED;
 out:
-	ctl_identity_free(&id);
+	ctl_token_identity_free(&id);
 	pw_config_free(&cfg);
 	return rc;
 }

@@ -77,6 +77,24 @@ static char *token_from_header(const void *hdr, size_t len)
 	return strndup(h, len);
 }
 
+/* The body's token, else the authorization header's (a token that is not a string is
+ * remembered as such: it is a 401, not a missing token). */
+static pw_status take_token(pw_envelope *env, const void *auth_header, size_t auth_len)
+{
+	json_t *v = json_object_get(env->root, "token");
+
+	if (v == NULL || json_is_null(v)) {
+		env->token = token_from_header(auth_header, auth_len);
+		return PW_OK;
+	}
+	if (!json_is_string(v)) {
+		env->token_not_string = 1;
+		return PW_OK;
+	}
+	env->token = strdup(json_string_value(v));
+	return env->token != NULL ? PW_OK : PW_E_NOMEM;
+}
+
 void pw_envelope_destroy(pw_envelope *env)
 {
 	if (env == NULL)
@@ -147,21 +165,10 @@ pw_status pw_envelope_parse(const void *value, size_t len, const void *auth_head
 		goto out;
 	}
 
-	v = json_object_get(env->root, "token");
-	if (v != NULL && !json_is_null(v)) {
-		if (json_is_string(v)) {
-			env->token = strdup(json_string_value(v));
-			if (env->token == NULL) {
-				st = PW_E_NOMEM;
-				goto out;
-			}
-		} else {
-			env->token_not_string = 1;
-		}
-	} else {
-		env->token = token_from_header(auth_header, auth_len);
+	if (take_token(env, auth_header, auth_len) != PW_OK) {
+		st = PW_E_NOMEM;
+		goto out;
 	}
-
 	*out = env;
 	env = NULL;
 	st = PW_OK;

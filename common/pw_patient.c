@@ -185,6 +185,26 @@ static int add_field(json_t *fields, const char *name, const char *reason)
 	return json_object_set_new(fields, name, json_string(reason));
 }
 
+/* The reason a field is refused, if any, into fields. -1 only when fields cannot grow. */
+static int note(json_t *fields, const char *name, const char *reason)
+{
+	return reason == NULL ? 0 : add_field(fields, name, reason);
+}
+
+/* A name field by the name rules into *out (trimmed), or its reason into fields. An
+ * optional one may be absent or null; a required one absent is "required". */
+static int name_field(const json_t *payload, const char *name, bool required, char **out,
+                      json_t *fields)
+{
+	json_t *v = json_object_get(payload, name);
+	const char *reason = "required";
+
+	if (v == NULL || (!required && json_is_null(v)))
+		return required ? add_field(fields, name, reason) : 0;
+	*out = name_value(v, &reason);
+	return *out == NULL ? add_field(fields, name, reason) : 0;
+}
+
 static const char *const known[] = {"nombre",  "apellido_paterno", "apellido_materno",
                                     "dni",     "fecha_nacimiento", "sexo",
                                     "owner_id"};
@@ -194,7 +214,6 @@ pw_status pw_patient_validate(const json_t *payload, int64_t now_s, pw_patient_i
 {
 	pw_status st = PW_E_NOMEM;
 	json_t *fields = json_object();
-	const char *reason = NULL;
 	const char *key;
 	json_t *v;
 
@@ -213,42 +232,18 @@ pw_status pw_patient_validate(const json_t *payload, int64_t now_s, pw_patient_i
 			goto out;
 	}
 
-	v = json_object_get(payload, "nombre");
-	if (v == NULL)
-		reason = "required";
-	else
-		in->nombre = name_value(v, &reason);
-	if (in->nombre == NULL && add_field(fields, "nombre", reason) != 0)
+	if (name_field(payload, "nombre", true, &in->nombre, fields) != 0 ||
+	    name_field(payload, "apellido_paterno", true, &in->apellido_paterno, fields) != 0 ||
+	    name_field(payload, "apellido_materno", false, &in->apellido_materno, fields) != 0)
 		goto out;
-
-	v = json_object_get(payload, "apellido_paterno");
-	if (v == NULL)
-		reason = "required";
-	else
-		in->apellido_paterno = name_value(v, &reason);
-	if (in->apellido_paterno == NULL && add_field(fields, "apellido_paterno", reason) != 0)
-		goto out;
-
-	v = json_object_get(payload, "apellido_materno");
-	if (v != NULL && !json_is_null(v)) {
-		in->apellido_materno = name_value(v, &reason);
-		if (in->apellido_materno == NULL &&
-		    add_field(fields, "apellido_materno", reason) != 0)
-			goto out;
-	}
-
 	v = json_object_get(payload, "dni");
-	reason = v == NULL ? "required" : pw_patient_check_dni(v, in->dni);
-	if (reason != NULL && add_field(fields, "dni", reason) != 0)
+	if (note(fields, "dni", v == NULL ? "required" : pw_patient_check_dni(v, in->dni)) != 0)
 		goto out;
-
 	v = json_object_get(payload, "fecha_nacimiento");
-	reason = v == NULL ? "required" : check_date(v, now_s, in->fecha_nacimiento);
-	if (reason != NULL && add_field(fields, "fecha_nacimiento", reason) != 0)
+	if (note(fields, "fecha_nacimiento",
+	         v == NULL ? "required" : check_date(v, now_s, in->fecha_nacimiento)) != 0)
 		goto out;
-
-	reason = check_sexo(json_object_get(payload, "sexo"), in->sexo);
-	if (reason != NULL && add_field(fields, "sexo", reason) != 0)
+	if (note(fields, "sexo", check_sexo(json_object_get(payload, "sexo"), in->sexo)) != 0)
 		goto out;
 
 	if (json_object_size(fields) > 0) {

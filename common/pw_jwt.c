@@ -1,8 +1,8 @@
 /* JWT verification. The signature is checked here with OpenSSL 3, by the algorithm the
  * configuration names and never by the one the token names: HMAC-SHA256 with the shared
  * secret, or RS256/ES256 against a public key parsed once when the verifier is made (libjwt
- * 1.10 would parse the PEM again for every token). The header pre-check, every claim rule
- * of the contract, and the per-verifier cache of verified tokens live here too. */
+ * 1.10 would parse the PEM again for every token). The header pre-check and every claim rule
+ * of the contract live here too; the verified tokens are remembered in a pw_jwt_lru. */
 #include "pw_jwt.h"
 
 #include <limits.h>
@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "pw_jwt_lru.h"
 #include "pw_util.h"
 
 /* A header larger than this is not a header we issue; it is refused before decoding. */
@@ -29,193 +30,21 @@
 /* The largest signature decoded: an RSA key of 8192 bits. */
 #define SIG_MAX    1024
 #define SHA256_LEN 32
+_Static_assert(PW_JWT_LRU_KEY_LEN == SHA256_LEN, "the cache is keyed by SHA-256");
 /* ES256 (RFC 7518 3.4): R and S, 32 bytes each, big-endian, concatenated. */
 #define ES256_SIG_LEN 64
-
-/* ---- the cache of verified tokens ------------------------------------------------------- */
-
-/* What a token that passed every check leaves behind: the results of the checks that do
- * not depend on the time, and the time claims, judged again at every use. */
-typedef struct cache_entry {
-	unsigned char key[SHA256_LEN];   /**< SHA-256 of the whole token */
-	struct cache_entry *hnext;       /**< next in the same bucket */
-	struct cache_entry *prev, *next; /**< recency list, most recent first */
-	int64_t exp, nbf, iat;
-	unsigned char has_nbf, has_iat, scope_read, scope_write;
-	size_t owner_len; /**< at most PW_OWNER_MAX */
-	char owner[];     /**< owner_len + 1 bytes */
-} cache_entry;
-
-typedef struct token_cache {
-	size_t cap;   /**< entries at most; 0: no cache */
-	size_t count; /**< entries held */
-	size_t mask;  /**< buckets - 1, a power of two minus one */
-	cache_entry **buckets;
-	cache_entry *head, *tail; /**< most and least recently used */
-	unsigned long hits, misses;
-} token_cache;
 
 struct pw_jwt_verifier {
 	const pw_config *cfg;
 	const char *alg_name;
-	EVP_MD *sha256;      /**< fetched once: no method-store lookups per token */
-	EVP_MD_CTX *md_ctx;  /**< RS256/ES256 signature checks, reused */
-	EVP_MD_CTX *key_ctx; /**< the cache key, reused (a verify context would not do) */
-	EVP_PKEY *pkey;      /**< RS256, ES256: the public key, parsed once */
-	EVP_MAC_CTX *hmac;   /**< HS256: keyed once, duplicated for each token */
-	token_cache *cache;  /**< always there; changed through a const verifier */
+	EVP_MD *sha256;             /**< fetched once: no method-store lookups per token */
+	EVP_MD_CTX *md_ctx;         /**< RS256/ES256 signature checks, reused */
+	EVP_MD_CTX *key_ctx;        /**< the cache key, reused (a verify context would not do) */
+	EVP_PKEY *pkey;             /**< RS256, ES256: the public key, parsed once */
+	EVP_MAC_CTX *hmac;          /**< HS256: keyed once, duplicated for each token */
+	pw_jwt_lru *cache;          /**< NULL: JWT_CACHE_SIZE=0, no cache */
+	unsigned long hits, misses; /**< see pw_jwt_cache_stats */
 };
-
-static size_t bucket_of(const token_cache *c, const unsigned char *key)
-{
-	uint64_t h;
-
-	memcpy(&h, key, sizeof(h)); /* a SHA-256 digest: its bytes are already spread */
-	return (size_t)h & c->mask;
-}
-
-static void lru_unlink(token_cache *c, cache_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push_front(token_cache *c, cache_entry *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	c->head = e;
-	if (c->tail == NULL)
-		c->tail = e;
-}
-
-static cache_entry *cache_find(const token_cache *c, const unsigned char *key)
-{
-	for (cache_entry *e = c->buckets[bucket_of(c, key)]; e; e = e->hnext)
-		if (memcmp(e->key, key, SHA256_LEN) == 0)
-			return e;
-	return NULL;
-}
-
-static void cache_remove(token_cache *c, cache_entry *e)
-{
-	cache_entry **pp = &c->buckets[bucket_of(c, e->key)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	lru_unlink(c, e);
-	free(e);
-	c->count--;
-}
-
-typedef struct token_times {
-	int64_t exp, nbf, iat;
-	int has_nbf, has_iat;
-} token_times;
-
-/* Remembers a verified token, evicting the least recently used one when full. Out of
- * memory only means the token is not remembered. */
-static void cache_insert(token_cache *c, const unsigned char *key, const token_times *t,
-                         const pw_claims *claims)
-{
-	size_t owner_len = strlen(claims->owner);
-	cache_entry *e;
-
-	if (c->cap == 0 || owner_len > PW_OWNER_MAX || cache_find(c, key) != NULL)
-		return;
-	if (c->count >= c->cap)
-		cache_remove(c, c->tail);
-	e = malloc(sizeof(*e) + owner_len + 1);
-	if (e == NULL)
-		return;
-	memcpy(e->key, key, SHA256_LEN);
-	e->exp = t->exp;
-	e->nbf = t->nbf;
-	e->iat = t->iat;
-	e->has_nbf = (unsigned char)(t->has_nbf != 0);
-	e->has_iat = (unsigned char)(t->has_iat != 0);
-	e->scope_read = (unsigned char)(claims->scope_read != 0);
-	e->scope_write = (unsigned char)(claims->scope_write != 0);
-	e->owner_len = owner_len;
-	memcpy(e->owner, claims->owner, owner_len + 1);
-	size_t b = bucket_of(c, key);
-	e->hnext = c->buckets[b];
-	c->buckets[b] = e;
-	lru_push_front(c, e);
-	c->count++;
-}
-
-static void cache_empty(token_cache *c)
-{
-	cache_entry *e = c->head;
-
-	while (e != NULL) {
-		cache_entry *next = e->next;
-		free(e);
-		e = next;
-	}
-	c->head = c->tail = NULL;
-	c->count = 0;
-	if (c->buckets != NULL)
-		memset(c->buckets, 0, (c->mask + 1) * sizeof(*c->buckets));
-}
-
-static token_cache *cache_new(int size)
-{
-	token_cache *c = calloc(1, sizeof(*c));
-	size_t nb = 1;
-
-	if (c == NULL || size <= 0)
-		return c;
-	c->cap = (size_t)size;
-	while (nb < c->cap) /* load factor at most 1 */
-		nb <<= 1;
-	c->mask = nb - 1;
-	c->buckets = nb <= SIZE_MAX / sizeof(*c->buckets) ? calloc(nb, sizeof(*c->buckets)) : NULL;
-	if (c->buckets == NULL) {
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
-static void cache_free(token_cache *c)
-{
-	if (c == NULL)
-		return;
-	cache_empty(c);
-	free(c->buckets);
-	free(c);
-}
-
-void pw_jwt_cache_clear(pw_jwt_verifier *v)
-{
-	if (v != NULL && v->cache != NULL)
-		cache_empty(v->cache);
-}
-
-void pw_jwt_cache_stats(const pw_jwt_verifier *v, unsigned long *hits, unsigned long *misses,
-                        size_t *entries)
-{
-	const token_cache *c = v ? v->cache : NULL;
-
-	if (hits)
-		*hits = c ? c->hits : 0;
-	if (misses)
-		*misses = c ? c->misses : 0;
-	if (entries)
-		*entries = c ? c->count : 0;
-}
 
 /* ---- the verifier ----------------------------------------------------------------------- */
 
@@ -297,10 +126,14 @@ pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
 	v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	v->md_ctx = EVP_MD_CTX_new();
 	v->key_ctx = EVP_MD_CTX_new();
-	v->cache = cache_new(cfg->jwt_cache_size);
-	if (v->sha256 == NULL || v->md_ctx == NULL || v->key_ctx == NULL || v->cache == NULL) {
+	if (v->sha256 == NULL || v->md_ctx == NULL || v->key_ctx == NULL) {
 		st = PW_E_NOMEM;
 		goto fail;
+	}
+	if (cfg->jwt_cache_size > 0) {
+		st = pw_jwt_lru_create((size_t)cfg->jwt_cache_size, &v->cache);
+		if (st != PW_OK)
+			goto fail;
 	}
 	st = cfg->jwt_alg == PW_ALG_HS256 ? load_secret(v) : load_public_key(v);
 	if (st != PW_OK)
@@ -317,7 +150,7 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 {
 	if (v == NULL)
 		return;
-	cache_free(v->cache);
+	pw_jwt_lru_destroy(v->cache);
 	EVP_MAC_CTX_free(v->hmac);
 	EVP_PKEY_free(v->pkey);
 	EVP_MD_CTX_free(v->md_ctx);
@@ -371,7 +204,7 @@ out:
 }
 
 /* exp, nbf, iat are NumericDate: a JSON number (RFC 7519 2). */
-static int numeric_date(json_t *claims, const char *name, int64_t *out, int *present)
+static int numeric_date(json_t *claims, const char *name, int64_t *out, bool *present)
 {
 	json_t *v = json_object_get(claims, name);
 	*present = v != NULL;
@@ -545,7 +378,7 @@ static int after_now(const pw_config *cfg, int64_t t, int64_t now_s)
 	return t > now_s + (int64_t)cfg->jwt_leeway_s;
 }
 
-static int times_ok(const pw_config *cfg, const token_times *t, int64_t now_s, char *why,
+static int times_ok(const pw_config *cfg, const pw_jwt_lru_times *t, int64_t now_s, char *why,
                     size_t why_size)
 {
 	if (expired(cfg, t->exp, now_s))
@@ -559,30 +392,17 @@ out:
 	return 0;
 }
 
-static void fill_from_entry(const cache_entry *e, token_times *t, pw_claims *claims)
-{
-	t->exp = e->exp;
-	t->nbf = e->nbf;
-	t->iat = e->iat;
-	t->has_nbf = e->has_nbf;
-	t->has_iat = e->has_iat;
-	memcpy(claims->owner, e->owner, e->owner_len + 1);
-	claims->scope_read = e->scope_read;
-	claims->scope_write = e->scope_write;
-}
-
 pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw_claims *claims,
                         char *why, size_t why_size)
 {
 	const pw_config *cfg = v->cfg;
-	token_cache *cache = v->cache;
 	pw_status st = PW_E_AUTH;
 	unsigned char key[SHA256_LEN];
 	int keyed = 0;
 	unsigned char *payload = NULL;
 	json_t *c = NULL;
 	json_error_t jerr;
-	token_times t = {0, 0, 0, 0, 0};
+	pw_jwt_lru_times t = {0, 0, 0, false, false};
 
 	memset(claims, 0, sizeof(*claims));
 	snprintf(why, why_size, "token refused");
@@ -590,14 +410,10 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 		FAIL("token missing");
 	size_t len = strlen(token);
 
-	if (cache->cap > 0 && token_digest(v, token, len, key)) {
-		cache_entry *e = cache_find(cache, key);
+	if (v->cache != NULL && token_digest(v, token, len, key)) {
 		keyed = 1;
-		if (e != NULL) {
-			cache->hits++;
-			lru_unlink(cache, e);
-			lru_push_front(cache, e);
-			fill_from_entry(e, &t, claims);
+		if (pw_jwt_lru_get(v->cache, key, &t, claims)) {
+			v->hits++;
 			if (!times_ok(cfg, &t, now_s, why, why_size)) {
 				memset(claims, 0, sizeof(*claims));
 				goto out;
@@ -607,7 +423,7 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 			goto out;
 		}
 	}
-	cache->misses++;
+	v->misses++;
 
 	if (!precheck(v, token, why, why_size))
 		goto out;
@@ -630,7 +446,7 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 	if (!json_is_object(c))
 		FAIL("token claims are not a JSON object");
 
-	int present;
+	bool present;
 	if (!numeric_date(c, "exp", &t.exp, &present) || !present)
 		FAIL("token has no valid exp");
 	if (expired(cfg, t.exp, now_s))
@@ -668,13 +484,31 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 		claims->scope_write = scope_has(json_string_value(scope), "patients:write");
 	}
 	/* Every check passed: remember the token. A token refused for any reason, the time
-	 * included, is not remembered, so refused tokens cannot evict good ones. */
+	 * included, is not remembered, so refused tokens cannot evict good ones. One that
+	 * cannot be remembered (out of memory) is only verified in full again next time. */
 	if (keyed)
-		cache_insert(cache, key, &t, claims);
+		(void)pw_jwt_lru_put(v->cache, key, &t, claims);
 	why[0] = '\0';
 	st = PW_OK;
 out:
 	json_decref(c);
 	free(payload);
 	return st;
+}
+
+void pw_jwt_cache_clear(pw_jwt_verifier *v)
+{
+	if (v != NULL && v->cache != NULL)
+		pw_jwt_lru_clear(v->cache);
+}
+
+void pw_jwt_cache_stats(const pw_jwt_verifier *v, unsigned long *hits, unsigned long *misses,
+                        size_t *entries)
+{
+	if (hits)
+		*hits = v ? v->hits : 0;
+	if (misses)
+		*misses = v ? v->misses : 0;
+	if (entries)
+		*entries = v && v->cache ? pw_jwt_lru_count(v->cache) : 0;
 }

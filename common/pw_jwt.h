@@ -2,6 +2,7 @@
 #ifndef PW_JWT_H
 #define PW_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,8 +13,8 @@
 
 typedef struct pw_claims {
 	char owner[PW_OWNER_MAX + 1];
-	int scope_read;  /**< scope holds patients:read */
-	int scope_write; /**< scope holds patients:write */
+	bool scope_read;  /**< scope holds patients:read */
+	bool scope_write; /**< scope holds patients:write */
 } pw_claims;
 
 typedef struct pw_jwt_verifier pw_jwt_verifier;

@@ -58,7 +58,10 @@ enum {
 /* Fills cfg from the environment, then from argv flags (--name=value or --name value,
  * the name being the variable in lower case with '-' for '_'). Leftover positional
  * arguments are not touched. On a bad setting, writes one line per problem to err,
- * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. */
+ * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. cfg owns
+ * its strings and key either way (pw_config_free). A valid LOG_LEVEL takes effect at
+ * once (pw_log_min_level). Reads JWT_PUBLIC_KEY_FILE when the command needs the key: the
+ * only I/O, a local file. */
 PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need,
                                        FILE *err);
 

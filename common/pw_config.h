@@ -8,11 +8,11 @@
 
 #include "pw_status.h"
 
-typedef enum pw_jwt_alg_cfg {
+typedef enum pw_config_jwt_alg {
 	PW_ALG_HS256 = 0,
 	PW_ALG_RS256,
 	PW_ALG_ES256,
-} pw_jwt_alg_cfg;
+} pw_config_jwt_alg;
 
 typedef struct pw_config {
 	char *kafka_brokers;
@@ -20,7 +20,7 @@ typedef struct pw_config {
 	char *database_url; /**< secret: may hold a password */
 	char *database_role;
 	char *jwt_alg_name;
-	pw_jwt_alg_cfg jwt_alg;
+	pw_config_jwt_alg jwt_alg;
 	char *jwt_secret; /**< secret */
 	char *jwt_public_key_file;
 	char *jwt_issuer;   /**< NULL: not checked */

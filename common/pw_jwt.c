@@ -96,7 +96,7 @@ static pw_status load_secret(pw_jwt_verifier *v)
 }
 
 /* The name a token's header must give: the configured algorithm's; NULL for none we know. */
-static const char *alg_name(pw_jwt_alg_cfg alg)
+static const char *alg_name(pw_config_jwt_alg alg)
 {
 	switch (alg) {
 	case PW_ALG_HS256:

@@ -55,7 +55,8 @@ static void recency_push_front(pw_jwt_lru *c, entry *e)
 		c->tail = e;
 }
 
-static entry *find(const pw_jwt_lru *c, const unsigned char *key)
+/* Not const: what it returns is changed through (moved, forgotten). */
+static entry *find(pw_jwt_lru *c, const unsigned char *key)
 {
 	for (entry *e = c->buckets[bucket_of(c, key)]; e; e = e->hnext)
 		if (memcmp(e->key, key, PW_JWT_LRU_KEY_LEN) == 0)

@@ -98,69 +98,89 @@ static int *int_field(pw_config *cfg, const cfg_row *r)
 	return (int *)((char *)cfg + r->off);
 }
 
-/* "--kafka-brokers" for KAFKA_BROKERS. */
-static int flag_matches(const char *arg, const char *var, const char **value)
+static const char *str_value(const pw_config *cfg, const cfg_row *r)
+{
+	return *(char *const *)((const char *)cfg + r->off);
+}
+
+static int int_value(const pw_config *cfg, const cfg_row *r)
+{
+	return *(const int *)((const char *)cfg + r->off);
+}
+
+/* Whether arg is the flag of var ("--kafka-brokers" for KAFKA_BROKERS). *value is what
+ * follows '=', or NULL when the value is the next argument. */
+static bool flag_matches(const char *arg, const char *var, const char **value)
 {
 	size_t i;
 
 	if (strncmp(arg, "--", 2) != 0)
-		return 0;
+		return false;
 	arg += 2;
 	for (i = 0; var[i]; i++) {
 		char want = var[i] == '_' ? '-' : (char)tolower((unsigned char)var[i]);
 		if (arg[i] != want)
-			return 0;
+			return false;
 	}
 	if (arg[i] == '=') {
 		*value = arg + i + 1;
-		return 1;
+		return true;
 	}
 	if (arg[i] == '\0') {
 		*value = NULL;
-		return 2; /* value is the next argument */
+		return true;
 	}
-	return 0;
+	return false;
 }
 
-static int set_value(pw_config *cfg, const cfg_row *r, const char *v, FILE *err)
+/* The row whose flag arg is, or NULL; *value as flag_matches leaves it. */
+static const cfg_row *flag_row(const char *arg, const char **value)
+{
+	for (size_t i = 0; i < NROWS; i++)
+		if (flag_matches(arg, rows[i].var, value))
+			return &rows[i];
+	return NULL;
+}
+
+static bool set_value(pw_config *cfg, const cfg_row *r, const char *v, FILE *err)
 {
 	if (r->type == CFG_STR) {
 		char **f = str_field(cfg, r);
 		free(*f);
 		*f = NULL;
 		if (v == NULL || *v == '\0') /* empty means unset */
-			return 0;
+			return true;
 		*f = strdup(v);
 		if (*f == NULL) {
 			fprintf(err, "%s: out of memory\n", r->var);
-			return -1;
+			return false;
 		}
-		return 0;
+		return true;
 	}
 	char *end;
 	errno = 0;
 	long n = strtol(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || n < r->min || n > r->max) {
 		fprintf(err, "%s: must be an integer from %ld to %ld\n", r->var, r->min, r->max);
-		return -1;
+		return false;
 	}
 	*int_field(cfg, r) = (int)n;
-	return 0;
+	return true;
 }
 
-static int valid_topic(const char *t)
+static bool valid_topic(const char *t)
 {
 	size_t n = strlen(t);
 	if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
-		return 0;
+		return false;
 	for (size_t i = 0; i < n; i++)
 		if (!isalnum((unsigned char)t[i]) && t[i] != '.' && t[i] != '_' && t[i] != '-')
-			return 0;
-	return 1;
+			return false;
+	return true;
 }
 
 /* host:port[,host:port...], optionally with a PLAINTEXT:// style prefix. */
-static int valid_brokers(const char *s)
+static bool valid_brokers(const char *s)
 {
 	const char *p = s;
 	while (*p) {
@@ -177,13 +197,13 @@ static int valid_brokers(const char *s)
 			if (host[i] == ':')
 				colon = host + i;
 		if (colon == NULL || colon == host || colon + 1 >= host + hlen)
-			return 0;
+			return false;
 		for (const char *d = colon + 1; d < host + hlen; d++)
 			if (!isdigit((unsigned char)*d))
-				return 0;
+				return false;
 		long port = strtol(colon + 1, NULL, 10);
 		if (port < 1 || port > 65535)
-			return 0;
+			return false;
 		if (end == NULL)
 			break;
 		p = end + 1;
@@ -191,17 +211,42 @@ static int valid_brokers(const char *s)
 	return *s != '\0';
 }
 
+/* Whether libpq can parse it. Its error text may quote the string, which can hold a
+ * password, so it is dropped unread. */
+static bool valid_conninfo(const char *url)
+{
+	char *perr = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &perr);
+	bool ok = opts != NULL;
+
+	PQconninfoFree(opts);
+	PQfreemem(perr);
+	return ok;
+}
+
+/* host:port or [v6]:port, split as the listener splits it (pw_util_hostport_split), with a
+ * port of 1-65535. */
+static bool valid_listen_addr(const char *addr)
+{
+	char host[256], port[16], *end;
+
+	if (pw_util_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != PW_OK)
+		return false;
+	long n = strtol(port, &end, 10);
+	return *end == '\0' && isdigit((unsigned char)port[0]) && n >= 1 && n <= 65535;
+}
+
 /* A key file, whole, NUL-terminated; no PEM key is larger than 1 MiB. */
-static int read_file(const char *path, unsigned char **out, size_t *len)
+static bool read_file(const char *path, unsigned char **out, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	pw_util_buf b = {.max = 1024 * 1024};
 	char chunk[4096];
 	size_t r;
-	int rc = -1;
+	bool ok = false;
 
 	if (f == NULL)
-		return -1;
+		return false;
 	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		if (pw_util_buf_append(&b, chunk, r) != PW_OK)
 			goto out;
@@ -210,19 +255,19 @@ static int read_file(const char *path, unsigned char **out, size_t *len)
 	*out = (unsigned char *)b.p;
 	*len = b.len;
 	b.p = NULL;
-	rc = 0;
+	ok = true;
 out:
 	pw_util_buf_free(&b);
 	fclose(f);
-	return rc;
+	return ok;
 }
 
 /* The key must be of the type the algorithm needs: an RSA key cannot verify ES256. */
-static int check_pem(const pw_config *cfg, FILE *err)
+static bool check_pem(const pw_config *cfg, FILE *err)
 {
 	BIO *bio = BIO_new_mem_buf(cfg->jwt_key, (int)cfg->jwt_key_len);
 	EVP_PKEY *pkey = NULL;
-	int rc = -1;
+	bool ok = false;
 
 	if (bio == NULL)
 		goto out;
@@ -241,141 +286,157 @@ static int check_pem(const pw_config *cfg, FILE *err)
 		fprintf(err, "JWT_PUBLIC_KEY_FILE: ES256 needs an EC P-256 public key\n");
 		goto out;
 	}
-	rc = 0;
+	ok = true;
 out:
 	EVP_PKEY_free(pkey);
 	BIO_free(bio);
-	return rc;
+	return ok;
 }
 
-static int load_key(pw_config *cfg, FILE *err)
+static bool load_key(pw_config *cfg, FILE *err)
 {
 	if (cfg->jwt_alg == PW_ALG_HS256) {
 		if (cfg->jwt_secret == NULL) {
 			fprintf(err, "JWT_SECRET: required when JWT_ALG=HS256\n");
-			return -1;
+			return false;
 		}
 		/* RFC 7518 3.2: an HS256 key must be at least as long as the hash. */
 		if (strlen(cfg->jwt_secret) < 32) {
 			fprintf(err, "JWT_SECRET: must be at least 32 bytes for HS256\n");
-			return -1;
+			return false;
 		}
 		cfg->jwt_key_len = strlen(cfg->jwt_secret);
 		cfg->jwt_key = (unsigned char *)strdup(cfg->jwt_secret);
 		if (cfg->jwt_key == NULL) {
 			fprintf(err, "JWT_SECRET: out of memory\n");
-			return -1;
+			return false;
 		}
-		return 0;
+		return true;
 	}
 	if (cfg->jwt_public_key_file == NULL) {
 		fprintf(err, "JWT_PUBLIC_KEY_FILE: required when JWT_ALG=%s\n", cfg->jwt_alg_name);
-		return -1;
+		return false;
 	}
-	if (read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len) != 0) {
+	if (!read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len)) {
 		fprintf(err, "JWT_PUBLIC_KEY_FILE: cannot read %s: %s\n", cfg->jwt_public_key_file,
 		        strerror(errno ? errno : EIO));
-		return -1;
+		return false;
 	}
 	return check_pem(cfg, err);
 }
 
-/* host:port or [v6]:port, split as the listener splits it (pw_util_hostport_split), with a
- * port of 1-65535. */
-static int valid_listen_addr(const char *addr)
+/* ---- pw_config_load, step by step: each writes one line per problem it finds ------------ */
+
+/* Every setting from its variable; unset or empty (unless CFG_EMPTY_OFF) is the default. */
+static bool load_environment(pw_config *cfg, FILE *err)
 {
-	char host[256], port[16], *end;
+	bool ok = true;
 
-	if (pw_util_hostport_split(addr, host, sizeof(host), port, sizeof(port)) != PW_OK)
-		return 0;
-	long n = strtol(port, &end, 10);
-	return *end == '\0' && isdigit((unsigned char)port[0]) && n >= 1 && n <= 65535;
-}
-
-pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, FILE *err)
-{
-	int bad = 0;
-
-	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NROWS; i++) {
 		const char *v = getenv(rows[i].var);
 		if (v == NULL || (*v == '\0' && !(rows[i].flags & CFG_EMPTY_OFF)))
 			v = rows[i].def;
-		if (v != NULL && set_value(cfg, &rows[i], v, err) != 0)
-			bad = 1;
+		if (v != NULL && !set_value(cfg, &rows[i], v, err))
+			ok = false;
 	}
+	return ok;
+}
+
+/* --name=value or --name value over the environment. Arguments that do not start with "--"
+ * are someone else's (the command's positional arguments) and are skipped. */
+static bool load_flags(pw_config *cfg, int argc, char **argv, FILE *err)
+{
+	bool ok = true;
+
 	for (int a = 1; a < argc; a++) {
-		size_t i;
-		for (i = 0; i < NROWS; i++) {
-			const char *v;
-			int m = flag_matches(argv[a], rows[i].var, &v);
-			if (m == 0)
-				continue;
-			if (m == 2) {
-				if (a + 1 >= argc) {
-					fprintf(err, "%s: flag needs a value\n", rows[i].var);
-					bad = 1;
-					break;
-				}
-				v = argv[++a];
+		const char *v = NULL;
+		const cfg_row *r = flag_row(argv[a], &v);
+		if (r == NULL) {
+			if (strncmp(argv[a], "--", 2) == 0) {
+				fprintf(err, "%s: unknown option (see --help)\n", argv[a]);
+				ok = false;
 			}
-			if (set_value(cfg, &rows[i], v, err) != 0)
-				bad = 1;
-			break;
+			continue;
 		}
-		if (i == NROWS && strncmp(argv[a], "--", 2) == 0) {
-			fprintf(err, "%s: unknown option (see --help)\n", argv[a]);
-			bad = 1;
+		if (v == NULL) {
+			if (a + 1 >= argc) {
+				fprintf(err, "%s: flag needs a value\n", r->var);
+				ok = false;
+				continue;
+			}
+			v = argv[++a];
 		}
+		if (!set_value(cfg, r, v, err))
+			ok = false;
 	}
+	return ok;
+}
+
+/* What the table says of each string: required by a group the command needs, a topic name. */
+static bool check_rows(const pw_config *cfg, unsigned need, FILE *err)
+{
+	bool ok = true;
 
 	for (size_t i = 0; i < NROWS; i++) {
 		const cfg_row *r = &rows[i];
 		if (r->type != CFG_STR)
 			continue;
-		char *v = *str_field(cfg, r);
+		const char *v = str_value(cfg, r);
 		if (v == NULL && (r->need & need)) {
 			fprintf(err, "%s: required but not set\n", r->var);
-			bad = 1;
+			ok = false;
 		}
 		if (v != NULL && (r->flags & CFG_TOPIC) && !valid_topic(v)) {
 			fprintf(err, "%s: '%s' is not a valid Kafka topic name\n", r->var, v);
-			bad = 1;
+			ok = false;
 		}
 	}
+	return ok;
+}
+
+/* Where the worker connects and listens, and the role it takes. */
+static bool check_connections(const pw_config *cfg, unsigned need, FILE *err)
+{
+	bool ok = true;
+
 	if ((need & PW_CFG_NEED_KAFKA) && cfg->kafka_brokers &&
 	    !valid_brokers(cfg->kafka_brokers)) {
 		fprintf(err, "KAFKA_BROKERS: '%s' is not a host:port[,host:port...] list\n",
 		        cfg->kafka_brokers);
-		bad = 1;
+		ok = false;
 	}
-	if ((need & PW_CFG_NEED_DB) && cfg->database_url) {
-		char *perr = NULL;
-		PQconninfoOption *opts = PQconninfoParse(cfg->database_url, &perr);
-		if (opts == NULL) {
-			/* perr may quote the string, which can hold a password: do not print it. */
-			fprintf(err, "DATABASE_URL: not a valid libpq connection string or URI\n");
-			bad = 1;
-		}
-		PQconninfoFree(opts);
-		PQfreemem(perr);
+	if ((need & PW_CFG_NEED_DB) && cfg->database_url && !valid_conninfo(cfg->database_url)) {
+		fprintf(err, "DATABASE_URL: not a valid libpq connection string or URI\n");
+		ok = false;
 	}
 	if (cfg->http_addr && !valid_listen_addr(cfg->http_addr)) {
 		fprintf(err, "HTTP_ADDR: '%s' is not host:port (empty switches it off)\n",
 		        cfg->http_addr);
-		bad = 1;
+		ok = false;
 	}
 	if (cfg->database_role && strlen(cfg->database_role) > 63) {
 		fprintf(err, "DATABASE_ROLE: longer than 63 bytes\n");
-		bad = 1;
+		ok = false;
 	}
+	return ok;
+}
+
+/* The level takes effect here, so what start-up logs next is filtered by it. */
+static bool apply_log_level(const pw_config *cfg, FILE *err)
+{
 	pw_log_level level;
+
 	if (cfg->log_level == NULL || pw_log_parse_level(cfg->log_level, &level) != PW_OK) {
 		fprintf(err, "LOG_LEVEL: must be debug, info, warn or error\n");
-		bad = 1;
-	} else {
-		pw_log_min_level = level;
+		return false;
 	}
+	pw_log_min_level = level;
+	return true;
+}
+
+/* JWT_ALG into cfg->jwt_alg; unset is HS256. */
+static bool set_alg(pw_config *cfg, FILE *err)
+{
 	if (cfg->jwt_alg_name == NULL || strcmp(cfg->jwt_alg_name, "HS256") == 0) {
 		cfg->jwt_alg = PW_ALG_HS256;
 	} else if (strcmp(cfg->jwt_alg_name, "RS256") == 0) {
@@ -385,16 +446,40 @@ pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, F
 	} else {
 		fprintf(err, "JWT_ALG: '%s' is not one of HS256, RS256, ES256\n",
 		        cfg->jwt_alg_name);
-		bad = 1;
-		need &= ~(unsigned)PW_CFG_NEED_JWT;
+		return false;
 	}
-	if ((need & PW_CFG_NEED_JWT) && load_key(cfg, err) != 0)
-		bad = 1;
+	return true;
+}
+
+/* The algorithm, then its key when the command verifies tokens (not for an unknown
+ * algorithm: which key it needs is unknown too), then the owner claim. */
+static bool check_jwt(pw_config *cfg, unsigned need, FILE *err)
+{
+	bool ok = set_alg(cfg, err);
+
+	if (ok && (need & PW_CFG_NEED_JWT) && !load_key(cfg, err))
+		ok = false;
 	if (cfg->jwt_owner_claim == NULL) {
 		fprintf(err, "JWT_OWNER_CLAIM: must not be empty\n");
-		bad = 1;
+		ok = false;
 	}
-	return bad ? PW_E_CONFIG : PW_OK;
+	return ok;
+}
+
+pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need, FILE *err)
+{
+	bool ok = true;
+
+	memset(cfg, 0, sizeof(*cfg));
+	/* Every step runs whatever the previous ones found, so one start reports every bad
+	 * setting. */
+	ok &= load_environment(cfg, err);
+	ok &= load_flags(cfg, argc, argv, err);
+	ok &= check_rows(cfg, need, err);
+	ok &= check_connections(cfg, need, err);
+	ok &= apply_log_level(cfg, err);
+	ok &= check_jwt(cfg, need, err);
+	return ok ? PW_OK : PW_E_CONFIG;
 }
 
 void pw_config_free(pw_config *cfg)
@@ -441,9 +526,9 @@ void pw_config_log(const pw_config *cfg)
 		int w;
 		if (r->type == CFG_INT) {
 			w = snprintf(line + n, sizeof(line) - n, "%s%s=%d", sep, r->var,
-			             *int_field((pw_config *)cfg, r));
+			             int_value(cfg, r));
 		} else {
-			const char *v = *str_field((pw_config *)cfg, r);
+			const char *v = str_value(cfg, r);
 			if (v != NULL && (r->flags & CFG_SECRET))
 				v = "(set)";
 			w = snprintf(line + n, sizeof(line) - n, "%s%s=%s", sep, r->var,

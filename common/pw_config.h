@@ -8,11 +8,11 @@
 
 #include "pw_status.h"
 
-typedef enum pw_jwt_alg_cfg {
+typedef enum pw_config_jwt_alg {
 	PW_ALG_HS256 = 0,
 	PW_ALG_RS256,
 	PW_ALG_ES256,
-} pw_jwt_alg_cfg;
+} pw_config_jwt_alg;
 
 typedef struct pw_config {
 	char *kafka_brokers;
@@ -20,7 +20,7 @@ typedef struct pw_config {
 	char *database_url; /**< secret: may hold a password */
 	char *database_role;
 	char *jwt_alg_name;
-	pw_jwt_alg_cfg jwt_alg;
+	pw_config_jwt_alg jwt_alg;
 	char *jwt_secret; /**< secret */
 	char *jwt_public_key_file;
 	char *jwt_issuer;   /**< NULL: not checked */
@@ -58,7 +58,10 @@ enum {
 /* Fills cfg from the environment, then from argv flags (--name=value or --name value,
  * the name being the variable in lower case with '-' for '_'). Leftover positional
  * arguments are not touched. On a bad setting, writes one line per problem to err,
- * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. */
+ * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. cfg owns
+ * its strings and key either way (pw_config_free). A valid LOG_LEVEL takes effect at
+ * once (pw_log_min_level). Reads JWT_PUBLIC_KEY_FILE when the command needs the key: the
+ * only I/O, a local file. */
 PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need,
                                        FILE *err);
 

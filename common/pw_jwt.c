@@ -1,8 +1,8 @@
 /* JWT verification. The signature is checked here with OpenSSL 3, by the algorithm the
  * configuration names and never by the one the token names: HMAC-SHA256 with the shared
  * secret, or RS256/ES256 against a public key parsed once when the verifier is made (libjwt
- * 1.10 would parse the PEM again for every token). The header pre-check, every claim rule
- * of the contract, and the per-verifier cache of verified tokens live here too. */
+ * 1.10 would parse the PEM again for every token). The header pre-check and every claim rule
+ * of the contract live here too; the verified tokens are remembered in a pw_jwt_lru. */
 #include "pw_jwt.h"
 
 #include <limits.h>
@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "pw_jwt_lru.h"
 #include "pw_util.h"
 
 /* A header larger than this is not a header we issue; it is refused before decoding. */
@@ -29,193 +30,21 @@
 /* The largest signature decoded: an RSA key of 8192 bits. */
 #define SIG_MAX    1024
 #define SHA256_LEN 32
+_Static_assert(PW_JWT_LRU_KEY_LEN == SHA256_LEN, "the cache is keyed by SHA-256");
 /* ES256 (RFC 7518 3.4): R and S, 32 bytes each, big-endian, concatenated. */
 #define ES256_SIG_LEN 64
-
-/* ---- the cache of verified tokens ------------------------------------------------------- */
-
-/* What a token that passed every check leaves behind: the results of the checks that do
- * not depend on the time, and the time claims, judged again at every use. */
-typedef struct cache_entry {
-	unsigned char key[SHA256_LEN];   /**< SHA-256 of the whole token */
-	struct cache_entry *hnext;       /**< next in the same bucket */
-	struct cache_entry *prev, *next; /**< recency list, most recent first */
-	int64_t exp, nbf, iat;
-	unsigned char has_nbf, has_iat, scope_read, scope_write;
-	size_t owner_len; /**< at most PW_OWNER_MAX */
-	char owner[];     /**< owner_len + 1 bytes */
-} cache_entry;
-
-typedef struct token_cache {
-	size_t cap;   /**< entries at most; 0: no cache */
-	size_t count; /**< entries held */
-	size_t mask;  /**< buckets - 1, a power of two minus one */
-	cache_entry **buckets;
-	cache_entry *head, *tail; /**< most and least recently used */
-	unsigned long hits, misses;
-} token_cache;
 
 struct pw_jwt_verifier {
 	const pw_config *cfg;
 	const char *alg_name;
-	EVP_MD *sha256;      /**< fetched once: no method-store lookups per token */
-	EVP_MD_CTX *md_ctx;  /**< RS256/ES256 signature checks, reused */
-	EVP_MD_CTX *key_ctx; /**< the cache key, reused (a verify context would not do) */
-	EVP_PKEY *pkey;      /**< RS256, ES256: the public key, parsed once */
-	EVP_MAC_CTX *hmac;   /**< HS256: keyed once, duplicated for each token */
-	token_cache *cache;  /**< always there; changed through a const verifier */
+	EVP_MD *sha256;             /**< fetched once: no method-store lookups per token */
+	EVP_MD_CTX *md_ctx;         /**< RS256/ES256 signature checks, reused */
+	EVP_MD_CTX *key_ctx;        /**< the cache key, reused (a verify context would not do) */
+	EVP_PKEY *pkey;             /**< RS256, ES256: the public key, parsed once */
+	EVP_MAC_CTX *hmac;          /**< HS256: keyed once, duplicated for each token */
+	pw_jwt_lru *cache;          /**< NULL: JWT_CACHE_SIZE=0, no cache */
+	unsigned long hits, misses; /**< see pw_jwt_cache_stats */
 };
-
-static size_t bucket_of(const token_cache *c, const unsigned char *key)
-{
-	uint64_t h;
-
-	memcpy(&h, key, sizeof(h)); /* a SHA-256 digest: its bytes are already spread */
-	return (size_t)h & c->mask;
-}
-
-static void lru_unlink(token_cache *c, cache_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		c->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		c->tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void lru_push_front(token_cache *c, cache_entry *e)
-{
-	e->prev = NULL;
-	e->next = c->head;
-	if (c->head)
-		c->head->prev = e;
-	c->head = e;
-	if (c->tail == NULL)
-		c->tail = e;
-}
-
-static cache_entry *cache_find(const token_cache *c, const unsigned char *key)
-{
-	for (cache_entry *e = c->buckets[bucket_of(c, key)]; e; e = e->hnext)
-		if (memcmp(e->key, key, SHA256_LEN) == 0)
-			return e;
-	return NULL;
-}
-
-static void cache_remove(token_cache *c, cache_entry *e)
-{
-	cache_entry **pp = &c->buckets[bucket_of(c, e->key)];
-
-	while (*pp != e)
-		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	lru_unlink(c, e);
-	free(e);
-	c->count--;
-}
-
-typedef struct token_times {
-	int64_t exp, nbf, iat;
-	int has_nbf, has_iat;
-} token_times;
-
-/* Remembers a verified token, evicting the least recently used one when full. Out of
- * memory only means the token is not remembered. */
-static void cache_insert(token_cache *c, const unsigned char *key, const token_times *t,
-                         const pw_claims *claims)
-{
-	size_t owner_len = strlen(claims->owner);
-	cache_entry *e;
-
-	if (c->cap == 0 || owner_len > PW_OWNER_MAX || cache_find(c, key) != NULL)
-		return;
-	if (c->count >= c->cap)
-		cache_remove(c, c->tail);
-	e = malloc(sizeof(*e) + owner_len + 1);
-	if (e == NULL)
-		return;
-	memcpy(e->key, key, SHA256_LEN);
-	e->exp = t->exp;
-	e->nbf = t->nbf;
-	e->iat = t->iat;
-	e->has_nbf = (unsigned char)(t->has_nbf != 0);
-	e->has_iat = (unsigned char)(t->has_iat != 0);
-	e->scope_read = (unsigned char)(claims->scope_read != 0);
-	e->scope_write = (unsigned char)(claims->scope_write != 0);
-	e->owner_len = owner_len;
-	memcpy(e->owner, claims->owner, owner_len + 1);
-	size_t b = bucket_of(c, key);
-	e->hnext = c->buckets[b];
-	c->buckets[b] = e;
-	lru_push_front(c, e);
-	c->count++;
-}
-
-static void cache_empty(token_cache *c)
-{
-	cache_entry *e = c->head;
-
-	while (e != NULL) {
-		cache_entry *next = e->next;
-		free(e);
-		e = next;
-	}
-	c->head = c->tail = NULL;
-	c->count = 0;
-	if (c->buckets != NULL)
-		memset(c->buckets, 0, (c->mask + 1) * sizeof(*c->buckets));
-}
-
-static token_cache *cache_new(int size)
-{
-	token_cache *c = calloc(1, sizeof(*c));
-	size_t nb = 1;
-
-	if (c == NULL || size <= 0)
-		return c;
-	c->cap = (size_t)size;
-	while (nb < c->cap) /* load factor at most 1 */
-		nb <<= 1;
-	c->mask = nb - 1;
-	c->buckets = nb <= SIZE_MAX / sizeof(*c->buckets) ? calloc(nb, sizeof(*c->buckets)) : NULL;
-	if (c->buckets == NULL) {
-		free(c);
-		return NULL;
-	}
-	return c;
-}
-
-static void cache_free(token_cache *c)
-{
-	if (c == NULL)
-		return;
-	cache_empty(c);
-	free(c->buckets);
-	free(c);
-}
-
-void pw_jwt_cache_clear(pw_jwt_verifier *v)
-{
-	if (v != NULL && v->cache != NULL)
-		cache_empty(v->cache);
-}
-
-void pw_jwt_cache_stats(const pw_jwt_verifier *v, unsigned long *hits, unsigned long *misses,
-                        size_t *entries)
-{
-	const token_cache *c = v ? v->cache : NULL;
-
-	if (hits)
-		*hits = c ? c->hits : 0;
-	if (misses)
-		*misses = c ? c->misses : 0;
-	if (entries)
-		*entries = c ? c->count : 0;
-}
 
 /* ---- the verifier ----------------------------------------------------------------------- */
 
@@ -266,49 +95,56 @@ static pw_status load_secret(pw_jwt_verifier *v)
 	return PW_OK;
 }
 
+/* The name a token's header must give: the configured algorithm's; NULL for none we know. */
+static const char *alg_name(pw_config_jwt_alg alg)
+{
+	switch (alg) {
+	case PW_ALG_HS256:
+		return "HS256";
+	case PW_ALG_RS256:
+		return "RS256";
+	case PW_ALG_ES256:
+		return "ES256";
+	}
+	return NULL;
+}
+
 pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
 {
-	pw_jwt_verifier *v;
-	pw_status st;
+	pw_jwt_verifier *v = NULL;
+	pw_status st = PW_E_NOMEM;
 
 	*out = NULL;
 	/* An empty key verifies nothing worth verifying (and libjwt 1.10, which signs the
 	 * tests' tokens, accepts any token when handed one): refuse to build such a verifier. */
-	if (cfg->jwt_key == NULL || cfg->jwt_key_len == 0 || cfg->jwt_cache_size < 0)
+	if (cfg->jwt_key == NULL || cfg->jwt_key_len == 0 || cfg->jwt_cache_size < 0 ||
+	    alg_name(cfg->jwt_alg) == NULL)
 		return PW_E_CONFIG;
 	v = calloc(1, sizeof(*v));
 	if (v == NULL)
 		return PW_E_NOMEM;
 	v->cfg = cfg;
-	switch (cfg->jwt_alg) {
-	case PW_ALG_HS256:
-		v->alg_name = "HS256";
-		break;
-	case PW_ALG_RS256:
-		v->alg_name = "RS256";
-		break;
-	case PW_ALG_ES256:
-		v->alg_name = "ES256";
-		break;
-	default:
-		free(v);
-		return PW_E_CONFIG;
-	}
+	v->alg_name = alg_name(cfg->jwt_alg);
 	v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	v->md_ctx = EVP_MD_CTX_new();
 	v->key_ctx = EVP_MD_CTX_new();
-	v->cache = cache_new(cfg->jwt_cache_size);
-	if (v->sha256 == NULL || v->md_ctx == NULL || v->key_ctx == NULL || v->cache == NULL) {
-		st = PW_E_NOMEM;
-		goto fail;
+	if (v->sha256 == NULL || v->md_ctx == NULL || v->key_ctx == NULL)
+		goto out;
+	if (cfg->jwt_cache_size > 0) {
+		st = pw_jwt_lru_create((size_t)cfg->jwt_cache_size, &v->cache);
+		if (st != PW_OK)
+			goto out;
 	}
 	st = cfg->jwt_alg == PW_ALG_HS256 ? load_secret(v) : load_public_key(v);
 	if (st != PW_OK)
-		goto fail;
+		goto out;
 	*out = v;
-	return PW_OK;
-fail:
-	ERR_clear_error();
+	v = NULL; /* the caller's now */
+out:
+	/* OpenSSL may have queued errors on the way (a PEM that does not parse): the queue is
+	 * shared with libpq and librdkafka in this thread. */
+	if (st != PW_OK)
+		ERR_clear_error();
 	pw_jwt_verifier_destroy(v);
 	return st;
 }
@@ -317,7 +153,7 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 {
 	if (v == NULL)
 		return;
-	cache_free(v->cache);
+	pw_jwt_lru_destroy(v->cache);
 	EVP_MAC_CTX_free(v->hmac);
 	EVP_PKEY_free(v->pkey);
 	EVP_MD_CTX_free(v->md_ctx);
@@ -326,6 +162,7 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 	free(v);
 }
 
+/* Writes the reason and leaves through the function's `out` label. */
 #define FAIL(...)                                                                                  \
 	do {                                                                                       \
 		snprintf(why, why_size, __VA_ARGS__);                                              \
@@ -334,14 +171,14 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 
 /* Checks before any signature work: three segments of the base64url alphabet, and a
  * header that is a JSON object naming exactly the configured algorithm and no `crit`. */
-static int precheck(const pw_jwt_verifier *v, const char *token, char *why, size_t why_size)
+static bool precheck(const pw_jwt_verifier *v, const char *token, char *why, size_t why_size)
 {
 	const char *dot1 = strchr(token, '.');
 	const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
 	unsigned char header[HEADER_MAX + 1];
 	json_t *h = NULL;
 	json_error_t jerr;
-	int ok = 0;
+	bool ok = false;
 
 	if (dot1 == NULL || dot2 == NULL || strchr(dot2 + 1, '.') != NULL)
 		FAIL("token is not a compact JWS (three segments)");
@@ -364,79 +201,26 @@ static int precheck(const pw_jwt_verifier *v, const char *token, char *why, size
 	/* RFC 7515 4.1.11: extensions named in crit must be understood; we know none. */
 	if (json_object_get(h, "crit") != NULL)
 		FAIL("token header has critical extensions");
-	ok = 1;
+	ok = true;
 out:
 	json_decref(h);
 	return ok;
 }
 
-/* exp, nbf, iat are NumericDate: a JSON number (RFC 7519 2). */
-static int numeric_date(json_t *claims, const char *name, int64_t *out, int *present)
-{
-	json_t *v = json_object_get(claims, name);
-	*present = v != NULL;
-	if (v == NULL)
-		return 1;
-	if (json_is_integer(v)) {
-		*out = (int64_t)json_integer_value(v);
-		return 1;
-	}
-	if (json_is_real(v)) {
-		double d = json_real_value(v);
-		if (d != d || d > 9.2e18 || d < -9.2e18)
-			return 0;
-		*out = (int64_t)d;
-		return 1;
-	}
-	return 0;
-}
-
-static int audience_matches(json_t *aud, const char *want)
-{
-	if (json_is_string(aud))
-		return strcmp(json_string_value(aud), want) == 0;
-	if (json_is_array(aud)) {
-		size_t i;
-		json_t *a;
-		json_array_foreach(aud, i, a)
-		{
-			if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
-				return 1;
-		}
-	}
-	return 0;
-}
-
-static int scope_has(const char *scope, const char *want)
-{
-	size_t n = strlen(want);
-	const char *p = scope;
-	while (*p) {
-		while (*p == ' ')
-			p++;
-		const char *e = p;
-		while (*e && *e != ' ')
-			e++;
-		if ((size_t)(e - p) == n && strncmp(p, want, n) == 0)
-			return 1;
-		p = e;
-	}
-	return 0;
-}
-
 /* ---- signatures ------------------------------------------------------------------------- */
 
-/* HS256: HMAC-SHA256 of the signing input, compared in constant time. */
-static int hs256_ok(const pw_jwt_verifier *v, const char *input, size_t input_len,
-                    const unsigned char *sig, size_t sig_len)
+/* HS256: HMAC-SHA256 of the signing input, compared in constant time. The keyed context is
+ * duplicated, never changed. */
+static bool hs256_ok(const pw_jwt_verifier *v, const char *input, size_t input_len,
+                     const unsigned char *sig, size_t sig_len)
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	size_t mac_len = 0;
 	EVP_MAC_CTX *ctx;
-	int ok;
+	bool ok;
 
 	if (sig_len != SHA256_LEN)
-		return 0;
+		return false;
 	ctx = EVP_MAC_CTX_dup(v->hmac);
 	ok = ctx != NULL && EVP_MAC_update(ctx, (const unsigned char *)input, input_len) == 1 &&
 	     EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) == 1 && mac_len == SHA256_LEN &&
@@ -445,35 +229,37 @@ static int hs256_ok(const pw_jwt_verifier *v, const char *input, size_t input_le
 	return ok;
 }
 
-/* SHA-256 and the public key: RSASSA-PKCS1-v1_5 for RSA, ECDSA (DER signature) for EC. */
-static int digest_verify(const pw_jwt_verifier *v, const char *input, size_t input_len,
-                         const unsigned char *sig, size_t sig_len)
+/* SHA-256 and the public key: RSASSA-PKCS1-v1_5 for RSA, ECDSA (DER signature) for EC.
+ * Reuses the verifier's digest context. */
+static bool digest_verify(pw_jwt_verifier *v, const char *input, size_t input_len,
+                          const unsigned char *sig, size_t sig_len)
 {
 	EVP_PKEY_CTX *pctx = NULL;
 
 	if (EVP_MD_CTX_reset(v->md_ctx) != 1 ||
 	    EVP_DigestVerifyInit(v->md_ctx, &pctx, v->sha256, NULL, v->pkey) != 1)
-		return 0;
+		return false;
 	if (v->cfg->jwt_alg == PW_ALG_RS256 &&
 	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
-		return 0;
+		return false;
 	return EVP_DigestVerify(v->md_ctx, sig, sig_len, (const unsigned char *)input, input_len) ==
 	       1;
 }
 
 /* ES256: the JWS signature is R || S; OpenSSL verifies a DER ECDSA-Sig-Value. Any other
  * length (a DER signature handed in as is, among others) is refused. */
-static int es256_ok(const pw_jwt_verifier *v, const char *input, size_t input_len,
-                    const unsigned char *sig, size_t sig_len)
+static bool es256_ok(pw_jwt_verifier *v, const char *input, size_t input_len,
+                     const unsigned char *sig, size_t sig_len)
 {
 	unsigned char der[80]; /* SEQUENCE of two INTEGERs of at most 33 bytes: 72 */
 	unsigned char *p = der;
 	ECDSA_SIG *es;
 	BIGNUM *r, *s;
-	int n, ok = 0;
+	int n;
+	bool ok = false;
 
 	if (sig_len != ES256_SIG_LEN)
-		return 0;
+		return false;
 	es = ECDSA_SIG_new();
 	r = BN_bin2bn(sig, ES256_SIG_LEN / 2, NULL);
 	s = BN_bin2bn(sig + ES256_SIG_LEN / 2, ES256_SIG_LEN / 2, NULL);
@@ -481,7 +267,7 @@ static int es256_ok(const pw_jwt_verifier *v, const char *input, size_t input_le
 		BN_free(r);
 		BN_free(s);
 		ECDSA_SIG_free(es);
-		return 0;
+		return false;
 	}
 	n = i2d_ECDSA_SIG(es, NULL); /* r and s now belong to es */
 	if (n > 0 && (size_t)n <= sizeof(der) && i2d_ECDSA_SIG(es, &p) == n)
@@ -492,15 +278,15 @@ static int es256_ok(const pw_jwt_verifier *v, const char *input, size_t input_le
 
 /* input is the signing input, base64url(header) "." base64url(payload), exactly as in the
  * token; sig_b64 the third segment. The configuration picks the algorithm. */
-static int signature_ok(const pw_jwt_verifier *v, const char *input, size_t input_len,
-                        const char *sig_b64, size_t sig_b64_len)
+static bool signature_ok(pw_jwt_verifier *v, const char *input, size_t input_len,
+                         const char *sig_b64, size_t sig_b64_len)
 {
 	unsigned char sig[SIG_MAX + 1];
 	size_t n;
-	int ok = 0;
+	bool ok = false;
 
 	if (pw_util_b64url_decode(sig_b64, sig_b64_len, sig, sizeof(sig), &n) != PW_OK || n == 0)
-		return 0;
+		return false;
 	switch (v->cfg->jwt_alg) {
 	case PW_ALG_HS256:
 		ok = hs256_ok(v, input, input_len, sig, n);
@@ -519,12 +305,14 @@ static int signature_ok(const pw_jwt_verifier *v, const char *input, size_t inpu
 	return ok;
 }
 
-static int token_digest(const pw_jwt_verifier *v, const char *token, size_t len, unsigned char *out)
+/* The cache key: SHA-256 of the whole token, with the verifier's key context. */
+static bool token_digest(pw_jwt_verifier *v, const char *token, size_t len,
+                         unsigned char out[PW_JWT_LRU_KEY_LEN])
 {
 	unsigned int n = 0;
-	int ok = EVP_DigestInit_ex2(v->key_ctx, v->sha256, NULL) == 1 &&
-	         EVP_DigestUpdate(v->key_ctx, token, len) == 1 &&
-	         EVP_DigestFinal_ex(v->key_ctx, out, &n) == 1 && n == SHA256_LEN;
+	bool ok = EVP_DigestInit_ex2(v->key_ctx, v->sha256, NULL) == 1 &&
+	          EVP_DigestUpdate(v->key_ctx, token, len) == 1 &&
+	          EVP_DigestFinal_ex(v->key_ctx, out, &n) == 1 && n == SHA256_LEN;
 
 	if (!ok)
 		ERR_clear_error();
@@ -533,126 +321,168 @@ static int token_digest(const pw_jwt_verifier *v, const char *token, size_t len,
 
 /* ---- claims ----------------------------------------------------------------------------- */
 
-/* The time rules, one at a time so that the cached and uncached paths give the same
- * reasons. Written so that a huge claim cannot overflow: now_s is a real time. */
-static int expired(const pw_config *cfg, int64_t exp, int64_t now_s)
+/* The payload segment decoded and parsed with duplicate names refused: a JSON object the
+ * caller must json_decref, or NULL with the reason in why. */
+static json_t *claims_object(const char *b64, size_t b64_len, char *why, size_t why_size)
 {
-	return exp < now_s - (int64_t)cfg->jwt_leeway_s;
-}
-
-static int after_now(const pw_config *cfg, int64_t t, int64_t now_s)
-{
-	return t > now_s + (int64_t)cfg->jwt_leeway_s;
-}
-
-static int times_ok(const pw_config *cfg, const token_times *t, int64_t now_s, char *why,
-                    size_t why_size)
-{
-	if (expired(cfg, t->exp, now_s))
-		FAIL("token expired");
-	if (t->has_nbf && after_now(cfg, t->nbf, now_s))
-		FAIL("token not yet valid");
-	if (t->has_iat && after_now(cfg, t->iat, now_s))
-		FAIL("token issued in the future");
-	return 1;
-out:
-	return 0;
-}
-
-static void fill_from_entry(const cache_entry *e, token_times *t, pw_claims *claims)
-{
-	t->exp = e->exp;
-	t->nbf = e->nbf;
-	t->iat = e->iat;
-	t->has_nbf = e->has_nbf;
-	t->has_iat = e->has_iat;
-	memcpy(claims->owner, e->owner, e->owner_len + 1);
-	claims->scope_read = e->scope_read;
-	claims->scope_write = e->scope_write;
-}
-
-pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw_claims *claims,
-                        char *why, size_t why_size)
-{
-	const pw_config *cfg = v->cfg;
-	token_cache *cache = v->cache;
-	pw_status st = PW_E_AUTH;
-	unsigned char key[SHA256_LEN];
-	int keyed = 0;
-	unsigned char *payload = NULL;
+	size_t payload_size = b64_len / 4 * 3 + 4;
+	unsigned char *payload = malloc(payload_size);
 	json_t *c = NULL;
 	json_error_t jerr;
-	token_times t = {0, 0, 0, 0, 0};
-
-	memset(claims, 0, sizeof(*claims));
-	snprintf(why, why_size, "token refused");
-	if (token == NULL || *token == '\0')
-		FAIL("token missing");
-	size_t len = strlen(token);
-
-	if (cache->cap > 0 && token_digest(v, token, len, key)) {
-		cache_entry *e = cache_find(cache, key);
-		keyed = 1;
-		if (e != NULL) {
-			cache->hits++;
-			lru_unlink(cache, e);
-			lru_push_front(cache, e);
-			fill_from_entry(e, &t, claims);
-			if (!times_ok(cfg, &t, now_s, why, why_size)) {
-				memset(claims, 0, sizeof(*claims));
-				goto out;
-			}
-			why[0] = '\0';
-			st = PW_OK;
-			goto out;
-		}
-	}
-	cache->misses++;
-
-	if (!precheck(v, token, why, why_size))
-		goto out;
-	/* precheck saw exactly three non-empty segments. */
-	const char *dot1 = strchr(token, '.');
-	const char *dot2 = strchr(dot1 + 1, '.');
-	if (!signature_ok(v, token, (size_t)(dot2 - token), dot2 + 1,
-	                  len - (size_t)(dot2 + 1 - token)))
-		FAIL("token signature is not valid");
-
-	size_t b64_len = (size_t)(dot2 - dot1 - 1);
-	size_t payload_size = b64_len / 4 * 3 + 4;
-	payload = malloc(payload_size);
-	if (payload == NULL)
-		FAIL("token claims are not readable");
 	size_t n;
-	if (pw_util_b64url_decode(dot1 + 1, b64_len, payload, payload_size, &n) != PW_OK)
+
+	if (payload == NULL ||
+	    pw_util_b64url_decode(b64, b64_len, payload, payload_size, &n) != PW_OK)
 		FAIL("token claims are not readable");
 	c = json_loadb((const char *)payload, n, JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(c))
+	if (!json_is_object(c)) {
+		json_decref(c);
+		c = NULL;
 		FAIL("token claims are not a JSON object");
+	}
+out:
+	free(payload);
+	return c;
+}
 
-	int present;
-	if (!numeric_date(c, "exp", &t.exp, &present) || !present)
+/* exp, nbf, iat are NumericDate: a JSON number (RFC 7519 2). False when the claim is there
+ * and is not one; *present says whether it is there. */
+static bool numeric_date(const json_t *claims, const char *name, int64_t *out, bool *present)
+{
+	const json_t *v = json_object_get(claims, name);
+	*present = v != NULL;
+	if (v == NULL)
+		return true;
+	if (json_is_integer(v)) {
+		*out = (int64_t)json_integer_value(v);
+		return true;
+	}
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		if (d != d || d > 9.2e18 || d < -9.2e18)
+			return false;
+		*out = (int64_t)d;
+		return true;
+	}
+	return false;
+}
+
+/* The time rules, one claim at a time, so that a token judged from the cache gets the very
+ * reasons of a token judged from its claims. Written so that a huge claim cannot overflow:
+ * now_s is a real time. */
+typedef enum { TIME_EXP, TIME_NBF, TIME_IAT } time_claim;
+
+static bool time_ok(const pw_config *cfg, const pw_jwt_lru_times *t, time_claim which,
+                    int64_t now_s, char *why, size_t why_size)
+{
+	int64_t leeway = cfg->jwt_leeway_s;
+
+	switch (which) {
+	case TIME_EXP:
+		if (t->exp < now_s - leeway)
+			FAIL("token expired");
+		break;
+	case TIME_NBF:
+		if (t->has_nbf && t->nbf > now_s + leeway)
+			FAIL("token not yet valid");
+		break;
+	case TIME_IAT:
+		if (t->has_iat && t->iat > now_s + leeway)
+			FAIL("token issued in the future");
+		break;
+	}
+	return true;
+out:
+	return false;
+}
+
+/* A remembered token: its times judged again, at this call's now_s. */
+static bool times_ok(const pw_config *cfg, const pw_jwt_lru_times *t, int64_t now_s, char *why,
+                     size_t why_size)
+{
+	return time_ok(cfg, t, TIME_EXP, now_s, why, why_size) &&
+	       time_ok(cfg, t, TIME_NBF, now_s, why, why_size) &&
+	       time_ok(cfg, t, TIME_IAT, now_s, why, why_size);
+}
+
+/* A token's own times, read into *t and judged claim by claim: each is read, then judged,
+ * before the next is read, so a token both expired and with a malformed nbf is "expired". */
+static bool claimed_times_ok(const pw_config *cfg, const json_t *c, int64_t now_s,
+                             pw_jwt_lru_times *t, char *why, size_t why_size)
+{
+	bool present;
+
+	if (!numeric_date(c, "exp", &t->exp, &present) || !present)
 		FAIL("token has no valid exp");
-	if (expired(cfg, t.exp, now_s))
-		FAIL("token expired");
-	if (!numeric_date(c, "nbf", &t.nbf, &t.has_nbf))
+	if (!time_ok(cfg, t, TIME_EXP, now_s, why, why_size))
+		return false;
+	if (!numeric_date(c, "nbf", &t->nbf, &t->has_nbf))
 		FAIL("token nbf is not a number");
-	if (t.has_nbf && after_now(cfg, t.nbf, now_s))
-		FAIL("token not yet valid");
-	if (!numeric_date(c, "iat", &t.iat, &t.has_iat))
+	if (!time_ok(cfg, t, TIME_NBF, now_s, why, why_size))
+		return false;
+	if (!numeric_date(c, "iat", &t->iat, &t->has_iat))
 		FAIL("token iat is not a number");
-	if (t.has_iat && after_now(cfg, t.iat, now_s))
-		FAIL("token issued in the future");
+	return time_ok(cfg, t, TIME_IAT, now_s, why, why_size);
+out:
+	return false;
+}
+
+static bool audience_matches(const json_t *aud, const char *want)
+{
+	if (json_is_string(aud))
+		return strcmp(json_string_value(aud), want) == 0;
+	if (json_is_array(aud)) {
+		size_t i;
+		json_t *a;
+		json_array_foreach(aud, i, a)
+		{
+			if (json_is_string(a) && strcmp(json_string_value(a), want) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* iss and aud, each only when the configuration names one. */
+static bool issuer_audience_ok(const pw_config *cfg, const json_t *c, char *why, size_t why_size)
+{
 	if (cfg->jwt_issuer != NULL) {
-		json_t *iss = json_object_get(c, "iss");
+		const json_t *iss = json_object_get(c, "iss");
 		if (!json_is_string(iss) || strcmp(json_string_value(iss), cfg->jwt_issuer) != 0)
 			FAIL("token issuer is not accepted");
 	}
 	if (cfg->jwt_audience != NULL &&
 	    !audience_matches(json_object_get(c, "aud"), cfg->jwt_audience))
 		FAIL("token audience is not accepted");
+	return true;
+out:
+	return false;
+}
 
-	json_t *owner = json_object_get(c, cfg->jwt_owner_claim);
+/* Whether the space-separated scope holds want as a whole word. */
+static bool scope_has(const char *scope, const char *want)
+{
+	size_t n = strlen(want);
+	const char *p = scope;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		const char *e = p;
+		while (*e && *e != ' ')
+			e++;
+		if ((size_t)(e - p) == n && strncmp(p, want, n) == 0)
+			return true;
+		p = e;
+	}
+	return false;
+}
+
+/* The owner claim, checked and copied into claims->owner, then the scopes. Nothing is
+ * written to claims unless the owner is accepted. */
+static bool owner_and_scope(const pw_config *cfg, const json_t *c, pw_claims *claims, char *why,
+                            size_t why_size)
+{
+	const json_t *owner = json_object_get(c, cfg->jwt_owner_claim);
 	if (!json_is_string(owner) || json_string_length(owner) == 0)
 		FAIL("token has no %s", strcmp(cfg->jwt_owner_claim, "sub") == 0 ? "sub" : "owner");
 	if (json_string_length(owner) > PW_OWNER_MAX)
@@ -662,19 +492,96 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 		FAIL("token owner is not valid");
 	memcpy(claims->owner, json_string_value(owner), json_string_length(owner) + 1);
 
-	json_t *scope = json_object_get(c, "scope");
+	const json_t *scope = json_object_get(c, "scope");
 	if (json_is_string(scope)) {
 		claims->scope_read = scope_has(json_string_value(scope), "patients:read");
 		claims->scope_write = scope_has(json_string_value(scope), "patients:write");
 	}
-	/* Every check passed: remember the token. A token refused for any reason, the time
-	 * included, is not remembered, so refused tokens cannot evict good ones. */
-	if (keyed)
-		cache_insert(cache, key, &t, claims);
-	why[0] = '\0';
+	return true;
+out:
+	return false;
+}
+
+/* ---- verification ----------------------------------------------------------------------- */
+
+/* A token not in the cache, in full and in the contract's order: header, signature, then
+ * the claims. PW_E_AUTH with the reason in why, or PW_OK with *t and *claims filled. */
+static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
+                                pw_jwt_lru_times *t, pw_claims *claims, char *why, size_t why_size)
+{
+	json_t *c = NULL;
+	pw_status st = PW_E_AUTH;
+
+	if (!precheck(v, token, why, why_size))
+		goto out;
+	/* precheck saw exactly three non-empty segments. */
+	const char *dot1 = strchr(token, '.');
+	const char *dot2 = strchr(dot1 + 1, '.');
+	if (!signature_ok(v, token, (size_t)(dot2 - token), dot2 + 1,
+	                  len - (size_t)(dot2 + 1 - token)))
+		FAIL("token signature is not valid");
+	c = claims_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), why, why_size);
+	if (c == NULL || !claimed_times_ok(v->cfg, c, now_s, t, why, why_size) ||
+	    !issuer_audience_ok(v->cfg, c, why, why_size) ||
+	    !owner_and_scope(v->cfg, c, claims, why, why_size))
+		goto out;
 	st = PW_OK;
 out:
 	json_decref(c);
-	free(payload);
 	return st;
+}
+
+pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw_claims *claims,
+                        char *why, size_t why_size)
+{
+	unsigned char key[PW_JWT_LRU_KEY_LEN];
+	bool keyed = false;
+	pw_jwt_lru_times t = {0, 0, 0, false, false};
+	pw_status st = PW_E_AUTH;
+
+	memset(claims, 0, sizeof(*claims));
+	snprintf(why, why_size, "token refused");
+	if (token == NULL || *token == '\0')
+		FAIL("token missing");
+	size_t len = strlen(token);
+
+	if (v->cache != NULL && token_digest(v, token, len, key)) {
+		keyed = true;
+		if (pw_jwt_lru_get(v->cache, key, &t, claims)) {
+			v->hits++;
+			if (times_ok(v->cfg, &t, now_s, why, why_size))
+				st = PW_OK;
+			goto out;
+		}
+	}
+	v->misses++;
+	st = verify_in_full(v, token, len, now_s, &t, claims, why, why_size);
+	/* Every check passed: remember the token. A token refused for any reason, the time
+	 * included, is not remembered, so refused tokens cannot evict good ones. One that
+	 * cannot be remembered (out of memory) is only verified in full again next time. */
+	if (st == PW_OK && keyed)
+		(void)pw_jwt_lru_put(v->cache, key, &t, claims);
+out:
+	if (st == PW_OK)
+		why[0] = '\0';
+	else
+		memset(claims, 0, sizeof(*claims));
+	return st;
+}
+
+void pw_jwt_cache_clear(pw_jwt_verifier *v)
+{
+	if (v != NULL && v->cache != NULL)
+		pw_jwt_lru_clear(v->cache);
+}
+
+void pw_jwt_cache_stats(const pw_jwt_verifier *v, unsigned long *hits, unsigned long *misses,
+                        size_t *entries)
+{
+	if (hits)
+		*hits = v ? v->hits : 0;
+	if (misses)
+		*misses = v ? v->misses : 0;
+	if (entries)
+		*entries = v && v->cache ? pw_jwt_lru_count(v->cache) : 0;
 }

@@ -2,6 +2,7 @@
 #ifndef PW_JWT_H
 #define PW_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,8 +13,8 @@
 
 typedef struct pw_claims {
 	char owner[PW_OWNER_MAX + 1];
-	int scope_read;  /**< scope holds patients:read */
-	int scope_write; /**< scope holds patients:write */
+	bool scope_read;  /**< scope holds patients:read */
+	bool scope_write; /**< scope holds patients:write */
 } pw_claims;
 
 typedef struct pw_jwt_verifier pw_jwt_verifier;
@@ -21,7 +22,8 @@ typedef struct pw_jwt_verifier pw_jwt_verifier;
 /* Builds a verifier from the loaded configuration (key, algorithm, claims to check, and
  * cfg->jwt_cache_size). For RS256/ES256 the PEM is parsed here, once: PW_E_CONFIG when it
  * is not a public key of the type the algorithm needs (RSA for RS256, EC P-256 for ES256),
- * and for an empty key. The configuration must outlive the verifier. */
+ * and for an empty key; PW_E_NOMEM. *out is the caller's (pw_jwt_verifier_destroy), NULL on
+ * failure. The configuration must outlive the verifier. Does not block. */
 PW_MUST_CHECK pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out);
 void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
 
@@ -36,12 +38,13 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
  * entries). A later use of the same token skips the signature and the time-independent
  * claims, but exp/nbf/iat are judged again at that call's now_s, with the same reasons.
  * Refused tokens are never cached. The call changes the verifier (its cache and OpenSSL
- * contexts): one verifier per thread, no locking. */
+ * contexts): one verifier per thread, no locking. CPU only: it does not block. */
 PW_MUST_CHECK pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s,
                                       pw_claims *claims, char *why, size_t why_size);
 
-/* Empties the cache (the counters are kept). The key is read once, at start: a new key
- * means a restart, and a new verifier starts with an empty cache. */
+/* The verifier's cache (a pw_jwt_lru inside it; these two names are the verifier's API).
+ * Empties the cache (the counters are kept). The key is read once, at start: a new key
+ * means a restart, and a new verifier starts with an empty cache. NULL is fine. */
 void pw_jwt_cache_clear(pw_jwt_verifier *v);
 
 /* Cache counters since the verifier was made: verifications answered from the cache,

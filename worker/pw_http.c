@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,17 +28,17 @@ struct pw_http {
 	struct MHD_Daemon *d;
 	pthread_mutex_t mu; /* guards the cached database verdict */
 	time_t pinged_at;
-	int db_ok;
+	bool db_ok;
 };
 
 /* Whether the database server accepts connections, asked at most once a second so a
  * probe storm never becomes a connection storm. PQping does not log in. */
-static int database_answers(pw_http *h)
+static bool database_answers(pw_http *h)
 {
 	const char *keys[] = {"dbname", "connect_timeout", NULL};
 	const char *vals[] = {h->cfg->database_url, PING_TIMEOUT_S, NULL};
 	time_t now = time(NULL);
-	int ok;
+	bool ok;
 
 	pthread_mutex_lock(&h->mu);
 	if (now - h->pinged_at >= PING_EVERY_S) {
@@ -49,16 +50,16 @@ static int database_answers(pw_http *h)
 	return ok;
 }
 
-static int ready(pw_http *h, char *why, size_t why_size)
+static bool ready(pw_http *h, char *why, size_t why_size)
 {
 	if (!pw_metrics_lanes_ready(h->m, why, why_size))
-		return 0;
+		return false;
 	if (!database_answers(h)) {
 		snprintf(why, why_size, "the database does not answer");
-		return 0;
+		return false;
 	}
 	snprintf(why, why_size, "ready");
-	return 1;
+	return true;
 }
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, char *body, size_t len,
@@ -120,7 +121,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strcmp(url, "/metrics") == 0) {
 		char *body;
 		size_t len;
-		int ok = ready(h, why, sizeof(why));
+		bool ok = ready(h, why, sizeof(why));
 		if (pw_metrics_render(h->m, ok, &body, &len) != PW_OK)
 			return MHD_NO;
 		return respond(c, MHD_HTTP_OK, body, len,

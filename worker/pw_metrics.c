@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static const char *const type_names[TYPES] = {"patient.create", "patient.get", "
                                               "unknown"};
 static const char *const lane_names[LANES] = {"create", "query"};
 /* Shown even at zero, so a rate() over them works from the first scrape. */
-static const int known_status[] = {200, 201, 400, 401, 403, 404, 409, 500};
+static const int known_statuses[] = {200, 201, 400, 401, 403, 404, 409, 500};
 /* Upper bounds in seconds: a query takes milliseconds, a create in a batch tens of
  * them, anything held through a database outage seconds. */
 static const double bucket_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -27,7 +28,8 @@ static const double bucket_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 typedef _Atomic uint64_t counter;
 
 typedef struct lane_state {
-	int joined, partitions, db_down;
+	bool joined, db_down;
+	int partitions;
 	size_t inflight;
 	unsigned long cache_hits, cache_misses;
 	size_t cache_entries;
@@ -55,7 +57,7 @@ static void add(counter *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static uint64_t get(counter *c)
+static uint64_t get(const counter *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
@@ -88,6 +90,16 @@ static int lane_index(pw_topic_kind lane)
 	return lane == PW_TOPIC_QUERY ? 1 : 0;
 }
 
+/* The lane's state with the mutex held, for a setter; NULL, nothing held, when there are
+ * no metrics. Release with pthread_mutex_unlock(&m->mu). */
+static lane_state *lane_lock(pw_metrics *m, pw_topic_kind lane)
+{
+	if (m == NULL)
+		return NULL;
+	pthread_mutex_lock(&m->mu);
+	return &m->lanes[lane_index(lane)];
+}
+
 void pw_metrics_answered(pw_metrics *m, pw_topic_kind lane, const char *type, int status,
                          int64_t us)
 {
@@ -117,11 +129,13 @@ void pw_metrics_dead_letter(pw_metrics *m, pw_dlq_reason why)
 
 void pw_metrics_db_call(pw_metrics *m, pw_topic_kind lane, size_t commands, int64_t us)
 {
+	int l = lane_index(lane);
+
 	if (m == NULL)
 		return;
-	add(&m->db_calls[lane_index(lane)], 1);
-	add(&m->db_commands[lane_index(lane)], commands);
-	add(&m->db_us[lane_index(lane)], us > 0 ? (uint64_t)us : 0);
+	add(&m->db_calls[l], 1);
+	add(&m->db_commands[l], commands);
+	add(&m->db_us[l], us > 0 ? (uint64_t)us : 0);
 }
 
 void pw_metrics_db_outage(pw_metrics *m, pw_topic_kind lane)
@@ -136,13 +150,13 @@ void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane)
 		add(&m->db_reconnects[lane_index(lane)], 1);
 }
 
-void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, int joined, int partitions, int db_down,
+void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, bool joined, int partitions, bool db_down,
                      size_t inflight)
 {
-	if (m == NULL)
+	lane_state *s = lane_lock(m, lane);
+
+	if (s == NULL)
 		return;
-	lane_state *s = &m->lanes[lane_index(lane)];
-	pthread_mutex_lock(&m->mu);
 	s->joined = joined;
 	s->partitions = partitions;
 	s->db_down = db_down;
@@ -153,10 +167,10 @@ void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, int joined, int partitio
 void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hits,
                             unsigned long misses, size_t entries)
 {
-	if (m == NULL)
+	lane_state *s = lane_lock(m, lane);
+
+	if (s == NULL)
 		return;
-	lane_state *s = &m->lanes[lane_index(lane)];
-	pthread_mutex_lock(&m->mu);
 	s->cache_hits = hits;
 	s->cache_misses = misses;
 	s->cache_entries = entries;
@@ -165,10 +179,10 @@ void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hit
 
 void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_t n)
 {
-	if (m == NULL)
+	lane_state *s = lane_lock(m, lane);
+
+	if (s == NULL)
 		return;
-	lane_state *s = &m->lanes[lane_index(lane)];
-	pthread_mutex_lock(&m->mu);
 	s->nlag = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (i < PW_METRICS_LAG_MAX) {
@@ -189,31 +203,34 @@ void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_
 	pthread_mutex_unlock(&m->mu);
 }
 
-int pw_metrics_lanes_ready(pw_metrics *m, char *why, size_t why_size)
+bool pw_metrics_lanes_ready(pw_metrics *m, char *why, size_t why_size)
 {
-	int ok = 1;
+	bool ok = true;
 
 	pthread_mutex_lock(&m->mu);
 	for (int l = 0; l < LANES && ok; l++) {
 		if (!m->lanes[l].joined) {
 			snprintf(why, why_size, "%s lane holds no Kafka assignment", lane_names[l]);
-			ok = 0;
+			ok = false;
 		} else if (m->lanes[l].db_down) {
 			snprintf(why, why_size, "%s lane is waiting for the database",
 			         lane_names[l]);
-			ok = 0;
+			ok = false;
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
 	return ok;
 }
 
+/* ---- the exposition, one metric family (or a group of alike ones) per function ---------- */
+
 static void header(FILE *f, const char *name, const char *type, const char *help)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void per_lane(FILE *f, const char *name, const char *help, counter c[LANES], double scale)
+static void per_lane(FILE *f, const char *name, const char *help, const counter c[LANES],
+                     double scale)
 {
 	header(f, name, "counter", help);
 	for (int l = 0; l < LANES; l++) {
@@ -226,75 +243,75 @@ static void per_lane(FILE *f, const char *name, const char *help, counter c[LANE
 	}
 }
 
-pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
+static void render_ready(FILE *f, bool ready)
 {
-	/* On the heap: the lag tables are too big for an HTTP thread's stack. */
-	lane_state *snap = malloc(sizeof(m->lanes));
-	char *buf = NULL;
-	size_t n = 0;
-	FILE *f = snap ? open_memstream(&buf, &n) : NULL;
-
-	*text = NULL;
-	*len = 0;
-	if (f == NULL) {
-		free(snap);
-		return PW_E_NOMEM;
-	}
-	pthread_mutex_lock(&m->mu);
-	memcpy(snap, m->lanes, sizeof(m->lanes));
-	pthread_mutex_unlock(&m->mu);
-
 	header(f, "patient_worker_ready", "gauge",
 	       "1 when both lanes hold a Kafka assignment and the database answers");
 	fprintf(f, "patient_worker_ready %d\n", ready ? 1 : 0);
+}
 
+static bool known_status(int s)
+{
+	for (size_t k = 0; k < sizeof(known_statuses) / sizeof(known_statuses[0]); k++)
+		if (known_statuses[k] == s)
+			return true;
+	return false;
+}
+
+/* Every type with the usual statuses, at zero too, and any other status once seen. */
+static void render_commands(FILE *f, const pw_metrics *m)
+{
 	header(f, "patient_worker_commands_total", "counter",
 	       "commands answered, by type and reply status");
 	for (int t = 0; t < TYPES; t++)
 		for (int s = 0; s < STATUS; s++) {
-			int known = 0;
-			for (size_t k = 0; k < sizeof(known_status) / sizeof(known_status[0]); k++)
-				known |= known_status[k] == s;
 			uint64_t v = get(&m->commands[t][s]);
-			if (known || v > 0)
+			if (known_status(s) || v > 0)
 				fprintf(f,
 				        "patient_worker_commands_total{type=\"%s\",status=\"%d\"} "
 				        "%llu\n",
 				        type_names[t], s, (unsigned long long)v);
 		}
+}
 
+/* A histogram per lane: cumulative buckets, then the sum and the count. */
+static void render_latency(FILE *f, const pw_metrics *m)
+{
 	header(f, "patient_worker_command_duration_seconds", "histogram",
 	       "from taking a command off Kafka to the broker acknowledging its reply");
 	for (int l = 0; l < LANES; l++) {
 		uint64_t cum = 0;
-		for (size_t b = 0; b <= BUCKETS; b++) {
+		for (size_t b = 0; b < BUCKETS; b++) {
 			cum += get(&m->latency[l][b]);
-			if (b < BUCKETS)
-				fprintf(
-				    f,
-				    "patient_worker_command_duration_seconds_bucket{lane=\"%s\","
-				    "le=\"%g\"} %llu\n",
-				    lane_names[l], bucket_s[b], (unsigned long long)cum);
-			else
-				fprintf(
-				    f,
-				    "patient_worker_command_duration_seconds_bucket{lane=\"%s\","
-				    "le=\"+Inf\"} %llu\n",
-				    lane_names[l], (unsigned long long)cum);
+			fprintf(f,
+			        "patient_worker_command_duration_seconds_bucket{lane=\"%s\","
+			        "le=\"%g\"} %llu\n",
+			        lane_names[l], bucket_s[b], (unsigned long long)cum);
 		}
+		cum += get(&m->latency[l][BUCKETS]);
+		fprintf(f,
+		        "patient_worker_command_duration_seconds_bucket{lane=\"%s\",le=\"+Inf\"} "
+		        "%llu\n",
+		        lane_names[l], (unsigned long long)cum);
 		fprintf(f, "patient_worker_command_duration_seconds_sum{lane=\"%s\"} %.6f\n",
 		        lane_names[l], (double)get(&m->latency_us[l]) / 1e6);
 		fprintf(f, "patient_worker_command_duration_seconds_count{lane=\"%s\"} %llu\n",
 		        lane_names[l], (unsigned long long)cum);
 	}
+}
 
+static void render_dead_letters(FILE *f, const pw_metrics *m)
+{
 	header(f, "patient_worker_dead_letters_total", "counter",
 	       "records written to the dead-letter topic, by reason");
 	for (int d = 1; d < DLQS; d++)
 		fprintf(f, "patient_worker_dead_letters_total{reason=\"%s\"} %llu\n",
 		        pw_envelope_dlq_code((pw_dlq_reason)d),
 		        (unsigned long long)get(&m->dead[d]));
+}
 
+static void render_db(FILE *f, const pw_metrics *m)
+{
 	per_lane(f, "patient_worker_db_calls_total",
 	         "database transactions (a batch of commands each)", m->db_calls, 1.0);
 	per_lane(f, "patient_worker_db_commands_total", "commands carried by those calls",
@@ -304,8 +321,11 @@ pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
 	         "times the database became unreachable and the lane paused", m->db_outages, 1.0);
 	per_lane(f, "patient_worker_db_reconnects_total",
 	         "database sessions opened again after an outage", m->db_reconnects, 1.0);
+}
 
-	/* The lanes' snapshot values, one family each. */
+/* The lanes' snapshot values, one family each. */
+static void render_lane_states(FILE *f, const lane_state *snap)
+{
 	static const struct {
 		const char *name, *type, *help;
 	} fam[] = {
@@ -330,7 +350,10 @@ pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
 			fprintf(f, "%s{lane=\"%s\"} %llu\n", fam[k].name, lane_names[l], v[k]);
 		}
 	}
+}
 
+static void render_lag(FILE *f, const lane_state *snap)
+{
 	header(f, "patient_worker_consumer_lag", "gauge",
 	       "records from the committed offset to the end of the partition (partition -1: "
 	       "the partitions past the reporting limit, summed)");
@@ -341,13 +364,44 @@ pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len)
 			        "%lld\n",
 			        snap[l].lag[i].topic, (int)snap[l].lag[i].partition,
 			        (long long)snap[l].lag[i].lag);
+}
 
-	free(snap);
-	if (fclose(f) != 0 || buf == NULL) {
-		free(buf);
-		return PW_E_NOMEM;
-	}
+pw_status pw_metrics_render(pw_metrics *m, bool ready, char **text, size_t *len)
+{
+	/* On the heap: the lag tables are too big for an HTTP thread's stack. */
+	lane_state *snap = malloc(sizeof(m->lanes));
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = NULL;
+	pw_status st = PW_E_NOMEM;
+
+	*text = NULL;
+	*len = 0;
+	if (snap == NULL || (f = open_memstream(&buf, &n)) == NULL)
+		goto out;
+	/* The lanes are copied out so the lock is not held while the page is written. */
+	pthread_mutex_lock(&m->mu);
+	memcpy(snap, m->lanes, sizeof(m->lanes));
+	pthread_mutex_unlock(&m->mu);
+
+	render_ready(f, ready);
+	render_commands(f, m);
+	render_latency(f, m);
+	render_dead_letters(f, m);
+	render_db(f, m);
+	render_lane_states(f, snap);
+	render_lag(f, snap);
+
+	/* A write that ran out of memory leaves the error flag: the page would be cut short. */
+	bool written = ferror(f) == 0;
+	if (fclose(f) != 0 || !written || buf == NULL)
+		goto out;
 	*text = buf;
 	*len = n;
-	return PW_OK;
+	buf = NULL; /* the caller's now */
+	st = PW_OK;
+out:
+	free(buf);
+	free(snap);
+	return st;
 }

@@ -1,8 +1,11 @@
 /* What the worker has done, for /metrics and /readyz. Both lanes write, the HTTP
- * thread reads: counters are atomics, the per-partition tables sit behind a mutex. */
+ * thread reads: counters are atomics, the per-partition tables sit behind a mutex. No call
+ * blocks for longer than that mutex is held (a copy of the lanes' state). Every function but
+ * pw_metrics_lanes_ready and pw_metrics_render accepts a NULL pw_metrics and does nothing. */
 #ifndef PW_METRICS_H
 #define PW_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +24,7 @@ typedef struct pw_lag {
 	int64_t lag; /**< records between the consumer's position and the partition's end */
 } pw_lag;
 
+/* Zeroed counters and empty tables in *out, freed with pw_metrics_destroy; PW_E_NOMEM. */
 PW_MUST_CHECK pw_status pw_metrics_create(pw_metrics **out);
 void pw_metrics_destroy(pw_metrics *m); /* NULL is fine */
 
@@ -37,20 +41,22 @@ void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane);
 /* The lane's state, refreshed by its loop: whether its consumer holds an assignment
  * from the group (joined, possibly with no partitions), how many partitions, whether it
  * is paused because the database is down, records in flight. */
-void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, int joined, int partitions, int db_down,
+void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, bool joined, int partitions, bool db_down,
                      size_t inflight);
 /* The lane's token cache counters (cumulative) and entries held now. */
 void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hits,
                             unsigned long misses, size_t entries);
-/* Replaces the lane's consumer lag table with n rows (copied). */
+/* Replaces the lane's consumer lag table with n rows (copied; the topics are borrowed for the
+ * call only). */
 void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_t n);
 
-/* 1 when both lanes joined their group and neither waits for the database; else 0 with
- * the reason in why. */
-int pw_metrics_lanes_ready(pw_metrics *m, char *why, size_t why_size);
+/* True when both lanes joined their group and neither waits for the database; else false
+ * with the reason in why. */
+bool pw_metrics_lanes_ready(pw_metrics *m, char *why, size_t why_size);
 
 /* The Prometheus text exposition (version 0.0.4) of everything above, with ready (the
- * caller's last readiness verdict). A new string in *text (caller frees), or PW_E_NOMEM. */
-PW_MUST_CHECK pw_status pw_metrics_render(pw_metrics *m, int ready, char **text, size_t *len);
+ * caller's last readiness verdict). A new string in *text (caller frees) of *len bytes, or
+ * PW_E_NOMEM with *text NULL. */
+PW_MUST_CHECK pw_status pw_metrics_render(pw_metrics *m, bool ready, char **text, size_t *len);
 
 #endif

@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 	double secs = 1.0;
 	static const struct {
 		const char *name;
-		pw_jwt_alg_cfg cfg_alg;
+		pw_config_jwt_alg cfg_alg;
 		jwt_alg_t alg;
 		const char *sign_key; /**< fixture; NULL: the HS256 secret */
 		const char *verify_key;

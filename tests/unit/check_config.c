@@ -210,7 +210,7 @@ START_TEST(test_public_keys)
 	static const struct {
 		const char *alg;
 		const char *file;
-		pw_jwt_alg_cfg want;
+		pw_config_jwt_alg want;
 	} rows[] = {
 	    {"RS256", "/rsa_public.pem", PW_ALG_RS256},
 	    {"ES256", "/ec_public.pem", PW_ALG_ES256},

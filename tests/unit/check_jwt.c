@@ -162,7 +162,8 @@ static pw_jwt_verifier *verifiers[CFG_COUNT];
 static pw_config cfgs_cached[CFG_COUNT];
 static pw_jwt_verifier *verifiers_cached[CFG_COUNT];
 
-static void make_cfg(pw_config *c, pw_jwt_alg_cfg alg, const char *alg_name, const char *key_file)
+static void make_cfg(pw_config *c, pw_config_jwt_alg alg, const char *alg_name,
+                     const char *key_file)
 {
 	memset(c, 0, sizeof(*c));
 	c->jwt_alg = alg;
@@ -984,7 +985,7 @@ START_TEST(test_create_key)
 	} key_src;
 	static const struct {
 		const char *name;
-		pw_jwt_alg_cfg alg;
+		pw_config_jwt_alg alg;
 		key_src src;
 		const char *file_or_type;
 		const char *curve;

@@ -21,7 +21,7 @@ static double sample(const char *text, const char *series)
 	return NAN;
 }
 
-static char *render(pw_metrics *m, int ready)
+static char *render(pw_metrics *m, bool ready)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -46,7 +46,7 @@ START_TEST(counts_and_histogram)
 	pw_metrics_db_call(m, PW_TOPIC_CREATE, 3, 1500000);
 	pw_metrics_db_outage(m, PW_TOPIC_QUERY);
 	pw_metrics_db_reconnect(m, PW_TOPIC_QUERY);
-	char *t = render(m, 1);
+	char *t = render(m, true);
 
 	ck_assert_double_eq(sample(t, "patient_worker_ready"), 1);
 	ck_assert_double_eq(
@@ -104,18 +104,18 @@ START_TEST(readiness_names_the_lane)
 	pw_metrics *m;
 	char why[160];
 	ck_assert_int_eq(pw_metrics_create(&m), PW_OK);
-	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 0);
+	ck_assert(!pw_metrics_lanes_ready(m, why, sizeof(why)));
 	ck_assert_str_eq(why, "create lane holds no Kafka assignment");
-	pw_metrics_lane(m, PW_TOPIC_CREATE, 1, 4, 0, 0);
-	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 0);
+	pw_metrics_lane(m, PW_TOPIC_CREATE, true, 4, false, 0);
+	ck_assert(!pw_metrics_lanes_ready(m, why, sizeof(why)));
 	ck_assert_str_eq(why, "query lane holds no Kafka assignment");
 	/* Joined with no partition (more replicas than partitions): a ready standby. */
-	pw_metrics_lane(m, PW_TOPIC_QUERY, 1, 0, 0, 0);
-	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 1);
-	pw_metrics_lane(m, PW_TOPIC_QUERY, 1, 0, 1, 7);
-	ck_assert_int_eq(pw_metrics_lanes_ready(m, why, sizeof(why)), 0);
+	pw_metrics_lane(m, PW_TOPIC_QUERY, true, 0, false, 0);
+	ck_assert(pw_metrics_lanes_ready(m, why, sizeof(why)));
+	pw_metrics_lane(m, PW_TOPIC_QUERY, true, 0, true, 7);
+	ck_assert(!pw_metrics_lanes_ready(m, why, sizeof(why)));
 	ck_assert_str_eq(why, "query lane is waiting for the database");
-	char *t = render(m, 0);
+	char *t = render(m, false);
 	ck_assert_double_eq(sample(t, "patient_worker_ready"), 0);
 	ck_assert_double_eq(sample(t, "patient_worker_paused_for_database{lane=\"query\"}"), 1);
 	ck_assert_double_eq(sample(t, "patient_worker_inflight_records{lane=\"query\"}"), 7);
@@ -134,7 +134,7 @@ START_TEST(lag_table_is_bounded)
 	for (int i = 0; i < N; i++)
 		rows[i] = (pw_lag){"patients.create", i, i + 1};
 	pw_metrics_lag(m, PW_TOPIC_CREATE, rows, N);
-	char *t = render(m, 1);
+	char *t = render(m, true);
 	ck_assert_double_eq(
 	    sample(t, "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"0\"}"), 1);
 	char s[160];
@@ -156,7 +156,7 @@ START_TEST(lag_table_is_bounded)
 	free(t);
 	/* A new table replaces the old one. */
 	pw_metrics_lag(m, PW_TOPIC_CREATE, rows, 1);
-	t = render(m, 1);
+	t = render(m, true);
 	ck_assert(isnan(
 	    sample(t, "patient_worker_consumer_lag{topic=\"patients.create\",partition=\"-1\"}")));
 	free(t);

@@ -479,14 +479,14 @@ static bool scope_has(const char *scope, const char *want)
 
 /* The owner claim, checked and copied into claims->owner, then the scopes. Nothing is
  * written to claims unless the owner is accepted. */
-static bool owner_and_scope(const pw_config *cfg, const json_t *c, pw_claims *claims, char *why,
+static bool owner_and_scope(const pw_config *cfg, const json_t *c, pw_jwt_claims *claims, char *why,
                             size_t why_size)
 {
 	const json_t *owner = json_object_get(c, cfg->jwt_owner_claim);
 	if (!json_is_string(owner) || json_string_length(owner) == 0)
 		FAIL("token has no %s", strcmp(cfg->jwt_owner_claim, "sub") == 0 ? "sub" : "owner");
-	if (json_string_length(owner) > PW_OWNER_MAX)
-		FAIL("token owner is longer than %d bytes", PW_OWNER_MAX);
+	if (json_string_length(owner) > PW_JWT_OWNER_MAX)
+		FAIL("token owner is longer than %d bytes", PW_JWT_OWNER_MAX);
 	/* The owner goes into SQL parameters and logs; a NUL inside would cut it short. */
 	if (strlen(json_string_value(owner)) != json_string_length(owner))
 		FAIL("token owner is not valid");
@@ -507,7 +507,8 @@ out:
 /* A token not in the cache, in full and in the contract's order: header, signature, then
  * the claims. PW_E_AUTH with the reason in why, or PW_OK with *t and *claims filled. */
 static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
-                                pw_jwt_lru_times *t, pw_claims *claims, char *why, size_t why_size)
+                                pw_jwt_lru_times *t, pw_jwt_claims *claims, char *why,
+                                size_t why_size)
 {
 	json_t *c = NULL;
 	pw_status st = PW_E_AUTH;
@@ -531,7 +532,7 @@ out:
 	return st;
 }
 
-pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw_claims *claims,
+pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw_jwt_claims *claims,
                         char *why, size_t why_size)
 {
 	unsigned char key[PW_JWT_LRU_KEY_LEN];

@@ -9,13 +9,13 @@
 #include "pw_config.h"
 #include "pw_status.h"
 
-#define PW_OWNER_MAX 320
+#define PW_JWT_OWNER_MAX 320
 
-typedef struct pw_claims {
-	char owner[PW_OWNER_MAX + 1];
+typedef struct pw_jwt_claims {
+	char owner[PW_JWT_OWNER_MAX + 1];
 	bool scope_read;  /**< scope holds patients:read */
 	bool scope_write; /**< scope holds patients:write */
-} pw_claims;
+} pw_jwt_claims;
 
 typedef struct pw_jwt_verifier pw_jwt_verifier;
 
@@ -40,7 +40,7 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
  * Refused tokens are never cached. The call changes the verifier (its cache and OpenSSL
  * contexts): one verifier per thread, no locking. CPU only: it does not block. */
 PW_MUST_CHECK pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s,
-                                      pw_claims *claims, char *why, size_t why_size);
+                                      pw_jwt_claims *claims, char *why, size_t why_size);
 
 /* The verifier's cache (a pw_jwt_lru inside it; these two names are the verifier's API).
  * Empties the cache (the counters are kept). The key is read once, at start: a new key

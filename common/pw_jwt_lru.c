@@ -11,8 +11,8 @@ typedef struct entry {
 	struct entry *prev, *next; /**< recency list, most recent first */
 	pw_jwt_lru_times times;
 	bool scope_read, scope_write;
-	size_t owner_len; /**< at most PW_OWNER_MAX */
-	char owner[];     /**< owner_len + 1 bytes: a whole pw_claims would cost 321 */
+	size_t owner_len; /**< at most PW_JWT_OWNER_MAX */
+	char owner[];     /**< owner_len + 1 bytes: a whole pw_jwt_claims would cost 321 */
 } entry;
 
 struct pw_jwt_lru {
@@ -117,7 +117,7 @@ void pw_jwt_lru_destroy(pw_jwt_lru *c)
 }
 
 bool pw_jwt_lru_get(pw_jwt_lru *c, const unsigned char key[PW_JWT_LRU_KEY_LEN],
-                    pw_jwt_lru_times *times, pw_claims *claims)
+                    pw_jwt_lru_times *times, pw_jwt_claims *claims)
 {
 	entry *e = find(c, key);
 
@@ -133,12 +133,12 @@ bool pw_jwt_lru_get(pw_jwt_lru *c, const unsigned char key[PW_JWT_LRU_KEY_LEN],
 }
 
 pw_status pw_jwt_lru_put(pw_jwt_lru *c, const unsigned char key[PW_JWT_LRU_KEY_LEN],
-                         const pw_jwt_lru_times *times, const pw_claims *claims)
+                         const pw_jwt_lru_times *times, const pw_jwt_claims *claims)
 {
 	size_t owner_len = strnlen(claims->owner, sizeof(claims->owner));
 	entry *e;
 
-	if (owner_len > PW_OWNER_MAX)
+	if (owner_len > PW_JWT_OWNER_MAX)
 		return PW_E_INVALID;
 	if (find(c, key) != NULL)
 		return PW_OK;

@@ -33,15 +33,15 @@ void pw_jwt_lru_destroy(pw_jwt_lru *c); /* NULL is fine */
 /* True when key is held: copies its times and claims into *times and *claims and makes it
  * the most recently used. False when it is not, leaving both untouched. */
 bool pw_jwt_lru_get(pw_jwt_lru *c, const unsigned char key[PW_JWT_LRU_KEY_LEN],
-                    pw_jwt_lru_times *times, pw_claims *claims);
+                    pw_jwt_lru_times *times, pw_jwt_claims *claims);
 
 /* Remembers copies of times and claims under key, as the most recently used; when the map is
  * full the least recently used entry is forgotten first. A key already held is left as it is,
  * its recency included. PW_OK when the key is held afterwards; PW_E_INVALID for an owner
- * longer than PW_OWNER_MAX and PW_E_NOMEM, in which cases it is not (a miss next time is the
+ * longer than PW_JWT_OWNER_MAX and PW_E_NOMEM, in which cases it is not (a miss next time is the
  * only cost, so callers may ignore the status). */
 pw_status pw_jwt_lru_put(pw_jwt_lru *c, const unsigned char key[PW_JWT_LRU_KEY_LEN],
-                         const pw_jwt_lru_times *times, const pw_claims *claims);
+                         const pw_jwt_lru_times *times, const pw_jwt_claims *claims);
 
 /* Forgets every entry; the map keeps its table and stays usable. */
 void pw_jwt_lru_clear(pw_jwt_lru *c);

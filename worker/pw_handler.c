@@ -137,7 +137,7 @@ static void describe(const pw_handler_record *r, const pw_envelope *env, pw_hand
 static pw_status authenticate(pw_handler *h, const pw_envelope *env, pw_topic_kind lane,
                               pw_handler_outcome *out, bool *refused)
 {
-	pw_claims claims;
+	pw_jwt_claims claims;
 	char why[160];
 
 	*refused = true;

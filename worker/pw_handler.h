@@ -46,21 +46,21 @@ typedef enum pw_handler_kind {
 
 typedef struct pw_handler_outcome {
 	pw_handler_kind kind;
-	pw_dlq_reason dlq;            /**< PW_HANDLER_DEAD_LETTER */
-	pw_command_kind command;      /**< PW_COMMAND_REFUSED when the reply is an error */
-	char *request_id;             /**< owned; NULL for a dead letter */
-	char *reply_to;               /**< owned; NULL for a dead letter */
-	int32_t reply_partition;      /**< kafka_replyPartition, else RD_KAFKA_PARTITION_UA */
-	void *correlation;            /**< owned: kafka_correlationId, copied byte for byte */
-	size_t correlation_len;       /**< its length; correlation NULL when absent */
-	char command_type[32];        /**< for the audit row: the type asked, or "unknown" */
-	int64_t command_time;         /**< Unix seconds: append time, else when taken */
-	bool log_append_time;         /**< command_time is the broker's append time */
-	int status;                   /**< the reply's, once decided */
-	char *reply;                  /**< owned; decided here for errors, else by the database */
-	char owner[PW_OWNER_MAX + 1]; /**< "" when the token was refused */
-	pw_patient_input in;          /**< PW_COMMAND_CREATE */
-	pw_query query;               /**< PW_COMMAND_GET, PW_COMMAND_LIST */
+	pw_dlq_reason dlq;       /**< PW_HANDLER_DEAD_LETTER */
+	pw_command_kind command; /**< PW_COMMAND_REFUSED when the reply is an error */
+	char *request_id;        /**< owned; NULL for a dead letter */
+	char *reply_to;          /**< owned; NULL for a dead letter */
+	int32_t reply_partition; /**< kafka_replyPartition, else RD_KAFKA_PARTITION_UA */
+	void *correlation;       /**< owned: kafka_correlationId, copied byte for byte */
+	size_t correlation_len;  /**< its length; correlation NULL when absent */
+	char command_type[32];   /**< for the audit row: the type asked, or "unknown" */
+	int64_t command_time;    /**< Unix seconds: append time, else when taken */
+	bool log_append_time;    /**< command_time is the broker's append time */
+	int status;              /**< the reply's, once decided */
+	char *reply;             /**< owned; decided here for errors, else by the database */
+	char owner[PW_JWT_OWNER_MAX + 1]; /**< "" when the token was refused */
+	pw_patient_input in;              /**< PW_COMMAND_CREATE */
+	pw_query query;                   /**< PW_COMMAND_GET, PW_COMMAND_LIST */
 } pw_handler_outcome;
 
 /* What deciding needs, per lane. */

@@ -177,7 +177,7 @@ void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hit
 	pthread_mutex_unlock(&m->mu);
 }
 
-void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_t n)
+void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_metrics_lag_row *rows, size_t n)
 {
 	lane_state *s = lane_lock(m, lane);
 

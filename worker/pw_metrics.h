@@ -18,11 +18,11 @@
 
 typedef struct pw_metrics pw_metrics;
 
-typedef struct pw_lag {
+typedef struct pw_metrics_lag_row {
 	const char *topic; /**< borrowed for the call */
 	int32_t partition;
 	int64_t lag; /**< records between the consumer's position and the partition's end */
-} pw_lag;
+} pw_metrics_lag_row;
 
 /* Zeroed counters and empty tables in *out, freed with pw_metrics_destroy; PW_E_NOMEM. */
 PW_MUST_CHECK pw_status pw_metrics_create(pw_metrics **out);
@@ -48,7 +48,7 @@ void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hit
                             unsigned long misses, size_t entries);
 /* Replaces the lane's consumer lag table with n rows (copied; the topics are borrowed for the
  * call only). */
-void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_lag *rows, size_t n);
+void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_metrics_lag_row *rows, size_t n);
 
 /* True when both lanes joined their group and neither waits for the database; else false
  * with the reason in why. */

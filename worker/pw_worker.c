@@ -358,7 +358,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
 	pw_worker *w = opaque;
-	pw_lag rows[PW_METRICS_LAG_MAX + 1];
+	pw_metrics_lag_row rows[PW_METRICS_LAG_MAX + 1];
 	size_t n = 0;
 	json_t *root = json_loadb(json, len, 0, NULL);
 	const char *tname;
@@ -381,7 +381,8 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 			if (n == sizeof(rows) / sizeof(rows[0]))
 				rows[n - 1].lag += lag; /* the last row is summed anyway */
 			else
-				rows[n++] = (pw_lag){tname, (int32_t)part, (int64_t)lag};
+				rows[n++] =
+				    (pw_metrics_lag_row){tname, (int32_t)part, (int64_t)lag};
 		}
 	}
 	pw_metrics_lag(w->metrics, w->lane, rows, n);

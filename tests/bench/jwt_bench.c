@@ -84,7 +84,7 @@ static double rate(pw_jwt_verifier *v, char **toks, int n, int64_t at, double se
 
 	do {
 		for (int i = 0; i < n; i++) {
-			pw_claims cl;
+			pw_jwt_claims cl;
 			char why[128];
 			if (pw_jwt_verify(v, toks[i], at, &cl, why, sizeof(why)) != PW_OK) {
 				fprintf(stderr, "jwt_bench: token refused: %s\n", why);
@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 		}
 		printf("jwt_%s_cold_per_s %.0f\n", algs[i].name, rate(vc, toks, ntok, wall, secs));
 		for (int k = 0; k < ntok; k++) { /* fill the cache, untimed */
-			pw_claims cl;
+			pw_jwt_claims cl;
 			char why[128];
 			if (pw_jwt_verify(vh, toks[k], wall, &cl, why, sizeof(why)) != PW_OK)
 				return 1;

@@ -401,7 +401,7 @@ START_TEST(test_token_verifies)
 	cli_result r;
 	pw_config cfg;
 	pw_jwt_verifier *v = NULL;
-	pw_claims claims;
+	pw_jwt_claims claims;
 	char why[256] = "";
 	char *argv0[] = {"check_cli", NULL};
 
@@ -779,7 +779,7 @@ START_TEST(test_token_claims)
 	cli_result r;
 	pw_config cfg;
 	pw_jwt_verifier *v = NULL;
-	pw_claims claims;
+	pw_jwt_claims claims;
 	char why[256] = "";
 	char *argv0[] = {"check_cli", NULL};
 

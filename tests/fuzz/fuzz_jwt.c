@@ -54,14 +54,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Verifies and checks what the contract promises about the answer. */
 static void verify(const char *token, int64_t now_s)
 {
-	pw_claims claims;
+	pw_jwt_claims claims;
 	char why[256];
 	size_t entries = 0;
 	pw_status st = pw_jwt_verify(verifier, token, now_s, &claims, why, sizeof(why));
 
 	if (st == PW_OK) {
 		size_t n = strnlen(claims.owner, sizeof(claims.owner));
-		if (n == 0 || n > PW_OWNER_MAX || why[0] != '\0')
+		if (n == 0 || n > PW_JWT_OWNER_MAX || why[0] != '\0')
 			abort();
 	} else if (st != PW_E_AUTH || why[0] == '\0' || claims.owner[0] != '\0') {
 		abort();

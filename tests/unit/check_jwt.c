@@ -357,10 +357,10 @@ typedef struct tok_case {
  * same status, same reason, same claims; the second answer comes from the cache only when
  * the token was accepted. */
 static void check_cached_twin(const char *name, cfg_kind cfg, const char *tok, pw_status st,
-                              const pw_claims *cl, const char *why)
+                              const pw_jwt_claims *cl, const char *why)
 {
 	for (int round = 0; round < 2; round++) {
-		pw_claims cl2;
+		pw_jwt_claims cl2;
 		char why2[256] = "";
 		unsigned long h0, h1;
 		pw_jwt_cache_stats(verifiers_cached[cfg], &h0, NULL, NULL);
@@ -383,7 +383,7 @@ static void run_cases(const tok_case *rows, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const tok_case *c = &rows[i];
-		pw_claims cl;
+		pw_jwt_claims cl;
 		char why[256] = "";
 		char *tok = sign(c->signer, c->claims, NULL);
 		memset(&cl, 0x5a, sizeof(cl));
@@ -500,7 +500,7 @@ START_TEST(test_time_of_command)
 {
 	long long wall = (long long)time(NULL);
 	char claims[256], why[256] = "";
-	pw_claims cl;
+	pw_jwt_claims cl;
 
 	snprintf(claims, sizeof(claims), "{" C_SUB ",\"exp\":%lld}", wall + 3600);
 	char *tok = sign(SIGN_SECRET, claims, NULL);
@@ -557,13 +557,13 @@ END_TEST
 
 START_TEST(test_owner)
 {
-	char sub320[PW_OWNER_MAX + 1], sub321[PW_OWNER_MAX + 2];
+	char sub320[PW_JWT_OWNER_MAX + 1], sub321[PW_JWT_OWNER_MAX + 2];
 	char c320[512], c321[512];
 
-	memset(sub320, 'a', PW_OWNER_MAX);
-	sub320[PW_OWNER_MAX] = '\0';
-	memset(sub321, 'b', PW_OWNER_MAX + 1);
-	sub321[PW_OWNER_MAX + 1] = '\0';
+	memset(sub320, 'a', PW_JWT_OWNER_MAX);
+	sub320[PW_JWT_OWNER_MAX] = '\0';
+	memset(sub321, 'b', PW_JWT_OWNER_MAX + 1);
+	sub321[PW_JWT_OWNER_MAX + 1] = '\0';
 	snprintf(c320, sizeof(c320), "{\"sub\":\"%s\",\"exp\":1500003600}", sub320);
 	snprintf(c321, sizeof(c321), "{\"sub\":\"%s\",\"exp\":1500003600}", sub321);
 	const tok_case rows[] = {
@@ -684,7 +684,7 @@ START_TEST(test_malformed)
 
 	/* The hand-built valid token passes: the defects below are the only difference. */
 	{
-		pw_claims cl;
+		pw_jwt_claims cl;
 		char why[256] = "";
 		ck_assert_msg(pw_jwt_verify(verifiers[CFG_HS], valid, NOW, &cl, why, sizeof(why)) ==
 		                  PW_OK,
@@ -692,7 +692,7 @@ START_TEST(test_malformed)
 		ck_assert_str_eq(cl.owner, OWNER);
 	}
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		pw_claims cl;
+		pw_jwt_claims cl;
 		char why[256] = "";
 		pw_status st =
 		    pw_jwt_verify(verifiers[CFG_HS], rows[i].token, NOW, &cl, why, sizeof(why));
@@ -717,7 +717,7 @@ END_TEST
 START_TEST(test_crit_libjwt)
 {
 	char why[256] = "";
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char *tok = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600}", "{\"crit\":[\"b64\"]}");
 
 	ck_assert_msg(pw_jwt_verify(verifiers[CFG_HS], tok, NOW, &cl, why, sizeof(why)) ==
@@ -732,7 +732,7 @@ END_TEST
 START_TEST(test_tampered_payload)
 {
 	char why[256] = "";
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char *tok = sign(SIGN_SECRET, "{\"sub\":\"alice@example.com\",\"exp\":1500003600}", NULL);
 	char *evil = b64url_str("{\"sub\":\"mallory@example.com\",\"exp\":1500003600}");
 	char *d1 = strchr(tok, '.'), *d2 = strrchr(tok, '.');
@@ -751,7 +751,7 @@ END_TEST
 START_TEST(test_why_size)
 {
 	char why[64];
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char *tok = sign(SIGN_OTHER, "{" C_SUB ",\"exp\":1500003600}", NULL);
 
 	memset(why, '#', sizeof(why));
@@ -769,7 +769,7 @@ START_TEST(test_verifier_key_is_the_configs)
 	pw_config c;
 	pw_jwt_verifier *v = NULL;
 	char why[256] = "";
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char *tok = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600}", NULL);
 
 	memset(&c, 0, sizeof(c));
@@ -943,7 +943,7 @@ START_TEST(test_parsed_key)
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char *orig = sign(rows[i].signer, "{" C_SUB ",\"exp\":1500003600}", NULL);
 		char *tok = mutate_sig(orig, rows[i].mut);
-		pw_claims cl;
+		pw_jwt_claims cl;
 		char why[256] = "";
 
 		if (rows[i].sig_len != 0) {
@@ -1094,7 +1094,7 @@ START_TEST(test_cache_hit)
 		char *tok =
 		    sign(rows[i].signer,
 		         "{" C_SUB ",\"exp\":1500003600,\"scope\":\"patients:write\"}", NULL);
-		pw_claims a, b;
+		pw_jwt_claims a, b;
 		char why[256];
 
 		memset(&a, 0x11, sizeof(a));
@@ -1135,13 +1135,13 @@ START_TEST(test_cache_times)
 	char *tok =
 	    sign(SIGN_SECRET,
 	         "{" C_SUB ",\"exp\":1500003600,\"nbf\":1499999400,\"iat\":1499999400}", NULL);
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char why[256];
 
 	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char why0[256] = "";
-		pw_claims cl0;
+		pw_jwt_claims cl0;
 		pw_status want = pw_jwt_verify(verifiers[CFG_HS], tok, NOW + rows[i].at, &cl0, why0,
 		                               sizeof(why0));
 		pw_status st = pw_jwt_verify(v, tok, NOW + rows[i].at, &cl, why, sizeof(why));
@@ -1172,7 +1172,7 @@ START_TEST(test_cache_nbf_later)
 	pw_config c;
 	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 8);
 	char *tok = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600,\"nbf\":1500000600}", NULL);
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char why[256];
 
 	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_E_AUTH);
@@ -1219,7 +1219,7 @@ START_TEST(test_cache_bound)
 		toks[i] = sign(SIGN_SECRET, claims, NULL);
 	}
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		pw_claims cl;
+		pw_jwt_claims cl;
 		char why[256], want[64];
 		unsigned long h, m;
 		size_t e;
@@ -1248,7 +1248,7 @@ START_TEST(test_cache_disabled)
 	pw_config c;
 	pw_jwt_verifier *v = cache_verifier(&c, CFG_RS, 0);
 	char *tok = sign(SIGN_RSA, "{" C_SUB ",\"exp\":1500003600}", NULL);
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char why[256];
 
 	for (int i = 0; i < 3; i++)
@@ -1280,7 +1280,7 @@ START_TEST(test_cache_refused)
 	char *good[3];
 	pw_config c;
 	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 3);
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char why[256], why1[256];
 	unsigned long misses = 0;
 
@@ -1326,7 +1326,7 @@ START_TEST(test_cache_key_is_whole_token)
 	char *evil = b64url_str("{\"sub\":\"mallory@example.com\",\"exp\":1500003600}");
 	char *d1 = strchr(tok, '.'), *d2 = strrchr(tok, '.');
 	char forged[2048];
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char why[256];
 
 	snprintf(forged, sizeof(forged), "%.*s.%s%s", (int)(d1 - tok), tok, evil, d2);
@@ -1346,7 +1346,7 @@ START_TEST(test_cache_clear)
 	pw_config c;
 	pw_jwt_verifier *v = cache_verifier(&c, CFG_HS, 8);
 	char *tok = sign(SIGN_SECRET, "{" C_SUB ",\"exp\":1500003600}", NULL);
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char why[256];
 
 	ck_assert_int_eq(pw_jwt_verify(v, tok, NOW, &cl, why, sizeof(why)), PW_OK);

@@ -24,7 +24,7 @@ static void put(pw_jwt_lru *c, unsigned bucket, unsigned id)
 {
 	unsigned char key[PW_JWT_LRU_KEY_LEN];
 	pw_jwt_lru_times t = {.exp = 1000 + id, .nbf = 0, .iat = 0};
-	pw_claims cl;
+	pw_jwt_claims cl;
 
 	memset(&cl, 0, sizeof(cl));
 	snprintf(cl.owner, sizeof(cl.owner), "user%u@example.com", id);
@@ -37,7 +37,7 @@ static bool held(pw_jwt_lru *c, unsigned bucket, unsigned id)
 {
 	unsigned char key[PW_JWT_LRU_KEY_LEN];
 	pw_jwt_lru_times t;
-	pw_claims cl;
+	pw_jwt_claims cl;
 	char want[64];
 
 	make_key(key, bucket, id);
@@ -71,12 +71,12 @@ START_TEST(test_copies)
 	unsigned char key[PW_JWT_LRU_KEY_LEN], other[PW_JWT_LRU_KEY_LEN];
 	pw_jwt_lru_times in = {.exp = 1500003600, .nbf = 1499999400, .iat = -5};
 	pw_jwt_lru_times out;
-	pw_claims cl, back;
+	pw_jwt_claims cl, back;
 
 	in.has_nbf = true;
 	in.has_iat = true;
 	memset(&cl, 0, sizeof(cl));
-	memset(cl.owner, 'a', PW_OWNER_MAX); /* the longest owner */
+	memset(cl.owner, 'a', PW_JWT_OWNER_MAX); /* the longest owner */
 	cl.scope_write = true;
 	make_key(key, 7, 1);
 	make_key(other, 7, 2);
@@ -95,7 +95,7 @@ START_TEST(test_copies)
 	ck_assert(out.has_nbf && out.has_iat);
 	ck_assert(memcmp(&back, &cl, sizeof(cl)) == 0);
 
-	/* Longer than PW_OWNER_MAX (no NUL in the array): refused, nothing held. */
+	/* Longer than PW_JWT_OWNER_MAX (no NUL in the array): refused, nothing held. */
 	memset(cl.owner, 'b', sizeof(cl.owner));
 	ck_assert_int_eq(pw_jwt_lru_put(c, other, &in, &cl), PW_E_INVALID);
 	ck_assert_uint_eq(pw_jwt_lru_count(c), 1);
@@ -109,7 +109,7 @@ START_TEST(test_order)
 	pw_jwt_lru *c = NULL;
 	unsigned char key[PW_JWT_LRU_KEY_LEN];
 	pw_jwt_lru_times t = {.exp = 1}, got;
-	pw_claims cl, back;
+	pw_jwt_claims cl, back;
 
 	ck_assert_int_eq(pw_jwt_lru_create(3, &c), PW_OK);
 	put(c, 1, 0);

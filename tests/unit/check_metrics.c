@@ -128,11 +128,11 @@ END_TEST
 START_TEST(lag_table_is_bounded)
 {
 	enum { N = PW_METRICS_LAG_MAX + 10 };
-	static pw_lag rows[N];
+	static pw_metrics_lag_row rows[N];
 	pw_metrics *m;
 	ck_assert_int_eq(pw_metrics_create(&m), PW_OK);
 	for (int i = 0; i < N; i++)
-		rows[i] = (pw_lag){"patients.create", i, i + 1};
+		rows[i] = (pw_metrics_lag_row){"patients.create", i, i + 1};
 	pw_metrics_lag(m, PW_TOPIC_CREATE, rows, N);
 	char *t = render(m, true);
 	ck_assert_double_eq(

@@ -250,12 +250,8 @@ static bool read_file(const char *path, unsigned char **out, size_t *len)
 	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		if (pw_util_buf_append(&b, chunk, r) != PW_OK)
 			goto out;
-	if (ferror(f) || pw_util_buf_append(&b, "", 0) != PW_OK)
-		goto out;
-	*out = (unsigned char *)b.p;
 	*len = b.len;
-	b.p = NULL;
-	ok = true;
+	ok = !ferror(f) && pw_util_buf_take(&b, (char **)out) == PW_OK;
 out:
 	pw_util_buf_free(&b);
 	fclose(f);

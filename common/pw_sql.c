@@ -110,11 +110,7 @@ pw_status pw_sql_compile(const pw_sql_stmt *s, char **out, char *errstr, size_t 
 			st = PW_E_INVALID;
 			goto out;
 		}
-	if (pw_util_buf_append(&b, "", 0) != PW_OK)
-		goto out;
-	*out = b.p;
-	b.p = NULL;
-	st = PW_OK;
+	st = pw_util_buf_take(&b, out);
 out:
 	pw_util_buf_free(&b);
 	free(used);

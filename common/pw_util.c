@@ -208,6 +208,16 @@ pw_status pw_util_buf_append(pw_util_buf *b, const void *s, size_t n)
 	return PW_OK;
 }
 
+pw_status pw_util_buf_take(pw_util_buf *b, char **out)
+{
+	if (pw_util_buf_append(b, "", 0) != PW_OK) /* allocates the NUL of an empty one */
+		return PW_E_NOMEM;
+	*out = b->p;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return PW_OK;
+}
+
 void pw_util_buf_reset(pw_util_buf *b)
 {
 	b->len = 0;

@@ -62,6 +62,9 @@ typedef struct pw_util_buf {
 
 /* Appends n bytes. PW_E_NOMEM (the buffer unchanged) past max or out of memory. */
 PW_MUST_CHECK pw_status pw_util_buf_append(pw_util_buf *b, const void *s, size_t n);
+/* Hands the text over: *out is the NUL-terminated bytes ("" when nothing was appended), the
+ * caller's to free; the buffer is left empty. PW_E_NOMEM (nothing handed over). */
+PW_MUST_CHECK pw_status pw_util_buf_take(pw_util_buf *b, char **out);
 /* Empties the buffer, keeping its memory. */
 void pw_util_buf_reset(pw_util_buf *b);
 /* Frees the memory; the buffer is empty and reusable (max kept). */

@@ -231,6 +231,18 @@ START_TEST(buffer_is_bounded)
 	pw_util_buf_free(&b);
 	ck_assert_ptr_null(b.p);
 
+	/* Taken: the text is the caller's, the buffer empty; an empty one gives "". */
+	char *text = NULL;
+	ck_assert_int_eq(pw_util_buf_append(&b, "abc", 3), PW_OK);
+	ck_assert_int_eq(pw_util_buf_take(&b, &text), PW_OK);
+	ck_assert_str_eq(text, "abc");
+	ck_assert_ptr_null(b.p);
+	ck_assert_uint_eq(b.len, 0);
+	free(text);
+	ck_assert_int_eq(pw_util_buf_take(&b, &text), PW_OK);
+	ck_assert_str_eq(text, "");
+	free(text);
+
 	pw_util_buf big = {0};
 	char chunk[1000];
 	memset(chunk, 'x', sizeof(chunk));

@@ -54,27 +54,29 @@ void pw_batch_add(pw_batch *b, pw_job *j, int64_t now_us)
 	pw_job_list_push(&b->open, j);
 }
 
-bool pw_batch_due(const pw_batch *b, int64_t now_us)
+bool pw_batch_due(const pw_batch *b, int64_t now_us, bool idle)
 {
 	if (b->down)
 		return now_us >= b->next_try_us;
-	if (b->open.n == 0 && b->held.n == 0)
-		return false;
-	return b->held.n > 0 || b->open.n >= b->max || now_us >= b->deadline_us;
+	if (b->held.n > 0 || b->open.n >= b->max)
+		return true;
+	return b->open.n > 0 && idle && now_us >= b->deadline_us;
 }
 
 int pw_batch_wait_ms(const pw_batch *b, int64_t now_us, int cap_ms)
 {
 	int64_t until;
 
-	if (pw_batch_due(b, now_us))
-		return 0;
 	if (b->down)
 		until = b->next_try_us;
+	else if (b->held.n > 0 || b->open.n >= b->max)
+		return 0;
 	else if (b->open.n > 0)
 		until = b->deadline_us;
 	else
 		return cap_ms;
+	if (until <= now_us)
+		return 0;
 	int64_t ms = (until - now_us + 999) / 1000;
 	return ms < cap_ms ? (int)ms : cap_ms;
 }

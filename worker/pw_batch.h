@@ -32,13 +32,16 @@ void pw_batch_destroy(pw_batch *b);
  * behind the jobs already waiting. The first job of a batch starts its wait. */
 void pw_batch_add(pw_batch *b, pw_job *j, int64_t now_us);
 
-/* True when the loop should go to the database now: it is up and the batch is full or
- * has waited long enough; or it is away and the backoff has passed (reconnect, then write
- * what is held). */
-bool pw_batch_due(const pw_batch *b, int64_t now_us);
+/* True when the loop should go to the database now: it is up and the batch is full, or it
+ * has waited BATCH_WAIT_MS and no record is ready (idle: the last poll found none; while
+ * records keep coming, a batch takes them up to BATCH_MAX, so a load is written in large
+ * transactions); or the database is away and the backoff has passed (reconnect, then
+ * write what is held). */
+bool pw_batch_due(const pw_batch *b, int64_t now_us, bool idle);
 
-/* How long the loop may wait for records before pw_batch_due can become true, in ms,
- * at most cap_ms (0 when due now). */
+/* How long the loop may wait for a record, in ms, at most cap_ms: until the open batch's
+ * wait is over (then 0: a record ready is taken, none makes the batch due), or until the
+ * next try at the database while it is away. */
 int pw_batch_wait_ms(const pw_batch *b, int64_t now_us, int cap_ms);
 
 /* Every job waiting, held ones first, in the order they came; the batch is left empty. */

@@ -58,6 +58,7 @@ struct pw_worker {
 	bool fatal;  /**< out of memory, or the database refuses work for good */
 	bool paused; /**< assigned partitions are paused */
 	bool joined; /**< the group gave this consumer an assignment */
+	bool idle;   /**< the last poll found no record ready */
 	unsigned long db_outages;
 	unsigned long batches, batch_items; /**< database calls and the commands they carried */
 	int64_t db_us;                      /**< time spent in them */
@@ -194,21 +195,22 @@ oom:
 	w->fatal = true;
 }
 
-/* One record, waiting at most timeout_ms for it. */
-static void take_record(pw_worker *w, int timeout_ms)
+/* One record, waiting at most timeout_ms for it. False when none came. */
+static bool take_record(pw_worker *w, int timeout_ms)
 {
 	rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout_ms);
 
 	if (m == NULL)
-		return;
+		return false;
 	if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		handle(w, m);
 	else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 		PW_LOG_WARN(NULL, "consumer: %s", rd_kafka_message_errstr(m));
 	rd_kafka_message_destroy(m);
+	return true;
 }
 
-/* How long to wait for a record: until the batch is due, within a millisecond while
+/* How long to wait for a record: until the batch's wait is over, within a millisecond while
  * replies just sent await their acknowledgement (a quiet topic would hold each one, its
  * offset and its latency figure, for a whole poll), else one poll. */
 static int poll_timeout(const pw_worker *w)
@@ -395,13 +397,13 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 /* One turn: a fixed list of chores, then one record. */
 static void run_once(pw_worker *w)
 {
-	if (pw_batch_due(w->batch, pw_util_now_us()))
+	if (pw_batch_due(w->batch, pw_util_now_us(), w->idle))
 		write_batch(w);        /* the database: the batch, or a reconnect */
 	pw_outbox_retry(w->outbox);    /* replies whose delivery failed for a transient reason */
 	flow_control(w);               /* pause or resume the partitions */
 	pw_outbox_serve(w->outbox, 0); /* delivery reports: replies finished, offsets stored */
 	report(w);                     /* /metrics gauges, the stats line */
-	take_record(w, poll_timeout(w));
+	w->idle = !take_record(w, poll_timeout(w));
 }
 
 static void shut_down(pw_worker *w)

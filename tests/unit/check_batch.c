@@ -71,26 +71,32 @@ static void take_expect(const int64_t *offsets, size_t n)
 	ck_assert_uint_eq(pw_batch_size(b), 0);
 }
 
-START_TEST(a_batch_is_due_when_full_or_waited)
+/* Due when full, or once it has waited BATCH_WAIT_MS and no record is ready: while records
+ * keep coming, the batch keeps taking them, up to BATCH_MAX (a load is written in large
+ * transactions, not a few records every 5 ms). */
+START_TEST(a_batch_is_due_when_full_or_waited_and_idle)
 {
 	ck_assert_int_eq(pw_batch_create(3, 5, &b), PW_OK);
-	ck_assert(!pw_batch_due(b, 0));
+	ck_assert(!pw_batch_due(b, 0, true));
 	ck_assert_int_eq(pw_batch_wait_ms(b, 0, 100), 100); /* nothing waits: a whole poll */
 	pw_batch_add(b, job(0, 1), 1000 * MS);
 	pw_batch_add(b, job(0, 2), 1003 * MS); /* the first job started the wait */
-	ck_assert(!pw_batch_due(b, 1004 * MS));
+	ck_assert(!pw_batch_due(b, 1004 * MS, true));
 	ck_assert_int_eq(pw_batch_wait_ms(b, 1001 * MS, 100), 4);
 	ck_assert_int_eq(pw_batch_wait_ms(b, 1001 * MS, 2), 2);
-	ck_assert(pw_batch_due(b, 1005 * MS));
-	ck_assert_int_eq(pw_batch_wait_ms(b, 1005 * MS, 100), 0);
+	ck_assert(!pw_batch_due(b, 1005 * MS, false)); /* waited, but a record was ready */
+	ck_assert_int_eq(pw_batch_wait_ms(b, 1005 * MS, 100), 0); /* take what is ready */
+	ck_assert(pw_batch_due(b, 1005 * MS, true));
+	ck_assert(pw_batch_due(b, 9000 * MS, true));
 	take_expect((int64_t[]){1, 2}, 2);
-	ck_assert(!pw_batch_due(b, 2000 * MS));
+	ck_assert(!pw_batch_due(b, 20000 * MS, true));
 
-	pw_batch_add(b, job(0, 3), 3000 * MS);
-	pw_batch_add(b, job(0, 4), 3000 * MS);
-	ck_assert(!pw_batch_due(b, 3000 * MS));
-	pw_batch_add(b, job(1, 9), 3000 * MS);
-	ck_assert(pw_batch_due(b, 3000 * MS)); /* full: no waiting */
+	pw_batch_add(b, job(0, 3), 30000 * MS);
+	pw_batch_add(b, job(0, 4), 30000 * MS);
+	ck_assert(!pw_batch_due(b, 30000 * MS, true));
+	pw_batch_add(b, job(1, 9), 30000 * MS);
+	ck_assert(pw_batch_due(b, 30000 * MS, false)); /* full: no waiting */
+	ck_assert_int_eq(pw_batch_wait_ms(b, 30000 * MS, 100), 0);
 	take_expect((int64_t[]){3, 4, 9}, 3);
 }
 END_TEST
@@ -99,7 +105,7 @@ START_TEST(the_query_lane_writes_each_at_once)
 {
 	ck_assert_int_eq(pw_batch_create(1, 5, &b), PW_OK);
 	pw_batch_add(b, job(0, 1), 0);
-	ck_assert(pw_batch_due(b, 0));
+	ck_assert(pw_batch_due(b, 0, false));
 	take_expect((int64_t[]){1}, 1);
 }
 END_TEST
@@ -120,27 +126,27 @@ START_TEST(an_outage_holds_in_order_and_backs_off)
 	ck_assert(!pw_batch_outage(b, 11 * MS)); /* the same outage: not counted twice */
 	ck_assert(pw_batch_db_down(b));
 	pw_batch_add(b, job(0, 4), 12 * MS); /* held, behind 1, 2, 3 */
-	ck_assert(!pw_batch_due(b, 210 * MS));
+	ck_assert(!pw_batch_due(b, 210 * MS, true));
 	ck_assert_int_eq(pw_batch_wait_ms(b, 111 * MS, 500), 100);
-	ck_assert(pw_batch_due(b, 211 * MS));
+	ck_assert(pw_batch_due(b, 211 * MS, false)); /* records coming or not */
 
 	int64_t now = 211 * MS;
 	int expect_ms[] = {400, 800, 1600, 3200, 5000, 5000};
 	for (size_t k = 0; k < sizeof(expect_ms) / sizeof(expect_ms[0]); k++) {
 		pw_batch_backoff(b, now); /* the reconnect failed */
-		ck_assert(!pw_batch_due(b, now + expect_ms[k] * MS - 1));
-		ck_assert(pw_batch_due(b, now + expect_ms[k] * MS));
+		ck_assert(!pw_batch_due(b, now + expect_ms[k] * MS - 1, true));
+		ck_assert(pw_batch_due(b, now + expect_ms[k] * MS, true));
 		now += expect_ms[k] * MS;
 	}
 	pw_batch_recovered(b);
 	ck_assert(!pw_batch_db_down(b));
 	pw_batch_add(b, job(0, 5), now);
-	ck_assert(pw_batch_due(b, now)); /* what was held goes at once */
+	ck_assert(pw_batch_due(b, now, false)); /* what was held goes at once */
 	take_expect((int64_t[]){1, 2, 3, 4, 5}, 5);
 
 	/* A new outage starts from the shortest backoff again. */
 	ck_assert(pw_batch_outage(b, now));
-	ck_assert(pw_batch_due(b, now + 200 * MS));
+	ck_assert(pw_batch_due(b, now + 200 * MS, true));
 }
 END_TEST
 
@@ -182,7 +188,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("batch");
 	TCase *tc = tcase_create("core");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, a_batch_is_due_when_full_or_waited);
+	tcase_add_test(tc, a_batch_is_due_when_full_or_waited_and_idle);
 	tcase_add_test(tc, the_query_lane_writes_each_at_once);
 	tcase_add_test(tc, an_outage_holds_in_order_and_backs_off);
 	tcase_add_test(tc, a_revocation_drops_the_jobs_of_its_partitions);

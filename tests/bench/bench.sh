@@ -5,7 +5,7 @@
 #   tests/bench/bench.sh [--creates N]      (default 100000)
 #
 # Figures: raw_pg_rows_per_s (the patients table alone, 500-row INSERTs as the worker's
-# role), raw_equivalent_per_s (the worker's database path, pw_db_run, without Kafka or
+# role), raw_equivalent_per_s (the worker's database path, pw_command_run, without Kafka or
 # tokens), e2e_creates_per_s_{1w,1w_no_queries,2w,distinct_hs256,distinct_rs256} (N
 # creates from one producer, first send to last reply; 1w has sequential gets running
 # beside it, 1w_no_queries not), their ratios, query p50/p99 idle and during the
@@ -183,7 +183,7 @@ timeout 300 "$WORKER" migrate >/dev/null 2>"$RUNDIR/migrate.log" ||
 
 say "raw PostgreSQL: $creates rows in 500-row INSERTs"
 timeout 3600 "$BULK" raw --rows "$creates" --run "$run" --label raw | tee -a "$OUT"
-say "the worker's database path: $creates creates through pw_db_run, 500 per call"
+say "the worker's database path: $creates creates through pw_command_run, 500 per call"
 timeout 3600 "$BULK" equivalent --items "$creates" --run "$run" --label eq | tee -a "$OUT"
 
 export JWT_SECRET=${JWT_SECRET:-bench-secret-0123456789-0123456789-abcdef}

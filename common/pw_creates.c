@@ -235,10 +235,8 @@ pw_status pw_creates_run(pw_db *db, pw_creates_item *items, size_t n, char *errs
 	 * statement whose custom plans look cheaper) costs more than running it. Twice the
 	 * creates per second with 100 tenants (tests/bench). Local to this transaction: the
 	 * list query wants custom plans (its q prefix picks the indexes). */
-	st = pw_db_begin(db, errstr, errstr_size);
-	if (st == PW_OK)
-		st = pw_db_exec_text(db, "SET LOCAL plan_cache_mode = force_generic_plan", errstr,
-		                     errstr_size);
+	st = pw_db_exec_text(db, "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan", errstr,
+	                     errstr_size); /* one round trip */
 	if (st == PW_OK)
 		st = run_rounds(db, &b, errstr, errstr_size);
 	if (st == PW_OK)

@@ -50,7 +50,8 @@ void pw_db_rollback(pw_db *db);
 PW_MUST_CHECK pw_status pw_db_set_owner(pw_db *db, const char *owner, char *errstr,
                                         size_t errstr_size);
 
-/* A statement without parameters, e.g. `SET LOCAL ...` (text must be a constant). */
+/* Statements without parameters, e.g. `SET LOCAL ...` (text must be a constant; several,
+ * separated by `;`, go in one round trip). */
 PW_MUST_CHECK pw_status pw_db_exec_text(pw_db *db, const char *sql, char *errstr,
                                         size_t errstr_size);
 

@@ -30,6 +30,23 @@ const char *pw_envelope_dlq_code(pw_dlq_reason r)
 	return "unknown";
 }
 
+int pw_envelope_unknown_fields(const json_t *payload, const char *const *allowed, size_t n,
+                               json_t *fields)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)payload, key, v)
+	{
+		size_t i = 0;
+		while (i < n && strcmp(key, allowed[i]) != 0)
+			i++;
+		if (i == n && json_object_set_new(fields, key, json_string("unknown field")) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 bool pw_envelope_request_id_valid(const char *s)
 {
 	size_t n = 0;

@@ -63,6 +63,11 @@ PW_MUST_CHECK pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kin
                                             pw_envelope_type *type, json_t **payload, char *msg,
                                             size_t msg_size);
 
+/* Every member of payload whose name is not one of the n allowed ones goes into fields
+ * as "unknown field" (the contract's 400 names each). -1 only when fields cannot grow. */
+int pw_envelope_unknown_fields(const json_t *payload, const char *const *allowed, size_t n,
+                               json_t *fields);
+
 /* True when s is 1-128 characters from [A-Za-z0-9._:-]. */
 bool pw_envelope_request_id_valid(const char *s);
 

@@ -8,6 +8,7 @@
 
 #include <openssl/evp.h>
 
+#include "pw_envelope.h"
 #include "pw_util.h"
 
 bool pw_patient_date_valid(int y, int m, int d)
@@ -124,22 +125,14 @@ static const char *check_sexo(json_t *v, char *out)
 	return NULL;
 }
 
-/* The hash covers the values as stored, so "  Ana" and "Ana", or sexo absent and "M",
- * count as the same payload: they would create the same row. */
-static pw_status hash_input(pw_patient_input *in)
+/* Hex SHA-256 of o's canonical text (compact, keys sorted); takes o over. */
+static pw_status hash_json(json_t *o, char out[65])
 {
 	pw_status st = PW_E_NOMEM;
-	json_t *o =
-	    json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "nombre", in->nombre, "apellido_paterno",
-	              in->apellido_paterno, "apellido_materno", in->apellido_materno, "dni",
-	              in->dni, "fecha_nacimiento", in->fecha_nacimiento, "sexo", in->sexo);
-	char *text = NULL;
+	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (o == NULL)
-		goto out;
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	if (text == NULL)
 		goto out;
 	if (EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
@@ -147,12 +140,24 @@ static pw_status hash_input(pw_patient_input *in)
 		goto out;
 	}
 	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(in->payload_hash + 2 * i, 3, "%02x", md[i]);
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	st = PW_OK;
 out:
 	free(text);
 	json_decref(o);
 	return st;
+}
+
+/* The hash covers the values as stored, so "  Ana" and "Ana", or sexo absent and "M",
+ * count as the same payload: they would create the same row. Its form is the one stored
+ * with every patient since migration 004: it must never change. */
+static pw_status hash_input(pw_patient_input *in)
+{
+	return hash_json(json_pack("{s:s, s:s, s:s?, s:s, s:s, s:s}", "nombre", in->nombre,
+	                           "apellido_paterno", in->apellido_paterno, "apellido_materno",
+	                           in->apellido_materno, "dni", in->dni, "fecha_nacimiento",
+	                           in->fecha_nacimiento, "sexo", in->sexo),
+	                 in->payload_hash);
 }
 
 void pw_patient_input_clear(pw_patient_input *in)
@@ -205,16 +210,27 @@ static int name_field(const json_t *payload, const char *name, bool required, ch
 	return *out == NULL ? add_field(fields, name, reason) : 0;
 }
 
-static const char *const known[] = {"nombre",  "apellido_paterno", "apellido_materno",
-                                    "dni",     "fecha_nacimiento", "sexo",
-                                    "owner_id"};
+/* The payload fields of a patient, in the order of the pw_patient_field bits. */
+static const char *const field_names[PW_PATIENT_FIELDS] = {
+    "nombre", "apellido_paterno", "apellido_materno", "dni", "fecha_nacimiento", "sexo"};
+
+/* What each payload may hold: its fields, and owner_id, which is ignored whatever it holds
+ * (the owner is always the token's). */
+static const char *const create_allowed[] = {"nombre",  "apellido_paterno", "apellido_materno",
+                                             "dni",     "fecha_nacimiento", "sexo",
+                                             "owner_id"};
+static const char *const update_allowed[] = {
+    "id",  "version",          "nombre", "apellido_paterno", "apellido_materno",
+    "dni", "fecha_nacimiento", "sexo",   "owner_id"};
+static const char *const delete_allowed[] = {"id", "version", "owner_id"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 pw_status pw_patient_validate(const json_t *payload, int64_t now_s, pw_patient_input *in,
                               json_t **fields_out)
 {
 	pw_status st = PW_E_NOMEM;
 	json_t *fields = json_object();
-	const char *key;
 	json_t *v;
 
 	memset(in, 0, sizeof(*in));
@@ -222,16 +238,8 @@ pw_status pw_patient_validate(const json_t *payload, int64_t now_s, pw_patient_i
 	if (fields == NULL)
 		goto out;
 
-	json_object_foreach((json_t *)payload, key, v)
-	{
-		int ok = 0;
-		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-			ok |= strcmp(key, known[i]) == 0;
-		/* owner_id is ignored, whatever it holds: the owner is the token's. */
-		if (!ok && add_field(fields, key, "unknown field") != 0)
-			goto out;
-	}
-
+	if (pw_envelope_unknown_fields(payload, create_allowed, COUNT(create_allowed), fields) != 0)
+		goto out;
 	if (name_field(payload, "nombre", true, &in->nombre, fields) != 0 ||
 	    name_field(payload, "apellido_paterno", true, &in->apellido_paterno, fields) != 0 ||
 	    name_field(payload, "apellido_materno", false, &in->apellido_materno, fields) != 0)
@@ -257,5 +265,156 @@ out:
 	json_decref(fields);
 	if (st != PW_OK)
 		pw_patient_input_clear(in);
+	return st;
+}
+
+/* ---- patient.update and patient.delete ----------------------------------------------------- */
+
+const char *pw_patient_field_name(pw_patient_field f)
+{
+	for (int i = 0; i < PW_PATIENT_FIELDS; i++)
+		if ((unsigned)f == 1u << i)
+			return field_names[i];
+	return "unknown";
+}
+
+const char *pw_patient_check_positive(const json_t *v, int64_t *out)
+{
+	if (v == NULL)
+		return "required";
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return "must be an integer >= 1";
+	*out = (int64_t)json_integer_value(v);
+	return NULL;
+}
+
+/* id and version, the two a delete has and an update starts with. */
+static int id_and_version(const json_t *payload, int64_t *id, int64_t *version, json_t *fields)
+{
+	return note(fields, "id", pw_patient_check_positive(json_object_get(payload, "id"), id)) ||
+	       note(fields, "version",
+	            pw_patient_check_positive(json_object_get(payload, "version"), version));
+}
+
+/* One optional field of an update, by the create's rule for it. */
+static int update_field(const json_t *payload, int i, int64_t now_s, pw_patient_update *u,
+                        json_t *fields)
+{
+	const char *name = field_names[i];
+	json_t *v = json_object_get(payload, name);
+	pw_patient_input *in = &u->values;
+	const char *reason = NULL;
+
+	if (v == NULL)
+		return 0;
+	u->fields |= 1u << i;
+	switch (1 << i) {
+	case PW_PATIENT_NOMBRE:
+		return name_field(payload, name, true, &in->nombre, fields);
+	case PW_PATIENT_APELLIDO_PATERNO:
+		return name_field(payload, name, true, &in->apellido_paterno, fields);
+	case PW_PATIENT_APELLIDO_MATERNO: /* null clears it */
+		return name_field(payload, name, false, &in->apellido_materno, fields);
+	case PW_PATIENT_DNI:
+		reason = pw_patient_check_dni(v, in->dni);
+		break;
+	case PW_PATIENT_FECHA_NACIMIENTO:
+		reason = check_date(v, now_s, in->fecha_nacimiento);
+		break;
+	case PW_PATIENT_SEXO: /* null is the default of a create, but changes nothing here */
+		reason = json_is_null(v) ? "must be M, F or X" : check_sexo(v, in->sexo);
+		break;
+	}
+	return note(fields, name, reason);
+}
+
+/* The update's canonical form: its type, id, version and the fields it sets, as set. */
+static pw_status hash_update(pw_patient_update *u)
+{
+	const pw_patient_input *in = &u->values;
+	const char *values[PW_PATIENT_FIELDS] = {in->nombre,           in->apellido_paterno,
+	                                         in->apellido_materno, in->dni,
+	                                         in->fecha_nacimiento, in->sexo};
+	json_t *o = json_pack("{s:s, s:I, s:I}", "type", "patient.update", "id", (json_int_t)u->id,
+	                      "version", (json_int_t)u->version);
+
+	for (int i = 0; o != NULL && i < PW_PATIENT_FIELDS; i++)
+		if ((u->fields & (1u << i)) &&
+		    json_object_set_new(o, field_names[i],
+		                        values[i] ? json_string(values[i]) : json_null()) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	return hash_json(o, u->payload_hash);
+}
+
+/* Hands the fields object out on PW_E_INVALID, else frees it. */
+static pw_status verdict(json_t *fields, json_t **fields_out, pw_status st)
+{
+	if (st == PW_OK && json_object_size(fields) > 0) {
+		*fields_out = fields;
+		return PW_E_INVALID;
+	}
+	json_decref(fields);
+	return st;
+}
+
+pw_status pw_patient_validate_update(const json_t *payload, int64_t now_s, pw_patient_update *out,
+                                     json_t **fields_out)
+{
+	json_t *fields = json_object();
+	pw_status st = PW_E_NOMEM;
+
+	memset(out, 0, sizeof(*out));
+	*fields_out = NULL;
+	if (fields == NULL ||
+	    pw_envelope_unknown_fields(payload, update_allowed, COUNT(update_allowed), fields) !=
+	        0 ||
+	    id_and_version(payload, &out->id, &out->version, fields) != 0)
+		goto out;
+	for (int i = 0; i < PW_PATIENT_FIELDS; i++)
+		if (update_field(payload, i, now_s, out, fields) != 0)
+			goto out;
+	if (out->fields == 0 && add_field(fields, "payload", "no field to change") != 0)
+		goto out;
+	st = verdict(fields, fields_out, PW_OK);
+	fields = NULL;
+	if (st == PW_OK)
+		st = hash_update(out);
+out:
+	json_decref(fields);
+	if (st != PW_OK)
+		pw_patient_update_clear(out);
+	return st;
+}
+
+void pw_patient_update_clear(pw_patient_update *u)
+{
+	if (u == NULL)
+		return;
+	pw_patient_input_clear(&u->values);
+	memset(u, 0, sizeof(*u));
+}
+
+pw_status pw_patient_validate_delete(const json_t *payload, pw_patient_delete *out,
+                                     json_t **fields_out)
+{
+	json_t *fields = json_object();
+	pw_status st;
+
+	memset(out, 0, sizeof(*out));
+	*fields_out = NULL;
+	if (fields == NULL ||
+	    pw_envelope_unknown_fields(payload, delete_allowed, COUNT(delete_allowed), fields) !=
+	        0 ||
+	    id_and_version(payload, &out->id, &out->version, fields) != 0) {
+		json_decref(fields);
+		return PW_E_NOMEM;
+	}
+	st = verdict(fields, fields_out, PW_OK);
+	if (st == PW_OK)
+		st = hash_json(json_pack("{s:s, s:I, s:I}", "type", "patient.delete", "id",
+		                         (json_int_t)out->id, "version", (json_int_t)out->version),
+		               out->payload_hash);
 	return st;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pw_envelope.h"
 #include "pw_util.h"
 
 void pw_query_clear(pw_query *q)
@@ -12,21 +13,6 @@ void pw_query_clear(pw_query *q)
 		return;
 	free(q->q);
 	memset(q, 0, sizeof(*q));
-}
-
-static int only_known(const json_t *payload, const char *const *known, size_t n, json_t *fields)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach((json_t *)payload, key, v)
-	{
-		size_t i = 0;
-		while (i < n && strcmp(key, known[i]) != 0)
-			i++;
-		if (i == n && json_object_set_new(fields, key, json_string("unknown field")) != 0)
-			return -1;
-	}
-	return 0;
 }
 
 static const char *check_q(json_t *v)
@@ -47,19 +33,11 @@ static const char *check_q(json_t *v)
 static pw_status validate_get(const json_t *payload, pw_query *out, json_t *fields)
 {
 	static const char *const known[] = {"id"};
-	json_t *id = json_object_get(payload, "id");
+	const char *reason = pw_patient_check_positive(json_object_get(payload, "id"), &out->id);
 
-	if (only_known(payload, known, 1, fields) != 0)
+	if (pw_envelope_unknown_fields(payload, known, 1, fields) != 0 ||
+	    (reason != NULL && json_object_set_new(fields, "id", json_string(reason)) != 0))
 		return PW_E_NOMEM;
-	if (id == NULL) {
-		if (json_object_set_new(fields, "id", json_string("required")) != 0)
-			return PW_E_NOMEM;
-	} else if (!json_is_integer(id) || json_integer_value(id) < 1) {
-		if (json_object_set_new(fields, "id", json_string("must be an integer >= 1")) != 0)
-			return PW_E_NOMEM;
-	} else {
-		out->id = (int64_t)json_integer_value(id);
-	}
 	return PW_OK;
 }
 
@@ -70,7 +48,7 @@ static pw_status validate_list(const json_t *payload, const pw_cursor_key *key, 
 	const char *reason;
 	json_t *v;
 
-	if (only_known(payload, known, 4, fields) != 0)
+	if (pw_envelope_unknown_fields(payload, known, 4, fields) != 0)
 		return PW_E_NOMEM;
 	out->limit = PW_LIST_LIMIT_DEFAULT;
 	v = json_object_get(payload, "limit");

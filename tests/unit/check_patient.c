@@ -1,5 +1,5 @@
-/* Unit tests of pw_patient: every rule of the patient.create payload, its idempotency hash,
- * and the UTF-8 and calendar helpers. */
+/* Unit tests of pw_patient: every rule of the patient.create, patient.update and
+ * patient.delete payloads, their idempotency hashes, and the calendar helper. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -532,6 +532,240 @@ START_TEST(test_date_valid)
 }
 END_TEST
 
+/* ---- patient.update and patient.delete --------------------------------------------------- */
+
+#define ALL_FIELDS                                                                                 \
+	(PW_PATIENT_NOMBRE | PW_PATIENT_APELLIDO_PATERNO | PW_PATIENT_APELLIDO_MATERNO |           \
+	 PW_PATIENT_DNI | PW_PATIENT_FECHA_NACIMIENTO | PW_PATIENT_SEXO)
+
+/* A payload (JSON text) and what validation must make of it: the fields it sets and the
+ * values stored for two of them, or the reasons (a JSON object) it is refused with. */
+typedef struct update_case {
+	const char *name, *payload;
+	unsigned fields;     /**< when accepted */
+	const char *nombre;  /**< when accepted: the stored nombre, or NULL */
+	const char *materno; /**< when accepted: the stored apellido_materno, or NULL */
+	const char *refused; /**< NULL: accepted; else the exact fields object */
+} update_case;
+
+static json_t *parse(const char *text, const char *name)
+{
+	json_error_t e;
+	json_t *j = json_loads(text, 0, &e);
+
+	ck_assert_msg(j != NULL, "case '%s': bad test JSON: %s", name, e.text);
+	return j;
+}
+
+static void expect_fields(json_t *fields, const char *want, const char *name)
+{
+	json_t *w = parse(want, name);
+	char *got = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+
+	ck_assert_msg(json_equal(fields, w), "case '%s': refused with %s, want %s", name, got,
+	              want);
+	free(got);
+	json_decref(w);
+}
+
+START_TEST(test_update_rules)
+{
+	static const update_case rows[] = {
+	    {"one name", "{\"id\":17,\"version\":1,\"nombre\":\"  Ana Mar\u00eda \"}",
+	     PW_PATIENT_NOMBRE,
+	     "Ana Mar\xc3\xad"
+	     "a",
+	     NULL, NULL},
+	    {"materno null clears", "{\"id\":17,\"version\":3,\"apellido_materno\":null}",
+	     PW_PATIENT_APELLIDO_MATERNO, NULL, NULL, NULL},
+	    {"materno set", "{\"id\":17,\"version\":3,\"apellido_materno\":\"Rojas\"}",
+	     PW_PATIENT_APELLIDO_MATERNO, NULL, "Rojas", NULL},
+	    {"every field",
+	     "{\"id\":1,\"version\":9,\"nombre\":\"A\",\"apellido_paterno\":\"B\","
+	     "\"apellido_materno\":\"C\",\"dni\":\"1-a\",\"fecha_nacimiento\":\"2024-06-15\","
+	     "\"sexo\":\"X\"}",
+	     ALL_FIELDS, "A", "C", NULL},
+	    {"owner_id ignored", "{\"id\":17,\"version\":1,\"owner_id\":\"x\",\"sexo\":\"F\"}",
+	     PW_PATIENT_SEXO, NULL, NULL, NULL},
+	    {"nothing to change", "{\"id\":17,\"version\":1}", 0, NULL, NULL,
+	     "{\"payload\":\"no field to change\"}"},
+	    {"owner_id is not a change", "{\"id\":17,\"version\":1,\"owner_id\":\"x\"}", 0, NULL,
+	     NULL, "{\"payload\":\"no field to change\"}"},
+	    {"empty payload", "{}", 0, NULL, NULL,
+	     "{\"id\":\"required\",\"version\":\"required\",\"payload\":\"no field to change\"}"},
+	    {"id missing", "{\"version\":1,\"sexo\":\"M\"}", 0, NULL, NULL,
+	     "{\"id\":\"required\"}"},
+	    {"version missing", "{\"id\":1,\"sexo\":\"M\"}", 0, NULL, NULL,
+	     "{\"version\":\"required\"}"},
+	    {"id and version wrong", "{\"id\":0,\"version\":\"1\",\"sexo\":\"M\"}", 0, NULL, NULL,
+	     "{\"id\":\"must be an integer >= 1\",\"version\":\"must be an integer >= 1\"}"},
+	    {"id null, version real", "{\"id\":null,\"version\":1.0,\"sexo\":\"M\"}", 0, NULL, NULL,
+	     "{\"id\":\"must be an integer >= 1\",\"version\":\"must be an integer >= 1\"}"},
+	    {"negative version", "{\"id\":5,\"version\":-1,\"sexo\":\"M\"}", 0, NULL, NULL,
+	     "{\"version\":\"must be an integer >= 1\"}"},
+	    {"nulls refused but materno's",
+	     "{\"id\":1,\"version\":1,\"nombre\":null,\"apellido_paterno\":null,"
+	     "\"apellido_materno\":null,\"dni\":null,\"fecha_nacimiento\":null,\"sexo\":null}",
+	     0, NULL, NULL,
+	     "{\"nombre\":\"must be a string\",\"apellido_paterno\":\"must be a string\","
+	     "\"dni\":\"must be a string\",\"fecha_nacimiento\":\"must be a string YYYY-MM-DD\","
+	     "\"sexo\":\"must be M, F or X\"}"},
+	    {"create's rules apply",
+	     "{\"id\":1,\"version\":1,\"nombre\":\"   \",\"apellido_paterno\":\"a\\u0007b\","
+	     "\"dni\":\"45 67\",\"fecha_nacimiento\":\"2024-06-16\",\"sexo\":\"m\"}",
+	     0, NULL, NULL,
+	     "{\"nombre\":\"must not be empty\","
+	     "\"apellido_paterno\":\"must not contain control characters\","
+	     "\"dni\":\"must hold only letters, digits and '-'\","
+	     "\"fecha_nacimiento\":\"must not be in the future\",\"sexo\":\"must be M, F or X\"}"},
+	    {"before 1900", "{\"id\":1,\"version\":1,\"fecha_nacimiento\":\"1899-12-31\"}", 0, NULL,
+	     NULL, "{\"fecha_nacimiento\":\"must not be before 1900-01-01\"}"},
+	    {"unknown field", "{\"id\":1,\"version\":1,\"edad\":3,\"sexo\":\"F\"}", 0, NULL, NULL,
+	     "{\"edad\":\"unknown field\"}"},
+	    {"everything wrong at once", "{\"edad\":3,\"nombre\":7}", 0, NULL, NULL,
+	     "{\"edad\":\"unknown field\",\"id\":\"required\",\"version\":\"required\","
+	     "\"nombre\":\"must be a string\"}"},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const update_case *c = &rows[i];
+		json_t *p = parse(c->payload, c->name), *fields = NULL;
+		pw_patient_update u;
+		pw_status st = pw_patient_validate_update(p, NOW, &u, &fields);
+		if (c->refused != NULL) {
+			ck_assert_msg(st == PW_E_INVALID, "case '%s': status %d", c->name, st);
+			expect_fields(fields, c->refused, c->name);
+			json_decref(fields);
+		} else {
+			ck_assert_msg(st == PW_OK, "case '%s': status %d", c->name, st);
+			ck_assert_ptr_null(fields);
+			ck_assert_msg(u.fields == c->fields, "case '%s': fields %#x, want %#x",
+			              c->name, u.fields, c->fields);
+			ck_assert_int_eq(strlen(u.payload_hash), 64);
+			if (c->nombre)
+				ck_assert_str_eq(u.values.nombre, c->nombre);
+			if (c->materno)
+				ck_assert_str_eq(u.values.apellido_materno, c->materno);
+			else if (c->fields & PW_PATIENT_APELLIDO_MATERNO)
+				ck_assert_ptr_null(u.values.apellido_materno);
+			pw_patient_update_clear(&u);
+		}
+		json_decref(p);
+	}
+}
+END_TEST
+
+static void update_hash(const char *text, char out[65])
+{
+	json_t *p = parse(text, text), *fields = NULL;
+	pw_patient_update u;
+
+	ck_assert_msg(pw_patient_validate_update(p, NOW, &u, &fields) == PW_OK, "refused: %s",
+	              text);
+	memcpy(out, u.payload_hash, 65);
+	pw_patient_update_clear(&u);
+	json_decref(p);
+}
+
+static void delete_hash(const char *text, char out[65])
+{
+	json_t *p = parse(text, text), *fields = NULL;
+	pw_patient_delete d;
+
+	ck_assert_msg(pw_patient_validate_delete(p, &d, &fields) == PW_OK, "refused: %s", text);
+	memcpy(out, d.payload_hash, 65);
+	json_decref(p);
+}
+
+/* The same update (as stored) has the same hash however it is written; any difference in
+ * what it would do, its id or its version gives another; an update is never a delete. */
+START_TEST(test_update_delete_hashes)
+{
+	static const struct {
+		const char *a, *b;
+		int same;
+	} rows[] = {
+	    {"{\"id\":1,\"version\":2,\"nombre\":\"Ana\",\"sexo\":\"F\"}",
+	     "{ \"sexo\": \"F\", \"version\": 2, \"nombre\": \"  Ana \", \"id\": 1 }", 1},
+	    {"{\"id\":1,\"version\":2,\"sexo\":\"F\"}",
+	     "{\"id\":1,\"version\":2,\"sexo\":\"F\",\"owner_id\":\"x\"}", 1},
+	    {"{\"id\":1,\"version\":2,\"sexo\":\"F\"}", "{\"id\":1,\"version\":3,\"sexo\":\"F\"}",
+	     0},
+	    {"{\"id\":1,\"version\":2,\"sexo\":\"F\"}", "{\"id\":2,\"version\":2,\"sexo\":\"F\"}",
+	     0},
+	    {"{\"id\":1,\"version\":2,\"sexo\":\"F\"}", "{\"id\":1,\"version\":2,\"sexo\":\"M\"}",
+	     0},
+	    {"{\"id\":1,\"version\":2,\"sexo\":\"F\"}",
+	     "{\"id\":1,\"version\":2,\"sexo\":\"F\",\"apellido_materno\":null}", 0},
+	    {"{\"id\":1,\"version\":2,\"apellido_materno\":null}",
+	     "{\"id\":1,\"version\":2,\"apellido_materno\":\"\"}", -1}, /* second refused */
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char ha[65], hb[65];
+		if (rows[i].same < 0)
+			continue;
+		update_hash(rows[i].a, ha);
+		update_hash(rows[i].b, hb);
+		ck_assert_msg((strcmp(ha, hb) == 0) == rows[i].same, "row %zu: %s vs %s", i,
+		              rows[i].a, rows[i].b);
+	}
+	char u[65], d[65], d2[65], d3[65];
+	update_hash("{\"id\":1,\"version\":2,\"sexo\":\"F\"}", u);
+	delete_hash("{\"id\":1,\"version\":2}", d);
+	delete_hash("{\"version\":2,\"owner_id\":\"z\",\"id\":1}", d2);
+	delete_hash("{\"id\":1,\"version\":3}", d3);
+	ck_assert_str_ne(u, d);
+	ck_assert_str_eq(d, d2);
+	ck_assert_str_ne(d, d3);
+}
+END_TEST
+
+START_TEST(test_delete_rules)
+{
+	static const struct {
+		const char *name, *payload, *refused; /* refused NULL: accepted */
+		int64_t id, version;
+	} rows[] = {
+	    {"plain", "{\"id\":17,\"version\":2}", NULL, 17, 2},
+	    {"owner_id ignored", "{\"id\":17,\"version\":2,\"owner_id\":[1]}", NULL, 17, 2},
+	    {"largest id", "{\"id\":9223372036854775807,\"version\":1}", NULL, INT64_MAX, 1},
+	    {"empty", "{}", "{\"id\":\"required\",\"version\":\"required\"}", 0, 0},
+	    {"no version", "{\"id\":17}", "{\"version\":\"required\"}", 0, 0},
+	    {"strings", "{\"id\":\"17\",\"version\":\"2\"}",
+	     "{\"id\":\"must be an integer >= 1\",\"version\":\"must be an integer >= 1\"}", 0, 0},
+	    {"zero version", "{\"id\":17,\"version\":0}",
+	     "{\"version\":\"must be an integer >= 1\"}", 0, 0},
+	    {"a field to change is not a delete's", "{\"id\":17,\"version\":2,\"nombre\":\"Ana\"}",
+	     "{\"nombre\":\"unknown field\"}", 0, 0},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		json_t *p = parse(rows[i].payload, rows[i].name), *fields = NULL;
+		pw_patient_delete d;
+		pw_status st = pw_patient_validate_delete(p, &d, &fields);
+		if (rows[i].refused != NULL) {
+			ck_assert_msg(st == PW_E_INVALID, "case '%s': status %d", rows[i].name, st);
+			expect_fields(fields, rows[i].refused, rows[i].name);
+			json_decref(fields);
+		} else {
+			ck_assert_msg(st == PW_OK, "case '%s': status %d", rows[i].name, st);
+			ck_assert_ptr_null(fields);
+			ck_assert_int_eq(d.id, rows[i].id);
+			ck_assert_int_eq(d.version, rows[i].version);
+			ck_assert_int_eq(strlen(d.payload_hash), 64);
+		}
+		json_decref(p);
+	}
+}
+END_TEST
+
+START_TEST(test_field_names)
+{
+	ck_assert_str_eq(pw_patient_field_name(PW_PATIENT_NOMBRE), "nombre");
+	ck_assert_str_eq(pw_patient_field_name(PW_PATIENT_APELLIDO_MATERNO), "apellido_materno");
+	ck_assert_str_eq(pw_patient_field_name(PW_PATIENT_SEXO), "sexo");
+	ck_assert_str_eq(pw_patient_field_name((pw_patient_field)(1 << 9)), "unknown");
+}
+END_TEST
+
 static Suite *patient_suite(void)
 {
 	Suite *s = suite_create("patient");
@@ -555,6 +789,10 @@ static Suite *patient_suite(void)
 
 	tc = tcase_create("helpers");
 	tcase_add_test(tc, test_date_valid);
+	tcase_add_test(tc, test_update_rules);
+	tcase_add_test(tc, test_update_delete_hashes);
+	tcase_add_test(tc, test_delete_rules);
+	tcase_add_test(tc, test_field_names);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -13,7 +13,7 @@
 typedef struct pw_audit_row {
 	const char *owner; /**< "" when the token was refused: stored NULL */
 	const char *request_id;
-	const char *command_type; /**< "patient.get", ..., "unknown" */
+	const char *command_type; /**< "patient.get", ...; NULL when missing or unknown */
 	int status;
 	const char *patient_ids; /**< PostgreSQL array literal, "{}" for none */
 	const char *src_topic;

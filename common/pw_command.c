@@ -26,7 +26,7 @@ static pw_status answer_internal(pw_command *c, const char *why)
 
 	ctx.request_id = c->request_id;
 	ctx.owner = c->owner[0] ? c->owner : NULL;
-	PW_LOG_ERROR(&ctx, "%s failed: %s", c->command_type, why);
+	PW_LOG_ERROR(&ctx, "%s failed: %s", c->command_type ? c->command_type : "command", why);
 	/* Answered without an audit row: the transaction that would have held it failed.
 	 * The log line above is the trace. */
 	free(c->reply);

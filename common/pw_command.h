@@ -27,7 +27,8 @@ typedef struct pw_command {
 	pw_command_kind kind;
 	const char *owner; /**< "" when the caller was not authenticated */
 	const char *request_id;
-	const char *command_type; /**< for the audit row: "patient.create", ..., "unknown" */
+	const char *command_type; /**< for the audit row: "patient.create", ...; NULL when the
+	                               type was missing or unknown */
 	const char *src_topic;
 	int32_t src_partition;
 	int64_t src_offset;

@@ -118,7 +118,7 @@ static pw_status add_member(batch *b, size_t i)
  * statement does not give; PW_OK with the item left undecided for a NULL status. */
 static pw_status decide(batch *b, const PGresult *r, int row, const int *col)
 {
-	enum { ORD, STATUS, STORED };
+	enum { ORD, STATUS, STORED, SNAPSHOT };
 	size_t i = (size_t)strtoull(PQgetvalue(r, row, col[ORD]), NULL, 10);
 	pw_creates_item *it;
 
@@ -135,6 +135,14 @@ static pw_status decide(batch *b, const PGresult *r, int row, const int *col)
 		it->stored_status = status;
 		if ((it->stored_reply = strdup(PQgetvalue(r, row, col[STORED]))) == NULL)
 			return PW_E_NOMEM;
+	} else if (status == 201 && !PQgetisnull(r, row, col[SNAPSHOT])) {
+		/* Its patient has changed since: the state the first reply showed. */
+		json_t *o = json_loads(PQgetvalue(r, row, col[SNAPSHOT]), 0, NULL);
+		pw_status st = o ? pw_patient_from_json(o, &it->patient) : PW_E_INTERNAL;
+		json_decref(o);
+		if (st != PW_OK)
+			return st == PW_E_NOMEM ? st : PW_E_INTERNAL;
+		it->result = PW_CREATES_CREATED;
 	} else if (status == 201) {
 		pw_status st = pw_db_patient(r, row, &it->patient);
 		if (st != PW_OK || it->patient.nombre == NULL) /* no row to show */
@@ -156,10 +164,10 @@ static pw_status decide(batch *b, const PGresult *r, int row, const int *col)
 static pw_status run_group(pw_db *db, batch *b, const slot *group, size_t n, char *errstr,
                            size_t errstr_size)
 {
-	static const char *const names[] = {"ord", "status", "stored"};
+	static const char *const names[] = {"ord", "status", "stored", "snapshot"};
 	PGresult *r = NULL;
 	size_t members = 0;
-	int col[3];
+	int col[4];
 	pw_status st = PW_OK;
 
 	for (int k = 0; k < C_N; k++)
@@ -181,7 +189,7 @@ static pw_status run_group(pw_db *db, batch *b, const slot *group, size_t n, cha
 	st = pw_db_set_owner(db, group->owner, errstr, errstr_size);
 	if (st == PW_OK)
 		st = pw_db_exec(db, &pw_creates_stmt, &a, &r, errstr, errstr_size);
-	if (st == PW_OK && pw_db_columns(r, names, 3, col) != PW_OK)
+	if (st == PW_OK && pw_db_columns(r, names, 4, col) != PW_OK)
 		st = PW_E_INTERNAL;
 	for (int row = 0; st == PW_OK && row < PQntuples(r); row++)
 		st = decide(b, r, row, col);

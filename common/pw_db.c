@@ -293,9 +293,11 @@ pw_status pw_db_columns(const PGresult *r, const char *const *names, size_t n, i
 pw_status pw_db_patient(const PGresult *r, int row, pw_patient *out)
 {
 	static const char *const names[] = {
-	    "id",   "nombre",   "apellido_paterno", "apellido_materno", "dni", "fecha_nacimiento",
-	    "sexo", "owner_id", "created_at"};
+	    "id",        "version",          "nombre", "apellido_paterno", "apellido_materno",
+	    "dni",       "fecha_nacimiento", "sexo",   "owner_id",         "created_at",
+	    "updated_at"};
 	char **fields[] = {NULL,
+	                   NULL,
 	                   &out->nombre,
 	                   &out->apellido_paterno,
 	                   &out->apellido_materno,
@@ -303,14 +305,17 @@ pw_status pw_db_patient(const PGresult *r, int row, pw_patient *out)
 	                   &out->fecha_nacimiento,
 	                   &out->sexo,
 	                   &out->owner_id,
-	                   &out->created_at};
-	int col[9];
+	                   &out->created_at,
+	                   &out->updated_at};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	int col[N];
 
 	memset(out, 0, sizeof(*out));
-	if (pw_db_columns(r, names, 9, col) != PW_OK)
+	if (pw_db_columns(r, names, N, col) != PW_OK)
 		return PW_E_INTERNAL;
 	out->id = strtoll(PQgetvalue(r, row, col[0]), NULL, 10);
-	for (size_t i = 1; i < 9; i++) {
+	out->version = strtoll(PQgetvalue(r, row, col[1]), NULL, 10);
+	for (size_t i = 2; i < N; i++) {
 		if (PQgetisnull(r, row, col[i]))
 			continue; /* only apellido_materno may be NULL */
 		if ((*fields[i] = strdup(PQgetvalue(r, row, col[i]))) == NULL) {

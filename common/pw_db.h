@@ -66,8 +66,9 @@ PW_MUST_CHECK pw_status pw_db_exec(pw_db *db, const pw_sql_stmt *s, const void *
 PW_MUST_CHECK pw_status pw_db_columns(const PGresult *r, const char *const *names, size_t n,
                                       int *cols);
 
-/* Row `row` of a result that selects the patient columns by their names (id, nombre,
- * apellido_paterno, apellido_materno, dni, fecha_nacimiento, sexo, owner_id, created_at),
+/* Row `row` of a result that selects the patient columns by their names (id, version,
+ * nombre, apellido_paterno, apellido_materno, dni, fecha_nacimiento, sexo, owner_id,
+ * created_at, updated_at),
  * copied into *out (free with pw_patient_clear). PW_E_INTERNAL for a missing column,
  * PW_E_NOMEM. */
 PW_MUST_CHECK pw_status pw_db_patient(const PGresult *r, int row, pw_patient *out);

@@ -182,7 +182,39 @@ void pw_patient_clear(pw_patient *p)
 	free(p->sexo);
 	free(p->owner_id);
 	free(p->created_at);
+	free(p->updated_at);
 	memset(p, 0, sizeof(*p));
+}
+
+pw_status pw_patient_from_json(const json_t *o, pw_patient *out)
+{
+	const char *text[] = {"nombre",   "apellido_paterno", "apellido_materno",
+	                      "dni",      "fecha_nacimiento", "sexo",
+	                      "owner_id", "created_at",       "updated_at"};
+	char **field[] = {&out->nombre,   &out->apellido_paterno, &out->apellido_materno,
+	                  &out->dni,      &out->fecha_nacimiento, &out->sexo,
+	                  &out->owner_id, &out->created_at,       &out->updated_at};
+	json_t *id = json_object_get(o, "id"), *version = json_object_get(o, "version");
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_integer(id) || !json_is_integer(version))
+		return PW_E_INVALID;
+	out->id = (int64_t)json_integer_value(id);
+	out->version = (int64_t)json_integer_value(version);
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+		json_t *v = json_object_get(o, text[i]);
+		if (json_is_null(v) && field[i] == &out->apellido_materno)
+			continue;
+		if (!json_is_string(v)) {
+			pw_patient_clear(out);
+			return PW_E_INVALID;
+		}
+		if ((*field[i] = strdup(json_string_value(v))) == NULL) {
+			pw_patient_clear(out);
+			return PW_E_NOMEM;
+		}
+	}
+	return PW_OK;
 }
 
 static int add_field(json_t *fields, const char *name, const char *reason)

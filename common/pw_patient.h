@@ -90,8 +90,14 @@ typedef struct pw_patient {
 	char *fecha_nacimiento; /**< YYYY-MM-DD */
 	char *sexo;
 	char *owner_id;
+	int64_t version;  /**< 1 when created, one more with every update or delete */
 	char *created_at; /**< ISO 8601 UTC with milliseconds */
+	char *updated_at; /**< the same form; created_at until the first update */
 } pw_patient;
+
+/* A patient from its object as replies show it (a snapshot the database kept), into *out
+ * (free with pw_patient_clear). PW_E_INVALID when a member is missing or of another type. */
+PW_MUST_CHECK pw_status pw_patient_from_json(const json_t *o, pw_patient *out);
 
 /* Frees the strings; p is left zeroed. NULL is fine. */
 void pw_patient_clear(pw_patient *p);

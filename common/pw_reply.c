@@ -77,11 +77,12 @@ out:
 /* The contract's patient object; NULL when memory runs out. */
 static json_t *patient_json(const pw_patient *p)
 {
-	return json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)p->id,
-	                 "nombre", p->nombre, "apellido_paterno", p->apellido_paterno,
-	                 "apellido_materno", p->apellido_materno, "dni", p->dni, "fecha_nacimiento",
-	                 p->fecha_nacimiento, "sexo", p->sexo, "owner_id", p->owner_id,
-	                 "created_at", p->created_at);
+	return json_pack("{s:I, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:I, s:s, s:s}", "id",
+	                 (json_int_t)p->id, "nombre", p->nombre, "apellido_paterno",
+	                 p->apellido_paterno, "apellido_materno", p->apellido_materno, "dni",
+	                 p->dni, "fecha_nacimiento", p->fecha_nacimiento, "sexo", p->sexo,
+	                 "owner_id", p->owner_id, "version", (json_int_t)p->version, "created_at",
+	                 p->created_at, "updated_at", p->updated_at);
 }
 
 /* pw_reply_data taking data over. */

@@ -2,10 +2,12 @@
 -- the batch's transaction after set_config('app.owner_id', :owner, true). The inputs are
 -- parallel arrays, one element per command; :ords numbers them so each gets its own row
 -- back. Each command's outcome (status):
---   a request answered before (a patient row carrying its request id, or a 409 recorded
---   in patient_create_requests): that answer again, or -409 (idempotency_conflict) when
---   the payload hash differs;
---   a new one: inserted (201), or meets this owner's dni (409, recorded so that a later
+--   a request answered before (a patient row carrying its request id, or an outcome
+--   recorded in patient_requests: a 409, the state a create showed before its patient
+--   changed, or another command's answer): that answer again, or -409
+--   (idempotency_conflict) when the payload hash differs;
+--   a new one: inserted (201), or meets a live patient of this owner with its dni (409,
+--   recorded so that a later
 --   different payload under the same request id is still an idempotency conflict);
 --   NULL: not inserted and no visible reason, i.e. a concurrent transaction wrote the same
 --   request or dni; the caller asks again in a new statement, which sees it committed
@@ -21,9 +23,9 @@ WITH input AS (
          fecha_nacimiento, sexo, src_partition, src_offset, command_time)
 ),
 prior_rec AS (
-  SELECT i.ord, r.payload_hash, r.status, r.reply
+  SELECT i.ord, r.payload_hash, r.status, r.reply, r.detail
   FROM input i
-  JOIN patient_create_requests r ON r.owner_id = :owner AND r.request_id = i.request_id
+  JOIN patient_requests r ON r.owner_id = :owner AND r.request_id = i.request_id
 ),
 prior_row AS (
   SELECT i.ord, p.id, p.payload_hash
@@ -43,11 +45,11 @@ ins AS (
   ORDER BY i.ord
   ON CONFLICT DO NOTHING
   RETURNING id, request_id, payload_hash, dni, nombre, apellido_paterno, apellido_materno,
-            fecha_nacimiento, sexo, created_at
+            fecha_nacimiento, sexo, version, created_at, updated_at
 ),
 decided AS (
   SELECT i.ord, i.request_id, i.payload_hash, i.src_partition, i.src_offset,
-         i.command_time, rc.reply AS stored,
+         i.command_time, rc.reply AS stored, rc.detail AS snapshot,
          CASE WHEN rc.ord IS NOT NULL THEN
                 CASE WHEN rc.payload_hash = i.payload_hash THEN rc.status ELSE -409 END
               WHEN pr.ord IS NOT NULL THEN
@@ -56,7 +58,8 @@ decided AS (
                 CASE WHEN n.payload_hash = i.payload_hash THEN 201 ELSE -409 END
               WHEN EXISTS (SELECT 1 FROM ins d WHERE d.dni = i.dni)
                 OR EXISTS (SELECT 1 FROM patients p
-                           WHERE p.owner_id = :owner AND p.dni = i.dni) THEN 409
+                           WHERE p.owner_id = :owner AND p.dni = i.dni
+                             AND p.deleted_at IS NULL) THEN 409
          END AS status,
          coalesce(pr.id, n.id) AS id
   FROM input i
@@ -65,7 +68,7 @@ decided AS (
   LEFT JOIN ins n ON n.request_id = i.request_id
 ),
 rec AS (
-  INSERT INTO patient_create_requests (owner_id, request_id, payload_hash, status)
+  INSERT INTO patient_requests (owner_id, request_id, payload_hash, status)
   SELECT DISTINCT ON (d.request_id) :owner, d.request_id, d.payload_hash, 409
   FROM decided d
   WHERE d.status = 409 AND NOT EXISTS (SELECT 1 FROM prior_rec x WHERE x.ord = d.ord)
@@ -82,16 +85,19 @@ aud AS (
   WHERE d.status IS NOT NULL
   ON CONFLICT DO NOTHING
 )
-SELECT d.ord, d.status, d.stored, c.id, c.nombre, c.apellido_paterno, c.apellido_materno,
-       c.dni, c.fecha_nacimiento::text AS fecha_nacimiento, c.sexo, :owner AS owner_id,
-       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at
+SELECT d.ord, d.status, d.stored, d.snapshot::text AS snapshot, c.id, c.nombre,
+       c.apellido_paterno, c.apellido_materno, c.dni,
+       c.fecha_nacimiento::text AS fecha_nacimiento, c.sexo, :owner AS owner_id, c.version,
+       to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at,
+       to_char(coalesce(c.updated_at, c.created_at) AT TIME ZONE 'UTC',
+               'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at
 FROM decided d
 LEFT JOIN (SELECT id, nombre, apellido_paterno, apellido_materno, dni, fecha_nacimiento,
-                  sexo, created_at
+                  sexo, version, created_at, updated_at
            FROM ins
            UNION ALL
            SELECT p.id, p.nombre, p.apellido_paterno, p.apellido_materno, p.dni,
-                  p.fecha_nacimiento, p.sexo, p.created_at
+                  p.fecha_nacimiento, p.sexo, p.version, p.created_at, p.updated_at
            FROM patients p
            WHERE p.owner_id = :owner AND p.id IN (SELECT id FROM prior_row)) c
   ON c.id = d.id AND d.status = 201

@@ -127,9 +127,11 @@ static void describe(const pw_handler_record *r, const pw_envelope *env, pw_hand
 	out->log_append_time = r->append_time_s >= 0;
 	out->command_time = out->log_append_time ? r->append_time_s : r->taken_at_s;
 	snprintf(out->command_type, sizeof(out->command_type), "unknown");
+	out->type_known = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(name, known[i]) == 0)
-			snprintf(out->command_type, sizeof(out->command_type), "%s", name);
+			out->type_known =
+			    snprintf(out->command_type, sizeof(out->command_type), "%s", name) > 0;
 }
 
 /* The token (401) and, when scope checks are on, its scope (403). *refused tells whether
@@ -225,7 +227,7 @@ void pw_handler_to_command(pw_handler_outcome *o, const char *topic, int32_t par
 	    .kind = o->command,
 	    .owner = o->owner,
 	    .request_id = o->request_id,
-	    .command_type = o->command_type,
+	    .command_type = o->type_known ? o->command_type : NULL,
 	    .src_topic = topic,
 	    .src_partition = partition,
 	    .src_offset = offset,

@@ -53,7 +53,9 @@ typedef struct pw_handler_outcome {
 	int32_t reply_partition; /**< kafka_replyPartition, else RD_KAFKA_PARTITION_UA */
 	void *correlation;       /**< owned: kafka_correlationId, copied byte for byte */
 	size_t correlation_len;  /**< its length; correlation NULL when absent */
-	char command_type[32];   /**< for the audit row: the type asked, or "unknown" */
+	char command_type[32];   /**< the type asked, or "unknown" (the metrics' label) */
+	bool type_known;         /**< command_type is a type of the contract (the audit row's
+	                              command_type is NULL otherwise) */
 	int64_t command_time;    /**< Unix seconds: append time, else when taken */
 	bool log_append_time;    /**< command_time is the broker's append time */
 	int status;              /**< the reply's, once decided */

@@ -160,6 +160,7 @@ static char *normalise(const run *r, const char *reply, char ids[][24], int *nid
 			snprintf(ids[(*nids)++], 24, "%s", id);
 		json_object_set_new(d, "id", json_integer(k));
 		json_object_set_new(d, "created_at", json_string("T"));
+		json_object_set_new(d, "updated_at", json_string("T"));
 		const char *o = json_string_value(json_object_get(d, "owner_id"));
 		for (int i = 0; i < 3; i++)
 			if (o && strcmp(o, r->owners[i]) == 0) {

@@ -98,7 +98,7 @@ static void world_up(void)
 
 	snprintf(
 	    sql, sizeof(sql),
-	    "INSERT INTO patient_create_requests (owner_id, request_id, payload_hash, status,"
+	    "INSERT INTO patient_requests (owner_id, request_id, payload_hash, status,"
 	    " reply) VALUES ('%s', 'rq-a', 'h', 409, '{}'), ('%s', 'rq-b', 'h', 409, '{}');"
 	    "INSERT INTO patient_audit (source_topic, source_partition, source_offset, owner_id,"
 	    " request_id, command_type, status, command_time) VALUES"
@@ -118,7 +118,7 @@ static void world_down(void)
 
 	snprintf(sql, sizeof(sql),
 	         "DELETE FROM patients WHERE owner_id IN ('%s', '%s');"
-	         "DELETE FROM patient_create_requests WHERE owner_id IN ('%s', '%s');"
+	         "DELETE FROM patient_requests WHERE owner_id IN ('%s', '%s');"
 	         "DELETE FROM patient_audit WHERE source_topic = '%s';"
 	         "DROP OWNED BY %s; REVOKE patients_app FROM %s; DROP ROLE %s",
 	         owner_a, owner_b, owner_a, owner_b, topic, role, role, role);
@@ -140,10 +140,10 @@ struct iso_case {
 #define SET_B  "SET app.owner_id = '{B}'"
 #define PAT_A  "SELECT id FROM patients WHERE owner_id = '{A}'"
 #define PAT_AB "SELECT id FROM patients WHERE owner_id IN ('{A}', '{B}')"
-#define REQ_AB "SELECT request_id FROM patient_create_requests WHERE owner_id IN ('{A}', '{B}')"
+#define REQ_AB "SELECT request_id FROM patient_requests WHERE owner_id IN ('{A}', '{B}')"
 #define AUD_T  "SELECT source_offset FROM patient_audit WHERE source_topic = '{T}'"
 #define UPD_REQ_AB                                                                                 \
-	"UPDATE patient_create_requests SET status = 500, reply = 'x' WHERE owner_id IN ('{A}', "  \
+	"UPDATE patient_requests SET status = 500, reply = 'x' WHERE owner_id IN ('{A}', "         \
 	"'{B}')"
 
 static const struct iso_case cases[] = {
@@ -168,24 +168,24 @@ static const struct iso_case cases[] = {
     {"B: A's patients by dni", {SET_B}, PAT_A " AND dni IN ('ISO1', 'ISO2')", 0, NULL},
     {"B: A's request",
      {SET_B},
-     "SELECT 1 FROM patient_create_requests WHERE owner_id = '{A}' AND request_id = 'rq-a'",
+     "SELECT 1 FROM patient_requests WHERE owner_id = '{A}' AND request_id = 'rq-a'",
      0,
      NULL},
     {"B: A's audit row", {SET_B}, AUD_T " AND owner_id = '{A}'", 0, NULL},
     {"B: anonymous audit row", {SET_B}, AUD_T " AND owner_id IS NULL", 0, NULL},
     {"B: UPDATE A's request reply",
      {SET_B},
-     "UPDATE patient_create_requests SET status = 500, reply = 'x' WHERE owner_id = '{A}'",
+     "UPDATE patient_requests SET status = 500, reply = 'x' WHERE owner_id = '{A}'",
      0,
      NULL},
     {"B: SELECT FOR UPDATE A's request",
      {SET_B},
-     "SELECT 1 FROM patient_create_requests WHERE owner_id = '{A}' FOR UPDATE",
+     "SELECT 1 FROM patient_requests WHERE owner_id = '{A}' FOR UPDATE",
      0,
      NULL},
     {"B: UPDATE own request's owner to A",
      {SET_B},
-     "UPDATE patient_create_requests SET owner_id = '{A}' WHERE owner_id = '{B}'",
+     "UPDATE patient_requests SET owner_id = '{A}' WHERE owner_id = '{B}'",
      0,
      "42501"},
     {"B: INSERT patient as A",
@@ -196,13 +196,13 @@ static const struct iso_case cases[] = {
      "42501"},
     {"B: INSERT request as A",
      {SET_B},
-     "INSERT INTO patient_create_requests (owner_id, request_id, payload_hash)"
+     "INSERT INTO patient_requests (owner_id, request_id, payload_hash)"
      " VALUES ('{A}', 'rq-x', 'h')",
      0,
      "42501"},
     {"B: upsert over A's request",
      {SET_B},
-     "INSERT INTO patient_create_requests (owner_id, request_id, payload_hash)"
+     "INSERT INTO patient_requests (owner_id, request_id, payload_hash)"
      " VALUES ('{A}', 'rq-a', 'h') ON CONFLICT (owner_id, request_id) DO UPDATE SET status = 1",
      0,
      "42501"},
@@ -268,7 +268,7 @@ static const struct iso_case cases[] = {
      NULL},
     {"pg_stats of the tenant tables",
      {SET_B},
-     "SELECT 1 FROM pg_stats WHERE tablename IN ('patients', 'patient_create_requests',"
+     "SELECT 1 FROM pg_stats WHERE tablename IN ('patients', 'patient_requests',"
      " 'patient_audit')",
      0,
      NULL},
@@ -301,15 +301,37 @@ static const struct iso_case cases[] = {
     {"ALTER ROLE patients_app BYPASSRLS", {NULL}, "ALTER ROLE patients_app BYPASSRLS", 0, "42501"},
 
     /* Privileges: no UPDATE or DELETE of anything but the reply columns, even one's own. */
-    {"UPDATE own patient",
+    /* Updates may change a patient's fields, version and deletion mark (migration 005),
+     * never whose it is, where it came from or when it was made; and only the owner's. */
+    {"B: UPDATE A's patients",
      {SET_B},
-     "UPDATE patients SET nombre = 'x' WHERE owner_id = '{B}'",
+     "UPDATE patients SET nombre = 'x' WHERE owner_id = '{A}'",
+     0,
+     NULL},
+    {"B: soft-delete A's patients",
+     {SET_B},
+     "UPDATE patients SET deleted_at = now() WHERE id IN ({IDA})",
+     0,
+     NULL},
+    {"UPDATE own patient's owner to A",
+     {SET_B},
+     "UPDATE patients SET owner_id = '{A}' WHERE owner_id = '{B}'",
+     0,
+     "42501"},
+    {"UPDATE own patient's provenance",
+     {SET_B},
+     "UPDATE patients SET request_id = 'x', source_offset = 0 WHERE owner_id = '{B}'",
+     0,
+     "42501"},
+    {"UPDATE own patient's created_at",
+     {SET_B},
+     "UPDATE patients SET created_at = now() WHERE owner_id = '{B}'",
      0,
      "42501"},
     {"DELETE own patient", {SET_B}, "DELETE FROM patients WHERE owner_id = '{B}'", 0, "42501"},
     {"DELETE own request",
      {SET_B},
-     "DELETE FROM patient_create_requests WHERE owner_id = '{B}'",
+     "DELETE FROM patient_requests WHERE owner_id = '{B}'",
      0,
      "42501"},
     {"UPDATE own audit row",
@@ -323,7 +345,7 @@ static const struct iso_case cases[] = {
      0,
      "42501"},
     {"TRUNCATE patients", {SET_B}, "TRUNCATE patients", 0, "42501"},
-    {"TRUNCATE requests", {SET_B}, "TRUNCATE patient_create_requests", 0, "42501"},
+    {"TRUNCATE requests", {SET_B}, "TRUNCATE patient_requests", 0, "42501"},
     {"TRUNCATE audit", {SET_B}, "TRUNCATE patient_audit", 0, "42501"},
 };
 

@@ -6,17 +6,19 @@
 #include <string.h>
 
 #include "pw_audit.h"
-#include "pw_creates.h"
 #include "pw_log.h"
 #include "pw_queries.h"
 #include "pw_reply.h"
+#include "pw_writes.h"
 
 pw_status pw_command_db(const pw_config *cfg, pw_db **out, char *errstr, size_t errstr_size)
 {
-	static const pw_sql_stmt *const stmts[] = {&pw_creates_stmt, &pw_queries_get_stmt,
-	                                           &pw_queries_list_stmt, &pw_audit_stmt};
+	const pw_sql_stmt *stmts[8] = {&pw_queries_get_stmt, &pw_queries_list_stmt, &pw_audit_stmt};
+	size_t n = 3;
 
-	return pw_db_create(cfg, stmts, sizeof(stmts) / sizeof(stmts[0]), out, errstr, errstr_size);
+	for (size_t i = 0; i < pw_writes_statement_count && n < 8; i++)
+		stmts[n++] = pw_writes_statements[i];
+	return pw_db_create(cfg, stmts, n, out, errstr, errstr_size);
 }
 
 /* 500 for one command whose own transaction failed for a reason retrying cannot fix. */
@@ -38,28 +40,45 @@ static pw_status answer_internal(pw_command *c, const char *why)
 	return PW_OK;
 }
 
-/* ---- creates ------------------------------------------------------------------------------ */
+/* ---- writes: creates, updates, deletes ----------------------------------------------------- */
 
-/* The reply the batch decided for a create. */
-static pw_status create_reply(pw_command *c, const pw_creates_item *it)
+static bool is_write(const pw_command *c)
 {
+	return c->kind == PW_COMMAND_CREATE || c->kind == PW_COMMAND_UPDATE ||
+	       c->kind == PW_COMMAND_DELETE;
+}
+
+/* The reply the write batch decided for a write. */
+static pw_status write_reply(pw_command *c, const pw_writes_item *it)
+{
+	const char *rid = c->request_id;
+
+	c->status = it->status;
 	switch (it->result) {
-	case PW_CREATES_CREATED:
-		c->status = 201;
-		c->reply = pw_reply_patient(c->request_id, 201, &it->patient);
+	case PW_WRITES_CREATED:
+	case PW_WRITES_UPDATED:
+		c->reply = pw_reply_patient(rid, it->status, &it->patient);
 		break;
-	case PW_CREATES_STORED: /* the earlier design's reply, byte for byte */
-		c->status = it->stored_status;
+	case PW_WRITES_STORED: /* an earlier design's reply, byte for byte */
 		c->reply = strdup(it->stored_reply);
 		break;
-	case PW_CREATES_CONFLICT:
-		c->status = 409;
-		c->reply = pw_reply_conflict(c->request_id);
+	case PW_WRITES_DELETED:
+		c->reply = pw_reply_deleted(rid, c->del->id, it->version, it->deleted_at);
 		break;
-	case PW_CREATES_IDEMPOTENCY_CONFLICT:
-		c->status = 409;
-		c->reply = pw_reply_idempotency_conflict(c->request_id);
+	case PW_WRITES_NOT_FOUND:
+		c->reply = pw_reply_not_found(rid);
 		break;
+	case PW_WRITES_VERSION_CONFLICT:
+		c->reply = pw_reply_version_conflict(rid, it->version);
+		break;
+	case PW_WRITES_CONFLICT:
+		c->reply = pw_reply_conflict(rid);
+		break;
+	case PW_WRITES_IDEMPOTENCY_CONFLICT:
+		c->reply = pw_reply_idempotency_conflict(rid);
+		break;
+	case PW_WRITES_UNDECIDED:
+		return PW_E_INTERNAL;
 	}
 	if (c->reply == NULL)
 		return PW_E_NOMEM;
@@ -67,40 +86,46 @@ static pw_status create_reply(pw_command *c, const pw_creates_item *it)
 	return PW_OK;
 }
 
-/* One call of the create batch over the commands cmds[idx[0..k)]. */
-static pw_status creates_once(pw_db *db, pw_command *cmds, const size_t *idx, size_t k,
-                              char *errstr, size_t errstr_size)
+/* One write batch over the commands cmds[idx[0..k)]. */
+static pw_status writes_once(pw_db *db, pw_command *cmds, const size_t *idx, size_t k, char *errstr,
+                             size_t errstr_size)
 {
-	pw_creates_item *items = calloc(k, sizeof(*items));
+	static const pw_writes_kind kinds[] = {[PW_COMMAND_CREATE] = PW_WRITES_CREATE,
+	                                       [PW_COMMAND_UPDATE] = PW_WRITES_UPDATE,
+	                                       [PW_COMMAND_DELETE] = PW_WRITES_DELETE};
+	pw_writes_item *items = calloc(k, sizeof(*items));
 	pw_status st = PW_E_NOMEM;
 
 	if (items == NULL)
 		return st;
 	for (size_t j = 0; j < k; j++) {
 		const pw_command *c = &cmds[idx[j]];
-		items[j] = (pw_creates_item){
+		items[j] = (pw_writes_item){
+		    .kind = kinds[c->kind],
 		    .owner = c->owner,
 		    .request_id = c->request_id,
 		    .src_topic = c->src_topic,
 		    .src_partition = c->src_partition,
 		    .src_offset = c->src_offset,
 		    .command_time = c->command_time,
-		    .in = c->in,
+		    .create = c->in,
+		    .update = c->update,
+		    .del = c->del,
 		};
 	}
-	st = pw_creates_run(db, items, k, errstr, errstr_size);
+	st = pw_writes_run(db, items, k, errstr, errstr_size);
 	for (size_t j = 0; st == PW_OK && j < k; j++)
-		st = create_reply(&cmds[idx[j]], &items[j]);
-	pw_creates_clear(items, k);
+		st = write_reply(&cmds[idx[j]], &items[j]);
+	pw_writes_clear(items, k);
 	free(items);
 	return st;
 }
 
-/* The creates not done yet, in one batch. When the database refuses the batch for a
- * reason other than an outage, it is run again one create at a time, so that only the
- * create at fault is answered 500 and every other gets the answer it would have had. */
-static pw_status run_creates(pw_db *db, pw_command *cmds, size_t n, char *errstr,
-                             size_t errstr_size)
+/* The writes not done yet, in one batch. When the database refuses the batch for a
+ * reason other than an outage, it is run again one write at a time, in order, so that
+ * only the write at fault is answered 500 and every other gets the answer it would have
+ * had. */
+static pw_status run_writes(pw_db *db, pw_command *cmds, size_t n, char *errstr, size_t errstr_size)
 {
 	size_t *idx = calloc(n ? n : 1, sizeof(*idx));
 	size_t k = 0;
@@ -109,14 +134,14 @@ static pw_status run_creates(pw_db *db, pw_command *cmds, size_t n, char *errstr
 	if (idx == NULL)
 		return st;
 	for (size_t i = 0; i < n; i++)
-		if (!cmds[i].done && cmds[i].kind == PW_COMMAND_CREATE)
+		if (!cmds[i].done && is_write(&cmds[i]))
 			idx[k++] = i;
-	st = k == 0 ? PW_OK : creates_once(db, cmds, idx, k, errstr, errstr_size);
+	st = k == 0 ? PW_OK : writes_once(db, cmds, idx, k, errstr, errstr_size);
 	if (st == PW_E_INTERNAL && k == 1)
 		st = answer_internal(&cmds[idx[0]], errstr);
 	else if (st == PW_E_INTERNAL)
 		for (size_t j = 0; j < k; j++) {
-			st = creates_once(db, cmds, &idx[j], 1, errstr, errstr_size);
+			st = writes_once(db, cmds, &idx[j], 1, errstr, errstr_size);
 			if (st == PW_E_INTERNAL)
 				st = answer_internal(&cmds[idx[j]], errstr);
 			if (st != PW_OK)
@@ -234,9 +259,9 @@ pw_status pw_command_run(pw_db *db, const pw_cursor_key *cursor_key, pw_command 
 		snprintf(errstr, errstr_size, "not connected");
 		return PW_E_RETRY;
 	}
-	st = run_creates(db, cmds, n, errstr, errstr_size);
+	st = run_writes(db, cmds, n, errstr, errstr_size);
 	for (size_t i = 0; st == PW_OK && i < n; i++) {
-		if (cmds[i].done || cmds[i].kind == PW_COMMAND_CREATE)
+		if (cmds[i].done || is_write(&cmds[i]))
 			continue;
 		st = run_one(db, cursor_key, &cmds[i], errstr, errstr_size);
 		if (st == PW_E_INTERNAL)

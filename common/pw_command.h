@@ -1,5 +1,5 @@
 /* Commands through the database: each command's work and its audit row in one
- * transaction, creates batched (pw_creates), queries one by one (pw_queries), refused
+ * transaction, writes batched (pw_writes), queries one by one (pw_queries), refused
  * commands recorded (pw_audit), and each command's reply built (pw_reply, pw_cursor). */
 #ifndef PW_COMMAND_H
 #define PW_COMMAND_H
@@ -20,6 +20,8 @@ typedef enum pw_command_kind {
 	PW_COMMAND_GET,
 	PW_COMMAND_LIST,
 	PW_COMMAND_REFUSED, /**< the reply is decided already (an error): record it */
+	PW_COMMAND_UPDATE,
+	PW_COMMAND_DELETE,
 } pw_command_kind;
 
 /* One command to answer. Inputs are borrowed; reply is owned by the command. */
@@ -32,25 +34,28 @@ typedef struct pw_command {
 	const char *src_topic;
 	int32_t src_partition;
 	int64_t src_offset;
-	int64_t command_time;       /**< Unix seconds */
-	const pw_patient_input *in; /**< PW_COMMAND_CREATE */
-	const pw_query *query;      /**< PW_COMMAND_GET, PW_COMMAND_LIST */
-	int status;                 /**< out (in for PW_COMMAND_REFUSED): reply status */
-	char *reply;                /**< out (in for PW_COMMAND_REFUSED): reply JSON, owned */
-	bool done;                  /**< out: committed; the reply may be sent */
+	int64_t command_time;            /**< Unix seconds */
+	const pw_patient_input *in;      /**< PW_COMMAND_CREATE */
+	const pw_patient_update *update; /**< PW_COMMAND_UPDATE */
+	const pw_patient_delete *del;    /**< PW_COMMAND_DELETE */
+	const pw_query *query;           /**< PW_COMMAND_GET, PW_COMMAND_LIST */
+	int status;                      /**< out (in for PW_COMMAND_REFUSED): reply status */
+	char *reply;                     /**< out (in for PW_COMMAND_REFUSED): reply JSON, owned */
+	bool done;                       /**< out: committed; the reply may be sent */
 } pw_command;
 
 /* A session for running commands: pw_db_create with every statement they use. */
 PW_MUST_CHECK pw_status pw_command_db(const pw_config *cfg, pw_db **out, char *errstr,
                                       size_t errstr_size);
 
-/* Answers the commands not done yet: the creates in one transaction, every other command
- * in its own, each with its own outcome (201, 409 conflict, the stored reply of a repeat,
- * 409 idempotency_conflict, 200, 404, or 500 internal for the one command the database
- * refuses). A command is done once its transaction committed. PW_E_RETRY: the database
- * went away; the commands not done are untouched, and a call with the same commands after
- * a reconnect answers each as this one would have, so none is ever answered twice
- * differently. cursor_key signs the lists' next_cursor. Blocks. */
+/* Answers the commands not done yet: the writes (creates, updates, deletes) in one
+ * transaction with the outcome one-at-a-time processing in their order would give, every
+ * other command in its own, each with its own outcome (201, 200, 404, 409 conflict,
+ * version_conflict or idempotency_conflict, the first reply again for a repeat, or 500
+ * internal for the one command the database refuses). A command is done once its transaction
+ * committed. PW_E_RETRY: the database went away; the commands not done are untouched, and a call
+ * with the same commands after a reconnect answers each as this one would have, so none is ever
+ * answered twice differently. cursor_key signs the lists' next_cursor. Blocks. */
 PW_MUST_CHECK pw_status pw_command_run(pw_db *db, const pw_cursor_key *cursor_key, pw_command *cmds,
                                        size_t n, char *errstr, size_t errstr_size);
 

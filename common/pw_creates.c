@@ -1,5 +1,5 @@
-/* The create batch: group by owner, bind the owner's commands as parallel arrays, read each
- * command's outcome back by its ordinal. */
+/* A run of creates: bind the commands as parallel arrays, read each one's outcome back by
+ * its ordinal. */
 #include "pw_creates.h"
 
 #include <inttypes.h>
@@ -53,41 +53,28 @@ enum column {
 	C_N
 };
 
-/* An item's place in the batch, sorted by owner, topic, then arrival: each run of one
- * owner and topic is one statement. */
-typedef struct slot {
-	const char *owner, *topic;
-	size_t idx;
-} slot;
-
+/* The run being written: its items and the input arrays, reused for every statement. */
 typedef struct batch {
-	pw_creates_item *items;
+	pw_writes_item *items;
+	const size_t *idx; /**< the run's items, by their place in items */
 	size_t n;
-	slot *order;
-	bool *decided; /**< per item */
 	size_t undecided;
 	pw_util_buf cols[C_N];
 } batch;
 
-static int by_owner(const void *x, const void *y)
+static bool in_run(const batch *b, size_t i)
 {
-	const slot *a = x, *b = y;
-	int c = strcmp(a->owner, b->owner);
-
-	if (c == 0)
-		c = strcmp(a->topic, b->topic);
-	return c != 0 ? c : (a->idx > b->idx) - (a->idx < b->idx);
+	for (size_t m = 0; m < b->n; m++)
+		if (b->idx[m] == i)
+			return true;
+	return false;
 }
 
-static bool same_group(const slot *a, const slot *b)
-{
-	return strcmp(a->owner, b->owner) == 0 && strcmp(a->topic, b->topic) == 0;
-}
-
-/* One item as one element of every input array. */
+/* One item as one element of every input array; its ordinal is its place in items. */
 static pw_status add_member(batch *b, size_t i)
 {
-	const pw_creates_item *it = &b->items[i];
+	const pw_writes_item *it = &b->items[i];
+	const pw_patient_input *in = it->create;
 	char ord[24], part[16], off[24], t[24];
 	pw_status st = PW_OK;
 
@@ -98,13 +85,13 @@ static pw_status add_member(batch *b, size_t i)
 	const char *v[C_N] = {
 	    [C_ORD] = ord,
 	    [C_REQ] = it->request_id,
-	    [C_HASH] = it->in->payload_hash,
-	    [C_NOMBRE] = it->in->nombre,
-	    [C_AP] = it->in->apellido_paterno,
-	    [C_AM] = it->in->apellido_materno,
-	    [C_DNI] = it->in->dni,
-	    [C_FECHA] = it->in->fecha_nacimiento,
-	    [C_SEXO] = it->in->sexo,
+	    [C_HASH] = in->payload_hash,
+	    [C_NOMBRE] = in->nombre,
+	    [C_AP] = in->apellido_paterno,
+	    [C_AM] = in->apellido_materno,
+	    [C_DNI] = in->dni,
+	    [C_FECHA] = in->fecha_nacimiento,
+	    [C_SEXO] = in->sexo,
 	    [C_PART] = part,
 	    [C_OFF] = off,
 	    [C_TIME] = t,
@@ -120,75 +107,65 @@ static pw_status decide(batch *b, const PGresult *r, int row, const int *col)
 {
 	enum { ORD, STATUS, STORED, SNAPSHOT };
 	size_t i = (size_t)strtoull(PQgetvalue(r, row, col[ORD]), NULL, 10);
-	pw_creates_item *it;
+	pw_writes_item *it;
+	pw_status st = PW_OK;
 
-	if (i >= b->n)
+	if (!in_run(b, i))
 		return PW_E_INTERNAL;
-	if (b->decided[i])
-		return PW_OK; /* only undecided items are sent; nothing to take from it */
 	it = &b->items[i];
-	if (PQgetisnull(r, row, col[STATUS]))
-		return PW_OK; /* a concurrent writer: asked again in the next round */
+	if (it->result != PW_WRITES_UNDECIDED || PQgetisnull(r, row, col[STATUS]))
+		return PW_OK; /* NULL: a concurrent writer; asked again in the next round */
 	int status = atoi(PQgetvalue(r, row, col[STATUS]));
 	if (status > 0 && !PQgetisnull(r, row, col[STORED])) {
-		it->result = PW_CREATES_STORED;
-		it->stored_status = status;
+		it->result = PW_WRITES_STORED;
+		it->status = status;
 		if ((it->stored_reply = strdup(PQgetvalue(r, row, col[STORED]))) == NULL)
-			return PW_E_NOMEM;
+			st = PW_E_NOMEM;
 	} else if (status == 201 && !PQgetisnull(r, row, col[SNAPSHOT])) {
 		/* Its patient has changed since: the state the first reply showed. */
-		json_t *o = json_loads(PQgetvalue(r, row, col[SNAPSHOT]), 0, NULL);
-		pw_status st = o ? pw_patient_from_json(o, &it->patient) : PW_E_INTERNAL;
-		json_decref(o);
-		if (st != PW_OK)
-			return st == PW_E_NOMEM ? st : PW_E_INTERNAL;
-		it->result = PW_CREATES_CREATED;
+		st = pw_writes_take_detail(it, status, PQgetvalue(r, row, col[SNAPSHOT]));
 	} else if (status == 201) {
-		pw_status st = pw_db_patient(r, row, &it->patient);
-		if (st != PW_OK || it->patient.nombre == NULL) /* no row to show */
-			return st != PW_OK ? st : PW_E_INTERNAL;
-		it->result = PW_CREATES_CREATED;
-	} else if (status == 409) {
-		it->result = PW_CREATES_CONFLICT;
-	} else if (status == -409) {
-		it->result = PW_CREATES_IDEMPOTENCY_CONFLICT;
+		st = pw_db_patient(r, row, &it->patient);
+		if (st == PW_OK && it->patient.nombre == NULL) /* no row to show */
+			st = PW_E_INTERNAL;
+		it->result = PW_WRITES_CREATED;
+		it->status = 201;
+	} else if (status == 409 || status == -409) {
+		it->result = status == 409 ? PW_WRITES_CONFLICT : PW_WRITES_IDEMPOTENCY_CONFLICT;
+		it->status = 409;
 	} else {
-		return PW_E_INTERNAL;
+		st = PW_E_INTERNAL;
 	}
-	b->decided[i] = true;
+	if (st != PW_OK)
+		return st;
 	b->undecided--;
 	return PW_OK;
 }
 
-/* The statement over the still undecided items of one group, order[0..n). */
-static pw_status run_group(pw_db *db, batch *b, const slot *group, size_t n, char *errstr,
-                           size_t errstr_size)
+/* The statement over the still undecided items of the run. */
+static pw_status run_once(pw_db *db, batch *b, char *errstr, size_t errstr_size)
 {
 	static const char *const names[] = {"ord", "status", "stored", "snapshot"};
+	const pw_writes_item *first = &b->items[b->idx[0]];
 	PGresult *r = NULL;
-	size_t members = 0;
 	int col[4];
 	pw_status st = PW_OK;
 
 	for (int k = 0; k < C_N; k++)
 		pw_util_buf_reset(&b->cols[k]);
-	for (size_t m = 0; m < n && st == PW_OK; m++)
-		if (!b->decided[group[m].idx]) {
-			st = add_member(b, group[m].idx);
-			members++;
-		}
+	for (size_t m = 0; m < b->n && st == PW_OK; m++)
+		if (b->items[b->idx[m]].result == PW_WRITES_UNDECIDED)
+			st = add_member(b, b->idx[m]);
 	for (int k = 0; k < C_N && st == PW_OK; k++)
 		st = pw_db_array_close(&b->cols[k]);
-	if (st != PW_OK || members == 0)
+	if (st != PW_OK)
 		return st;
-	create_args a = {group->owner,       group->topic,      b->cols[C_ORD].p,
+	create_args a = {first->owner,       first->src_topic,  b->cols[C_ORD].p,
 	                 b->cols[C_REQ].p,   b->cols[C_HASH].p, b->cols[C_NOMBRE].p,
 	                 b->cols[C_AP].p,    b->cols[C_AM].p,   b->cols[C_DNI].p,
 	                 b->cols[C_FECHA].p, b->cols[C_SEXO].p, b->cols[C_PART].p,
 	                 b->cols[C_OFF].p,   b->cols[C_TIME].p};
-	st = pw_db_set_owner(db, group->owner, errstr, errstr_size);
-	if (st == PW_OK)
-		st = pw_db_exec(db, &pw_creates_stmt, &a, &r, errstr, errstr_size);
+	st = pw_db_exec(db, &pw_creates_stmt, &a, &r, errstr, errstr_size);
 	if (st == PW_OK && pw_db_columns(r, names, 4, col) != PW_OK)
 		st = PW_E_INTERNAL;
 	for (int row = 0; st == PW_OK && row < PQntuples(r); row++)
@@ -199,75 +176,24 @@ static pw_status run_group(pw_db *db, batch *b, const slot *group, size_t n, cha
 	return st;
 }
 
-/* Up to three rounds over every owner: a round leaves a command undecided only when a
- * concurrent transaction wrote the same request or dni, which the next round sees. */
-static pw_status run_rounds(pw_db *db, batch *b, char *errstr, size_t errstr_size)
+pw_status pw_creates_run(pw_db *db, pw_writes_item *items, const size_t *idx, size_t n,
+                         char *errstr, size_t errstr_size)
 {
-	for (int round = 0; round < 3 && b->undecided > 0; round++) {
-		for (size_t s = 0; s < b->n;) {
-			size_t e = s + 1;
-			while (e < b->n && same_group(&b->order[s], &b->order[e]))
-				e++;
-			pw_status st = run_group(db, b, &b->order[s], e - s, errstr, errstr_size);
-			if (st != PW_OK)
-				return st;
-			s = e;
-		}
-	}
-	if (b->undecided > 0) {
-		/* Three statements in a row saw a conflict with no visible cause: give up on
-		 * the batch rather than guess an answer. */
-		snprintf(errstr, errstr_size, "%zu creates stayed undecided", b->undecided);
-		return PW_E_INTERNAL;
-	}
-	return PW_OK;
-}
-
-pw_status pw_creates_run(pw_db *db, pw_creates_item *items, size_t n, char *errstr,
-                         size_t errstr_size)
-{
-	batch b = {items, n,    calloc(n ? n : 1, sizeof(slot)), calloc(n ? n : 1, sizeof(bool)),
-	           n,     {{0}}};
-	pw_status st = PW_E_NOMEM;
+	batch b = {items, idx, n, n, {{0}}};
+	pw_status st = PW_OK;
 
 	errstr[0] = '\0';
-	pw_creates_clear(items, n);
-	if (b.order == NULL || b.decided == NULL)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		b.order[i] = (slot){items[i].owner, items[i].src_topic, i};
-	qsort(b.order, n, sizeof(*b.order), by_owner);
-
-	/* A generic plan for the statement: its input is arrays, whose values never make
-	 * another plan better, while planning it anew for each owner (the default for a
-	 * statement whose custom plans look cheaper) costs more than running it. Twice the
-	 * creates per second with 100 tenants (tests/bench). Local to this transaction: the
-	 * list query wants custom plans (its q prefix picks the indexes). */
-	st = pw_db_exec_text(db, "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan", errstr,
-	                     errstr_size); /* one round trip */
-	if (st == PW_OK)
-		st = run_rounds(db, &b, errstr, errstr_size);
-	if (st == PW_OK)
-		st = pw_db_commit(db, errstr, errstr_size);
-out:
-	if (st != PW_OK) {
-		pw_db_rollback(db);
-		pw_creates_clear(items, n);
+	/* A round leaves a command undecided only when a concurrent transaction wrote the same
+	 * request or dni, which the next round sees. */
+	for (int round = 0; st == PW_OK && round < 3 && b.undecided > 0; round++)
+		st = run_once(db, &b, errstr, errstr_size);
+	if (st == PW_OK && b.undecided > 0) {
+		/* Three statements in a row saw a conflict with no visible cause: give up on
+		 * the batch rather than guess an answer. */
+		snprintf(errstr, errstr_size, "%zu creates stayed undecided", b.undecided);
+		st = PW_E_INTERNAL;
 	}
 	for (int k = 0; k < C_N; k++)
 		pw_util_buf_free(&b.cols[k]);
-	free(b.order);
-	free(b.decided);
 	return st;
-}
-
-void pw_creates_clear(pw_creates_item *items, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(items[i].stored_reply);
-		pw_patient_clear(&items[i].patient);
-		items[i].stored_reply = NULL;
-		items[i].stored_status = 0;
-		items[i].result = 0;
-	}
 }

@@ -194,6 +194,43 @@ out:
 	return st;
 }
 
+/* The contract's types and the topic each goes on. */
+static const struct {
+	const char *name;
+	pw_envelope_type type;
+	pw_topic_kind topic;
+} types[] = {
+    {"patient.create", PW_ENVELOPE_CREATE, PW_TOPIC_CREATE},
+    {"patient.update", PW_ENVELOPE_UPDATE, PW_TOPIC_CREATE},
+    {"patient.delete", PW_ENVELOPE_DELETE, PW_TOPIC_CREATE},
+    {"patient.get", PW_ENVELOPE_GET, PW_TOPIC_QUERY},
+    {"patient.list", PW_ENVELOPE_LIST, PW_TOPIC_QUERY},
+};
+
+pw_envelope_type pw_envelope_type_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(name, types[i].name) == 0)
+			return types[i].type;
+	return PW_ENVELOPE_NONE;
+}
+
+const char *pw_envelope_type_name(pw_envelope_type type)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (types[i].type == type)
+			return types[i].name;
+	return "unknown";
+}
+
+static pw_topic_kind topic_of(pw_envelope_type type)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (types[i].type == type)
+			return types[i].topic;
+	return PW_TOPIC_CREATE;
+}
+
 pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_envelope_type *type,
                               json_t **payload, char *msg, size_t msg_size)
 {
@@ -208,17 +245,12 @@ pw_status pw_envelope_command(const pw_envelope *env, pw_topic_kind topic, pw_en
 		return PW_E_INVALID;
 	}
 	name = json_string_value(t);
-	if (strcmp(name, "patient.create") == 0)
-		*type = PW_ENVELOPE_CREATE;
-	else if (strcmp(name, "patient.get") == 0)
-		*type = PW_ENVELOPE_GET;
-	else if (strcmp(name, "patient.list") == 0)
-		*type = PW_ENVELOPE_LIST;
-	else {
+	*type = pw_envelope_type_of(name);
+	if (*type == PW_ENVELOPE_NONE) {
 		snprintf(msg, msg_size, "unknown type");
 		return PW_E_INVALID;
 	}
-	if ((topic == PW_TOPIC_CREATE) != (*type == PW_ENVELOPE_CREATE)) {
+	if (topic_of(*type) != topic) {
 		snprintf(msg, msg_size, "type %s is not accepted on this topic", name);
 		*type = PW_ENVELOPE_NONE;
 		return PW_E_INVALID;

@@ -31,10 +31,17 @@ typedef enum pw_topic_kind {
 
 typedef enum pw_envelope_type {
 	PW_ENVELOPE_NONE = 0,
-	PW_ENVELOPE_CREATE,
-	PW_ENVELOPE_GET,
-	PW_ENVELOPE_LIST,
+	PW_ENVELOPE_CREATE, /**< the write topic */
+	PW_ENVELOPE_UPDATE, /**< the write topic */
+	PW_ENVELOPE_DELETE, /**< the write topic */
+	PW_ENVELOPE_GET,    /**< the query topic */
+	PW_ENVELOPE_LIST,   /**< the query topic */
 } pw_envelope_type;
+
+/* The type a `type` member names ("patient.create", ...), PW_ENVELOPE_NONE for any other;
+ * and back. */
+pw_envelope_type pw_envelope_type_of(const char *name);
+const char *pw_envelope_type_name(pw_envelope_type type);
 
 typedef struct pw_envelope {
 	json_t *root;           /**< owned */

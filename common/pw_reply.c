@@ -115,6 +115,30 @@ char *pw_reply_list(const char *request_id, const pw_patient *items, size_t n,
 	                            next_cursor ? json_string(next_cursor) : json_null()));
 }
 
+char *pw_reply_deleted(const char *request_id, int64_t id, int64_t version, const char *deleted_at)
+{
+	return data_reply(request_id, 200,
+	                  json_pack("{s:I, s:b, s:I, s:s}", "id", (json_int_t)id, "deleted", 1,
+	                            "version", (json_int_t)version, "deleted_at", deleted_at));
+}
+
+char *pw_reply_version_conflict(const char *request_id, int64_t current_version)
+{
+	json_t *o = head(request_id, 409);
+	json_t *e = json_pack("{s:s, s:s, s:I}", "code", "version_conflict", "message",
+	                      "the patient has another version now", "current_version",
+	                      (json_int_t)current_version);
+	char *s = NULL;
+
+	if (o != NULL && e != NULL && json_object_set(o, "error", e) == 0) {
+		s = finish(o);
+		o = NULL;
+	}
+	json_decref(e);
+	json_decref(o);
+	return s;
+}
+
 char *pw_reply_not_found(const char *request_id)
 {
 	/* The same answer whether another owner has this id, nobody does, or it is gone. */

@@ -3,6 +3,7 @@
 #define PW_REPLY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -24,6 +25,12 @@ char *pw_reply_patient(const char *request_id, int status, const pw_patient *p);
 /* 200 with {"items": [the n patients], "next_cursor": next_cursor, or null when NULL}. */
 char *pw_reply_list(const char *request_id, const pw_patient *items, size_t n,
                     const char *next_cursor);
+
+/* 200 for a delete: {"id", "deleted": true, "version", "deleted_at"}. */
+char *pw_reply_deleted(const char *request_id, int64_t id, int64_t version, const char *deleted_at);
+
+/* 409 version_conflict with error.current_version. */
+char *pw_reply_version_conflict(const char *request_id, int64_t current_version);
 
 /* The contract's fixed error replies: 404 not_found, 409 conflict (fields.dni), 409
  * idempotency_conflict, 500 internal (which reveals nothing). */

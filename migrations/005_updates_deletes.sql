@@ -24,14 +24,30 @@ GRANT UPDATE (nombre, apellido_paterno, apellido_materno, dni, fecha_nacimiento,
 -- retried command gets its first reply back even after later writes changed the row:
 -- creates answered 409 (as before), updates and deletes whatever they were answered, and
 -- the state a create showed (version 1) once its patient has changed. detail holds what
--- the reply showed: the patient, a delete's result, or the current version of a conflict.
--- Rows of the earlier designs keep their stored reply text.
+-- the reply showed, {"outcome": ..., ...}: "created" and "updated" with the "patient",
+-- "deleted" with the patient's "id", "version" and "deleted_at", "version_conflict" with
+-- the "current_version", "not_found" and "conflict" alone. Rows of the earlier designs
+-- keep their stored reply text.
 ALTER TABLE patient_create_requests RENAME TO patient_requests;
 ALTER TABLE patient_requests
   ADD COLUMN command_type text NOT NULL DEFAULT 'patient.create',
   ADD COLUMN detail       jsonb;
 ALTER INDEX patient_create_requests_pkey RENAME TO patient_requests_pkey;
 ALTER POLICY patient_create_requests_owner ON patient_requests RENAME TO patient_requests_owner;
+
+-- The patient object replies show, as jsonb (the worker restores the key order): what
+-- patient_requests keeps of a reply when a later write would change what its row says.
+-- Called with a row of patients (`patient_data(p)`), so no statement spells it out.
+CREATE FUNCTION patient_data(p patients) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT jsonb_build_object(
+    'id', p.id, 'nombre', p.nombre, 'apellido_paterno', p.apellido_paterno,
+    'apellido_materno', p.apellido_materno, 'dni', p.dni,
+    'fecha_nacimiento', p.fecha_nacimiento::text, 'sexo', p.sexo, 'owner_id', p.owner_id,
+    'version', p.version,
+    'created_at', to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'updated_at', to_char(coalesce(p.updated_at, p.created_at) AT TIME ZONE 'UTC',
+                          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+$$;
 
 -- The audit row of an update names the fields it changed (never their values); a command
 -- whose type is missing or unknown is recorded with command_type NULL, as the contract's

@@ -41,6 +41,7 @@ void pw_handler_outcome_clear(pw_handler_outcome *out)
 	free(out->correlation);
 	free(out->reply);
 	pw_patient_input_clear(&out->in);
+	pw_patient_update_clear(&out->update);
 	pw_query_clear(&out->query);
 	memset(out, 0, sizeof(*out));
 }
@@ -120,18 +121,14 @@ static pw_status address(const pw_config *cfg, const pw_handler_record *r, const
 /* The time the command is judged at, and its type's name for the audit row. */
 static void describe(const pw_handler_record *r, const pw_envelope *env, pw_handler_outcome *out)
 {
-	static const char *const known[] = {"patient.create", "patient.get", "patient.list"};
 	json_t *t = json_object_get(env->root, "type");
-	const char *name = json_is_string(t) ? json_string_value(t) : "";
+	pw_envelope_type type =
+	    json_is_string(t) ? pw_envelope_type_of(json_string_value(t)) : PW_ENVELOPE_NONE;
 
 	out->log_append_time = r->append_time_s >= 0;
 	out->command_time = out->log_append_time ? r->append_time_s : r->taken_at_s;
-	snprintf(out->command_type, sizeof(out->command_type), "unknown");
-	out->type_known = false;
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(name, known[i]) == 0)
-			out->type_known =
-			    snprintf(out->command_type, sizeof(out->command_type), "%s", name) > 0;
+	out->type_known = type != PW_ENVELOPE_NONE;
+	snprintf(out->command_type, sizeof(out->command_type), "%s", pw_envelope_type_name(type));
 }
 
 /* The token (401) and, when scope checks are on, its scope (403). *refused tells whether
@@ -170,18 +167,28 @@ static pw_status validate(pw_handler *h, const pw_envelope *env, pw_topic_kind l
 
 	if (pw_envelope_command(env, lane, &type, &payload, why, sizeof(why)) != PW_OK)
 		return refuse(out, 400, "invalid_request", why, NULL);
-	if (type == PW_ENVELOPE_CREATE)
+	switch (type) {
+	case PW_ENVELOPE_CREATE:
 		st = pw_patient_validate(payload, out->command_time, &out->in, &fields);
-	else
+		out->command = PW_COMMAND_CREATE;
+		break;
+	case PW_ENVELOPE_UPDATE:
+		st = pw_patient_validate_update(payload, out->command_time, &out->update, &fields);
+		out->command = PW_COMMAND_UPDATE;
+		break;
+	case PW_ENVELOPE_DELETE:
+		st = pw_patient_validate_delete(payload, &out->del, &fields);
+		out->command = PW_COMMAND_DELETE;
+		break;
+	default:
 		st = pw_query_validate(payload, type == PW_ENVELOPE_LIST, h->cursor_key, out->owner,
 		                       &out->query, &fields);
+		out->command = type == PW_ENVELOPE_LIST ? PW_COMMAND_LIST : PW_COMMAND_GET;
+		break;
+	}
 	if (st == PW_E_INVALID)
 		st =
 		    refuse(out, 400, "validation_failed", "the payload has invalid fields", fields);
-	else if (st == PW_OK)
-		out->command = type == PW_ENVELOPE_CREATE ? PW_COMMAND_CREATE
-		               : type == PW_ENVELOPE_LIST ? PW_COMMAND_LIST
-		                                          : PW_COMMAND_GET;
 	json_decref(fields);
 	return st;
 }
@@ -233,6 +240,8 @@ void pw_handler_to_command(pw_handler_outcome *o, const char *topic, int32_t par
 	    .src_offset = offset,
 	    .command_time = o->command_time,
 	    .in = &o->in,
+	    .update = &o->update,
+	    .del = &o->del,
 	    .query = &o->query,
 	    .status = o->status,
 	    .reply = o->reply, /* an error decided already; the command holds it now */

@@ -62,6 +62,8 @@ typedef struct pw_handler_outcome {
 	char *reply;             /**< owned; decided here for errors, else by the database */
 	char owner[PW_JWT_OWNER_MAX + 1]; /**< "" when the token was refused */
 	pw_patient_input in;              /**< PW_COMMAND_CREATE */
+	pw_patient_update update;         /**< PW_COMMAND_UPDATE */
+	pw_patient_delete del;            /**< PW_COMMAND_DELETE */
 	pw_query query;                   /**< PW_COMMAND_GET, PW_COMMAND_LIST */
 } pw_handler_outcome;
 

@@ -10,12 +10,12 @@
 #include <string.h>
 
 #define LANES  2
-#define TYPES  4 /* patient.create, patient.get, patient.list, unknown */
+#define TYPES  6 /* the contract's five, and unknown */
 #define STATUS 600
 #define DLQS   (PW_DLQ_REPLY_UNDELIVERABLE + 1)
 
-static const char *const type_names[TYPES] = {"patient.create", "patient.get", "patient.list",
-                                              "unknown"};
+static const char *const type_names[TYPES] = {"patient.create", "patient.update", "patient.delete",
+                                              "patient.get",    "patient.list",   "unknown"};
 static const char *const lane_names[LANES] = {"create", "query"};
 /* Shown even at zero, so a rate() over them works from the first scrape. */
 static const int known_statuses[] = {200, 201, 400, 401, 403, 404, 409, 500};

@@ -1,6 +1,7 @@
-/* The batched create path against the database (no Kafka): a mixed batch of new
- * creates, repeats, dni conflicts, idempotency conflicts, invalid commands and several
- * owners gets, record by record, the replies that one-at-a-time processing gives. */
+/* The batched write path against the database (no Kafka): a mixed batch of new creates,
+ * repeats, dni conflicts, idempotency conflicts, invalid commands and several owners, and
+ * a batch of updates and deletes that depend on each other's order, get, record by
+ * record, the replies that one-at-a-time processing gives. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,7 @@ static char *normalise(const run *r, const char *reply, char ids[][24], int *nid
 		json_object_set_new(d, "id", json_integer(k));
 		json_object_set_new(d, "created_at", json_string("T"));
 		json_object_set_new(d, "updated_at", json_string("T"));
+		json_object_set_new(d, "deleted_at", json_string("T"));
 		const char *o = json_string_value(json_object_get(d, "owner_id"));
 		for (int i = 0; i < 3; i++)
 			if (o && strcmp(o, r->owners[i]) == 0) {
@@ -225,12 +227,232 @@ START_TEST(mixed_batches_answer_as_one_at_a_time)
 }
 END_TEST
 
+/* ---- updates and deletes in one batch ---------------------------------------------------- */
+
+/* A write: its owner, request id, type and payload, where "#k" stands for the id of the
+ * k-th patient the set-up created (so both runs name their own patients). */
+typedef struct wcmd {
+	int owner;
+	const char *rid, *type, *payload;
+} wcmd;
+
+#define ANA(dni)                                                                                   \
+	"{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\",\"dni\":\"" dni "\","                 \
+	"\"fecha_nacimiento\":\"1990-04-12\"}"
+
+/* Four patients: #0, #1, #2 of owner 0 (dni D0, D1, D2), #3 of owner 1 (dni D0). */
+static const wcmd setup_writes[] = {
+    {0, "s0", "patient.create", ANA("D0")},
+    {0, "s1", "patient.create", ANA("D1")},
+    {0, "s2", "patient.create", ANA("D2")},
+    {1, "s3", "patient.create", ANA("D0")},
+};
+
+/* One batch whose answers depend on the order of its writes. */
+static const wcmd order_writes[] = {
+    {0, "u1", "patient.update", "{\"id\":#0,\"version\":1,\"nombre\":\"Ana Mar\\u00eda\"}"},
+    {0, "u2", "patient.update", "{\"id\":#0,\"version\":1,\"sexo\":\"F\"}"}, /* stale */
+    {0, "u3", "patient.update", "{\"id\":#0,\"version\":2,\"apellido_materno\":\"Rojas\"}"},
+    {0, "d1", "patient.delete", "{\"id\":#0,\"version\":3}"},
+    {0, "c1", "patient.create", ANA("D0")}, /* D0 was freed by d1 */
+    {0, "u4", "patient.update", "{\"id\":#1,\"version\":1,\"dni\":\"D2\"}"}, /* #2 has D2 */
+    {0, "d2", "patient.delete", "{\"id\":#2,\"version\":1}"},
+    {0, "u5", "patient.update", "{\"id\":#1,\"version\":1,\"dni\":\"D2\"}"},   /* free now */
+    {0, "u6", "patient.update", "{\"id\":#3,\"version\":1,\"nombre\":\"X\"}"}, /* owner 1's */
+    {1, "u6", "patient.update", "{\"id\":#3,\"version\":1,\"nombre\":\"Y\"}"}, /* its own */
+    {0, "d3", "patient.delete", "{\"id\":#0,\"version\":4}"},                  /* deleted already */
+    {0, "u1", "patient.update", "{\"id\":#0,\"version\":1,\"nombre\":\"Ana Mar\\u00eda\"}"},
+    {0, "u1", "patient.update", "{\"id\":#0,\"version\":1,\"nombre\":\"Otra\"}"},
+    {0, "s1", "patient.update", "{\"id\":#1,\"version\":2,\"sexo\":\"X\"}"},     /* a create's id */
+    {0, "u7", "patient.update", "{\"id\":#1,\"version\":2,\"nombre\":\"Ana\"}"}, /* no change */
+    {0, "s0", "patient.create", ANA("D0")}, /* the first create of #0, repeated */
+};
+
+/* Later: each of these again answers as the first time, whatever changed since. */
+static const wcmd repeat_writes[] = {
+    {0, "u1", "patient.update", "{\"id\":#0,\"version\":1,\"nombre\":\"Ana Mar\\u00eda\"}"},
+    {0, "u2", "patient.update", "{\"id\":#0,\"version\":1,\"sexo\":\"F\"}"},
+    {0, "d1", "patient.delete", "{\"id\":#0,\"version\":3}"},
+    {0, "u4", "patient.update", "{\"id\":#1,\"version\":1,\"dni\":\"D2\"}"},
+    {0, "u6", "patient.update", "{\"id\":#3,\"version\":1,\"nombre\":\"X\"}"},
+};
+
+/* The payload with "#k" replaced by the k-th set-up patient's id. */
+static json_t *payload_of(const char *tmpl, const long long *ids)
+{
+	char text[512];
+	size_t o = 0;
+
+	for (const char *p = tmpl; *p && o + 24 < sizeof(text); p++) {
+		if (*p == '#' && p[1] >= '0' && p[1] <= '9')
+			o += (size_t)snprintf(text + o, sizeof(text) - o, "%lld", ids[*++p - '0']);
+		else
+			text[o++] = *p;
+	}
+	text[o] = '\0';
+	json_t *j = json_loads(text, 0, NULL);
+	ck_assert_msg(j != NULL, "bad test payload %s", text);
+	return j;
+}
+
+/* The validated inputs of one write, kept until its command is answered. */
+typedef struct winput {
+	pw_patient_input in;
+	pw_patient_update upd;
+	pw_patient_delete del;
+} winput;
+
+static void write_command(run *r, const wcmd *c, const long long *ids, int64_t now, winput *w,
+                          pw_command *it)
+{
+	json_t *p = payload_of(c->payload, ids), *fields = NULL;
+	pw_status st;
+
+	it->owner = r->owners[c->owner];
+	it->request_id = c->rid;
+	it->command_type = c->type;
+	it->src_topic = r->topic;
+	it->src_partition = 0;
+	it->src_offset = r->offset++;
+	it->command_time = now;
+	if (strcmp(c->type, "patient.create") == 0) {
+		st = pw_patient_validate(p, now, &w->in, &fields);
+		it->kind = PW_COMMAND_CREATE;
+		it->in = &w->in;
+	} else if (strcmp(c->type, "patient.update") == 0) {
+		st = pw_patient_validate_update(p, now, &w->upd, &fields);
+		it->kind = PW_COMMAND_UPDATE;
+		it->update = &w->upd;
+	} else {
+		st = pw_patient_validate_delete(p, &w->del, &fields);
+		it->kind = PW_COMMAND_DELETE;
+		it->del = &w->del;
+	}
+	ck_assert_msg(st == PW_OK, "write %s refused by validation", c->rid);
+	json_decref(p);
+}
+
+/* Runs writes as one pw_command_run call (batch) or one call per write. */
+static void run_writes(run *r, const wcmd *cmds, size_t n, const long long *ids, int batch)
+{
+	pw_command items[32];
+	winput w[32];
+	int64_t now = (int64_t)time(NULL);
+	char err[512];
+
+	ck_assert_uint_le(n, 32);
+	memset(items, 0, sizeof(items));
+	memset(w, 0, sizeof(w));
+	for (size_t i = 0; i < n; i++)
+		write_command(r, &cmds[i], ids, now, &w[i], &items[i]);
+	for (size_t i = 0; i < (batch ? 1 : n); i++)
+		ck_assert_msg(pw_command_run(r->db, NULL, &items[i], batch ? n : 1, err,
+		                             sizeof(err)) == PW_OK,
+		              "%s: %s", batch ? "batch" : "one", err);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(items[i].done, "write %zu not done", i);
+		r->replies[r->n] = items[i].reply;
+		r->statuses[r->n++] = items[i].status;
+		pw_patient_input_clear(&w[i].in);
+		pw_patient_update_clear(&w[i].upd);
+	}
+}
+
+/* The ids the set-up writes got, from their replies. */
+static void setup_ids(const run *r, long long *ids)
+{
+	for (size_t i = 0; i < 4; i++) {
+		char *id = tk_json_get(r->replies[i], "data.id");
+		ck_assert_ptr_nonnull(id);
+		ids[i] = atoll(id);
+		free(id);
+	}
+}
+
+START_TEST(writes_in_order_answer_as_one_at_a_time)
+{
+	const size_t ns = sizeof(setup_writes) / sizeof(setup_writes[0]);
+	const size_t nw = sizeof(order_writes) / sizeof(order_writes[0]);
+	const size_t nr = sizeof(repeat_writes) / sizeof(repeat_writes[0]);
+	long long bids[4], oids[4];
+	char bid[64][24], oid[64][24];
+	int nb = 0, no = 0;
+	run b, o;
+
+	run_init(&b, "wbatch");
+	run_init(&o, "wsingle");
+	run_writes(&b, setup_writes, ns, NULL, 1);
+	run_writes(&o, setup_writes, ns, NULL, 1);
+	setup_ids(&b, bids);
+	setup_ids(&o, oids);
+	run_writes(&b, order_writes, nw, bids, 1);
+	run_writes(&o, order_writes, nw, oids, 0);
+	run_writes(&b, repeat_writes, nr, bids, 1);
+	run_writes(&o, repeat_writes, nr, oids, 0);
+	ck_assert_uint_eq(b.n, o.n);
+	for (size_t i = 0; i < b.n; i++) {
+		char *x = normalise(&b, b.replies[i], bid, &nb);
+		char *y = normalise(&o, o.replies[i], oid, &no);
+		ck_assert_msg(strcmp(x, y) == 0, "write %zu: batch %s, one at a time %s", i, x, y);
+		free(x);
+		free(y);
+	}
+	static const int want[] = {201, 201, 201, 201,                          /* set-up */
+	                           200, 409, 200, 200, 201, 409, 200, 200, 404, /* u1 .. u6 */
+	                           200, 404, 200, 409, 409, 200, 201,           /* .. s0 */
+	                           200, 409, 200, 409, 404};                    /* repeats */
+	ck_assert_uint_eq(b.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < b.n; i++)
+		ck_assert_msg(b.statuses[i] == want[i], "write %zu: status %d, want %d: %s", i,
+		              b.statuses[i], want[i], b.replies[i]);
+	const char *s = b.replies[5];
+	ck_assert_msg(strstr(s, "\"version_conflict\"") && strstr(s, "\"current_version\":2"), "%s",
+	              s);
+	ck_assert_msg(strstr(b.replies[9], "\"code\":\"conflict\""), "%s", b.replies[9]);
+	ck_assert_msg(strstr(b.replies[7], "\"deleted\":true") &&
+	                  strstr(b.replies[7], "\"version\":4"),
+	              "%s", b.replies[7]);
+	ck_assert_msg(strstr(b.replies[16], "idempotency_conflict"), "%s", b.replies[16]);
+	ck_assert_msg(strstr(b.replies[17], "idempotency_conflict"), "%s", b.replies[17]);
+	/* Repeats carry the first reply's bytes: of an update after its patient changed
+	 * again, of a create after its patient was updated and deleted. */
+	ck_assert_str_eq(b.replies[15], b.replies[4]);
+	ck_assert_str_eq(b.replies[20], b.replies[4]);
+	ck_assert_str_eq(b.replies[21], b.replies[5]);
+	ck_assert_str_eq(b.replies[22], b.replies[7]);
+	ck_assert_str_eq(b.replies[23], b.replies[9]);
+	ck_assert_str_eq(b.replies[24], b.replies[12]);
+	ck_assert_str_eq(b.replies[19], b.replies[0]);
+	/* The audit rows name the fields an update changed, and nothing for one that changed
+	 * none. */
+	char sql[1024];
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(request_id || '=' || coalesce(changed_fields::text, '-'), ' '"
+	         " ORDER BY source_offset) FROM patient_audit WHERE source_topic = '%s'"
+	         " AND command_type = 'patient.update' AND source_offset < %zu",
+	         b.topic, ns + nw);
+	char *changed = tk_sql(sql);
+	ck_assert_str_eq(changed, "u1={nombre} u2=- u3={apellido_materno} u4=- u5={dni} u6=-"
+	                          " u6={nombre} u1=- u1=- s1=- u7={}");
+	free(changed);
+	/* As a superuser: owner 1's patient #3 was changed only by owner 1. */
+	snprintf(sql, sizeof(sql), "SELECT nombre || '/' || version FROM patients WHERE id = %lld",
+	         bids[3]);
+	char *p3 = tk_sql(sql);
+	ck_assert_str_eq(p3, "Y/2");
+	free(p3);
+	run_free(&b);
+	run_free(&o);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("batch");
 	TCase *tc = tcase_create("batch");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, mixed_batches_answer_as_one_at_a_time);
+	tcase_add_test(tc, writes_in_order_answer_as_one_at_a_time);
 	suite_add_tcase(s, tc);
 	return s;
 }

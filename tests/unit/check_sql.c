@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "pw_audit.h"
+#include "pw_changes.h"
 #include "pw_check_main.h"
 #include "pw_creates.h"
 #include "pw_queries.h"
@@ -91,7 +92,7 @@ END_TEST
 START_TEST(every_statement_compiles)
 {
 	const pw_sql_stmt *all[] = {&pw_creates_stmt, &pw_queries_get_stmt, &pw_queries_list_stmt,
-	                            &pw_audit_stmt};
+	                            &pw_audit_stmt, &pw_changes_stmt};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		char err[256] = "", *out = NULL;
 		ck_assert_msg(pw_sql_compile(all[i], &out, err, sizeof(err)) == PW_OK, "%s: %s",

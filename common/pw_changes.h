@@ -1,0 +1,22 @@
+/* A change: one patient.update or patient.delete of a write batch, one statement
+ * (sql/change.sql), with its outcome, its record and its audit row. */
+#ifndef PW_CHANGES_H
+#define PW_CHANGES_H
+
+#include <stddef.h>
+
+#include "pw_db.h"
+#include "pw_sql.h"
+#include "pw_status.h"
+#include "pw_writes.h"
+
+/* The statement pw_changes_run runs; among pw_writes_statements. */
+extern const pw_sql_stmt pw_changes_stmt;
+
+/* The update or delete it, in the caller's transaction with its owner set
+ * (pw_db_set_owner), after the owner's earlier writes of the batch. On PW_OK it has its
+ * outcome; else the transaction is spoiled (roll back), errstr filled. Blocks. */
+PW_MUST_CHECK pw_status pw_changes_run(pw_db *db, pw_writes_item *it, char *errstr,
+                                       size_t errstr_size);
+
+#endif

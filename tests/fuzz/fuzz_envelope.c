@@ -6,6 +6,7 @@
  * `authorization` header of a record without a token. Built and run by scripts/fuzz.sh
  * with the .rec files of tests/corpus as seeds (templates: their @TOKEN@ placeholders stay as
  * text). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,19 @@ static void validate(const json_t *payload, pw_envelope_type type)
 			abort();
 		if (st == PW_OK)
 			pw_patient_input_clear(&in);
+	} else if (type == PW_ENVELOPE_UPDATE) {
+		pw_patient_update u;
+		st = pw_patient_validate_update(payload, FUZZ_NOW, &u, &fields);
+		/* Accepted: an id and version, at least one field, a hash. */
+		if (st == PW_OK &&
+		    (u.id < 1 || u.version < 1 || u.fields == 0 || strlen(u.payload_hash) != 64))
+			abort();
+		pw_patient_update_clear(&u);
+	} else if (type == PW_ENVELOPE_DELETE) {
+		pw_patient_delete d;
+		st = pw_patient_validate_delete(payload, &d, &fields);
+		if (st == PW_OK && (d.id < 1 || d.version < 1 || strlen(d.payload_hash) != 64))
+			abort();
 	} else {
 		pw_query q;
 		st = pw_query_validate(payload, type == PW_ENVELOPE_LIST, &cursor_key, FUZZ_OWNER,
@@ -88,8 +102,11 @@ static void record(const void *value, size_t len, const void *auth, size_t auth_
 		char msg[256];
 		if (pw_envelope_command(env, topics[i], &type, &payload, msg, sizeof(msg)) != PW_OK)
 			continue;
+		/* Writes go on the create topic, queries on the query topic, nothing else. */
+		bool write = type == PW_ENVELOPE_CREATE || type == PW_ENVELOPE_UPDATE ||
+		             type == PW_ENVELOPE_DELETE;
 		if (!json_is_object(payload) || type == PW_ENVELOPE_NONE ||
-		    (type == PW_ENVELOPE_CREATE) != (topics[i] == PW_TOPIC_CREATE))
+		    write != (topics[i] == PW_TOPIC_CREATE))
 			abort();
 		validate(payload, type);
 	}

@@ -346,7 +346,7 @@ static char *query_cmd(const char *rid, const char *tok, const char *reply_to)
 START_TEST(spring_reply_headers)
 {
 	tk_world w;
-	char spring[128], ids[6][64];
+	char spring[128], ids[7][64];
 	char *o = tk_owner("spring");
 	char *tok = tk_token(o, 3600, NULL);
 	rd_kafka_t *p = tk_producer();
@@ -360,7 +360,7 @@ START_TEST(spring_reply_headers)
 	snprintf(spring, sizeof(spring), "%s.spring", w.replies);
 	tk_create_topic(spring, 3, 0);
 	tk_worker_start(&w, NULL);
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		tk_unique(ids[i], sizeof(ids[i]), "spr-");
 
 	const char *all[] = {"kafka_replyTopic", "kafka_replyPartition", "kafka_correlationId"};
@@ -409,6 +409,29 @@ START_TEST(spring_reply_headers)
 	const tk_record *r2 = tk_find(&on_replies, ids[2], NULL);
 	ck_assert_ptr_nonnull(r2->hdr_correlation);
 	ck_assert_uint_eq(on_spring.n, 1); /* and nothing else went to the header's topic */
+
+	/* 6: an update of the patient case 0 made, through the same headers: answered on the
+	 * topic and partition they name, its correlation id copied, like the create. */
+	char *pid = tk_json_get(r0->value, "data.id"), upd[512];
+	ck_assert_ptr_nonnull(pid);
+	snprintf(upd, sizeof(upd),
+	         "{\"request_id\":\"%s\",\"type\":\"patient.update\",\"token\":\"%s\","
+	         "\"payload\":{\"id\":%s,\"version\":1,\"nombre\":\"Spring\"}}",
+	         ids[6], tok, pid);
+	free(pid);
+	send_with(p, w.create, ids[6], upd, all, (const void *const[]){spring, part2, corr},
+	          (const size_t[]){strlen(spring), 4, sizeof(corr)}, 3);
+	tk_records after = {0};
+	const char *upd_keys[] = {ids[6]};
+	tk_await(&w, spring, upd_keys, 1, &after);
+	const tk_record *r6 = tk_find(&after, ids[6], NULL);
+	ck_assert_int_eq(r6->partition, 2);
+	tk_assert_json(r6->value, "status", "200");
+	tk_assert_json(r6->value, "data.nombre", "Spring");
+	tk_assert_json(r6->value, "data.version", "2");
+	ck_assert_uint_eq(r6->hdr_correlation_len, sizeof(corr));
+	ck_assert_int_eq(memcmp(r6->hdr_correlation, corr, sizeof(corr)), 0);
+	tk_records_free(&after);
 
 	ck_assert_str_eq(tk_find(&dead, ids[3], NULL)->hdr_error, "reply_to_refused");
 	ck_assert_str_eq(tk_find(&dead, ids[4], NULL)->hdr_error, "reply_to_refused");

@@ -20,6 +20,7 @@
 #include "pw_log.h"
 #include "pw_produce.h"
 #include "pw_util.h"
+#include "pw_verify.h"
 
 #define STALL_S 30 /* no record for this long before the end offsets: give up */
 
@@ -29,66 +30,10 @@ typedef struct part {
 	int done;
 } part;
 
-/* Sources (partition, offset) of the create commands that made rows. */
-typedef struct source_set {
-	uint64_t *v;
-	size_t n, cap; /**< open addressing; cap is a power of two, 0 = empty slot marker */
-} source_set;
-
 typedef struct counts {
 	unsigned long seen, dead, no_append_time, refused, queries;
-	unsigned long match, missing, differs, unanswered, conflicts;
-	unsigned long orphans, by_status[6];
+	unsigned long by_status[6];
 } counts;
-
-static uint64_t source_key(int32_t partition, int64_t offset)
-{
-	/* +1: zero marks an empty slot. */
-	return (((uint64_t)(uint32_t)partition << 44) | (uint64_t)offset) + 1;
-}
-
-static int set_add(source_set *s, uint64_t k)
-{
-	if (2 * (s->n + 1) > s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 1024;
-		uint64_t *v = calloc(cap, sizeof(*v));
-		if (v == NULL)
-			return -1;
-		for (size_t i = 0; i < s->cap; i++) {
-			if (s->v[i] == 0)
-				continue;
-			size_t j = (size_t)(s->v[i] * 0x9e3779b97f4a7c15ull) & (cap - 1);
-			while (v[j] != 0)
-				j = (j + 1) & (cap - 1);
-			v[j] = s->v[i];
-		}
-		free(s->v);
-		s->v = v;
-		s->cap = cap;
-	}
-	size_t j = (size_t)(k * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
-	while (s->v[j] != 0) {
-		if (s->v[j] == k)
-			return 0;
-		j = (j + 1) & (s->cap - 1);
-	}
-	s->v[j] = k;
-	s->n++;
-	return 0;
-}
-
-static int set_has(const source_set *s, uint64_t k)
-{
-	if (s->cap == 0)
-		return 0;
-	size_t j = (size_t)(k * 0x9e3779b97f4a7c15ull) & (s->cap - 1);
-	while (s->v[j] != 0) {
-		if (s->v[j] == k)
-			return 1;
-		j = (j + 1) & (s->cap - 1);
-	}
-	return 0;
-}
 
 static double now_s(void)
 {
@@ -189,118 +134,6 @@ static void mark(part *parts, int n, const rd_kafka_message_t *m)
 			parts[i].done = 1;
 }
 
-/* --verify: one create command against the database, through its audit row (keyed by
- * the record), which says how it was answered; a 201 must have its row, as created. */
-static int verify_create(PGconn *c, const pw_handler_outcome *o, const rd_kafka_message_t *m,
-                         counts *k, source_set *sources)
-{
-	char part[16], off[24];
-	snprintf(part, sizeof(part), "%" PRId32, m->partition);
-	snprintf(off, sizeof(off), "%" PRId64, m->offset);
-	const char *p[3] = {rd_kafka_topic_name(m->rkt), part, off};
-	PGresult *r = PQexecParams(c,
-	                           "SELECT status, patient_ids[1] FROM patient_audit"
-	                           " WHERE source_topic = $1 AND source_partition = $2"
-	                           " AND source_offset = $3",
-	                           3, NULL, p, NULL, NULL, 0);
-	PGresult *row = NULL;
-	int rc = -1;
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		goto out;
-	if (PQntuples(r) == 0) {
-		k->unanswered++;
-		PW_LOG_WARN(NULL, "verify: create %s of %s (%s/%s/%s) was never answered",
-		            o->request_id, o->owner, p[0], part, off);
-		rc = 0;
-		goto out;
-	}
-	if (strcmp(PQgetvalue(r, 0, 0), "201") != 0 || PQgetisnull(r, 0, 1)) {
-		if (strcmp(PQgetvalue(r, 0, 0), "409") == 0) {
-			k->conflicts++;
-		} else {
-			k->unanswered++;
-			PW_LOG_WARN(NULL, "verify: create %s of %s was answered %s", o->request_id,
-			            o->owner, PQgetvalue(r, 0, 0));
-		}
-		rc = 0;
-		goto out;
-	}
-	const char *q[2] = {o->owner, PQgetvalue(r, 0, 1)};
-	row = PQexecParams(
-	    c,
-	    "SELECT nombre, apellido_paterno, apellido_materno, dni,"
-	    " fecha_nacimiento::text, sexo, source_partition, source_offset, request_id"
-	    " FROM patients WHERE owner_id = $1 AND id = $2",
-	    2, NULL, q, NULL, NULL, 0);
-	if (PQresultStatus(row) != PGRES_TUPLES_OK)
-		goto out;
-	if (PQntuples(row) == 0) {
-		k->missing++;
-		PW_LOG_WARN(NULL, "verify: patient %s of %s (request %s) has no row", q[1],
-		            o->owner, o->request_id);
-		rc = 0;
-		goto out;
-	}
-	const pw_patient_input *in = &o->in;
-	int same = strcmp(PQgetvalue(row, 0, 0), in->nombre) == 0 &&
-	           strcmp(PQgetvalue(row, 0, 1), in->apellido_paterno) == 0 &&
-	           (PQgetisnull(row, 0, 2)
-	                ? in->apellido_materno == NULL
-	                : in->apellido_materno != NULL &&
-	                      strcmp(PQgetvalue(row, 0, 2), in->apellido_materno) == 0) &&
-	           strcmp(PQgetvalue(row, 0, 3), in->dni) == 0 &&
-	           strcmp(PQgetvalue(row, 0, 4), in->fecha_nacimiento) == 0 &&
-	           strcmp(PQgetvalue(row, 0, 5), in->sexo) == 0 &&
-	           strcmp(PQgetvalue(row, 0, 8), o->request_id) == 0;
-	if (same) {
-		k->match++;
-	} else {
-		k->differs++;
-		PW_LOG_WARN(NULL, "verify: patient %s of %s differs from its command %s", q[1],
-		            o->owner, o->request_id);
-	}
-	if (!PQgetisnull(row, 0, 6) &&
-	    set_add(sources, source_key((int32_t)atoi(PQgetvalue(row, 0, 6)),
-	                                strtoll(PQgetvalue(row, 0, 7), NULL, 10))) != 0)
-		goto out;
-	rc = 0;
-out:
-	if (rc != 0)
-		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(c));
-	PQclear(row);
-	PQclear(r);
-	return rc;
-}
-
-/* Rows that claim to come from this topic but whose command was not seen. */
-static int verify_orphans(PGconn *c, const char *topic, const source_set *sources, counts *k)
-{
-	const char *p[1] = {topic};
-	PGresult *r =
-	    PQexecParams(c,
-	                 "SELECT id, owner_id, source_partition, source_offset FROM patients"
-	                 " WHERE source_topic = $1",
-	                 1, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(c));
-		PQclear(r);
-		return -1;
-	}
-	for (int i = 0; i < PQntuples(r); i++) {
-		uint64_t key = source_key((int32_t)atoi(PQgetvalue(r, i, 2)),
-		                          strtoll(PQgetvalue(r, i, 3), NULL, 10));
-		if (!set_has(sources, key)) {
-			k->orphans++;
-			PW_LOG_WARN(NULL, "verify: patient %s of %s has no command at %s/%s/%s",
-			            PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), topic,
-			            PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
-		}
-	}
-	PQclear(r);
-	return 0;
-}
-
 /* A read-only session that sees every tenant: --verify compares all rows. */
 static PGconn *verify_session(const pw_config *cfg)
 {
@@ -369,8 +202,8 @@ static int process(pw_db *db, const pw_cursor_key *key, pw_handler_outcome *o,
 	return 0;
 }
 
-static void report(const char *topic, int verify, unsigned long total, const counts *k,
-                   int consistent)
+static void report(const char *topic, bool verify, unsigned long total, const counts *k,
+                   const pw_verify *v)
 {
 	printf("replay%s of %s: %lu records\n", verify ? " --verify" : "", topic, total);
 	printf("  commands seen:                 %lu\n", k->seen);
@@ -378,15 +211,17 @@ static void report(const char *topic, int verify, unsigned long total, const cou
 	printf("  without an append time:        %lu%s\n", k->no_append_time,
 	       verify && k->no_append_time ? " (reported, not judged)" : "");
 	if (verify) {
-		printf("  creates matching their row:    %lu\n", k->match);
-		printf("  creates with no row:           %lu\n", k->missing);
-		printf("  creates whose row differs:     %lu\n", k->differs);
-		printf("  creates never answered:        %lu\n", k->unanswered);
-		printf("  creates answered 409:          %lu\n", k->conflicts);
+		const pw_verify_counts *c = pw_verify_counts_of(v);
+		printf("  patients matching the topic:   %lu\n", c->match);
+		printf("  patients whose row differs:    %lu\n", c->differs);
+		printf("  patients with no row:          %lu\n", c->missing);
+		printf("  changes of no known version:   %lu\n", c->broken);
+		printf("  writes never answered:         %lu\n", c->unanswered);
+		printf("  writes answered 404/409:       %lu\n", c->refused);
 		printf("  refused (token or payload):    %lu\n", k->refused);
 		printf("  queries:                       %lu\n", k->queries);
-		printf("  rows with no command:          %lu\n", k->orphans);
-		printf("result: %s\n", consistent ? "consistent" : "DISAGREES");
+		printf("  rows with no command:          %lu\n", c->orphans);
+		printf("result: %s\n", pw_verify_consistent(v) ? "consistent" : "DISAGREES");
 	} else {
 		printf("  answered 2xx/4xx/5xx:          %lu/%lu/%lu\n", k->by_status[2],
 		       k->by_status[4], k->by_status[5]);
@@ -408,9 +243,9 @@ typedef struct replay {
 	part *parts;
 	int nparts;
 	unsigned long total, read;
-	PGconn *vc; /**< --verify: read-only, every tenant */
-	pw_db *db;  /**< otherwise: the worker's own session */
-	source_set sources;
+	PGconn *vc;     /**< --verify: read-only, every tenant */
+	pw_verify *ver; /**< --verify: what the topic implies */
+	pw_db *db;      /**< otherwise: the worker's own session */
 	counts k;
 } replay;
 
@@ -421,8 +256,11 @@ static pw_status replay_open(replay *r)
 	char err[512];
 	pw_status st;
 
-	if (r->opts->verify)
-		return (r->vc = verify_session(r->cfg)) != NULL ? PW_OK : PW_E_INTERNAL;
+	if (r->opts->verify) {
+		if ((r->vc = verify_session(r->cfg)) == NULL)
+			return PW_E_INTERNAL;
+		return pw_verify_create(r->vc, &r->ver);
+	}
 	if ((st = pw_command_db(r->cfg, &r->db, err, sizeof(err))) != PW_OK) {
 		fprintf(stderr, "replay: %s\n", err);
 		return st;
@@ -449,6 +287,7 @@ static pw_status replay_record(replay *r, const rd_kafka_message_t *m)
 {
 	pw_handler_record rec;
 	pw_handler_outcome o;
+	pw_status st = PW_OK;
 	int rc = 0;
 
 	pw_handler_record_of(m, (int64_t)time(NULL), &rec);
@@ -467,13 +306,14 @@ static pw_status replay_record(replay *r, const rd_kafka_message_t *m)
 	 * command had, so such a record is only counted. */
 	else if (o.log_append_time && o.command == PW_COMMAND_REFUSED)
 		r->k.refused++;
-	else if (o.log_append_time && o.command == PW_COMMAND_CREATE)
-		rc = verify_create(r->vc, &o, m, &r->k, &r->sources);
-	else if (o.log_append_time)
+	else if (o.log_append_time && (o.command == PW_COMMAND_GET || o.command == PW_COMMAND_LIST))
 		r->k.queries++;
+	else if (o.log_append_time)
+		st = pw_verify_record(r->ver, &o, rd_kafka_topic_name(m->rkt), m->partition,
+		                      m->offset);
 out:
 	pw_handler_outcome_clear(&o);
-	return rc == 0 ? PW_OK : PW_E_INTERNAL;
+	return rc == 0 ? st : PW_E_INTERNAL;
 }
 
 /* Every record up to the end offsets found at start, with a progress line. */
@@ -507,6 +347,8 @@ static pw_status replay_read(replay *r)
 	}
 	if (st == PW_OK)
 		progress(r->read, r->total, t0, 1);
+	if (st == PW_E_NOMEM)
+		fprintf(stderr, "replay: out of memory\n");
 	return st;
 }
 
@@ -519,7 +361,7 @@ static void replay_close(replay *r)
 	if (r->producer)
 		rd_kafka_destroy(r->producer);
 	free(r->parts);
-	free(r->sources.v);
+	pw_verify_destroy(r->ver);
 	PQfinish(r->vc);
 	pw_db_destroy(r->db);
 	pw_jwt_verifier_destroy(r->jwt);
@@ -547,15 +389,13 @@ pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw
 		st = PW_E_INTERNAL;
 	if (st == PW_OK)
 		st = replay_read(&r);
-	if (st == PW_OK && opts->verify && r.kind == PW_TOPIC_CREATE &&
-	    verify_orphans(r.vc, r.topic, &r.sources, &r.k) != 0)
-		st = PW_E_INTERNAL;
+	if (st == PW_OK && opts->verify && r.kind == PW_TOPIC_CREATE)
+		st = pw_verify_finish(r.ver, r.topic);
 	if (st == PW_OK) {
 		if (r.producer != NULL && rd_kafka_flush(r.producer, 30000) != 0)
 			PW_LOG_WARN(NULL, "replay: some replies were not acknowledged");
-		*consistent =
-		    r.k.missing == 0 && r.k.differs == 0 && r.k.unanswered == 0 && r.k.orphans == 0;
-		report(r.topic, opts->verify, r.total, &r.k, *consistent);
+		*consistent = !opts->verify || pw_verify_consistent(r.ver);
+		report(r.topic, opts->verify, r.total, &r.k, r.ver);
 	}
 	replay_close(&r);
 	return st;

@@ -1,5 +1,6 @@
-/* Replay: the command topic is the system of record; replaying it changes nothing, and
- * --verify proves the database agrees with it (and says so when it does not). */
+/* Replay: the command topic is the system of record; replaying it (creates, updates,
+ * deletes, a retry and a stale update) changes nothing, and --verify proves the database
+ * agrees with it (and says so when a row is edited, revived or lost behind its back). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,20 +55,57 @@ START_TEST(replay_changes_nothing_and_verify_catches_a_lost_row)
 	}
 	ck_assert_int_eq(rd_kafka_flush(p, 30000), 0);
 	tk_await(&w, w.replies, keys, N, &recs);
+	/* Then updates of RP0..RP9 (one of them sent twice), deletes of RP10..RP14, and an
+	 * update that names a version that is not current (409, no effect). */
+	enum { U = 10, D = 5 };
+	const char *ckeys[U + D + 2];
+	char cids[U + D + 2][96];
+	for (int i = 0; i < U + D + 2; i++) {
+		int target = i < U + D ? i : 0;
+		char *pid = tk_json_get(tk_find(&recs, ids[target], NULL)->value, "data.id");
+		char cmd[2048];
+		snprintf(cids[i], sizeof(cids[i]), "%s-c%d", prefix, i < U + D + 1 ? i : 0);
+		if (i < U || i == U + D)
+			snprintf(
+			    cmd, sizeof(cmd),
+			    "{\"request_id\":\"%s\",\"type\":\"patient.update\",\"token\":\"%s\","
+			    "\"payload\":{\"id\":%s,\"version\":1,\"nombre\":\"U%d\"}}",
+			    cids[i], tok, pid, i < U ? i : 99);
+		else if (i < U + D)
+			snprintf(
+			    cmd, sizeof(cmd),
+			    "{\"request_id\":\"%s\",\"type\":\"patient.delete\",\"token\":\"%s\","
+			    "\"payload\":{\"id\":%s,\"version\":1}}",
+			    cids[i], tok, pid);
+		else /* the first update again: a retry */
+			snprintf(
+			    cmd, sizeof(cmd),
+			    "{\"request_id\":\"%s\",\"type\":\"patient.update\",\"token\":\"%s\","
+			    "\"payload\":{\"id\":%s,\"version\":1,\"nombre\":\"U0\"}}",
+			    cids[i], tok, pid);
+		free(pid);
+		ckeys[i] = cids[i];
+		tk_send(p, w.create, NULL, cmd, strlen(cmd), NULL);
+	}
+	tk_records crecs = {0};
+	tk_await(&w, w.replies, ckeys, U + D + 2, &crecs);
+	tk_records_free(&crecs);
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
 
 	snprintf(sql, sizeof(sql),
 	         "SELECT (SELECT count(*) FROM patients WHERE owner_id = '%s') || '/' ||"
-	         " (SELECT count(*) FROM patient_audit WHERE owner_id = '%s')",
-	         o, o);
+	         " (SELECT count(*) FROM patients WHERE owner_id = '%s' AND deleted_at IS NULL)"
+	         " || '/' || (SELECT count(*) FROM patient_audit WHERE owner_id = '%s') || '/' ||"
+	         " (SELECT sum(version) FROM patients WHERE owner_id = '%s')",
+	         o, o, o, o);
 	char *before = tk_sql(sql);
-	ck_assert_str_eq(before, "500/500");
+	ck_assert_str_eq(before, "500/495/517/515");
 
 	/* Replay: every create was answered, so nothing changes. */
 	snprintf(out, sizeof(out), "%s.replay.out", w.log_path);
 	const char *replay[] = {"replay", "--from-beginning", NULL};
 	ck_assert_int_eq(tk_run(&w, replay, out, 120), 0);
-	assert_line(read_file(out), "answered 2xx/4xx/5xx:          500/0/0");
+	assert_line(read_file(out), "answered 2xx/4xx/5xx:          516/1/0");
 	char *after = tk_sql(sql);
 	ck_assert_str_eq(after, before);
 
@@ -75,17 +113,41 @@ START_TEST(replay_changes_nothing_and_verify_catches_a_lost_row)
 	const char *verify[] = {"replay", "--from-beginning", "--verify", NULL};
 	ck_assert_int_eq(tk_run(&w, verify, out, 120), 0);
 	const char *rep = read_file(out);
-	assert_line(rep, "creates matching their row:    500");
+	assert_line(rep, "patients matching the topic:   500");
+	assert_line(rep, "writes answered 404/409:       1");
 	assert_line(rep, "rows with no command:          0");
 	assert_line(rep, "result: consistent");
 
-	/* ...until a row is lost behind the worker's back. */
+	/* ...until an updated patient is edited behind the worker's back... */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE patients SET nombre = 'Tampered' WHERE owner_id = '%s' AND dni = 'RP3'",
+	         o);
+	free(tk_sql(sql));
+	ck_assert_int_eq(tk_run(&w, verify, out, 120), 1);
+	rep = read_file(out);
+	assert_line(rep, "patients whose row differs:    1");
+	assert_line(rep, "result: DISAGREES");
+	/* ...or a deleted one comes back... */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE patients SET nombre = 'U3' WHERE owner_id = '%s' AND dni = 'RP3';"
+	         " UPDATE patients SET deleted_at = NULL WHERE owner_id = '%s' AND dni = 'RP12'",
+	         o, o);
+	free(tk_sql(sql));
+	ck_assert_int_eq(tk_run(&w, verify, out, 120), 1);
+	assert_line(read_file(out), "patients whose row differs:    1");
+	snprintf(sql, sizeof(sql),
+	         "UPDATE patients SET deleted_at = now() WHERE owner_id = '%s' AND dni = 'RP12'",
+	         o);
+	free(tk_sql(sql));
+	ck_assert_int_eq(tk_run(&w, verify, out, 120), 0);
+
+	/* ...or a row is lost. */
 	snprintf(sql, sizeof(sql), "DELETE FROM patients WHERE owner_id = '%s' AND dni = 'RP7'", o);
 	free(tk_sql(sql));
 	ck_assert_int_eq(tk_run(&w, verify, out, 120), 1);
 	rep = read_file(out);
-	assert_line(rep, "creates matching their row:    499");
-	assert_line(rep, "creates with no row:           1");
+	assert_line(rep, "patients matching the topic:   499");
+	assert_line(rep, "patients with no row:          1");
 	assert_line(rep, "result: DISAGREES");
 
 	/* A row no command explains is reported too. */

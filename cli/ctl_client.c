@@ -47,6 +47,9 @@ static rd_kafka_t *new_producer(ctl_client *c, char *errstr, size_t size)
 	    /* A mistyped topic must be an error, not a new topic. */
 	    {"allow.auto.create.topics", "false"},
 	    {"queue.buffering.max.kbytes", "65536"},
+	    /* A patient's writes are keyed to one partition (ctl_op_key); the producer's own
+	     * retries must not reorder them. */
+	    {"enable.idempotence", "true"},
 	    {NULL, NULL},
 	};
 	static const char *const one[][2] = {{"linger.ms", "0"}, {NULL, NULL}};

@@ -17,6 +17,7 @@
 #include "ctl_inflight.h"
 #include "ctl_input.h"
 #include "ctl_journal.h"
+#include "ctl_op.h"
 #include "ctl_progress.h"
 #include "ctl_reqid.h"
 #include "pw_util.h"
@@ -181,19 +182,23 @@ static void fail_row(load *l, unsigned long *count, unsigned long line, const ch
  * makes sure there is room in flight. */
 static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload)
 {
-	char rid[RID_SIZE];
-	char *ptext = json_dumps(payload, JSON_COMPACT);
-	char *cmd = NULL;
+	char rid[RID_SIZE], why[96];
+	char *ptext = NULL, *cmd = NULL;
 	json_t *env = NULL;
-	const char *token = ctl_token_current(l->id, time(NULL));
+	const char *token = ctl_token_current(l->id, time(NULL)), *type = NULL;
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 	ctl_inflight_row *r = NULL;
 
 	snprintf(rid, sizeof(rid), "%s%lu", l->key_head, line);
+	if (ctl_op_take(payload, &type, why, sizeof(why)) == PW_E_INVALID) {
+		fail_row(l, &l->counts.unparsable, line, "unparsable", why, json_incref(payload),
+		         NULL);
+		goto out;
+	}
+	ptext = type ? json_dumps(payload, JSON_COMPACT) : NULL;
 	if (ptext != NULL && token != NULL)
-		env = json_pack("{s:s, s:s, s:s, s:s, s:O}", "request_id", rid, "type",
-		                "patient.create", "token", token, "reply_to", l->reply_topic,
-		                "payload", payload);
+		env = json_pack("{s:s, s:s, s:s, s:s, s:O}", "request_id", rid, "type", type,
+		                "token", token, "reply_to", l->reply_topic, "payload", payload);
 	cmd = env ? json_dumps(env, JSON_COMPACT) : NULL;
 	if (cmd == NULL) {
 		fail_row(l, &l->counts.unsent, line, "unsent",
@@ -217,7 +222,12 @@ static void send_row(load *l, unsigned long line, uint64_t hash, json_t *payload
 		goto out;
 	}
 	ptext = NULL; /* the set's now */
-	if (ctl_client_send(l->client, rid, cmd, strlen(cmd), (void *)(uintptr_t)line,
+	json_t *id = json_object_get(payload, "id");
+	char key[48];
+	const char *k =
+	    ctl_op_key(type, json_is_integer(id) ? (long long)json_integer_value(id) : 0, rid, key,
+	               sizeof(key));
+	if (ctl_client_send(l->client, k, cmd, strlen(cmd), (void *)(uintptr_t)line,
 	                    pw_util_now_ms() + (int64_t)l->o->timeout_s * 1000, &e) != PW_OK) {
 		fail_row(l, &l->counts.unsent, line, "unsent", rd_kafka_err2str(e),
 		         payload_json(r->payload), NULL);
@@ -299,7 +309,8 @@ static unsigned long key_line(const load *l, const rd_kafka_message_t *m)
 /* Could this 2xx reply be the answer to row r? Keys are not unique across owners: another
  * owner loading a file of the same name through the same reply topic uses the same keys,
  * and taking their 201 for ours would put a row in our journal that was never created. A
- * created patient names its owner and dni, so check both. */
+ * created or updated patient names its owner and dni, a deleted one its id: check what the
+ * row names. */
 static bool reply_is_ours(const load *l, const ctl_inflight_row *r, json_t *reply)
 {
 	json_t *data = json_object_get(reply, "data");
@@ -307,7 +318,12 @@ static bool reply_is_ours(const load *l, const ctl_inflight_row *r, json_t *repl
 	json_t *dni = json_object_get(data, "dni");
 	json_t *row = payload_json(r->payload);
 	json_t *want = json_object_get(row, "dni");
+	json_t *id = json_object_get(data, "id"), *want_id = json_object_get(row, "id");
 	bool ours = true;
+
+	if (json_is_integer(want_id) && json_is_integer(id) &&
+	    json_integer_value(want_id) != json_integer_value(id))
+		ours = false;
 
 	if (l->id->owner[0] != '\0' && json_is_string(owner) &&
 	    strcmp(json_string_value(owner), l->id->owner) != 0)
@@ -317,6 +333,24 @@ static bool reply_is_ours(const load *l, const ctl_inflight_row *r, json_t *repl
 		ours = false;
 	json_decref(row);
 	return ours;
+}
+
+/* Counts a 2xx reply under its op: a delete's data says deleted, an update's row named a
+ * version (a create that does is refused by the worker, so never gets here). */
+static void count_done(load *l, const ctl_inflight_row *r, json_t *reply)
+{
+	json_t *row = NULL;
+
+	if (json_is_true(json_object_get(json_object_get(reply, "data"), "deleted"))) {
+		l->counts.deleted++;
+		return;
+	}
+	row = payload_json(r->payload);
+	if (json_object_get(row, "version") != NULL)
+		l->counts.updated++;
+	else
+		l->counts.created++;
+	json_decref(row);
 }
 
 static void on_reply(load *l, const rd_kafka_message_t *m)
@@ -336,7 +370,7 @@ static void on_reply(load *l, const rd_kafka_message_t *m)
 	}
 	l->last_reply_ms = pw_util_now_ms();
 	if (status >= 200 && status < 300) {
-		l->counts.created++;
+		count_done(l, row, r);
 		if (!l->journal_broken && ctl_journal_add(l->journal, line, row->hash) != PW_OK)
 			journal_broke(l);
 	} else {
@@ -404,13 +438,19 @@ static void summary(load *l, FILE *out, double elapsed_s)
 	const ctl_progress_counts *c = &l->counts;
 	unsigned long failed = ctl_progress_failed(c);
 
+	char changed[96] = "";
+
+	/* A file of creates reads as it always did; updates and deletes are said when any. */
+	if (c->updated > 0 || c->deleted > 0)
+		snprintf(changed, sizeof(changed), ", %lu updated, %lu deleted", c->updated,
+		         c->deleted);
 	fprintf(out,
-	        "patientctl load %s: %lu rows: %lu created, %lu skipped (done before), %lu failed "
-	        "(%lu rejected, %lu unparsable, %lu too large, %lu timed out, %lu unsent); %.1f s, "
-	        "%.0f rows/s\n",
-	        l->o->file, c->rows, c->created, c->skipped, failed, c->rejected, c->unparsable,
-	        c->too_large, c->timeout, c->unsent, elapsed_s,
-	        elapsed_s > 0 ? (double)(c->created + c->rejected) / elapsed_s : 0.0);
+	        "patientctl load %s: %lu rows: %lu created%s, %lu skipped (done before), %lu "
+	        "failed (%lu rejected, %lu unparsable, %lu too large, %lu timed out, %lu unsent); "
+	        "%.1f s, %.0f rows/s\n",
+	        l->o->file, c->rows, c->created, changed, c->skipped, failed, c->rejected,
+	        c->unparsable, c->too_large, c->timeout, c->unsent, elapsed_s,
+	        elapsed_s > 0 ? (double)(ctl_progress_done(c) + c->rejected) / elapsed_s : 0.0);
 	if (l->stop_why[0] != '\0')
 		fprintf(out,
 		        "stopped: %s; rows after line %lu were not read (run again to "

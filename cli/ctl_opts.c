@@ -24,11 +24,14 @@ const char *const ctl_opts_field_names[CTL_NFIELDS] = {
 
 #define M_TOKEN  (1u << CTL_CMD_TOKEN)
 #define M_CREATE (1u << CTL_CMD_CREATE)
+#define M_UPDATE (1u << CTL_CMD_UPDATE)
+#define M_DELETE (1u << CTL_CMD_DELETE)
+#define M_FIELDS (M_CREATE | M_UPDATE)
 #define M_GET    (1u << CTL_CMD_GET)
 #define M_LIST   (1u << CTL_CMD_LIST)
 #define M_LOAD   (1u << CTL_CMD_LOAD)
-#define M_NET    (M_CREATE | M_GET | M_LIST | M_LOAD)
-#define M_ONE    (M_CREATE | M_GET | M_LIST)
+#define M_NET    (M_FIELDS | M_DELETE | M_GET | M_LIST | M_LOAD)
+#define M_ONE    (M_FIELDS | M_DELETE | M_GET | M_LIST)
 #define M_ALL    (M_TOKEN | M_NET)
 
 typedef enum opt_key {
@@ -39,6 +42,7 @@ typedef enum opt_key {
 	K_REQUEST_ID,
 	K_TIMEOUT,
 	K_ID,
+	K_VERSION,
 	K_LIMIT,
 	K_FORMAT,
 	K_INFLIGHT,
@@ -66,18 +70,21 @@ static const opt_def opts[] = {
     {"--token", "JWT", M_NET, K_NONEMPTY, OFF(token), "the caller's token (or --sub, or PW_TOKEN)"},
     {"--sub", "EMAIL", M_NET, K_NONEMPTY, OFF(sub),
      "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
-    {"--payload", "JSON", M_CREATE, K_TEXT, OFF(payload),
-     "the create payload, a JSON object (field flags override its keys)"},
-    {"--nombre", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_NOMBRE]), "payload field nombre"},
-    {"--apellido-paterno", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_APELLIDO_PATERNO]),
+    {"--payload", "JSON", M_FIELDS, K_TEXT, OFF(payload),
+     "the payload, a JSON object (the flags override its keys)"},
+    {"--nombre", "TEXT", M_FIELDS, K_TEXT, OFF(fields[CTL_F_NOMBRE]), "payload field nombre"},
+    {"--apellido-paterno", "TEXT", M_FIELDS, K_TEXT, OFF(fields[CTL_F_APELLIDO_PATERNO]),
      "payload field apellido_paterno"},
-    {"--apellido-materno", "TEXT", M_CREATE, K_TEXT, OFF(fields[CTL_F_APELLIDO_MATERNO]),
-     "payload field apellido_materno"},
-    {"--dni", "DNI", M_CREATE, K_TEXT, OFF(fields[CTL_F_DNI]), "payload field dni"},
-    {"--fecha-nacimiento", "YYYY-MM-DD", M_CREATE, K_TEXT, OFF(fields[CTL_F_FECHA_NACIMIENTO]),
+    {"--apellido-materno", "TEXT", M_FIELDS, K_TEXT, OFF(fields[CTL_F_APELLIDO_MATERNO]),
+     "payload field apellido_materno (update: --payload '{\"apellido_materno\":null}'"
+     " clears it)"},
+    {"--dni", "DNI", M_FIELDS, K_TEXT, OFF(fields[CTL_F_DNI]), "payload field dni"},
+    {"--fecha-nacimiento", "YYYY-MM-DD", M_FIELDS, K_TEXT, OFF(fields[CTL_F_FECHA_NACIMIENTO]),
      "payload field fecha_nacimiento"},
-    {"--sexo", "M|F|X", M_CREATE, K_TEXT, OFF(fields[CTL_F_SEXO]), "payload field sexo"},
-    {"--id", "N", M_GET, K_ID, 0, "the patient's id (required)"},
+    {"--sexo", "M|F|X", M_FIELDS, K_TEXT, OFF(fields[CTL_F_SEXO]), "payload field sexo"},
+    {"--id", "N", M_GET | M_UPDATE | M_DELETE, K_ID, 0, "the patient's id (required)"},
+    {"--version", "N", M_UPDATE | M_DELETE, K_VERSION, 0,
+     "the version you last saw (required): a stale one is answered 409 version_conflict"},
     {"--limit", "N", M_LIST, K_LIMIT, 0, "page size, 1-200 (the worker's default: 50)"},
     {"--cursor", "CURSOR", M_LIST, K_TEXT, OFF(cursor), "next_cursor of the previous page"},
     {"--dni", "DNI", M_LIST, K_TEXT, OFF(fields[CTL_F_DNI]), "only the patient with this dni"},
@@ -125,12 +132,22 @@ static const struct {
     {"create", CTL_CMD_CREATE, "create (--payload JSON | --nombre ... ) [IDENTITY] [options]",
      "send one patient.create to TOPIC_CREATE and print the reply JSON; sent again with\n"
      "the same --request-id and payload, it gets the same reply and creates nothing"},
+    {"update", CTL_CMD_UPDATE,
+     "update --id N --version N (--payload JSON | --nombre ... ) [IDENTITY] [options]",
+     "send one patient.update to TOPIC_CREATE and print the reply JSON: the fields given\n"
+     "replace the stored ones; sent again with the same --request-id and payload, it gets\n"
+     "the same reply, whatever changed since"},
+    {"delete", CTL_CMD_DELETE, "delete --id N --version N [IDENTITY] [options]",
+     "send one patient.delete to TOPIC_CREATE and print the reply JSON (the patient is\n"
+     "gone for its owner; its row stays for the audit trail)"},
     {"get", CTL_CMD_GET, "get --id N [IDENTITY] [options]",
      "send one patient.get to TOPIC_QUERY and print the reply JSON"},
     {"list", CTL_CMD_LIST, "list [--limit N] [--cursor C] [--dni DNI] [--q PREFIX] [IDENTITY]",
      "send one patient.list to TOPIC_QUERY and print the reply JSON (one page)"},
     {"load", CTL_CMD_LOAD, "load FILE [--format csv|jsonl] [--inflight N] [IDENTITY] [options]",
-     "send every row of FILE (CSV with a header row, or JSON Lines) as a patient.create;\n"
+     "send every row of FILE (CSV with a header row, or JSON Lines) as a patient.create,\n"
+     "or as the command its op column or field names (create, update, delete; an update\n"
+     "or delete row has id and version);\n"
      "rows already answered 2xx by an earlier run (FILE.done) are skipped, failed rows go\n"
      "to FILE.errors.jsonl; progress on stderr, a summary on stdout. FILE '-' reads\n"
      "standard input: then --format and --id-prefix are required, and the journal and\n"
@@ -265,7 +282,8 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 		o->timeout_s = (int)n;
 		break;
 	case K_ID:
-		if (parse_ll(v, 1, LLONG_MAX, &o->id) != 0)
+	case K_VERSION:
+		if (parse_ll(v, 1, LLONG_MAX, d->key == K_ID ? &o->id : &o->version) != 0)
 			return bad(err, d->name, "must be a whole number from 1 up");
 		break;
 	case K_LIMIT:
@@ -303,6 +321,21 @@ static int ends_with(const char *s, const char *suffix)
 	return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* A create's or update's fields: --payload (a JSON object) or flags, at least one. */
+static ctl_exit check_payload(const ctl_opts *o, int any_field, FILE *err)
+{
+	if (o->payload == NULL && !any_field)
+		return bad(err, "--payload", "required (a JSON object), or field flags");
+	if (o->payload != NULL) {
+		json_t *p = json_loads(o->payload, JSON_REJECT_DUPLICATES, NULL);
+		int is_obj = json_is_object(p);
+		json_decref(p);
+		if (!is_obj)
+			return bad(err, "--payload", "is not a JSON object");
+	}
+	return CTL_EXIT_OK;
+}
+
 /* What only the whole command line can tell: required options, exclusive ones. */
 static ctl_exit check_command(ctl_opts *o, FILE *err)
 {
@@ -317,17 +350,15 @@ static ctl_exit check_command(ctl_opts *o, FILE *err)
 		if (o->sub == NULL)
 			return bad(err, "--sub", "required: the token's subject (an email)");
 		break;
+	case CTL_CMD_UPDATE:
+	case CTL_CMD_DELETE:
+		if (o->id == 0)
+			return bad(err, "--id", "required");
+		if (o->version == 0)
+			return bad(err, "--version", "required: the version you last saw");
+		return o->cmd == CTL_CMD_UPDATE ? check_payload(o, any_field, err) : CTL_EXIT_OK;
 	case CTL_CMD_CREATE:
-		if (o->payload == NULL && !any_field)
-			return bad(err, "--payload", "required (a JSON object), or field flags");
-		if (o->payload != NULL) {
-			json_t *p = json_loads(o->payload, JSON_REJECT_DUPLICATES, NULL);
-			int is_obj = json_is_object(p);
-			json_decref(p);
-			if (!is_obj)
-				return bad(err, "--payload", "is not a JSON object");
-		}
-		break;
+		return check_payload(o, any_field, err);
 	case CTL_CMD_GET:
 		if (o->id == 0)
 			return bad(err, "--id", "required");

@@ -15,6 +15,8 @@ typedef enum ctl_opts_cmd {
 	CTL_CMD_NONE = 0,
 	CTL_CMD_TOKEN,
 	CTL_CMD_CREATE,
+	CTL_CMD_UPDATE,
+	CTL_CMD_DELETE,
 	CTL_CMD_GET,
 	CTL_CMD_LIST,
 	CTL_CMD_LOAD,
@@ -45,9 +47,11 @@ typedef struct ctl_opts {
 	int timeout_s;
 	long ttl_s;
 	const char *scope;
-	const char *payload;             /**< create --payload, checked to be a JSON object */
-	const char *fields[CTL_NFIELDS]; /**< create's fields; fields[CTL_F_DNI] is list's filter */
-	long long id;                    /**< get --id; 0: not given */
+	const char *payload; /**< create/update --payload, checked to be a JSON object */
+	const char *fields[CTL_NFIELDS]; /**< create's and update's fields; fields[CTL_F_DNI] is
+	                                      list's filter */
+	long long id;                    /**< get, update, delete --id; 0: not given */
+	long long version;               /**< update, delete --version; 0: not given */
 	bool has_limit;
 	long long limit;
 	const char *cursor, *q;

@@ -8,6 +8,11 @@
 #define PLAIN_EVERY_MS 5000
 #define BAR            24
 
+unsigned long ctl_progress_done(const ctl_progress_counts *c)
+{
+	return c->created + c->updated + c->deleted;
+}
+
 unsigned long ctl_progress_failed(const ctl_progress_counts *c)
 {
 	return c->rejected + c->unparsable + c->too_large + c->timeout + c->unsent;
@@ -47,7 +52,7 @@ void ctl_progress_tick(ctl_progress *p, const ctl_progress_counts *c, double fra
 {
 	char eta[32], bar[BAR + 1];
 	double elapsed = (double)(now_ms - p->start_ms) / 1000.0;
-	unsigned long answered = c->created + c->rejected;
+	unsigned long answered = ctl_progress_done(c) + c->rejected;
 	double rate = elapsed > 0 ? (double)answered / elapsed : 0;
 
 	if (!force && now_ms < p->next_ms)

@@ -11,13 +11,18 @@ typedef struct ctl_progress_counts {
 	unsigned long rows;       /**< rows read, blank lines not counted */
 	unsigned long skipped;    /**< done by an earlier run (the journal) */
 	unsigned long sent;       /**< queued to the broker */
-	unsigned long created;    /**< answered 2xx */
+	unsigned long created;    /**< answered 201 (or 200 to a repeated create) */
+	unsigned long updated;    /**< an update answered 200 */
+	unsigned long deleted;    /**< a delete answered 200 */
 	unsigned long rejected;   /**< answered 4xx or 5xx */
 	unsigned long unparsable; /**< not made into a payload (never sent) */
 	unsigned long too_large;  /**< over MAX_MESSAGE_BYTES (never sent) */
 	unsigned long timeout;    /**< sent, no reply within --timeout */
 	unsigned long unsent;     /**< the broker refused or lost the record */
 } ctl_progress_counts;
+
+/* Rows answered 2xx, whatever their op. */
+unsigned long ctl_progress_done(const ctl_progress_counts *c);
 
 /* Rows that failed for any reason. */
 unsigned long ctl_progress_failed(const ctl_progress_counts *c);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "ctl_client.h"
+#include "ctl_op.h"
 #include "ctl_reqid.h"
 #include "pw_util.h"
 
@@ -34,12 +35,21 @@ static json_t *build_payload(const ctl_opts *o)
 
 	switch (o->cmd) {
 	case CTL_CMD_CREATE:
+	case CTL_CMD_UPDATE:
 		p = o->payload ? json_loads(o->payload, JSON_REJECT_DUPLICATES, NULL)
 		               : json_object();
 		for (int i = 0; p != NULL && i < CTL_NFIELDS; i++)
 			if (o->fields[i] != NULL)
 				bad |= json_object_set_new(p, ctl_opts_field_names[i],
 				                           json_string(o->fields[i]));
+		if (p != NULL && o->cmd == CTL_CMD_UPDATE)
+			bad |=
+			    json_object_set_new(p, "id", json_integer((json_int_t)o->id)) |
+			    json_object_set_new(p, "version", json_integer((json_int_t)o->version));
+		break;
+	case CTL_CMD_DELETE:
+		p = json_pack("{s:I, s:I}", "id", (json_int_t)o->id, "version",
+		              (json_int_t)o->version);
 		break;
 	case CTL_CMD_GET:
 		p = json_pack("{s:I}", "id", (json_int_t)o->id);
@@ -69,9 +79,18 @@ static json_t *build_payload(const ctl_opts *o)
 
 static const char *type_of(ctl_opts_cmd cmd)
 {
-	return cmd == CTL_CMD_CREATE ? "patient.create"
-	       : cmd == CTL_CMD_GET  ? "patient.get"
-	                             : "patient.list";
+	switch (cmd) {
+	case CTL_CMD_CREATE:
+		return "patient.create";
+	case CTL_CMD_UPDATE:
+		return "patient.update";
+	case CTL_CMD_DELETE:
+		return "patient.delete";
+	case CTL_CMD_GET:
+		return "patient.get";
+	default:
+		return "patient.list";
+	}
 }
 
 /* Exit status for a reply's text: 0 for a 2xx status, else 1. */
@@ -111,7 +130,7 @@ static ctl_exit build_command(const ctl_opts *o, const pw_config *cfg, ctl_token
 	/* The worker would dead-letter it unanswered; say so now instead of timing out. */
 	if (strlen(text) > (size_t)cfg->max_message_bytes) {
 		fprintf(err, "%s: the command is %zu bytes, over MAX_MESSAGE_BYTES (%d)\n",
-		        o->cmd == CTL_CMD_CREATE ? "--payload" : "patientctl", strlen(text),
+		        o->payload ? "--payload" : "patientctl", strlen(text),
 		        cfg->max_message_bytes);
 		rc = CTL_EXIT_USAGE;
 		goto out;
@@ -180,7 +199,9 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_iden
 	rc = build_command(o, cfg, id, reply_topic, rid, &cmd, err);
 	if (rc != CTL_EXIT_OK)
 		goto out;
-	bool creates = o->cmd == CTL_CMD_CREATE;
+	/* Writes go on the write topic, queries on the query topic. */
+	bool creates =
+	    o->cmd == CTL_CMD_CREATE || o->cmd == CTL_CMD_UPDATE || o->cmd == CTL_CMD_DELETE;
 	ctl_client_conf cc = {
 	    .cfg = cfg,
 	    .command_topic = creates ? cfg->topic_create : cfg->topic_query,
@@ -194,7 +215,9 @@ ctl_exit ctl_request_run(const ctl_opts *o, const pw_config *cfg, ctl_token_iden
 	rc = ctl_client_open(&c, &cc, deadline, err);
 	if (rc != CTL_EXIT_OK)
 		goto out;
-	if (ctl_client_send(c, rid, cmd, strlen(cmd), NULL, deadline, &e) != PW_OK) {
+	char key[48];
+	const char *k = ctl_op_key(type_of(o->cmd), o->id, rid, key, sizeof(key));
+	if (ctl_client_send(c, k, cmd, strlen(cmd), NULL, deadline, &e) != PW_OK) {
 		fprintf(err, "patientctl: the command was not sent: %s\n", rd_kafka_err2str(e));
 		rc = CTL_EXIT_FAILED;
 		goto out;

@@ -430,8 +430,13 @@ static size_t check_errors(const char *path, const bad_row *bad, size_t nbad,
 		char want_rid[160];
 		snprintf(want_rid, sizeof(want_rid), "%s%lu", rid_prefix, l);
 		tk_assert_json(line, "request_id", want_rid);
-		char *row =
-		    tk_json_get(line, strcmp(bad[k].code, "unparsable") ? "row.dni" : "text");
+		/* A row that could not be read shows its text; one that could, its fields (an
+		 * update or delete row names its patient by id). */
+		char *row = tk_json_get(line, "text");
+		if (row == NULL)
+			row = tk_json_get(line, "row.dni");
+		if (row == NULL)
+			row = tk_json_get(line, "row.id");
 		ck_assert_msg(row != NULL, "no row or text: %s", line);
 		free(row);
 		free(ln);
@@ -661,6 +666,241 @@ START_TEST(timeouts)
 }
 END_TEST
 
+/* ---- update and delete ---- */
+
+/* The value at path of reply (e.g. "data.version") as a number; fails the test if absent. */
+static long long json_ll(const char *reply, const char *path)
+{
+	char *v = tk_json_get(reply, path);
+	long long n;
+
+	ck_assert_msg(v != NULL, "no %s in %s", path, reply);
+	n = atoll(v);
+	free(v);
+	return n;
+}
+
+START_TEST(update_and_delete)
+{
+	tk_world *w = &tk_shared;
+	char *o = tk_owner("ctlu");
+	char *other = tk_owner("ctlux");
+	cli_result r;
+	char id[32], rid[64];
+	int rc;
+
+	rc = CTL(w, NULL, ONE_MS, &r, "create", "--sub", o, "--nombre", "Ana", "--apellido-paterno",
+	         "Quispe", "--apellido-materno", "Huaman", "--dni", "U1", "--fecha-nacimiento",
+	         "1990-04-12");
+	want_exit(&r, rc, 0, "create");
+	snprintf(id, sizeof(id), "%lld", json_ll(r.out, "data.id"));
+	ck_assert_int_eq(json_ll(r.out, "data.version"), 1);
+	cli_result_free(&r);
+
+	rc = CTL(w, NULL, ONE_MS, &r, "update", "--sub", o, "--id", id, "--version", "1",
+	         "--nombre", "Ana Maria");
+	want_exit(&r, rc, 0, "update");
+	tk_assert_json(r.out, "status", "200");
+	tk_assert_json(r.out, "data.nombre", "Ana Maria");
+	tk_assert_json(r.out, "data.dni", "U1");
+	ck_assert_int_eq(json_ll(r.out, "data.version"), 2);
+	cli_result_free(&r);
+
+	/* The version seen before that update is stale now: 409, nothing changes. */
+	rc = CTL(w, NULL, ONE_MS, &r, "update", "--sub", o, "--id", id, "--version", "1",
+	         "--nombre", "Otra");
+	want_exit(&r, rc, 1, "stale update");
+	tk_assert_json(r.out, "status", "409");
+	tk_assert_json(r.out, "error.code", "version_conflict");
+	ck_assert_int_eq(json_ll(r.out, "error.current_version"), 2);
+	cli_result_free(&r);
+
+	/* Another owner naming our id and version: 404, as for an id nobody has. */
+	rc = CTL(w, NULL, ONE_MS, &r, "update", "--sub", other, "--id", id, "--version", "2",
+	         "--nombre", "Intruso");
+	want_exit(&r, rc, 1, "update by another owner");
+	tk_assert_json(r.out, "error.code", "not_found");
+	cli_result_free(&r);
+	rc = CTL(w, NULL, ONE_MS, &r, "delete", "--sub", other, "--id", id, "--version", "2");
+	want_exit(&r, rc, 1, "delete by another owner");
+	tk_assert_json(r.out, "error.code", "not_found");
+	cli_result_free(&r);
+
+	/* --payload clears a field with null; the same --request-id again gets the same reply. */
+	tk_unique(rid, sizeof(rid), "ctl-u-");
+	char *first = NULL;
+	for (int i = 0; i < 2; i++) {
+		rc = CTL(w, NULL, ONE_MS, &r, "update", "--sub", o, "--id", id, "--version", "2",
+		         "--request-id", rid, "--payload", "{\"apellido_materno\":null}");
+		want_exit(&r, rc, 0, "update clearing apellido_materno");
+		tk_assert_json(r.out, "data.apellido_materno", "null");
+		ck_assert_int_eq(json_ll(r.out, "data.version"), 3);
+		if (first == NULL)
+			first = strdup(r.out);
+		else
+			ck_assert_str_eq(r.out, first);
+		cli_result_free(&r);
+	}
+	free(first);
+
+	rc = CTL(w, NULL, ONE_MS, &r, "update", "--sub", o, "--id", id, "--version", "3", "--sexo",
+	         "Q");
+	want_exit(&r, rc, 1, "update, invalid sexo");
+	tk_assert_json(r.out, "status", "400");
+	ck_assert_ptr_nonnull(strstr(r.out, "\"sexo\""));
+	cli_result_free(&r);
+
+	rc = CTL(w, NULL, ONE_MS, &r, "delete", "--sub", o, "--id", id, "--version", "3");
+	want_exit(&r, rc, 0, "delete");
+	tk_assert_json(r.out, "status", "200");
+	tk_assert_json(r.out, "data.deleted", "true");
+	ck_assert_int_eq(json_ll(r.out, "data.version"), 4);
+	cli_result_free(&r);
+
+	/* Gone for its owner: get, update and delete all answer 404. */
+	rc = CTL(w, NULL, ONE_MS, &r, "get", "--sub", o, "--id", id);
+	want_exit(&r, rc, 1, "get after delete");
+	tk_assert_json(r.out, "error.code", "not_found");
+	cli_result_free(&r);
+	rc = CTL(w, NULL, ONE_MS, &r, "delete", "--sub", o, "--id", id, "--version", "4");
+	want_exit(&r, rc, 1, "delete after delete");
+	tk_assert_json(r.out, "error.code", "not_found");
+	cli_result_free(&r);
+
+	/* A usage error is said before anything is sent: exit 2, one line naming the option. */
+	rc = CTL(w, NULL, ONE_MS, &r, "update", "--sub", o, "--id", id, "--nombre", "X");
+	want_exit(&r, rc, 2, "update without --version");
+	ck_assert_msg(strstr(r.err, "--version") != NULL, "stderr: %s", r.err);
+	cli_result_free(&r);
+
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE id = %s AND nombre = 'Ana Maria' AND "
+	         "apellido_materno IS NULL AND version = 4 AND deleted_at IS NOT NULL",
+	         id);
+	ck_assert_int_eq(sql_count(sql), 1);
+	free(o);
+	free(other);
+}
+END_TEST
+
+/* The id of owner's live patient with dni, from the database. */
+static long long id_of(const char *owner, const char *dni)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT coalesce(max(id), 0) FROM patients WHERE owner_id = '%s' AND dni = '%s' "
+	         "AND deleted_at IS NULL",
+	         owner, dni);
+	return sql_count(sql);
+}
+
+/* A CSV whose op column mixes updates, deletes and a create with the patients an earlier
+ * load made; its failures go to the errors file, and a second run skips what was done. */
+START_TEST(load_ops)
+{
+	tk_world *w = &tk_shared;
+	char *o = tk_owner("ops");
+	char *other = tk_owner("opsx");
+	char path[512], errors[600], sql[256];
+	cli_result r;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/first.jsonl", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert(f != NULL);
+	for (int i = 1; i <= 20; i += i == 16 ? 4 : 1) /* O1-O16 and O20 */
+		fprintf(f,
+		        "{\"nombre\":\"N%d\",\"apellido_paterno\":\"P\",\"dni\":\"O%d\","
+		        "\"fecha_nacimiento\":\"1990-01-01\"}\n",
+		        i, i);
+	ck_assert(fclose(f) == 0);
+	rc = CTL(w, NULL, LOAD_MS, &r, "load", path, "--timeout", "60", "--sub", o);
+	want_exit(&r, rc, 0, "first load");
+	ck_assert_uint_eq(summary_count(r.out, "created"), 17);
+	cli_result_free(&r);
+	rc = CTL(w, NULL, ONE_MS, &r, "create", "--sub", other, "--nombre", "X",
+	         "--apellido-paterno", "Y", "--dni", "OX", "--fecha-nacimiento", "1990-01-01");
+	want_exit(&r, rc, 0, "another owner's patient");
+	cli_result_free(&r);
+
+	/* Line 1 is the header; lines 2-11 update O1-O10, 12-16 delete O11-O15, 17 names a stale
+	 * version of O16, 18 an op nobody knows, 19 is a create (empty op), 20 deletes the
+	 * other owner's patient; 21-23 update O20 twice and delete it, each naming the version
+	 * the one before makes: they are keyed by patient, so they are answered in order. */
+	snprintf(path, sizeof(path), "%s/changes.csv", dir);
+	snprintf(errors, sizeof(errors), "%s.errors.jsonl", path);
+	f = fopen(path, "w");
+	ck_assert(f != NULL);
+	fputs("op,id,version,nombre,apellido_paterno,dni,fecha_nacimiento\n", f);
+	for (int i = 1; i <= 10; i++) {
+		char dni[8];
+		snprintf(dni, sizeof(dni), "O%d", i);
+		fprintf(f, "update,%lld,1,Nuevo %d,,,\n", id_of(o, dni), i);
+	}
+	for (int i = 11; i <= 15; i++) {
+		char dni[8];
+		snprintf(dni, sizeof(dni), "O%d", i);
+		fprintf(f, "delete,%lld,1,,,,\n", id_of(o, dni));
+	}
+	fprintf(f, "update,%lld,7,Tarde,,,\n", id_of(o, "O16"));
+	fprintf(f, "archive,%lld,1,,,,\n", id_of(o, "O16"));
+	fputs(",,,Nueva,P,O17,1991-02-03\n", f);
+	fprintf(f, "delete,%lld,1,,,,\n", id_of(other, "OX"));
+	long long o20 = id_of(o, "O20");
+	fprintf(f, "update,%lld,1,Primero,,,\nupdate,%lld,2,Segundo,,,\ndelete,%lld,3,,,,\n", o20,
+	        o20, o20);
+	ck_assert(fclose(f) == 0);
+
+	bad_row bad[3] = {{17, "409", "version_conflict"},
+	                  {18, "unparsable", "unparsable"},
+	                  {20, "404", "not_found"}};
+	for (int run = 0; run < 2; run++) {
+		rc = CTL(w, NULL, LOAD_MS, &r, "load", path, "--timeout", "60", "--sub", o);
+		want_exit(&r, rc, 1, run == 0 ? "load of changes" : "load of changes again");
+		ck_assert_uint_eq(summary_count(r.out, "rows:"), 22);
+		ck_assert_uint_eq(summary_count(r.out, "created"), run == 0 ? 1 : 0);
+		if (run == 0) {
+			ck_assert_uint_eq(summary_count(r.out, "updated"), 12);
+			ck_assert_uint_eq(summary_count(r.out, "deleted"), 6);
+		} else { /* said only when there are any */
+			ck_assert_msg(strstr(r.out, "updated") == NULL, "%s", r.out);
+		}
+		ck_assert_uint_eq(summary_count(r.out, "skipped"), run == 0 ? 0 : 19);
+		ck_assert_uint_eq(summary_count(r.out, "failed"), 3);
+		ck_assert_uint_eq(summary_count(r.out, "rejected"), 2);
+		ck_assert_uint_eq(summary_count(r.out, "unparsable"), 1);
+		cli_result_free(&r);
+		ck_assert_uint_eq(check_errors(errors, bad, 3, "load:changes.csv:"), 3);
+	}
+	/* Each change happened once, and only to this owner's patients. */
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE owner_id = '%s' AND version = 2 AND "
+	         "nombre LIKE 'Nuevo %%' AND deleted_at IS NULL",
+	         o);
+	ck_assert_int_eq(sql_count(sql), 10);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE owner_id = '%s' AND version = 2 AND "
+	         "deleted_at IS NOT NULL",
+	         o);
+	ck_assert_int_eq(sql_count(sql), 5);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE owner_id = '%s' AND version = 1 AND "
+	         "deleted_at IS NULL AND dni IN ('O16', 'O17')",
+	         o);
+	ck_assert_int_eq(sql_count(sql), 2);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE id = %lld AND nombre = 'Segundo' AND "
+	         "version = 4 AND deleted_at IS NOT NULL",
+	         o20);
+	ck_assert_int_eq(sql_count(sql), 1);
+	ck_assert_int_gt(id_of(other, "OX"), 0);
+	free(o);
+	free(other);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("ctl");
@@ -670,7 +910,9 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, dir_up, dir_down);
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, round_trips);
+	tcase_add_test(tc, update_and_delete);
 	tcase_add_test(tc, load_csv_resumable);
+	tcase_add_test(tc, load_ops);
 	tcase_add_test(tc, load_jsonl);
 	tcase_add_test(tc, load_stdin);
 	tcase_add_test(tc, timeouts);

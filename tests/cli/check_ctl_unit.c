@@ -14,6 +14,7 @@
 #include "ctl_inflight.h"
 #include "ctl_input.h"
 #include "ctl_journal.h"
+#include "ctl_op.h"
 #include "ctl_opts.h"
 #include "ctl_reqid.h"
 #include "pw_check_main.h"
@@ -517,6 +518,111 @@ START_TEST(options_land_in_their_fields)
 }
 END_TEST
 
+/* Runs ctl_op_take on row (JSON text); returns the payload left as compact JSON (or
+ * "!why" when refused) and sets *type. Caller frees. */
+static char *op_of(const char *row, const char **type)
+{
+	char why[96];
+	json_t *p = json_loads(row, 0, NULL);
+	char *out = NULL;
+
+	ck_assert_ptr_nonnull(p);
+	*type = NULL;
+	if (ctl_op_take(p, type, why, sizeof(why)) != PW_OK) {
+		out = malloc(strlen(why) + 2);
+		ck_assert_ptr_nonnull(out);
+		sprintf(out, "!%s", why);
+	} else {
+		out = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+	}
+	json_decref(p);
+	ck_assert_ptr_nonnull(out);
+	return out;
+}
+
+#define WANT_OP(row, want_type, want_payload)                                                      \
+	do {                                                                                       \
+		const char *t_;                                                                    \
+		char *p_ = op_of(row, &t_);                                                        \
+		ck_assert_msg(strcmp(p_, want_payload) == 0, "%s: left %s, want %s", row, p_,      \
+		              want_payload);                                                       \
+		if (want_type == NULL)                                                             \
+			ck_assert_ptr_null(t_);                                                    \
+		else                                                                               \
+			ck_assert_str_eq(t_, want_type);                                           \
+		free(p_);                                                                          \
+	} while (0)
+
+/* A load row's op: absent or empty (a blank CSV cell is left out) is a create; id and
+ * version as a CSV gives them become numbers, anything else is the worker's to judge. */
+START_TEST(load_row_ops)
+{
+	WANT_OP("{\"dni\":\"1\",\"id\":\"7\"}", "patient.create", "{\"dni\":\"1\",\"id\":\"7\"}");
+	WANT_OP("{\"op\":\"create\",\"dni\":\"1\"}", "patient.create", "{\"dni\":\"1\"}");
+	WANT_OP("{\"op\":\"update\",\"id\":\"17\",\"version\":\"3\",\"nombre\":\"A\"}",
+	        "patient.update", "{\"id\":17,\"nombre\":\"A\",\"version\":3}");
+	WANT_OP("{\"op\":\"delete\",\"id\":5,\"version\":2}", "patient.delete",
+	        "{\"id\":5,\"version\":2}");
+	/* Not plain digits: sent as given, so the worker's 400 names the field. */
+	WANT_OP("{\"op\":\"update\",\"id\":\"12a\",\"version\":\"-1\"}", "patient.update",
+	        "{\"id\":\"12a\",\"version\":\"-1\"}");
+	WANT_OP("{\"op\":\"delete\",\"id\":\"99999999999999999999\",\"version\":1}",
+	        "patient.delete", "{\"id\":\"99999999999999999999\",\"version\":1}");
+	WANT_OP("{\"op\":\"archive\",\"id\":1}", NULL, "!op must be create, update or delete");
+	WANT_OP("{\"op\":\"UPDATE\",\"id\":1}", NULL, "!op must be create, update or delete");
+	WANT_OP("{\"op\":3}", NULL, "!op must be create, update or delete");
+
+	/* One patient's writes share a key (and so a partition); anything else keeps its id. */
+	char key[48];
+	ck_assert_str_eq(ctl_op_key("patient.update", 17, "r1", key, sizeof(key)), "patient:17");
+	ck_assert_str_eq(ctl_op_key("patient.delete", 17, "r2", key, sizeof(key)), "patient:17");
+	ck_assert_str_eq(ctl_op_key("patient.create", 17, "r3", key, sizeof(key)), "r3");
+	ck_assert_str_eq(ctl_op_key("patient.update", 0, "r4", key, sizeof(key)), "r4");
+	ck_assert_str_eq(ctl_op_key("patient.update", 12345, "r5", key, 8), "r5");
+}
+END_TEST
+
+/* update and delete: --id and --version required, from 1 up; fields only for update. */
+START_TEST(update_and_delete_options)
+{
+	char *update[] = {"patientctl", "update", "--sub", "a@b", "--id", "4",
+	                  "--version",  "2",      "--dni", "D",   NULL};
+	char *del[] = {"patientctl", "delete", "--sub", "a@b", "--id", "4", "--version", "9", NULL};
+	char *no_version[] = {"patientctl", "update", "--sub", "a@b", "--id",
+	                      "4",          "--dni",  "D",     NULL};
+	char *no_fields[] = {"patientctl", "update",    "--sub", "a@b", "--id",
+	                     "4",          "--version", "1",     NULL};
+	char *zero[] = {"patientctl", "delete",    "--sub", "a@b", "--id",
+	                "4",          "--version", "0",     NULL};
+	char *no_id[] = {"patientctl", "delete", "--sub", "a@b", "--version", "1", NULL};
+	char *del_fields[] = {"patientctl", "delete", "--sub", "a@b", "--id", "4",
+	                      "--version",  "1",      "--dni", "D",   NULL};
+	char *get_version[] = {"patientctl", "get",       "--sub", "a@b", "--id",
+	                       "4",          "--version", "1",     NULL};
+	char *bad_payload[] = {"patientctl", "update", "--sub",     "a@b", "--id", "4",
+	                       "--version",  "1",      "--payload", "[1]", NULL};
+	ctl_opts o;
+	FILE *null = fopen("/dev/null", "w");
+
+	ck_assert_ptr_nonnull(null);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(update), update, stderr), CTL_EXIT_OK);
+	ck_assert_int_eq(o.cmd, CTL_CMD_UPDATE);
+	ck_assert(o.id == 4 && o.version == 2);
+	ck_assert_str_eq(o.fields[CTL_F_DNI], "D");
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(del), del, stderr), CTL_EXIT_OK);
+	ck_assert_int_eq(o.cmd, CTL_CMD_DELETE);
+	ck_assert(o.id == 4 && o.version == 9);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(no_version), no_version, null), CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(no_fields), no_fields, null), CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(zero), zero, null), CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(no_id), no_id, null), CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(del_fields), del_fields, null), CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(get_version), get_version, null), CTL_EXIT_USAGE);
+	ck_assert_int_eq(ctl_opts_parse(&o, NARGS(bad_payload), bad_payload, null), CTL_EXIT_USAGE);
+	fclose(null);
+}
+END_TEST
+
 START_TEST(durations_and_reply_topics)
 {
 	long s;
@@ -561,6 +667,8 @@ int main(void)
 	tcase_add_test(tc, inflight_set);
 	tcase_add_test(tc, request_ids);
 	tcase_add_test(tc, options_land_in_their_fields);
+	tcase_add_test(tc, load_row_ops);
+	tcase_add_test(tc, update_and_delete_options);
 	tcase_add_test(tc, durations_and_reply_topics);
 	suite_add_tcase(s, tc);
 	return pw_check_run(s);

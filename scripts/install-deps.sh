@@ -29,6 +29,7 @@ clang-format
 clang
 libclang-rt-14-dev
 valgrind
+python3-jsonschema
 ca-certificates
 procps
 iproute2
@@ -43,6 +44,8 @@ coreutils
 #       (runuser, setsid), coreutils (timeout, mktemp): used by stack.sh.
 #   libmicrohttpd-dev: the worker's /metrics, /healthz, /readyz listener.
 #   libcsv-dev: patientctl load reads CSV (quoting, embedded newlines) with it.
+#   python3-jsonschema: tests/schemas/validate.sh checks schemas/ and their
+#       examples with a real JSON Schema (draft 2020-12) validator, run as a program.
 #   libyaml-dev: tests/docker checks docker/compose.yaml without a Docker engine.
 #   clang, libclang-rt-14-dev: scripts/fuzz.sh (libFuzzer); the runtime that
 #       -fsanitize=fuzzer,address links is only a Recommends of clang-14.

@@ -9,7 +9,10 @@
 # tokens), e2e_creates_per_s_{1w,1w_no_queries,2w,distinct_hs256,distinct_rs256} (N
 # creates from one producer, first send to last reply; 1w has sequential gets running
 # beside it, 1w_no_queries not), their ratios, query p50/p99 idle and during the
-# one-worker load, each worker's peak RSS and CPU per 1000 creates.
+# one-worker load, each worker's peak RSS and CPU per 1000 creates; e2e_commands_per_s_mixed
+# (N writes, one worker: 70% creates, 20% updates, 10% deletes over the same tenants, with
+# gets beside it), its ratio to the one-worker create-only figure, and the query p99
+# during it against idle.
 #
 # Uses the stack in the environment when KAFKA_BROKERS and DATABASE_URL are set
 # (eval "$(scripts/stack.sh env)"), else starts one in $BUILD/bench-stack and stops it
@@ -269,6 +272,7 @@ e2e() {
 e2e 1w_no_queries 1wn 1
 e2e 1w 1w 1 --gets 500 --query-reply-to "$run.1w.replies.q"
 e2e 2w 2w 2
+e2e mixed mix 1 --mix --gets 500 --query-reply-to "$run.mix.replies.q"
 e2e distinct_hs256 dhs 1 --distinct
 say "generating an RSA key pair in $RUNDIR"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$key" 2>/dev/null
@@ -282,6 +286,13 @@ for l in 1w 1w_no_queries 2w; do
 	fig "ratio_to_raw_$l" "$(div "$(val "e2e_creates_per_s_$l")" "$raw")"
 	fig "ratio_to_equivalent_$l" "$(div "$(val "e2e_creates_per_s_$l")" "$eq")"
 done
+for q in idle_gets idle_ok idle_p50_ms idle_p99_ms load_gets load_ok load_p50_ms load_p99_ms; do
+	fig "query_$q" "$(val "query_${q}_1w")"
+done
+# Issue 11's targets: mixed >= half the create-only rate (both one worker, gets beside
+# them); query p99 during the mixed load <= 3x its idle p99.
+fig ratio_mixed_to_creates "$(div "$(val e2e_commands_per_s_mixed)" "$(val e2e_creates_per_s_1w)")"
+fig query_p99_mixed_to_idle "$(div "$(val query_load_p99_ms_mixed)" "$(val query_idle_p99_ms_mixed)")"
 fig ratio_to_raw "$(val ratio_to_raw_1w)"
 fig ratio_to_equivalent "$(val ratio_to_equivalent_1w)"
 fig worker_peak_rss_mib "$max_rss"

@@ -6,12 +6,17 @@
  *       as DATABASE_ROLE with row-level security, one owner per statement.
  *   pw_bulk equivalent --items N --run ID [--tenants 100] [--batch 500]
  *       the worker's database path (pw_command_run) for creates, --batch items per call.
- *   pw_bulk e2e --creates N --run ID --label L [--tenants 100] [--distinct]
+ *   pw_bulk e2e --creates N --run ID --label L [--tenants 100] [--distinct] [--mix]
  *               [--alg HS256|RS256] [--key PRIVATE.pem] [--members M]
  *               [--gets G --query-reply-to TOPIC]
  *       N creates from one producer to TOPIC_CREATE, rate from the first send to the
  *       last reply read on TOPIC_REPLIES; with --gets, G idle patient.get round trips
- *       first, then sequential gets for as long as the load runs.
+ *       first, then sequential gets for as long as the load runs. With --mix, N writes:
+ *       70% creates, 20% updates, 10% deletes. Before the clock starts, N/10 patients
+ *       are created (the seed, spread over the tenants); in each block of ten commands
+ *       b, seven are creates, then seed patient b is updated from version 1, updated
+ *       from version 2 and deleted from version 3, keyed by patient (so in order, and
+ *       each is answered 200).
  *   pw_bulk proc PID
  *       cpu_s (utime + stime) and vmhwm_kib of a process.
  *   pw_bulk topic NAME PARTITIONS [logappend]
@@ -43,7 +48,7 @@
 typedef struct opts {
 	const char *run, *label, *alg, *key_file, *query_reply_to;
 	long n;
-	int tenants, batch, distinct, members, gets;
+	int tenants, batch, distinct, members, gets, mix;
 } opts;
 
 static const char *env(const char *name)
@@ -546,6 +551,7 @@ typedef struct counter {
 	rd_kafka_t *c;
 	const char *prefix; /**< request ids of the load: prefix + index */
 	long n;
+	int mix; /**< --mix: command i % 10 >= 7 is an update or delete, answered 200 */
 	unsigned char *seen;
 	long ok, other;
 	double start_ms, last_ms;
@@ -576,7 +582,7 @@ static void *count_replies(void *arg)
 			if (*end == '\0' && i >= 0 && i < k->n && !k->seen[i]) {
 				int status = reply_status(m);
 				k->seen[i] = 1;
-				if (status == 201)
+				if (status == (k->mix && i % 10 >= 7 ? 200 : 201))
 					k->ok++;
 				else
 					k->other++;
@@ -659,6 +665,79 @@ static void await_group(rd_kafka_t *rk, const char *group, int members)
 	        group, have, state, members);
 }
 
+/* The body of command i % 10 == r (7, 8 or 9) of a mixed load, on seed patient id. */
+static void change_body(char *body, size_t size, const char *rid, const char *tok, long id, int r)
+{
+	if (r == 9)
+		snprintf(body, size,
+		         "{\"request_id\":\"%s\",\"type\":\"patient.delete\",\"token\":\"%s\","
+		         "\"payload\":{\"id\":%ld,\"version\":3}}",
+		         rid, tok, id);
+	else if (r == 8)
+		snprintf(body, size,
+		         "{\"request_id\":\"%s\",\"type\":\"patient.update\",\"token\":\"%s\","
+		         "\"payload\":{\"id\":%ld,\"version\":2,\"apellido_materno\":\"Condori\"}}",
+		         rid, tok, id);
+	else
+		snprintf(body, size,
+		         "{\"request_id\":\"%s\",\"type\":\"patient.update\",\"token\":\"%s\","
+		         "\"payload\":{\"id\":%ld,\"version\":1,\"nombre\":\"Ana Mar\u00eda\","
+		         "\"sexo\":\"X\"}}",
+		         rid, tok, id);
+}
+
+/* Creates n seed patients (patient b of tenant b % tenants, dni S<b>) and returns their
+ * ids (caller frees), or NULL when not all were answered 201 within STALL_MS of the
+ * last progress. */
+static long *seed_patients(const opts *o, rd_kafka_t *p, rd_kafka_t *replies, const char *ctopic,
+                           char **tok, long n)
+{
+	char prefix[160], key[200], body[4096];
+	long *id = xcalloc((size_t)n, sizeof(*id)), got = 0;
+	double t0 = now_ms(), progress = t0;
+
+	snprintf(prefix, sizeof(prefix), "%s-%s-s", o->run, o->label);
+	for (long b = 0; b < n; b++) {
+		snprintf(key, sizeof(key), "%s%ld", prefix, b);
+		snprintf(body, sizeof(body),
+		         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
+		         "\"payload\":{\"nombre\":\"Ana\",\"apellido_paterno\":\"Quispe\","
+		         "\"dni\":\"S%ld\",\"fecha_nacimiento\":\"1990-04-12\"}}",
+		         key, tok[b % o->tenants], b);
+		send_cmd(p, ctopic, RD_KAFKA_PARTITION_UA, key, body);
+	}
+	rd_kafka_flush(p, 60000);
+	size_t pl = strlen(prefix);
+	while (got < n && now_ms() - progress < STALL_MS) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(replies, 100);
+		if (m == NULL)
+			continue;
+		if (!m->err && m->key_len > pl && m->key_len < 64 &&
+		    memcmp(m->key, prefix, pl) == 0) {
+			char digits[64], *end;
+			memcpy(digits, (const char *)m->key + pl, m->key_len - pl);
+			digits[m->key_len - pl] = '\0';
+			long b = strtol(digits, &end, 10);
+			json_t *j = json_loadb(m->payload, m->len, 0, NULL);
+			json_t *v = json_object_get(json_object_get(j, "data"), "id");
+			if (*end == '\0' && b >= 0 && b < n && id[b] == 0 && json_is_integer(v)) {
+				id[b] = (long)json_integer_value(v);
+				got++;
+				progress = now_ms();
+			}
+			json_decref(j);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	printf("e2e_seed_s_%s %.1f\n", o->label, (now_ms() - t0) / 1e3);
+	if (got < n) {
+		fprintf(stderr, "e2e %s: %ld of %ld seed patients created\n", o->label, got, n);
+		free(id);
+		return NULL;
+	}
+	return id;
+}
+
 static int cmd_e2e(const opts *o)
 {
 	const char *ctopic = env("TOPIC_CREATE"), *rtopic = env("TOPIC_REPLIES");
@@ -736,6 +815,12 @@ static int cmd_e2e(const opts *o)
 	}
 	free(wtok);
 
+	/* --mix: the seed patients, created and their ids known before the clock starts. */
+	long nseed = o->mix ? o->n / 10 : 0;
+	long *seed = o->mix ? seed_patients(o, p, replies, ctopic, tok, nseed) : NULL;
+	if (o->mix && seed == NULL)
+		return 1;
+
 	/* Queries: a patient to read back, then idle gets. */
 	getter idle = {0}, busy = {0};
 	atomic_int done = 0;
@@ -806,7 +891,7 @@ static int cmd_e2e(const opts *o)
 
 	/* The load. */
 	snprintf(prefix, sizeof(prefix), "%s-%s-c", o->run, o->label);
-	counter k = {.c = replies, .prefix = prefix, .n = o->n, .done = &done};
+	counter k = {.c = replies, .prefix = prefix, .n = o->n, .mix = o->mix, .done = &done};
 	k.seen = xcalloc((size_t)o->n, 1);
 	pthread_t kth, gth;
 	pthread_create(&kth, NULL, count_replies, &k);
@@ -817,6 +902,15 @@ static int cmd_e2e(const opts *o)
 		person pp;
 		person_of(i, &pp);
 		snprintf(key, sizeof(key), "%s%ld", prefix, i);
+		if (o->mix && i % 10 >= 7) {
+			long b = i / 10;
+			char pkey[48];
+			change_body(body, sizeof(body), key, tok[b % o->tenants], seed[b],
+			            (int)(i % 10));
+			snprintf(pkey, sizeof(pkey), "patient:%ld", seed[b]);
+			send_cmd(p, ctopic, RD_KAFKA_PARTITION_UA, pkey, body);
+			continue;
+		}
 		snprintf(body, sizeof(body),
 		         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
 		         "\"payload\":{\"nombre\":\"%s\",\"apellido_paterno\":\"%s\","
@@ -839,22 +933,28 @@ static int cmd_e2e(const opts *o)
 		        "e2e %s: replies stopped coming: no new reply for %d s; %ld of %ld "
 		        "answered (%ld with 201)\n",
 		        o->label, STALL_MS / 1000, k.ok + k.other, o->n, k.ok);
-	printf("e2e_creates_%s %ld\n", o->label, o->n);
-	printf("e2e_replies_201_%s %ld\n", o->label, k.ok);
+	if (o->mix) {
+		printf("e2e_commands_%s %ld\n", o->label, o->n);
+		printf("e2e_seed_patients_%s %ld\n", o->label, nseed);
+		printf("e2e_replies_as_expected_%s %ld\n", o->label, k.ok);
+	} else {
+		printf("e2e_creates_%s %ld\n", o->label, o->n);
+		printf("e2e_replies_201_%s %ld\n", o->label, k.ok);
+	}
 	printf("e2e_replies_other_%s %ld\n", o->label, k.other);
 	printf("e2e_stalled_%s %s\n", o->label, k.stalled ? "yes" : "no");
 	printf("e2e_producer_s_%s %.1f\n", o->label, (sent - first) / 1e3);
 	printf("e2e_elapsed_s_%s %.1f\n", o->label, elapsed);
-	printf("e2e_creates_per_s_%s %.0f\n", o->label, k.ok / elapsed);
+	printf("e2e_%s_per_s_%s %.0f\n", o->mix ? "commands" : "creates", o->label, k.ok / elapsed);
 	if (o->gets > 0) {
-		printf("query_idle_gets %d\n", idle.n);
-		printf("query_idle_ok %d\n", idle.ok);
-		printf("query_idle_p50_ms %.2f\n", pct(idle.ms, idle.n, 0.50));
-		printf("query_idle_p99_ms %.2f\n", pct(idle.ms, idle.n, 0.99));
-		printf("query_load_gets %d\n", busy.n);
-		printf("query_load_ok %d\n", busy.ok);
-		printf("query_load_p50_ms %.2f\n", pct(busy.ms, busy.n, 0.50));
-		printf("query_load_p99_ms %.2f\n", pct(busy.ms, busy.n, 0.99));
+		printf("query_idle_gets_%s %d\n", o->label, idle.n);
+		printf("query_idle_ok_%s %d\n", o->label, idle.ok);
+		printf("query_idle_p50_ms_%s %.2f\n", o->label, pct(idle.ms, idle.n, 0.50));
+		printf("query_idle_p99_ms_%s %.2f\n", o->label, pct(idle.ms, idle.n, 0.99));
+		printf("query_load_gets_%s %d\n", o->label, busy.n);
+		printf("query_load_ok_%s %d\n", o->label, busy.ok);
+		printf("query_load_p50_ms_%s %.2f\n", o->label, pct(busy.ms, busy.n, 0.50));
+		printf("query_load_p99_ms_%s %.2f\n", o->label, pct(busy.ms, busy.n, 0.99));
 		rd_kafka_destroy(idle.c);
 		rd_kafka_destroy(idle.p);
 		free(idle.ms);
@@ -868,6 +968,7 @@ static int cmd_e2e(const opts *o)
 	free(tok);
 	free(qtok);
 	free(k.seen);
+	free(seed);
 	rd_kafka_destroy(replies);
 	rd_kafka_destroy(p);
 	return 0;
@@ -949,14 +1050,15 @@ static int cmd_topic(const char *name, int partitions, int logappend)
 
 static int usage(void)
 {
-	fprintf(stderr,
-	        "usage: pw_bulk raw --rows N --run ID [--tenants T] [--batch B]\n"
-	        "       pw_bulk equivalent --items N --run ID [--tenants T] [--batch B]\n"
-	        "       pw_bulk e2e --creates N --run ID --label L [--tenants T] [--distinct]\n"
-	        "                   [--alg HS256|RS256] [--key PEM] [--members M]\n"
-	        "                   [--gets G --query-reply-to TOPIC]\n"
-	        "       pw_bulk proc PID\n"
-	        "       pw_bulk topic NAME PARTITIONS [logappend]\n");
+	fprintf(
+	    stderr,
+	    "usage: pw_bulk raw --rows N --run ID [--tenants T] [--batch B]\n"
+	    "       pw_bulk equivalent --items N --run ID [--tenants T] [--batch B]\n"
+	    "       pw_bulk e2e --creates N --run ID --label L [--tenants T] [--distinct] [--mix]\n"
+	    "                   [--alg HS256|RS256] [--key PEM] [--members M]\n"
+	    "                   [--gets G --query-reply-to TOPIC]\n"
+	    "       pw_bulk proc PID\n"
+	    "       pw_bulk topic NAME PARTITIONS [logappend]\n");
 	return 2;
 }
 
@@ -974,6 +1076,10 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--distinct") == 0) {
 			o.distinct = 1;
+			continue;
+		}
+		if (strcmp(a, "--mix") == 0) {
+			o.mix = 1;
 			continue;
 		}
 		if (v == NULL)
@@ -1004,7 +1110,7 @@ int main(int argc, char **argv)
 			return usage();
 	}
 	if (o.run == NULL || o.n <= 0 || o.tenants <= 0 || o.batch <= 0 ||
-	    (o.gets > 0 && o.query_reply_to == NULL))
+	    (o.gets > 0 && o.query_reply_to == NULL) || (o.mix && (o.distinct || o.n < 10)))
 		return usage();
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(argv[1], "raw") == 0)

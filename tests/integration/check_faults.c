@@ -2,12 +2,21 @@
  * memory), SIGTERM in the middle of a load, a worker joining and leaving the group
  * mid-load, the Kafka broker restarted mid-load, one of two workers SIGKILLed mid-load,
  * PostgreSQL away for 10 s under two workers, a slow database (bounded memory). After
- * each: every request answered, every reply to the same request the same bytes, exactly
- * one row per request. */
+ * each: every request answered with the status one-at-a-time processing gives, every
+ * reply to the same request the same bytes, the rows exactly as one-at-a-time processing
+ * leaves them, one audit row per command.
+ *
+ * The five faults of issue 11 (SIGTERM, rebalance, broker restart, SIGKILL, database
+ * outage) run a mixed load: 70% creates, 20% updates, 10% deletes. Its updates and
+ * deletes change patients made before the fault (the seed): seed patient b gets, at
+ * positions 10b+7, 10b+8 and 10b+9 of the load, an update naming version 1, one naming
+ * version 2 and a delete naming version 3, keyed by patient, so in one partition in that
+ * order: all 200 whatever the fault, and a redelivered one is answered from its outcome. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +27,7 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
@@ -233,17 +243,38 @@ typedef struct tally {
 	int answered;            /**< requests with at least one reply */
 	size_t replies;          /**< replies to this load */
 	size_t differing;        /**< replies unlike the request's first one */
-	size_t not_201;          /**< replies without status 201 */
+	size_t unexpected;       /**< replies of another status than the request's want */
 	size_t status_500;       /**< replies with status 500 */
 	char example[1024];      /**< the first oddity seen */
 	int64_t next[MAX_PARTS]; /**< per reply partition: the offset after the last read */
+	const long long *seed;   /**< a mixed load: the seed patients' ids (NULL: creates) */
+	int nseed;
+	const char *dni_prefix; /**< create i has dni dni_prefix + i ("" unless set) */
 } tally;
+
+/* The command at position i of a load: a create, or for a mixed load (see the top of the
+ * file) an update or delete of seed patient i / 10. */
+typedef enum kind { K_CREATE, K_UPDATE1, K_UPDATE2, K_DELETE } kind;
+
+static kind kind_of(const tally *t, int i)
+{
+	if (t->seed == NULL || i % 10 < 7)
+		return K_CREATE;
+	return i % 10 == 7 ? K_UPDATE1 : i % 10 == 8 ? K_UPDATE2 : K_DELETE;
+}
+
+/* The status one-at-a-time processing gives request i. */
+static int want_status(const tally *t, int i)
+{
+	return kind_of(t, i) == K_CREATE ? 201 : 200;
+}
 
 static void tally_init(tally *t, const char *prefix, int n)
 {
 	memset(t, 0, sizeof(*t));
 	snprintf(t->prefix, sizeof(t->prefix), "%s", prefix);
 	t->n = n;
+	t->dni_prefix = "";
 	t->first = calloc((size_t)n, sizeof(*t->first));
 	t->count = calloc((size_t)n, sizeof(*t->count));
 	ck_assert(t->first != NULL && t->count != NULL);
@@ -263,6 +294,7 @@ typedef struct load {
 	char *o, *tok; /**< NULL when the case brings its own owners */
 	rd_kafka_t *p, *c;
 	tally t;
+	long long *seed; /**< a mixed load's seed patients (load_seed) */
 } load;
 
 /* Before the world's worker starts, so the producer is connected by the time the case
@@ -290,6 +322,7 @@ static void load_watch(load *l, const char *prefix_tag, const tk_world *w, int n
 
 static void load_end(load *l)
 {
+	free(l->seed);
 	rd_kafka_destroy(l->c);
 	rd_kafka_destroy(l->p);
 	tally_free(&l->t);
@@ -326,11 +359,13 @@ static void tally_add(tally *t, const rd_kafka_message_t *m)
 	if (i < 0 || i >= t->n)
 		return;
 	t->replies++;
+	char want[4];
+	snprintf(want, sizeof(want), "%d", want_status(t, (int)i));
 	if (rd_kafka_message_headers(m, &h) != 0 ||
 	    rd_kafka_header_get_last(h, "status", &sv, &sn) != 0 || sn != 3 ||
-	    memcmp(sv, "201", 3) != 0) {
-		t->not_201++;
-		oddity(t, "not 201", m);
+	    memcmp(sv, want, 3) != 0) {
+		t->unexpected++;
+		oddity(t, "another status than one-at-a-time processing gives", m);
 		if (sv != NULL && sn == 3 && memcmp(sv, "500", 3) == 0)
 			t->status_500++;
 	}
@@ -389,21 +424,60 @@ static int drain(rd_kafka_t *c, tally *t, const char *topic, int partitions)
 	return 0;
 }
 
-/* Queues the creates i in [from, to) of a load, without waiting for them; create i is
- * signed with toks[i % ntok]. */
+/* The update or delete at position i of a mixed load, signed with tok; *key is set to
+ * its patient's key. Caller frees. */
+static char *change_cmd(const tally *t, int i, const char *rid, const char *tok, char *key,
+                        size_t key_size)
+{
+	int b = i / 10;
+	char text[32];
+	json_t *payload = NULL;
+
+	ck_assert_msg(b < t->nseed, "position %d needs seed patient %d of %d", i, b, t->nseed);
+	snprintf(key, key_size, "patient:%lld", t->seed[b]);
+	switch (kind_of(t, i)) {
+	case K_UPDATE1:
+		snprintf(text, sizeof(text), "U1-%d", b);
+		payload = json_pack("{s:I, s:i, s:s}", "id", (json_int_t)t->seed[b], "version", 1,
+		                    "nombre", text);
+		break;
+	case K_UPDATE2:
+		snprintf(text, sizeof(text), "M2-%d", b);
+		payload = json_pack("{s:I, s:i, s:s}", "id", (json_int_t)t->seed[b], "version", 2,
+		                    "apellido_materno", text);
+		break;
+	default:
+		payload = json_pack("{s:I, s:i}", "id", (json_int_t)t->seed[b], "version", 3);
+		break;
+	}
+	json_t *cmd = json_pack("{s:s, s:s, s:s, s:o}", "request_id", rid, "type",
+	                        kind_of(t, i) == K_DELETE ? "patient.delete" : "patient.update",
+	                        "token", tok, "payload", payload);
+	char *s = cmd ? json_dumps(cmd, JSON_COMPACT) : NULL;
+	json_decref(cmd);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+/* Queues the commands i in [from, to) of a load, without waiting for them; command i is
+ * signed with toks[i % ntok] (a mixed load has one owner: ntok 1). */
 static void produce_owners(rd_kafka_t *p, const tk_world *w, const tally *t, char *const *toks,
                            int ntok, int from, int to)
 {
-	char rid[96], dni[16];
+	char rid[96], dni[16], key[48];
 	for (int i = from; i < to; i++) {
 		snprintf(rid, sizeof(rid), "%s-%d", t->prefix, i);
-		snprintf(dni, sizeof(dni), "%d", i);
-		char *cmd = tk_create_cmd(rid, toks[i % ntok], dni, NULL);
+		snprintf(dni, sizeof(dni), "%s%d", t->dni_prefix, i);
+		bool create = kind_of(t, i) == K_CREATE;
+		char *cmd = create ? tk_create_cmd(rid, toks[i % ntok], dni, NULL)
+		                   : change_cmd(t, i, rid, toks[i % ntok], key, sizeof(key));
 		rd_kafka_resp_err_t err;
-		while ((err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(w->create),
-		                                RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
-		                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                                RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+		while ((err = rd_kafka_producev(
+		            p, RD_KAFKA_V_TOPIC(w->create),
+		            RD_KAFKA_V_KEY(create ? NULL : key, create ? 0 : strlen(key)),
+		            RD_KAFKA_V_VALUE(cmd, strlen(cmd)),
+		            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+		       RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			rd_kafka_poll(p, 100);
 		free(cmd);
 		ck_assert_msg(err == 0, "produce to %s: %s", w->create, rd_kafka_err2str(err));
@@ -419,6 +493,41 @@ static void produce_range(rd_kafka_t *p, const tk_world *w, const tally *t, cons
 	produce_owners(p, w, t, toks, 1, from, to);
 }
 
+/* Makes the load mixed (see the top of the file): creates nseed patients of the load's
+ * owner (dni S0, S1, ...) through the world's worker, waits for their 201s and keeps
+ * their ids. After load_watch, with the worker running. */
+static void load_seed(load *l, const tk_world *w, int nseed)
+{
+	tally st;
+	char prefix[64];
+	rd_kafka_t *c = tk_reader(w->replies);
+
+	ck_assert_int_ge(l->t.n, nseed * 10);
+	tk_unique(prefix, sizeof(prefix), "seed");
+	tally_init(&st, prefix, nseed);
+	st.dni_prefix = "S";
+	produce_range(l->p, w, &st, l->tok, 0, nseed);
+	ck_assert_int_eq(rd_kafka_flush(l->p, 30000), 0);
+	pump(c, &st, nseed, 90);
+	if (st.answered < nseed)
+		tk_dump_log(w);
+	ck_assert_msg(st.answered == nseed, "%d of %d seed creates answered within 90 s",
+	              st.answered, nseed);
+	ck_assert_msg(st.unexpected == 0, "seed: %s", st.example);
+	l->seed = calloc((size_t)nseed, sizeof(*l->seed));
+	ck_assert_ptr_nonnull(l->seed);
+	for (int k = 0; k < nseed; k++) {
+		char *id = tk_json_get(st.first[k], "data.id");
+		ck_assert_msg(id != NULL, "seed reply without data.id: %s", st.first[k]);
+		l->seed[k] = atoll(id);
+		free(id);
+	}
+	l->t.seed = l->seed;
+	l->t.nseed = nseed;
+	tally_free(&st);
+	rd_kafka_destroy(c);
+}
+
 /* owner is a LIKE pattern: an owner's email (no wildcard in it), or "<base>-%" for the
  * owners of a multi-owner load. */
 static long owner_count(const char *what, const char *owner)
@@ -432,8 +541,58 @@ static long owner_count(const char *what, const char *owner)
 	return n;
 }
 
-/* The guarantees after a fault: every request of the load answered (at least once), all
- * 201, every reply to a request the same bytes, one row per request, no dni twice. */
+static long sql_long(const char *sql)
+{
+	char *s = tk_sql(sql);
+	long n = s ? atol(s) : -1;
+	free(s);
+	return n;
+}
+
+/* A mixed load's rows and audit (owner: one email): each create made one live patient at
+ * version 1; each seed patient went through its two updates and its delete exactly once
+ * (version 4, the updates' values, deleted); one audit row per command. */
+static void assert_mixed_rows(const tally *t, const char *owner)
+{
+	char sql[768];
+	int creates = 0;
+
+	for (int i = 0; i < t->n; i++)
+		creates += kind_of(t, i) == K_CREATE;
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE owner_id = '%s' AND request_id LIKE '%s-%%'"
+	         " AND version = 1 AND deleted_at IS NULL AND updated_at IS NULL",
+	         owner, t->prefix);
+	long made = sql_long(sql);
+	ck_assert_msg(made == creates, "%ld live version-1 patients for %d creates", made, creates);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE owner_id = '%s' AND dni LIKE 'S%%'"
+	         " AND version = 4 AND deleted_at IS NOT NULL AND nombre = 'U1-' || substr(dni, 2)"
+	         " AND apellido_materno = 'M2-' || substr(dni, 2)",
+	         owner);
+	long changed = sql_long(sql);
+	ck_assert_msg(changed == t->nseed,
+	              "%ld of %d seed patients updated twice and deleted, as one at a time",
+	              changed, t->nseed);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) || '|' || count(DISTINCT request_id) FROM patient_audit"
+	         " WHERE owner_id = '%s' AND request_id LIKE '%s-%%'",
+	         owner, t->prefix);
+	char *s = tk_sql(sql);
+	long rows = -1, distinct = -1;
+	ck_assert_msg(s != NULL && sscanf(s, "%ld|%ld", &rows, &distinct) == 2, "audit: %s", s);
+	free(s);
+	ck_assert_msg(rows == t->n && distinct == t->n,
+	              "%ld audit rows (%ld request ids) for %d commands", rows, distinct, t->n);
+	fprintf(stderr,
+	        "faults: mixed load: %d creates, %d seed patients updated twice and "
+	        "deleted, %ld audit rows\n",
+	        creates, t->nseed, rows);
+}
+
+/* The guarantees after a fault: every request of the load answered (at least once) with
+ * the status one-at-a-time processing gives, every reply to a request the same bytes, one
+ * row per create, no dni twice (a mixed load: assert_mixed_rows). */
 static void assert_load_whole(const tk_world *w, rd_kafka_t *c, tally *t, const char *owner,
                               int partitions, int timeout_s)
 {
@@ -450,12 +609,19 @@ static void assert_load_whole(const tk_world *w, rd_kafka_t *c, tally *t, const 
 	/* Everything produced so far, repeats included. */
 	ck_assert_msg(drain(c, t, w->replies, partitions), "could not read %s to its end",
 	              w->replies);
-	ck_assert_msg(t->not_201 == 0, "%zu replies not 201; %s", t->not_201, t->example);
+	ck_assert_msg(t->unexpected == 0, "%zu replies of an unexpected status; %s", t->unexpected,
+	              t->example);
 	ck_assert_msg(t->differing == 0, "%zu repeated replies differ from the first; %s",
 	              t->differing, t->example);
+	if (t->seed != NULL)
+		assert_mixed_rows(t, owner);
+	long want = t->n;
+	for (int i = 0; i < t->n && t->seed != NULL; i++)
+		want -= kind_of(t, i) != K_CREATE;
+	want += t->nseed;
 	long rows = owner_count("*", owner), dnis = owner_count("DISTINCT dni", owner);
-	ck_assert_msg(rows == t->n, "%ld rows for %d requests", rows, t->n);
-	ck_assert_msg(dnis == t->n, "%ld distinct dni for %d requests", dnis, t->n);
+	ck_assert_msg(rows == want, "%ld rows for %ld creates", rows, want);
+	ck_assert_msg(dnis == want, "%ld distinct dni for %ld creates", dnis, want);
 	fprintf(stderr, "faults: %d requests, %zu replies (%zu repeats), %ld rows\n", t->n,
 	        t->replies, t->replies - (size_t)t->n, rows);
 }
@@ -546,6 +712,7 @@ START_TEST(sigterm_mid_load)
 	world_init(&w, P);
 	start(&w, env);
 	load_watch(&l, "s", &w, N);
+	load_seed(&l, &w, N / 10);
 	produce_range(l.p, &w, &l.t, l.tok, 0, N);
 	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
 	pump(l.c, &l.t, 1, 60);
@@ -626,6 +793,7 @@ START_TEST(rebalance_mid_load)
 	snprintf(w3.log_path, sizeof(w3.log_path), "%.*s-c.log", (int)strlen(w1.log_path) - 4,
 	         w1.log_path);
 	load_watch(&l, "b", &w1, N);
+	load_seed(&l, &w1, N / 10);
 
 	/* 1. The two workers are answering. */
 	produce_range(l.p, &w1, &l.t, l.tok, 0, 500);
@@ -685,6 +853,7 @@ START_TEST(broker_restart_mid_load)
 	world_init(&w, P);
 	start(&w, NULL);
 	load_watch(&l, "k", &w, N);
+	load_seed(&l, &w, N / 10);
 	produce_range(l.p, &w, &l.t, l.tok, 0, N / 2);
 	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);
 	pump(l.c, &l.t, 1, 60);
@@ -743,6 +912,7 @@ START_TEST(sigkill_mid_load)
 	start(&w2, NULL);
 	await_create_partitions(&w2);
 	load_watch(&l, "x", &w1, N);
+	load_seed(&l, &w1, N / 10);
 
 	/* 1. Both answering. */
 	produce_range(l.p, &w1, &l.t, l.tok, 0, 500);
@@ -764,7 +934,7 @@ START_TEST(sigkill_mid_load)
 	int sent_at_kill = next;
 	stream(l.p, &w1, &l.t, l.tok, &next, 3500, 3000, NULL, NULL);
 	ck_assert_msg(sent_at_kill < next, "no create sent after the kill");
-	fprintf(stderr, "faults: worker %ld SIGKILLed after %d creates sent, %d answered\n",
+	fprintf(stderr, "faults: worker %ld SIGKILLed after %d commands sent, %d answered\n",
 	        (long)killed, sent_at_kill, l.t.answered);
 	/* 3. Started again; the rest of the load. */
 	start(&w2, NULL);
@@ -794,6 +964,7 @@ START_TEST(database_outage_two_workers)
 	start(&w2, NULL);
 	await_create_partitions(&w2);
 	load_watch(&l, "o", &w1, N);
+	load_seed(&l, &w1, N / 10);
 
 	produce_range(l.p, &w1, &l.t, l.tok, 0, N / 2);
 	ck_assert_int_eq(rd_kafka_flush(l.p, 30000), 0);

@@ -21,6 +21,8 @@ const char *const ctl_opts_field_names[CTL_NFIELDS] = {
 
 /* --timeout's upper bound in seconds (a day); its error message says so. */
 #define TIMEOUT_MAX 86400
+/* --kid's longest; its error message says so. */
+#define KID_MAX 128
 
 #define M_TOKEN  (1u << CTL_CMD_TOKEN)
 #define M_CREATE (1u << CTL_CMD_CREATE)
@@ -47,6 +49,8 @@ typedef enum opt_key {
 	K_FORMAT,
 	K_INFLIGHT,
 	K_ID_PREFIX,
+	K_ALG,
+	K_KID,
 } opt_key;
 
 typedef struct opt_def {
@@ -67,6 +71,17 @@ static const opt_def opts[] = {
      "lifetime: 3600, 90s, 30m, 1h or 2d (default 1h, at most 366d)"},
     {"--scope", "SCOPES", M_TOKEN, K_TEXT, OFF(scope),
      "space-separated scopes (default \"patients:read patients:write\")"},
+    {"--jwks-out", "FILE", M_TOKEN, K_NONEMPTY, OFF(jwks_out),
+     "sign with a key of its own, not JWT_SECRET, and add its public JWK to the JWK Set"
+     " FILE (created if missing; a key of the same kid is replaced)"},
+    {"--alg", "RS256|ES256|EdDSA", M_TOKEN, K_ALG, 0, "the algorithm (required with --jwks-out)"},
+    {"--kid", "KID", M_TOKEN, K_KID, 0,
+     "the key's id, 1-128 printable ASCII (default: its RFC 7638 thumbprint)"},
+    {"--key-in", "PEM", M_TOKEN, K_NONEMPTY, OFF(key_in),
+     "sign with this private key (RSA >= 2048 bits, EC P-256 or Ed25519, as --alg says);"
+     " default: a new key"},
+    {"--key-out", "PEM", M_TOKEN, K_NONEMPTY, OFF(key_out),
+     "write the new private key there (PKCS#8, mode 0600), to sign again with --key-in"},
     {"--token", "JWT", M_NET, K_NONEMPTY, OFF(token), "the caller's token (or --sub, or PW_TOKEN)"},
     {"--sub", "EMAIL", M_NET, K_NONEMPTY, OFF(sub),
      "mint a 1 h HS256 token for EMAIL with JWT_SECRET"},
@@ -125,10 +140,15 @@ static const struct {
 	const char *synopsis;
 	const char *what;
 } cmds[] = {
-    {"token", CTL_CMD_TOKEN, "token --sub EMAIL [--ttl DURATION] [--scope SCOPES]",
-     "print a development token signed with JWT_SECRET: HS256 only (a token for RS256 or\n"
-     "ES256 comes from your identity provider); with JWT_OWNER_CLAIM other than sub, that\n"
-     "claim is set too, and iss/aud from JWT_ISSUER/JWT_AUDIENCE"},
+    {"token", CTL_CMD_TOKEN,
+     "token --sub EMAIL [--ttl DURATION] [--scope SCOPES]\n"
+     "                 [--jwks-out FILE --alg RS256|ES256|EdDSA [--kid KID]"
+     " [--key-in PEM | --key-out PEM]]",
+     "print a development token signed with JWT_SECRET (HS256); with JWT_OWNER_CLAIM other\n"
+     "than sub, that claim is set too, and iss/aud from JWT_ISSUER/JWT_AUDIENCE.\n"
+     "With --jwks-out, sign instead with a key of patientctl's own (new, or --key-in) and\n"
+     "add its public key to the JWK Set FILE, for a worker with JWT_JWKS_FILE=FILE: no\n"
+     "identity provider needed (development and tests only)"},
     {"create", CTL_CMD_CREATE, "create (--payload JSON | --nombre ... ) [IDENTITY] [options]",
      "send one patient.create to TOPIC_CREATE and print the reply JSON; sent again with\n"
      "the same --request-id and payload, it gets the same reply and creates nothing"},
@@ -244,6 +264,20 @@ static const opt_def *find_opt(const char *arg, size_t len, ctl_opts_cmd cmd)
 	return NULL;
 }
 
+/* A kid goes into a token's header and the set: printable ASCII keeps it one word in a
+ * log line and the same bytes in every JSON encoder. */
+static bool kid_valid(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > KID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x21 || v[i] > 0x7e)
+			return false;
+	return true;
+}
+
 static ctl_exit bad(FILE *err, const char *what, const char *why)
 {
 	fprintf(err, "%s: %s\n", what, why);
@@ -310,6 +344,17 @@ static ctl_exit store(ctl_opts *o, const opt_def *d, const char *v, FILE *err)
 			return bad(err, d->name, "must be 1 to 102 characters of [A-Za-z0-9._-]");
 		o->id_prefix = v;
 		break;
+	case K_ALG:
+		if (ctl_jwk_alg_parse(v, &o->alg) != PW_OK)
+			return bad(err, d->name, "must be RS256, ES256 or EdDSA");
+		o->has_alg = true;
+		break;
+	case K_KID:
+		if (!kid_valid(v))
+			return bad(err, d->name,
+			           "must be 1 to 128 printable ASCII characters, no space");
+		o->kid = v;
+		break;
 	}
 	return CTL_EXIT_OK;
 }
@@ -336,6 +381,30 @@ static ctl_exit check_payload(const ctl_opts *o, int any_field, FILE *err)
 	return CTL_EXIT_OK;
 }
 
+/* token's key options belong together: without --jwks-out the token is HS256 and they would
+ * be silently ignored. */
+static ctl_exit check_jwks(const ctl_opts *o, FILE *err)
+{
+	if (o->jwks_out == NULL) {
+		const char *stray = o->has_alg  ? "--alg"
+		                    : o->kid    ? "--kid"
+		                    : o->key_in ? "--key-in"
+		                                : "--key-out";
+		if (o->has_alg || o->kid || o->key_in || o->key_out)
+			return bad(err, stray, "only with --jwks-out FILE");
+		return CTL_EXIT_OK;
+	}
+	if (!o->has_alg)
+		return bad(err, "--alg", "required with --jwks-out: RS256, ES256 or EdDSA");
+	if (o->key_in && o->key_out)
+		return bad(err, "--key-out", "not with --key-in: that key is in a file already");
+	if (o->key_out && strcmp(o->key_out, o->jwks_out) == 0)
+		return bad(err, "--key-out",
+		           "must not be the --jwks-out file (a private key "
+		           "would be published)");
+	return CTL_EXIT_OK;
+}
+
 /* What only the whole command line can tell: required options, exclusive ones. */
 static ctl_exit check_command(ctl_opts *o, FILE *err)
 {
@@ -349,7 +418,7 @@ static ctl_exit check_command(ctl_opts *o, FILE *err)
 	case CTL_CMD_TOKEN:
 		if (o->sub == NULL)
 			return bad(err, "--sub", "required: the token's subject (an email)");
-		break;
+		return check_jwks(o, err);
 	case CTL_CMD_UPDATE:
 	case CTL_CMD_DELETE:
 		if (o->id == 0)

@@ -7,6 +7,7 @@
 
 #include "ctl_exit.h"
 #include "ctl_input.h"
+#include "ctl_jwk.h"
 #include "pw_status.h"
 
 /* The commands. The constants keep their short CTL_CMD_ family name: every module that
@@ -47,6 +48,13 @@ typedef struct ctl_opts {
 	int timeout_s;
 	long ttl_s;
 	const char *scope;
+	/* token --jwks-out: patientctl signs with a key of its own and publishes it. */
+	const char *jwks_out; /**< the JWK Set to add the public key to; NULL: HS256 */
+	bool has_alg;
+	ctl_jwk_alg alg;     /**< --alg, when has_alg */
+	const char *kid;     /**< NULL: the key's RFC 7638 thumbprint */
+	const char *key_in;  /**< PEM private key to sign with; NULL: a new key */
+	const char *key_out; /**< where a new key is written (PKCS#8, 0600); NULL: nowhere */
 	const char *payload; /**< create/update --payload, checked to be a JSON object */
 	const char *fields[CTL_NFIELDS]; /**< create's and update's fields; fields[CTL_F_DNI] is
 	                                      list's filter */

@@ -25,26 +25,54 @@ static bool reserved_claim(const char *name)
 	return false;
 }
 
+/* The claims of a minted token, whatever signs it: sub, iat, exp, scope, the owner claim, and
+ * iss and aud the worker expects under cfg. New (caller's); NULL when memory runs out. */
+static json_t *mint_claims(const pw_config *cfg, const char *sub, long ttl_s, const char *scope,
+                           time_t now)
+{
+	json_t *c = json_object();
+	const char *owner_claim = cfg->jwt_owner_claim ? cfg->jwt_owner_claim : "sub";
+
+	if (c == NULL)
+		return NULL;
+	/* json_object_set_new takes the value's reference even when it fails. */
+	if (json_object_set_new(c, "sub", json_string(sub)) != 0 ||
+	    json_object_set_new(c, "iat", json_integer((json_int_t)now)) != 0 ||
+	    json_object_set_new(c, "exp", json_integer((json_int_t)now + ttl_s)) != 0 ||
+	    json_object_set_new(c, "scope",
+	                        json_string(scope ? scope : "patients:read patients:write")) != 0)
+		goto fail;
+	/* The worker reads the owner from JWT_OWNER_CLAIM and checks iss/aud when set: a
+	 * minted token must pass the same configuration the worker runs with. */
+	if (!reserved_claim(owner_claim) &&
+	    json_object_set_new(c, owner_claim, json_string(sub)) != 0)
+		goto fail;
+	if (cfg->jwt_issuer && json_object_set_new(c, "iss", json_string(cfg->jwt_issuer)) != 0)
+		goto fail;
+	if (cfg->jwt_audience && json_object_set_new(c, "aud", json_string(cfg->jwt_audience)) != 0)
+		goto fail;
+	return c;
+fail:
+	json_decref(c);
+	return NULL;
+}
+
 char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const char *scope,
                      time_t now)
 {
 	jwt_t *jwt = NULL;
+	json_t *claims = NULL;
+	char *text = NULL;
 	char *tok = NULL;
-	const char *owner_claim = cfg->jwt_owner_claim ? cfg->jwt_owner_claim : "sub";
 
-	if (jwt_new(&jwt) != 0)
-		return NULL;
-	if (jwt_add_grant(jwt, "sub", sub) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
-	    jwt_add_grant_int(jwt, "exp", (long)now + ttl_s) != 0 ||
-	    jwt_add_grant(jwt, "scope", scope ? scope : "patients:read patients:write") != 0)
+	claims = mint_claims(cfg, sub, ttl_s, scope, now);
+	if (claims == NULL)
 		goto out;
-	/* The worker reads the owner from JWT_OWNER_CLAIM and checks iss/aud when set: a
-	 * minted token must pass the same configuration the worker runs with. */
-	if (!reserved_claim(owner_claim) && jwt_add_grant(jwt, owner_claim, sub) != 0)
+	text = json_dumps(claims, JSON_COMPACT);
+	if (text == NULL || jwt_new(&jwt) != 0)
 		goto out;
-	if (cfg->jwt_issuer && jwt_add_grant(jwt, "iss", cfg->jwt_issuer) != 0)
-		goto out;
-	if (cfg->jwt_audience && jwt_add_grant(jwt, "aud", cfg->jwt_audience) != 0)
+	/* The claims come from mint_claims, the same as ctl_token_mint_jws's. */
+	if (jwt_add_grants_json(jwt, text) != 0)
 		goto out;
 	if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)cfg->jwt_secret,
 	                (int)strlen(cfg->jwt_secret)) != 0)
@@ -52,7 +80,171 @@ char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const ch
 	tok = jwt_encode_str(jwt);
 out:
 	jwt_free(jwt);
+	free(text);
+	json_decref(claims);
 	return tok;
+}
+
+/* base64url of the n bytes at p, NUL-terminated; caller frees; NULL out of memory. */
+static char *b64_of(const void *p, size_t n)
+{
+	size_t size = pw_util_b64url_encoded_len(n) + 1;
+	char *s = malloc(size);
+
+	if (s != NULL && pw_util_b64url_encode(p, n, s, size) != PW_OK) {
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+/* a "." b, freshly allocated; NULL out of memory. */
+static char *join(const char *a, const char *b)
+{
+	size_t size = strlen(a) + 1 + strlen(b) + 1;
+	char *s = malloc(size);
+
+	if (s != NULL)
+		snprintf(s, size, "%s.%s", a, b);
+	return s;
+}
+
+char *ctl_token_mint_jws(const pw_config *cfg, EVP_PKEY *key, ctl_jwk_alg alg, const char *kid,
+                         const char *sub, long ttl_s, const char *scope, time_t now, char *errstr,
+                         size_t errstr_size)
+{
+	json_t *header = NULL, *claims = NULL;
+	char *header_text = NULL, *claims_text = NULL;
+	char *header_b64 = NULL, *claims_b64 = NULL, *sig_b64 = NULL, *input = NULL;
+	unsigned char sig[CTL_JWK_SIG_MAX];
+	size_t sig_len = 0;
+	char *tok = NULL;
+
+	/* The worker picks the key by kid and checks that its type fits alg, so both go in. */
+	header =
+	    json_pack("{s:s, s:s, s:s}", "alg", ctl_jwk_alg_name(alg), "typ", "JWT", "kid", kid);
+	claims = mint_claims(cfg, sub, ttl_s, scope, now);
+	if (header == NULL || claims == NULL)
+		goto nomem;
+	header_text = json_dumps(header, JSON_COMPACT);
+	claims_text = json_dumps(claims, JSON_COMPACT);
+	if (header_text == NULL || claims_text == NULL)
+		goto nomem;
+	header_b64 = b64_of(header_text, strlen(header_text));
+	claims_b64 = b64_of(claims_text, strlen(claims_text));
+	if (header_b64 == NULL || claims_b64 == NULL)
+		goto nomem;
+	input = join(header_b64, claims_b64);
+	if (input == NULL)
+		goto nomem;
+	if (ctl_jwk_sign(key, alg, input, strlen(input), sig, sizeof(sig), &sig_len, errstr,
+	                 errstr_size) != PW_OK)
+		goto out;
+	sig_b64 = b64_of(sig, sig_len);
+	if (sig_b64 == NULL)
+		goto nomem;
+	tok = join(input, sig_b64);
+	if (tok == NULL)
+		goto nomem;
+	goto out;
+nomem:
+	snprintf(errstr, errstr_size, "out of memory");
+out:
+	free(sig_b64);
+	free(input);
+	free(claims_b64);
+	free(header_b64);
+	free(claims_text);
+	free(header_text);
+	json_decref(claims);
+	json_decref(header);
+	return tok;
+}
+
+/* The public JWK of key with its kid (o->kid, or the thumbprint), alg and use; NULL after a
+ * line on err. */
+static json_t *published_jwk(const ctl_opts *o, EVP_PKEY *key, FILE *err)
+{
+	json_t *jwk = NULL;
+	char thumb[CTL_JWK_THUMBPRINT_SIZE];
+	char why[256];
+
+	if (ctl_jwk_public(key, o->alg, &jwk, why, sizeof(why)) != PW_OK) {
+		fprintf(err, "patientctl: %s\n", why);
+		return NULL;
+	}
+	if (ctl_jwk_thumbprint(jwk, thumb, sizeof(thumb)) != PW_OK) {
+		fprintf(err, "patientctl: cannot compute the key's thumbprint\n");
+		goto fail;
+	}
+	/* alg and use pin the key to its one purpose (RFC 7517 4.2, 4.4): the worker refuses a
+	 * token whose alg disagrees with them. */
+	if (json_object_set_new(jwk, "kid", json_string(o->kid ? o->kid : thumb)) != 0 ||
+	    json_object_set_new(jwk, "alg", json_string(ctl_jwk_alg_name(o->alg))) != 0 ||
+	    json_object_set_new(jwk, "use", json_string("sig")) != 0) {
+		fprintf(err, "patientctl: out of memory\n");
+		goto fail;
+	}
+	return jwk;
+fail:
+	json_decref(jwk);
+	return NULL;
+}
+
+ctl_exit ctl_token_jwks(const ctl_opts *o, const pw_config *cfg, FILE *out, FILE *err)
+{
+	ctl_exit rc = CTL_EXIT_FAILED;
+	EVP_PKEY *key = NULL;
+	json_t *jwk = NULL;
+	char *tok = NULL;
+	char why[512];
+
+	if (o->key_in != NULL) {
+		if (ctl_jwk_read_private(o->key_in, o->alg, &key, why, sizeof(why)) != PW_OK) {
+			fprintf(err, "--key-in: %s\n", why);
+			rc = CTL_EXIT_USAGE;
+			goto out;
+		}
+	} else if (ctl_jwk_generate(o->alg, &key, why, sizeof(why)) != PW_OK) {
+		fprintf(err, "patientctl: %s\n", why);
+		goto out;
+	}
+	jwk = published_jwk(o, key, err);
+	if (jwk == NULL)
+		goto out;
+	/* Minted before any file is touched: a failure here leaves no key and no set behind. */
+	tok = ctl_token_mint_jws(cfg, key, o->alg, json_string_value(json_object_get(jwk, "kid")),
+	                         o->sub, o->ttl_s, o->scope, time(NULL), why, sizeof(why));
+	if (tok == NULL) {
+		fprintf(err, "patientctl: could not mint a token: %s\n", why);
+		goto out;
+	}
+	/* The private key before the set: if the set cannot be written the key is still there
+	 * to add with --key-in; the other order would publish a key nobody holds. */
+	if (o->key_out != NULL &&
+	    ctl_jwk_write_private(o->key_out, key, why, sizeof(why)) != PW_OK) {
+		fprintf(err, "--key-out: %s\n", why);
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	if (ctl_jwk_set_put(o->jwks_out, jwk, why, sizeof(why)) != PW_OK) {
+		fprintf(err, "--jwks-out: %s\n", why);
+		rc = CTL_EXIT_USAGE;
+		goto out;
+	}
+	if (fprintf(out, "%s\n", tok) < 0 || fflush(out) != 0) {
+		fprintf(err, "patientctl: cannot write the token\n");
+		goto out;
+	}
+	rc = CTL_EXIT_OK;
+out:
+	if (tok != NULL) {
+		memset(tok, 0, strlen(tok));
+		free(tok);
+	}
+	json_decref(jwk);
+	EVP_PKEY_free(key);
+	return rc;
 }
 
 bool ctl_token_can_mint(const pw_config *cfg, FILE *err)

@@ -1,4 +1,6 @@
-/* Who patientctl speaks as: a token given, or one minted (HS256, development) for --sub. */
+/* Who patientctl speaks as: a token given, or one minted (HS256, development) for --sub;
+ * and `token --jwks-out`, development tokens signed with a key whose public half patientctl
+ * publishes in a JWK Set itself. */
 #ifndef CTL_TOKEN_H
 #define CTL_TOKEN_H
 
@@ -6,7 +8,10 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "ctl_exit.h"
+#include "ctl_jwk.h"
 #include "ctl_opts.h"
 #include "pw_config.h"
 #include "pw_status.h"
@@ -16,6 +21,20 @@
  * under cfg. Caller frees; NULL when libjwt failed. */
 char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const char *scope,
                      time_t now);
+
+/* The same claims as ctl_token_mint, signed with key (which must fit alg) under the header
+ * {"alg","typ":"JWT","kid"}. Caller frees; NULL with the reason on errstr. */
+char *ctl_token_mint_jws(const pw_config *cfg, EVP_PKEY *key, ctl_jwk_alg alg, const char *kid,
+                         const char *sub, long ttl_s, const char *scope, time_t now, char *errstr,
+                         size_t errstr_size);
+
+/* `patientctl token --jwks-out FILE` (o->jwks_out set, o->has_alg): reads o->key_in or makes
+ * a new key (written to o->key_out when given), adds its public JWK to FILE, and prints a
+ * token signed with it on out. The private key is never printed. CTL_EXIT_OK; CTL_EXIT_USAGE
+ * after one line on err naming the option when a key or file is wrong or cannot be written;
+ * CTL_EXIT_FAILED when OpenSSL or out fails. Needs no JWT_SECRET. */
+PW_MUST_CHECK ctl_exit ctl_token_jwks(const ctl_opts *o, const pw_config *cfg, FILE *out,
+                                      FILE *err);
 
 /* Can cfg mint tokens at all? When not, says why on err, naming the setting (JWT_ALG,
  * JWT_SECRET). */

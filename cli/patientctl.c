@@ -19,6 +19,9 @@ static ctl_exit cmd_token(const ctl_opts *o, const pw_config *cfg)
 {
 	char *tok;
 
+	/* A key of patientctl's own: no JWT_SECRET involved, whatever JWT_ALG says. */
+	if (o->jwks_out != NULL)
+		return ctl_token_jwks(o, cfg, stdout, stderr);
 	if (!ctl_token_can_mint(cfg, stderr))
 		return CTL_EXIT_USAGE;
 	tok = ctl_token_mint(cfg, o->sub, o->ttl_s, o->scope, time(NULL));

@@ -1,24 +1,36 @@
 /* patientctl's modules without a broker: how a load file becomes rows (line numbers,
  * quoting, CRLF, blank lines, what is unparsable), the journal across runs, the rows in
- * flight, request ids, options, durations and reply topics. */
+ * flight, request ids, options, durations and reply topics; `token --jwks-out`, its tokens
+ * checked with OpenSSL from the JWK Set it writes, never through patientctl's own code. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <check.h>
 #include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
 
 #include "ctl_inflight.h"
 #include "ctl_input.h"
 #include "ctl_journal.h"
+#include "ctl_jwk.h"
 #include "ctl_op.h"
 #include "ctl_opts.h"
 #include "ctl_reqid.h"
+#include "ctl_token.h"
 #include "pw_check_main.h"
+#include "pw_config.h"
 #include "pw_envelope.h"
+#include "pw_util.h"
 
 #define ROW_MAX 4096
 
@@ -648,6 +660,549 @@ START_TEST(durations_and_reply_topics)
 }
 END_TEST
 
+/* ---- token --jwks-out ------------------------------------------------------------------ */
+
+/* What one `patientctl token` run in this process printed, and how it ended. */
+typedef struct token_run {
+	ctl_exit rc;
+	char *out, *err; /**< NUL-terminated */
+} token_run;
+
+static void token_run_free(token_run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* Runs `patientctl token` with args (NULL-terminated, after "token") as main does: options,
+ * settings (none: the environment of the test), then the --jwks-out path. */
+static void run_token(token_run *r, const char *const *args)
+{
+	char *argv[24] = {"patientctl", "token"};
+	int argc = 2;
+	ctl_opts o;
+	pw_config cfg;
+	size_t out_len = 0, err_len = 0;
+	FILE *out, *err;
+
+	memset(r, 0, sizeof(*r));
+	memset(&cfg, 0, sizeof(cfg));
+	for (; args[argc - 2] != NULL; argc++) {
+		ck_assert(argc < 23);
+		argv[argc] = (char *)args[argc - 2];
+	}
+	argv[argc] = NULL;
+	out = open_memstream(&r->out, &out_len);
+	err = open_memstream(&r->err, &err_len);
+	ck_assert(out != NULL && err != NULL);
+	r->rc = ctl_opts_parse(&o, argc, argv, err);
+	if (r->rc == CTL_EXIT_OK) {
+		ck_assert_ptr_nonnull(o.jwks_out);
+		ck_assert(pw_config_load(&cfg, o.cfg_argc, o.cfg_argv, 0, err) == PW_OK);
+		r->rc = ctl_token_jwks(&o, &cfg, out, err);
+	}
+	pw_config_free(&cfg);
+	ck_assert(fclose(out) == 0 && fclose(err) == 0);
+}
+
+/* A refused run: exit 2, nothing on stdout, one line on stderr starting with opt. */
+static void want_refused(const char *const *args, const char *opt)
+{
+	token_run r;
+
+	run_token(&r, args);
+	ck_assert_msg(r.rc == CTL_EXIT_USAGE, "%s: exit %d, want 2 (stderr: %s)", opt, r.rc, r.err);
+	ck_assert_msg(r.out[0] == '\0', "%s: printed %s", opt, r.out);
+	ck_assert_msg(strncmp(r.err, opt, strlen(opt)) == 0 && r.err[strlen(opt)] == ':',
+	              "stderr does not start with %s: %s", opt, r.err);
+	ck_assert_msg(strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "not one line: %s", r.err);
+	token_run_free(&r);
+}
+
+/* The JSON of one base64url part of a token (n characters at p). */
+static json_t *json_of_b64(const char *p, size_t n)
+{
+	unsigned char buf[4096];
+	size_t len;
+
+	ck_assert(pw_util_b64url_decode(p, n, buf, sizeof(buf), &len) == PW_OK);
+	json_t *j = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, NULL);
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+/* Decodes a JWK member (base64url) into buf; its length. */
+static size_t member_bytes(const json_t *jwk, const char *name, unsigned char *buf, size_t size)
+{
+	const char *v = json_string_value(json_object_get(jwk, name));
+	size_t len;
+
+	ck_assert_msg(v != NULL, "JWK member %s missing", name);
+	ck_assert_msg(strchr(v, '=') == NULL, "%s is padded: %s", name, v);
+	ck_assert(pw_util_b64url_decode(v, strlen(v), buf, size, &len) == PW_OK);
+	return len;
+}
+
+/* The public key a JWK describes, rebuilt with OpenSSL alone (EVP_PKEY_fromdata). */
+static EVP_PKEY *pkey_of_jwk(const json_t *jwk)
+{
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+	const char *crv = json_string_value(json_object_get(jwk, "crv"));
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *key = NULL;
+	BIGNUM *n = NULL, *e = NULL;
+	unsigned char a[1024], b[1024], pub[65];
+	size_t alen, blen;
+	const char *type;
+
+	ck_assert(bld != NULL && kty != NULL);
+	if (strcmp(kty, "RSA") == 0) {
+		alen = member_bytes(jwk, "n", a, sizeof(a));
+		blen = member_bytes(jwk, "e", b, sizeof(b));
+		/* Minimal big-endian (RFC 7518 6.3.1.1): no leading zero octet. */
+		ck_assert(a[0] != 0 && b[0] != 0 && alen >= 256);
+		n = BN_bin2bn(a, (int)alen, NULL);
+		e = BN_bin2bn(b, (int)blen, NULL);
+		ck_assert(n != NULL && e != NULL);
+		ck_assert(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) == 1);
+		ck_assert(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) == 1);
+		type = "RSA";
+	} else if (strcmp(kty, "EC") == 0) {
+		ck_assert_str_eq(crv, "P-256");
+		/* Fixed length: 32 bytes each even when a coordinate starts with zeros. */
+		ck_assert_uint_eq(member_bytes(jwk, "x", a, sizeof(a)), 32);
+		ck_assert_uint_eq(member_bytes(jwk, "y", b, sizeof(b)), 32);
+		pub[0] = 0x04; /* an uncompressed point */
+		memcpy(pub + 1, a, 32);
+		memcpy(pub + 33, b, 32);
+		ck_assert(OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+		                                          "prime256v1", 0) == 1);
+		ck_assert(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
+		                                           sizeof(pub)) == 1);
+		type = "EC";
+	} else {
+		ck_assert_str_eq(kty, "OKP");
+		ck_assert_str_eq(crv, "Ed25519");
+		alen = member_bytes(jwk, "x", a, sizeof(a));
+		ck_assert_uint_eq(alen, 32);
+		ck_assert(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, a, alen) ==
+		          1);
+		type = "ED25519";
+	}
+	/* No private member may be published. */
+	ck_assert_ptr_null(json_object_get(jwk, "d"));
+	ck_assert_ptr_null(json_object_get(jwk, "p"));
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	ck_assert(params != NULL && ctx != NULL);
+	ck_assert(EVP_PKEY_fromdata_init(ctx) == 1);
+	ck_assert(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params) == 1);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(n);
+	BN_free(e);
+	return key;
+}
+
+/* Does the token's signature verify with key (OpenSSL, JWS rules: ES256 is raw r||s)? */
+static bool signature_ok(const char *token, EVP_PKEY *key, const char *alg)
+{
+	const char *d2 = strrchr(token, '.');
+	unsigned char sig[1024], *der = NULL;
+	size_t sig_len;
+	int der_len = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok;
+
+	ck_assert(d2 != NULL && ctx != NULL);
+	ck_assert(pw_util_b64url_decode(d2 + 1, strlen(d2 + 1), sig, sizeof(sig), &sig_len) ==
+	          PW_OK);
+	if (strcmp(alg, "ES256") == 0) {
+		ck_assert_uint_eq(sig_len, 64);
+		ECDSA_SIG *es = ECDSA_SIG_new();
+		BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+		ck_assert(es != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s) == 1);
+		der_len = i2d_ECDSA_SIG(es, &der);
+		ECDSA_SIG_free(es);
+		ck_assert(der_len > 0);
+	}
+	ck_assert(EVP_DigestVerifyInit(ctx, NULL, strcmp(alg, "EdDSA") == 0 ? NULL : EVP_sha256(),
+	                               NULL, key) == 1);
+	ok = EVP_DigestVerify(ctx, der ? der : sig, der ? (size_t)der_len : sig_len,
+	                      (const unsigned char *)token, (size_t)(d2 - token)) == 1;
+	OPENSSL_free(der);
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
+/* RFC 7638's thumbprint of a JWK, computed here without ctl_jwk: the canonical text
+ * written out by hand, SHA-256, base64url. */
+static void thumbprint_here(const json_t *jwk, char *out, size_t size)
+{
+	const char *kty = json_string_value(json_object_get(jwk, "kty"));
+	char canon[2048];
+	unsigned char md[32];
+	unsigned int md_len;
+
+#define M(name) json_string_value(json_object_get(jwk, name))
+	if (strcmp(kty, "RSA") == 0)
+		snprintf(canon, sizeof(canon), "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}",
+		         M("e"), M("n"));
+	else if (strcmp(kty, "EC") == 0)
+		snprintf(canon, sizeof(canon),
+		         "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", M("crv"),
+		         M("x"), M("y"));
+	else
+		snprintf(canon, sizeof(canon), "{\"crv\":\"%s\",\"kty\":\"OKP\",\"x\":\"%s\"}",
+		         M("crv"), M("x"));
+#undef M
+	ck_assert(EVP_Digest(canon, strlen(canon), md, &md_len, EVP_sha256(), NULL) == 1);
+	ck_assert(pw_util_b64url_encode(md, md_len, out, size) == PW_OK);
+}
+
+/* The key of kid in the set at path (borrowed from *set, which the caller frees). */
+static const json_t *key_of(const char *path, const char *kid, json_t **set)
+{
+	json_t *keys;
+
+	*set = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	ck_assert_msg(*set != NULL, "%s is not JSON", path);
+	keys = json_object_get(*set, "keys");
+	ck_assert(json_is_array(keys));
+	for (size_t i = 0; i < json_array_size(keys); i++) {
+		const json_t *k = json_array_get(keys, i);
+		if (strcmp(json_string_value(json_object_get(k, "kid")), kid) == 0)
+			return k;
+	}
+	ck_abort_msg("no key %s in %s", kid, path);
+	return NULL;
+}
+
+/* Checks a token minted for alg against the set at path: header, kid = thumbprint (unless
+ * want_kid), the JWK's alg and use, the signature, and that a changed byte breaks it.
+ * Returns the kid (static). */
+static const char *check_minted(const char *token, const char *path, const char *alg,
+                                const char *want_kid)
+{
+	static char kid[256];
+	const char *d1 = strchr(token, '.');
+	json_t *header, *claims, *set;
+	char thumb[64];
+	char *forged;
+
+	ck_assert_msg(d1 != NULL && strchr(d1 + 1, '.') != NULL, "not a JWS: %s", token);
+	header = json_of_b64(token, (size_t)(d1 - token));
+	ck_assert_str_eq(json_string_value(json_object_get(header, "alg")), alg);
+	ck_assert_str_eq(json_string_value(json_object_get(header, "typ")), "JWT");
+	ck_assert_uint_eq(json_object_size(header), 3);
+	snprintf(kid, sizeof(kid), "%s", json_string_value(json_object_get(header, "kid")));
+	json_decref(header);
+	claims = json_of_b64(d1 + 1, (size_t)(strchr(d1 + 1, '.') - d1 - 1));
+	ck_assert_str_eq(json_string_value(json_object_get(claims, "sub")), "jwks@example.com");
+	json_decref(claims);
+
+	const json_t *jwk = key_of(path, kid, &set);
+	thumbprint_here(jwk, thumb, sizeof(thumb));
+	ck_assert_str_eq(kid, want_kid ? want_kid : thumb);
+	ck_assert_str_eq(json_string_value(json_object_get(jwk, "alg")), alg);
+	ck_assert_str_eq(json_string_value(json_object_get(jwk, "use")), "sig");
+	EVP_PKEY *pub = pkey_of_jwk(jwk);
+	ck_assert_msg(signature_ok(token, pub, alg), "%s: the signature does not verify", alg);
+	/* The check above is real: the same token with one claim byte changed fails it. */
+	forged = strdup(token);
+	ck_assert_ptr_nonnull(forged);
+	forged[d1 - token + 2] = forged[d1 - token + 2] == 'A' ? 'B' : 'A';
+	ck_assert(!signature_ok(forged, pub, alg));
+	free(forged);
+	EVP_PKEY_free(pub);
+	json_decref(set);
+	return kid;
+}
+
+/* The token a successful run printed, without its newline (static). */
+static const char *token_of(const token_run *r)
+{
+	static char tok[4096];
+	size_t n = strlen(r->out);
+
+	ck_assert_msg(r->rc == CTL_EXIT_OK, "exit %d: %s", r->rc, r->err);
+	ck_assert_msg(r->err[0] == '\0', "stderr: %s", r->err);
+	ck_assert_msg(n > 1 && n < sizeof(tok) && r->out[n - 1] == '\n' &&
+	                  strchr(r->out, '\n') == r->out + n - 1,
+	              "stdout is not one line: %s", r->out);
+	memcpy(tok, r->out, n - 1);
+	tok[n - 1] = '\0';
+	return tok;
+}
+
+static size_t set_size(const char *path)
+{
+	json_t *set = json_load_file(path, 0, NULL);
+	size_t n;
+
+	ck_assert_ptr_nonnull(set);
+	n = json_array_size(json_object_get(set, "keys"));
+	json_decref(set);
+	return n;
+}
+
+static const char *const algs[] = {"ES256", "RS256", "EdDSA"};
+
+/* Each algorithm: a new key, its public JWK in the set, a token OpenSSL verifies with it. */
+START_TEST(jwks_each_alg)
+{
+	char set[256], key[256];
+	const char *alg = algs[_i];
+	token_run r;
+	struct stat st;
+
+	snprintf(set, sizeof(set), "%s/jwks.json", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	const char *args[] = {"--sub", "jwks@example.com", "--jwks-out", set,     "--alg",
+	                      alg,     "--key-out",        key,          "--ttl", "2h",
+	                      NULL};
+	run_token(&r, args);
+	check_minted(token_of(&r), set, alg, NULL);
+	ck_assert_uint_eq(set_size(set), 1);
+	/* The private key is not in the output, and its file is the owner's alone. */
+	ck_assert(strstr(r.out, "PRIVATE") == NULL);
+	ck_assert(stat(key, &st) == 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	ck_assert(stat(set, &st) == 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0644);
+	token_run_free(&r);
+
+	/* Signing again with the key written: the same kid, still one key in the set. */
+	const char *again[] = {"--sub", "jwks@example.com", "--jwks-out", set, "--alg",
+	                       alg,     "--key-in",         key,          NULL};
+	json_t *before = json_load_file(set, 0, NULL), *after;
+	run_token(&r, again);
+	check_minted(token_of(&r), set, alg, NULL);
+	after = json_load_file(set, 0, NULL);
+	ck_assert(before != NULL && after != NULL && json_equal(before, after));
+	json_decref(before);
+	json_decref(after);
+	token_run_free(&r);
+}
+END_TEST
+
+/* A token of patientctl's own key carries exactly the HS256 token's claims. */
+START_TEST(jwks_same_claims_as_hs256)
+{
+	pw_config cfg;
+	EVP_PKEY *key = NULL;
+	char why[256];
+	char *hs, *es;
+	json_t *c1, *c2;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.jwt_secret = "0123456789abcdef0123456789abcdef";
+	cfg.jwt_owner_claim = "tenant";
+	cfg.jwt_issuer = "https://issuer.example";
+	cfg.jwt_audience = "patients";
+	ck_assert(ctl_jwk_generate(CTL_JWK_ES256, &key, why, sizeof(why)) == PW_OK);
+	hs = ctl_token_mint(&cfg, "a@example.com", 600, "patients:read", 1700000000);
+	es = ctl_token_mint_jws(&cfg, key, CTL_JWK_ES256, "k1", "a@example.com", 600,
+	                        "patients:read", 1700000000, why, sizeof(why));
+	ck_assert(hs != NULL && es != NULL);
+	c1 = json_of_b64(strchr(hs, '.') + 1, (size_t)(strrchr(hs, '.') - strchr(hs, '.') - 1));
+	c2 = json_of_b64(strchr(es, '.') + 1, (size_t)(strrchr(es, '.') - strchr(es, '.') - 1));
+	ck_assert_msg(json_equal(c1, c2), "claims differ");
+	ck_assert_str_eq(json_string_value(json_object_get(c2, "tenant")), "a@example.com");
+	ck_assert_str_eq(json_string_value(json_object_get(c2, "aud")), "patients");
+	ck_assert_int_eq(json_integer_value(json_object_get(c2, "exp")), 1700000600);
+	json_decref(c1);
+	json_decref(c2);
+	free(hs);
+	free(es);
+	EVP_PKEY_free(key);
+}
+END_TEST
+
+/* A set of several keys: each run adds one and keeps the others; the same kid replaces. */
+START_TEST(jwks_add_and_rotate)
+{
+	char set[256];
+	token_run r;
+	json_t *s1, *s2;
+
+	snprintf(set, sizeof(set), "%s/rotating.json", dir);
+	const char *first[] = {
+	    "--sub", "jwks@example.com", "--jwks-out", set, "--alg", "ES256", "--kid", "k1", NULL};
+	const char *second[] = {"--sub", "jwks@example.com", "--jwks-out", set, "--alg", "EdDSA",
+	                        NULL};
+	const char *replace[] = {
+	    "--sub", "jwks@example.com", "--jwks-out", set, "--alg", "RS256", "--kid", "k1", NULL};
+	run_token(&r, first);
+	char tok1[4096];
+	snprintf(tok1, sizeof(tok1), "%s", token_of(&r));
+	check_minted(tok1, set, "ES256", "k1");
+	token_run_free(&r);
+
+	run_token(&r, second);
+	const char *kid2 = check_minted(token_of(&r), set, "EdDSA", NULL);
+	char k2[128];
+	snprintf(k2, sizeof(k2), "%s", kid2);
+	token_run_free(&r);
+	ck_assert_uint_eq(set_size(set), 2);
+	/* The first key still verifies its token. */
+	check_minted(tok1, set, "ES256", "k1");
+
+	/* Rotation under the same kid: k1 is now the RSA key, the Ed25519 key untouched. */
+	const json_t *kept;
+	kept = key_of(set, k2, &s1);
+	json_t *kept_copy = json_deep_copy(kept);
+	json_decref(s1);
+	run_token(&r, replace);
+	check_minted(token_of(&r), set, "RS256", "k1");
+	token_run_free(&r);
+	ck_assert_uint_eq(set_size(set), 2);
+	ck_assert(json_equal(key_of(set, k2, &s2), kept_copy));
+	ck_assert_str_eq(json_string_value(json_object_get(key_of(set, "k1", &s1), "kty")), "RSA");
+	json_decref(s1);
+	json_decref(s2);
+	json_decref(kept_copy);
+}
+END_TEST
+
+/* Writes key to dir/name as PEM (private, or only its public half); the path (static). */
+static const char *pem_file(const char *name, EVP_PKEY *key, bool public_only)
+{
+	static char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert(public_only ? PEM_write_PUBKEY(f, key) == 1
+	                      : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1);
+	ck_assert(fclose(f) == 0);
+	return path;
+}
+
+/* --key-in must hold a private key of the type --alg needs; the set is left as it was. */
+START_TEST(jwks_key_in_of_the_wrong_type)
+{
+	char set[256];
+	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *ec384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+	EVP_PKEY *ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	char p_ec[256], p_ec384[256], p_ed[256], p_rsa[256], p_pub[256];
+
+	ck_assert(ec != NULL && ec384 != NULL && ed != NULL && rsa1024 != NULL);
+	snprintf(p_ec, sizeof(p_ec), "%s", pem_file("ec.pem", ec, false));
+	snprintf(p_ec384, sizeof(p_ec384), "%s", pem_file("ec384.pem", ec384, false));
+	snprintf(p_ed, sizeof(p_ed), "%s", pem_file("ed.pem", ed, false));
+	snprintf(p_rsa, sizeof(p_rsa), "%s", pem_file("rsa1024.pem", rsa1024, false));
+	snprintf(p_pub, sizeof(p_pub), "%s", pem_file("ecpub.pem", ec, true));
+	snprintf(set, sizeof(set), "%s/jwks.json", dir);
+	const char *ok[] = {"--sub", "jwks@example.com", "--jwks-out", set, "--alg",
+	                    "ES256", "--key-in",         p_ec,         NULL};
+	token_run r;
+	run_token(&r, ok);
+	check_minted(token_of(&r), set, "ES256", NULL);
+	token_run_free(&r);
+
+	struct {
+		const char *alg, *pem;
+	} wrong[] = {
+	    {"RS256", p_ec},    /* EC for RSA */
+	    {"EdDSA", p_ec},    /* EC for Ed25519 */
+	    {"ES256", p_ed},    /* Ed25519 for EC */
+	    {"ES256", p_ec384}, /* the wrong curve */
+	    {"RS256", p_rsa},   /* RSA, too small */
+	    {"ES256", p_pub},   /* no private key */
+	    {"ES256", "/nonexistent/key.pem"},
+	};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		const char *args[] = {"--sub",      "jwks@example.com", "--jwks-out", set, "--alg",
+		                      wrong[i].alg, "--key-in",         wrong[i].pem, NULL};
+		want_refused(args, "--key-in");
+	}
+	ck_assert_uint_eq(set_size(set), 1);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(ec384);
+	EVP_PKEY_free(ed);
+	EVP_PKEY_free(rsa1024);
+}
+END_TEST
+
+/* Bad options and a --jwks-out file that is not a set: one line naming the option, exit 2,
+ * nothing written. */
+START_TEST(jwks_bad_options)
+{
+	char set[256], notset[256];
+
+	snprintf(set, sizeof(set), "%s/jwks.json", dir);
+	snprintf(notset, sizeof(notset), "%s", put("notset.json", "{\"keys\":{}}", 11));
+#define S "--sub", "jwks@example.com"
+	const char *no_alg[] = {S, "--jwks-out", set, NULL};
+	const char *bad_alg[] = {S, "--jwks-out", set, "--alg", "HS256", NULL};
+	const char *alg_alone[] = {S, "--alg", "ES256", NULL};
+	const char *kid_alone[] = {S, "--kid", "k", NULL};
+	const char *key_in_alone[] = {S, "--key-in", "k.pem", NULL};
+	const char *key_out_alone[] = {S, "--key-out", "k.pem", NULL};
+	const char *kid_space[] = {S, "--jwks-out", set, "--alg", "ES256", "--kid", "a b", NULL};
+	const char *kid_empty[] = {S, "--jwks-out", set, "--alg", "ES256", "--kid", "", NULL};
+	const char *in_and_out[] = {S,          "--jwks-out", set,         "--alg", "ES256",
+	                            "--key-in", "a.pem",      "--key-out", "b.pem", NULL};
+	const char *out_is_set[] = {S, "--jwks-out", set, "--alg", "ES256", "--key-out", set, NULL};
+	const char *empty_out[] = {S, "--jwks-out", "", "--alg", "ES256", NULL};
+	const char *no_sub[] = {"--jwks-out", set, "--alg", "ES256", NULL};
+	const char *not_a_set[] = {S, "--jwks-out", notset, "--alg", "EdDSA", NULL};
+#undef S
+	want_refused(no_alg, "--alg");
+	want_refused(bad_alg, "--alg");
+	want_refused(alg_alone, "--alg");
+	want_refused(kid_alone, "--kid");
+	want_refused(key_in_alone, "--key-in");
+	want_refused(key_out_alone, "--key-out");
+	want_refused(kid_space, "--kid");
+	want_refused(kid_empty, "--kid");
+	want_refused(in_and_out, "--key-out");
+	want_refused(out_is_set, "--key-out");
+	want_refused(empty_out, "--jwks-out");
+	want_refused(no_sub, "--sub");
+	want_refused(not_a_set, "--jwks-out");
+	ck_assert(access(set, F_OK) != 0);
+	json_t *still = json_load_file(notset, 0, NULL);
+	ck_assert(still != NULL && json_is_object(json_object_get(still, "keys")));
+	json_decref(still);
+}
+END_TEST
+
+/* RFC 7638 3.1's example: its members in another order and with kid and alg beside them. */
+START_TEST(jwk_thumbprint_rfc7638)
+{
+	const char *example =
+	    "{\"kty\":\"RSA\",\"n\":\"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtV"
+	    "T86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93l"
+	    "qt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajr"
+	    "n1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-c"
+	    "sFCur-kEgU8awapJzKnqDKgw\",\"e\":\"AQAB\",\"alg\":\"RS256\",\"kid\":\"2011-04-29\"}";
+	const char *want = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+	json_t *jwk = json_loads(example, 0, NULL);
+	char got[CTL_JWK_THUMBPRINT_SIZE], here[64];
+
+	ck_assert_ptr_nonnull(jwk);
+	ck_assert(ctl_jwk_thumbprint(jwk, got, sizeof(got)) == PW_OK);
+	ck_assert_str_eq(got, want);
+	/* The test's own thumbprint (used on minted keys above) agrees with the RFC too. */
+	thumbprint_here(jwk, here, sizeof(here));
+	ck_assert_str_eq(here, want);
+	/* A JWK without a required member, or of another kty, has none. */
+	json_object_del(jwk, "e");
+	ck_assert(ctl_jwk_thumbprint(jwk, got, sizeof(got)) == PW_E_INVALID);
+	json_object_set_new(jwk, "kty", json_string("oct"));
+	ck_assert(ctl_jwk_thumbprint(jwk, got, sizeof(got)) == PW_E_INVALID);
+	json_decref(jwk);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ctl_unit");
@@ -671,5 +1226,17 @@ int main(void)
 	tcase_add_test(tc, update_and_delete_options);
 	tcase_add_test(tc, durations_and_reply_topics);
 	suite_add_tcase(s, tc);
+
+	/* RSA key generation takes a while, more under valgrind or a sanitizer. */
+	TCase *jw = tcase_create("jwks");
+	tcase_set_timeout(jw, 60);
+	tcase_add_checked_fixture(jw, dir_up, dir_down);
+	tcase_add_loop_test(jw, jwks_each_alg, 0, (int)(sizeof(algs) / sizeof(algs[0])));
+	tcase_add_test(jw, jwks_same_claims_as_hs256);
+	tcase_add_test(jw, jwks_add_and_rotate);
+	tcase_add_test(jw, jwks_key_in_of_the_wrong_type);
+	tcase_add_test(jw, jwks_bad_options);
+	tcase_add_test(jw, jwk_thumbprint_rfc7638);
+	suite_add_tcase(s, jw);
 	return pw_check_run(s);
 }

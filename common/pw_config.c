@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "pw_jwk.h"
 #include "pw_log.h"
 #include "pw_util.h"
 
@@ -44,12 +46,23 @@ static const cfg_row rows[] = {
      "libpq connection string or URI"},
     {"DATABASE_ROLE", CFG_STR, OFF(database_role), "patients_app", 0, 0, 0, 0,
      "role the session switches to (SET ROLE) before any work"},
-    {"JWT_ALG", CFG_STR, OFF(jwt_alg_name), "HS256", 0, 0, 0, 0,
-     "HS256, RS256 or ES256; tokens naming any other algorithm are refused"},
+    {"JWT_ALG", CFG_STR, OFF(jwt_alg_name), NULL, 0, 0, 0, 0,
+     "HS256, RS256, ES256 or EdDSA (a key set: a comma-separated list); default HS256 with "
+     "JWT_SECRET, else RS256; tokens naming any other algorithm are refused"},
     {"JWT_SECRET", CFG_STR, OFF(jwt_secret), NULL, 0, CFG_SECRET, 0, 0,
      "HS256 shared secret, at least 32 bytes"},
     {"JWT_PUBLIC_KEY_FILE", CFG_STR, OFF(jwt_public_key_file), NULL, 0, 0, 0, 0,
-     "PEM public key for RS256 (RSA) or ES256 (EC P-256)"},
+     "PEM public key for RS256 (RSA), ES256 (EC P-256) or EdDSA (Ed25519)"},
+    {"JWT_JWKS_FILE", CFG_STR, OFF(jwt_jwks_file), NULL, 0, 0, 0, 0,
+     "a JSON Web Key Set on disk (RFC 7517): RSA, EC P-256 and Ed25519 keys by kid"},
+    {"JWT_JWKS_URL", CFG_STR, OFF(jwt_jwks_url), NULL, 0, 0, 0, 0,
+     "a JWK Set over HTTPS (not implemented yet: refused)"},
+    {"JWT_OIDC_ISSUER", CFG_STR, OFF(jwt_oidc_issuer), NULL, 0, 0, 0, 0,
+     "OpenID Connect issuer whose discovered key set is used (not implemented yet: refused)"},
+    {"JWT_JWKS_REFRESH_S", CFG_INT, OFF(jwt_jwks_refresh_s), "600", 0, 0, 60, 86400,
+     "key set refresh period, seconds"},
+    {"JWT_JWKS_CA_FILE", CFG_STR, OFF(jwt_jwks_ca_file), NULL, 0, 0, 0, 0,
+     "extra trusted CAs (PEM) for fetching the key set"},
     {"JWT_ISSUER", CFG_STR, OFF(jwt_issuer), NULL, 0, 0, 0, 0, "expected iss (unset: not checked)"},
     {"JWT_AUDIENCE", CFG_STR, OFF(jwt_audience), NULL, 0, 0, 0, 0,
      "expected aud (unset: not checked)"},
@@ -273,8 +286,10 @@ static bool check_pem(const pw_config *cfg, FILE *err)
 		        cfg->jwt_public_key_file);
 		goto out;
 	}
-	if (cfg->jwt_alg == PW_ALG_RS256 && !EVP_PKEY_is_a(pkey, "RSA")) {
-		fprintf(err, "JWT_PUBLIC_KEY_FILE: RS256 needs an RSA public key\n");
+	if (cfg->jwt_alg == PW_ALG_RS256 &&
+	    (!EVP_PKEY_is_a(pkey, "RSA") || EVP_PKEY_get_bits(pkey) < PW_JWK_RSA_MIN_BITS)) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: RS256 needs an RSA public key of 2048 bits or "
+		             "more\n");
 		goto out;
 	}
 	if (cfg->jwt_alg == PW_ALG_ES256 &&
@@ -282,16 +297,71 @@ static bool check_pem(const pw_config *cfg, FILE *err)
 		fprintf(err, "JWT_PUBLIC_KEY_FILE: ES256 needs an EC P-256 public key\n");
 		goto out;
 	}
+	if (cfg->jwt_alg == PW_ALG_EDDSA && !EVP_PKEY_is_a(pkey, "ED25519")) {
+		fprintf(err, "JWT_PUBLIC_KEY_FILE: EdDSA needs an Ed25519 public key\n");
+		goto out;
+	}
 	ok = true;
 out:
 	EVP_PKEY_free(pkey);
 	BIO_free(bio);
+	ERR_clear_error();
 	return ok;
+}
+
+pw_config_jwt_alg pw_config_alg_of_key(int jwk_type)
+{
+	switch (jwk_type) {
+	case PW_JWK_P256:
+		return PW_ALG_ES256;
+	case PW_JWK_ED25519:
+		return PW_ALG_EDDSA;
+	default:
+		return PW_ALG_RS256;
+	}
+}
+
+/* The set must parse and hold a key for at least one of the algorithms allowed; the
+ * verifier parses it again (each lane has its own keys). */
+static bool check_jwks(const pw_config *cfg, FILE *err)
+{
+	pw_jwk_set set = {0};
+	char why[256];
+	bool fits = false;
+
+	if (pw_jwk_set_parse((const char *)cfg->jwt_key, cfg->jwt_key_len, &set, NULL, NULL, why,
+	                     sizeof(why)) != PW_OK) {
+		fprintf(err, "JWT_JWKS_FILE: %s: %s\n", cfg->jwt_jwks_file, why);
+		return false;
+	}
+	for (size_t i = 0; i < set.n; i++)
+		fits |= (cfg->jwt_algs & PW_ALG_BIT(pw_config_alg_of_key(set.keys[i].type))) != 0;
+	pw_jwk_set_clear(&set);
+	if (!fits)
+		fprintf(err, "JWT_JWKS_FILE: %s has no key for JWT_ALG=%s\n", cfg->jwt_jwks_file,
+		        cfg->jwt_alg_name);
+	return fits;
+}
+
+/* http:// only to a loopback host: anything else would let the network choose our keys. */
+static bool check_key_url(const char *var, const char *url, FILE *err)
+{
+	static const char *const loopback[] = {"http://127.", "http://localhost/",
+	                                       "http://localhost:", "http://[::1]"};
+
+	if (strncmp(url, "https://", 8) == 0 && url[8] != '\0')
+		return true;
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
+		if (strncmp(url, loopback[i], strlen(loopback[i])) == 0)
+			return true;
+	fprintf(err, "%s: must be an https:// URL (http:// only to a loopback host)\n", var);
+	return false;
 }
 
 static bool load_key(pw_config *cfg, FILE *err)
 {
-	if (cfg->jwt_alg == PW_ALG_HS256) {
+	switch (cfg->jwt_source) {
+	case PW_KEYS_SECRET:
 		if (cfg->jwt_secret == NULL) {
 			fprintf(err, "JWT_SECRET: required when JWT_ALG=HS256\n");
 			return false;
@@ -308,17 +378,41 @@ static bool load_key(pw_config *cfg, FILE *err)
 			return false;
 		}
 		return true;
-	}
-	if (cfg->jwt_public_key_file == NULL) {
-		fprintf(err, "JWT_PUBLIC_KEY_FILE: required when JWT_ALG=%s\n", cfg->jwt_alg_name);
+	case PW_KEYS_PEM:
+		if (cfg->jwt_public_key_file == NULL) {
+			fprintf(err,
+			        "JWT_PUBLIC_KEY_FILE: required when JWT_ALG=%s (or a key set: "
+			        "JWT_JWKS_FILE)\n",
+			        cfg->jwt_alg_name);
+			return false;
+		}
+		if (!read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len)) {
+			fprintf(err, "JWT_PUBLIC_KEY_FILE: cannot read %s: %s\n",
+			        cfg->jwt_public_key_file, strerror(errno ? errno : EIO));
+			return false;
+		}
+		return check_pem(cfg, err);
+	case PW_KEYS_JWKS_FILE:
+		if (!read_file(cfg->jwt_jwks_file, &cfg->jwt_key, &cfg->jwt_key_len)) {
+			fprintf(err, "JWT_JWKS_FILE: cannot read %s: %s\n", cfg->jwt_jwks_file,
+			        strerror(errno ? errno : EIO));
+			return false;
+		}
+		return check_jwks(cfg, err);
+	case PW_KEYS_JWKS_URL:
+		if (!check_key_url("JWT_JWKS_URL", cfg->jwt_jwks_url, err))
+			return false;
+		fprintf(err, "JWT_JWKS_URL: fetching a key set is not implemented yet; use "
+		             "JWT_JWKS_FILE\n");
+		return false;
+	case PW_KEYS_OIDC:
+		if (!check_key_url("JWT_OIDC_ISSUER", cfg->jwt_oidc_issuer, err))
+			return false;
+		fprintf(err, "JWT_OIDC_ISSUER: discovery is not implemented yet; use "
+		             "JWT_JWKS_FILE\n");
 		return false;
 	}
-	if (!read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len)) {
-		fprintf(err, "JWT_PUBLIC_KEY_FILE: cannot read %s: %s\n", cfg->jwt_public_key_file,
-		        strerror(errno ? errno : EIO));
-		return false;
-	}
-	return check_pem(cfg, err);
+	return false;
 }
 
 /* ---- pw_config_load, step by step: each writes one line per problem it finds ------------ */
@@ -430,18 +524,101 @@ static bool apply_log_level(const pw_config *cfg, FILE *err)
 	return true;
 }
 
-/* JWT_ALG into cfg->jwt_alg; unset is HS256. */
-static bool set_alg(pw_config *cfg, FILE *err)
+/* The one key source (exactly one may be set, when the command verifies tokens); with
+ * none, the one JWT_ALG implies, so that the message names the setting that is missing. */
+static bool pick_source(pw_config *cfg, unsigned need, FILE *err)
 {
-	if (cfg->jwt_alg_name == NULL || strcmp(cfg->jwt_alg_name, "HS256") == 0) {
-		cfg->jwt_alg = PW_ALG_HS256;
-	} else if (strcmp(cfg->jwt_alg_name, "RS256") == 0) {
-		cfg->jwt_alg = PW_ALG_RS256;
-	} else if (strcmp(cfg->jwt_alg_name, "ES256") == 0) {
-		cfg->jwt_alg = PW_ALG_ES256;
-	} else {
-		fprintf(err, "JWT_ALG: '%s' is not one of HS256, RS256, ES256\n",
-		        cfg->jwt_alg_name);
+	const char *const names[] = {"JWT_SECRET", "JWT_PUBLIC_KEY_FILE", "JWT_JWKS_FILE",
+	                             "JWT_JWKS_URL", "JWT_OIDC_ISSUER"};
+	const char *const set[] = {cfg->jwt_secret, cfg->jwt_public_key_file, cfg->jwt_jwks_file,
+	                           cfg->jwt_jwks_url, cfg->jwt_oidc_issuer};
+	int first = -1;
+
+	for (int i = 0; i < 5; i++) {
+		if (set[i] == NULL)
+			continue;
+		if (first >= 0 && (need & PW_CFG_NEED_JWT)) {
+			fprintf(err, "%s: only one key source may be set, and %s is set too\n",
+			        names[i], names[first]);
+			return false;
+		}
+		if (first < 0)
+			first = i;
+	}
+	if (first >= 0)
+		cfg->jwt_source = (pw_config_key_source)first;
+	else
+		cfg->jwt_source =
+		    cfg->jwt_alg_name == NULL || strcmp(cfg->jwt_alg_name, "HS256") == 0
+		        ? PW_KEYS_SECRET
+		        : PW_KEYS_PEM;
+	return true;
+}
+
+static bool alg_of(const char *name, size_t len, pw_config_jwt_alg *alg)
+{
+	static const char *const names[] = {"HS256", "RS256", "ES256", "EdDSA"};
+
+	for (int i = 0; i < 4; i++)
+		if (strlen(names[i]) == len && strncmp(name, names[i], len) == 0) {
+			*alg = (pw_config_jwt_alg)i;
+			return true;
+		}
+	return false;
+}
+
+/* JWT_ALG into cfg->jwt_alg (the first listed) and cfg->jwt_algs; unset is HS256 with
+ * JWT_SECRET, else RS256. When the command verifies tokens: a list only with a key set,
+ * HS256 only with JWT_SECRET. */
+static bool set_alg(pw_config *cfg, unsigned need, FILE *err)
+{
+	bool key_set = cfg->jwt_source >= PW_KEYS_JWKS_FILE;
+	const char *list = cfg->jwt_alg_name;
+	int n = 0;
+
+	if (list == NULL)
+		list = cfg->jwt_source == PW_KEYS_SECRET ? "HS256" : "RS256";
+	cfg->jwt_algs = 0;
+	for (const char *p = list;; p++) {
+		size_t len = strcspn(p, ",");
+		pw_config_jwt_alg alg;
+		if (!alg_of(p, len, &alg)) {
+			fprintf(err, "JWT_ALG: '%s' is not one of HS256, RS256, ES256, EdDSA%s\n",
+			        list,
+			        key_set ? " (or a comma-separated list of the last three)" : "");
+			return false;
+		}
+		if (n++ == 0)
+			cfg->jwt_alg = alg;
+		cfg->jwt_algs |= PW_ALG_BIT(alg);
+		p += len;
+		if (*p == '\0')
+			break;
+	}
+	if (!(need & PW_CFG_NEED_JWT))
+		goto named;
+	if (n > 1 && !key_set) {
+		fprintf(err, "JWT_ALG: a list of algorithms needs a key set (JWT_JWKS_FILE, "
+		             "JWT_JWKS_URL or JWT_OIDC_ISSUER)\n");
+		return false;
+	}
+	if ((cfg->jwt_algs & PW_ALG_BIT(PW_ALG_HS256)) && cfg->jwt_source != PW_KEYS_SECRET) {
+		fprintf(err,
+		        "JWT_ALG: HS256 needs JWT_SECRET (a public key cannot be an HMAC key)\n");
+		return false;
+	}
+	if (cfg->jwt_source == PW_KEYS_SECRET && cfg->jwt_alg != PW_ALG_HS256) {
+		fprintf(
+		    err,
+		    "JWT_PUBLIC_KEY_FILE: required when JWT_ALG=%s (or a key set; JWT_SECRET is "
+		    "for HS256 only)\n",
+		    list);
+		return false;
+	}
+named:
+	/* The effective value, for the log and --help's reader. */
+	if (cfg->jwt_alg_name == NULL && (cfg->jwt_alg_name = strdup(list)) == NULL) {
+		fprintf(err, "JWT_ALG: out of memory\n");
 		return false;
 	}
 	return true;
@@ -451,7 +628,7 @@ static bool set_alg(pw_config *cfg, FILE *err)
  * algorithm: which key it needs is unknown too), then the owner claim. */
 static bool check_jwt(pw_config *cfg, unsigned need, FILE *err)
 {
-	bool ok = set_alg(cfg, err);
+	bool ok = pick_source(cfg, need, err) && set_alg(cfg, need, err);
 
 	if (ok && (need & PW_CFG_NEED_JWT) && !load_key(cfg, err))
 		ok = false;

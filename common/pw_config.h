@@ -12,7 +12,20 @@ typedef enum pw_config_jwt_alg {
 	PW_ALG_HS256 = 0,
 	PW_ALG_RS256,
 	PW_ALG_ES256,
+	PW_ALG_EDDSA,
 } pw_config_jwt_alg;
+
+/* The bit of an algorithm in pw_config.jwt_algs. */
+#define PW_ALG_BIT(a) (1u << (unsigned)(a))
+
+/* Where the keys come from: exactly one source is configured. */
+typedef enum pw_config_key_source {
+	PW_KEYS_SECRET = 0, /**< JWT_SECRET, HS256 */
+	PW_KEYS_PEM,        /**< JWT_PUBLIC_KEY_FILE, one public key */
+	PW_KEYS_JWKS_FILE,  /**< JWT_JWKS_FILE, a JWK Set on disk */
+	PW_KEYS_JWKS_URL,   /**< JWT_JWKS_URL */
+	PW_KEYS_OIDC,       /**< JWT_OIDC_ISSUER */
+} pw_config_key_source;
 
 typedef struct pw_config {
 	char *kafka_brokers;
@@ -23,6 +36,11 @@ typedef struct pw_config {
 	pw_config_jwt_alg jwt_alg;
 	char *jwt_secret; /**< secret */
 	char *jwt_public_key_file;
+	char *jwt_jwks_file;
+	char *jwt_jwks_url;
+	char *jwt_oidc_issuer;
+	int jwt_jwks_refresh_s;
+	char *jwt_jwks_ca_file;
 	char *jwt_issuer;   /**< NULL: not checked */
 	char *jwt_audience; /**< NULL: not checked */
 	int jwt_leeway_s;
@@ -43,7 +61,9 @@ typedef struct pw_config {
 	char *http_addr;     /**< host:port of the metrics/health listener; NULL: none */
 
 	/* Derived at load time. */
-	unsigned char *jwt_key; /**< secret bytes or PEM text, NUL-terminated */
+	pw_config_key_source jwt_source;
+	unsigned jwt_algs;      /**< PW_ALG_BIT of every algorithm a token may name */
+	unsigned char *jwt_key; /**< secret bytes, PEM text or JWK Set text, NUL-terminated */
 	size_t jwt_key_len;
 } pw_config;
 
@@ -60,10 +80,14 @@ enum {
  * arguments are not touched. On a bad setting, writes one line per problem to err,
  * each naming the setting, and returns PW_E_CONFIG; cfg must still be freed. cfg owns
  * its strings and key either way (pw_config_free). A valid LOG_LEVEL takes effect at
- * once (pw_log_min_level). Reads JWT_PUBLIC_KEY_FILE when the command needs the key: the
- * only I/O, a local file. */
+ * once (pw_log_min_level). Reads JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE when the command
+ * needs the key (and parses it, so a bad key is a configuration error): the only I/O, a
+ * local file. */
 PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need,
                                        FILE *err);
+
+/* The algorithm a key of a JWK Set verifies (pw_jwk_type as an int: RSA, P-256, Ed25519). */
+pw_config_jwt_alg pw_config_alg_of_key(int jwk_type);
 
 /* Frees every string the config owns. NULL-safe; cfg is left zeroed. */
 void pw_config_free(pw_config *cfg);

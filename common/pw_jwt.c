@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "pw_jwk.h"
 #include "pw_jwt_lru.h"
 #include "pw_util.h"
 
@@ -33,14 +34,17 @@
 _Static_assert(PW_JWT_LRU_KEY_LEN == SHA256_LEN, "the cache is keyed by SHA-256");
 /* ES256 (RFC 7518 3.4): R and S, 32 bytes each, big-endian, concatenated. */
 #define ES256_SIG_LEN 64
+/* EdDSA with Ed25519 (RFC 8037): 64 bytes. */
+#define ED25519_SIG_LEN 64
 
 struct pw_jwt_verifier {
 	const pw_config *cfg;
-	const char *alg_name;
+	unsigned algs;              /**< PW_ALG_BIT of the algorithms a token may name */
 	EVP_MD *sha256;             /**< fetched once: no method-store lookups per token */
 	EVP_MD_CTX *md_ctx;         /**< RS256/ES256 signature checks, reused */
 	EVP_MD_CTX *key_ctx;        /**< the cache key, reused (a verify context would not do) */
-	EVP_PKEY *pkey;             /**< RS256, ES256: the public key, parsed once */
+	EVP_PKEY *pkey;             /**< JWT_PUBLIC_KEY_FILE: the public key, parsed once */
+	pw_jwk_set keys;            /**< JWT_JWKS_FILE: the set, parsed once */
 	EVP_MAC_CTX *hmac;          /**< HS256: keyed once, duplicated for each token */
 	pw_jwt_lru *cache;          /**< NULL: JWT_CACHE_SIZE=0, no cache */
 	unsigned long hits, misses; /**< see pw_jwt_cache_stats */
@@ -67,6 +71,8 @@ static pw_status load_public_key(pw_jwt_verifier *v)
 		return PW_E_CONFIG;
 	if (cfg->jwt_alg == PW_ALG_RS256)
 		return EVP_PKEY_is_a(v->pkey, "RSA") ? PW_OK : PW_E_CONFIG;
+	if (cfg->jwt_alg == PW_ALG_EDDSA)
+		return EVP_PKEY_is_a(v->pkey, "ED25519") ? PW_OK : PW_E_CONFIG;
 	/* ES256: an EC key on the named curve P-256 (prime256v1), nothing else. */
 	if (!EVP_PKEY_is_a(v->pkey, "EC") ||
 	    EVP_PKEY_get_utf8_string_param(v->pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
@@ -105,8 +111,19 @@ static const char *alg_name(pw_config_jwt_alg alg)
 		return "RS256";
 	case PW_ALG_ES256:
 		return "ES256";
+	case PW_ALG_EDDSA:
+		return "EdDSA";
 	}
 	return NULL;
+}
+
+static pw_status load_key_set(pw_jwt_verifier *v)
+{
+	char why[256];
+	pw_status st = pw_jwk_set_parse((const char *)v->cfg->jwt_key, v->cfg->jwt_key_len,
+	                                &v->keys, NULL, NULL, why, sizeof(why));
+
+	return st == PW_E_INVALID ? PW_E_CONFIG : st;
 }
 
 pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
@@ -124,7 +141,8 @@ pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
 	if (v == NULL)
 		return PW_E_NOMEM;
 	v->cfg = cfg;
-	v->alg_name = alg_name(cfg->jwt_alg);
+	/* A static key is pinned to the one algorithm; a set allows those listed. */
+	v->algs = cfg->jwt_source >= PW_KEYS_JWKS_FILE ? cfg->jwt_algs : PW_ALG_BIT(cfg->jwt_alg);
 	v->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	v->md_ctx = EVP_MD_CTX_new();
 	v->key_ctx = EVP_MD_CTX_new();
@@ -135,7 +153,12 @@ pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
 		if (st != PW_OK)
 			goto out;
 	}
-	st = cfg->jwt_alg == PW_ALG_HS256 ? load_secret(v) : load_public_key(v);
+	/* pw_config_load made the source and the algorithm agree; a static key is known by
+	 * its algorithm alone. */
+	if (cfg->jwt_source >= PW_KEYS_JWKS_FILE)
+		st = cfg->jwt_source == PW_KEYS_JWKS_FILE ? load_key_set(v) : PW_E_CONFIG;
+	else
+		st = cfg->jwt_alg == PW_ALG_HS256 ? load_secret(v) : load_public_key(v);
 	if (st != PW_OK)
 		goto out;
 	*out = v;
@@ -156,10 +179,31 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 	pw_jwt_lru_destroy(v->cache);
 	EVP_MAC_CTX_free(v->hmac);
 	EVP_PKEY_free(v->pkey);
+	pw_jwk_set_clear(&v->keys);
 	EVP_MD_CTX_free(v->md_ctx);
 	EVP_MD_CTX_free(v->key_ctx);
 	EVP_MD_free(v->sha256);
 	free(v);
+}
+
+/* The algorithm a header names, if it is one we know at all. */
+static bool alg_known(const char *name, pw_config_jwt_alg *alg)
+{
+	for (int a = PW_ALG_HS256; a <= PW_ALG_EDDSA; a++)
+		if (strcmp(name, alg_name((pw_config_jwt_alg)a)) == 0) {
+			*alg = (pw_config_jwt_alg)a;
+			return true;
+		}
+	return false;
+}
+
+/* A key of the set may verify alg: its type fits, and so does its own alg when it has one
+ * (the contract: anything else is refused, so an RSA key never verifies an ES256 token,
+ * nor any key an HS256 one). */
+static bool key_fits(const pw_jwk *k, pw_config_jwt_alg alg)
+{
+	return pw_config_alg_of_key((int)k->type) == alg &&
+	       (k->alg[0] == '\0' || strcmp(k->alg, alg_name(alg)) == 0);
 }
 
 /* Writes the reason and leaves through the function's `out` label. */
@@ -169,9 +213,18 @@ void pw_jwt_verifier_destroy(pw_jwt_verifier *v)
 		goto out;                                                                          \
 	} while (0)
 
+/* What the header says that the signature check needs. */
+typedef struct header {
+	pw_config_jwt_alg alg;
+	bool has_kid;
+	char kid[PW_JWK_KID_MAX + 1];
+} header;
+
 /* Checks before any signature work: three segments of the base64url alphabet, and a
- * header that is a JSON object naming exactly the configured algorithm and no `crit`. */
-static bool precheck(const pw_jwt_verifier *v, const char *token, char *why, size_t why_size)
+ * header that is a JSON object naming one of the configured algorithms, no `crit`, and a
+ * `kid` that is a string if there is one. Fills *hd. */
+static bool precheck(const pw_jwt_verifier *v, const char *token, header *hd, char *why,
+                     size_t why_size)
 {
 	const char *dot1 = strchr(token, '.');
 	const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
@@ -195,9 +248,16 @@ static bool precheck(const pw_jwt_verifier *v, const char *token, char *why, siz
 	h = json_loadb((const char *)header, n, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(h))
 		FAIL("token header is not a JSON object");
-	json_t *alg = json_object_get(h, "alg");
-	if (!json_is_string(alg) || strcmp(json_string_value(alg), v->alg_name) != 0)
+	json_t *alg = json_object_get(h, "alg"), *kid = json_object_get(h, "kid");
+	if (!json_is_string(alg) || !alg_known(json_string_value(alg), &hd->alg) ||
+	    !(v->algs & PW_ALG_BIT(hd->alg)))
 		FAIL("token algorithm is not the one configured");
+	hd->has_kid = kid != NULL;
+	if (kid != NULL && (!json_is_string(kid) || json_string_length(kid) > PW_JWK_KID_MAX ||
+	                    strlen(json_string_value(kid)) != json_string_length(kid)))
+		FAIL("token kid is not a string of at most %d bytes", PW_JWK_KID_MAX);
+	if (kid != NULL)
+		snprintf(hd->kid, sizeof(hd->kid), "%s", json_string_value(kid));
 	/* RFC 7515 4.1.11: extensions named in crit must be understood; we know none. */
 	if (json_object_get(h, "crit") != NULL)
 		FAIL("token header has critical extensions");
@@ -231,15 +291,15 @@ static bool hs256_ok(const pw_jwt_verifier *v, const char *input, size_t input_l
 
 /* SHA-256 and the public key: RSASSA-PKCS1-v1_5 for RSA, ECDSA (DER signature) for EC.
  * Reuses the verifier's digest context. */
-static bool digest_verify(pw_jwt_verifier *v, const char *input, size_t input_len,
+static bool digest_verify(pw_jwt_verifier *v, EVP_PKEY *pkey, const char *input, size_t input_len,
                           const unsigned char *sig, size_t sig_len)
 {
 	EVP_PKEY_CTX *pctx = NULL;
 
 	if (EVP_MD_CTX_reset(v->md_ctx) != 1 ||
-	    EVP_DigestVerifyInit(v->md_ctx, &pctx, v->sha256, NULL, v->pkey) != 1)
+	    EVP_DigestVerifyInit(v->md_ctx, &pctx, v->sha256, NULL, pkey) != 1)
 		return false;
-	if (v->cfg->jwt_alg == PW_ALG_RS256 &&
+	if (EVP_PKEY_is_a(pkey, "RSA") &&
 	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1)
 		return false;
 	return EVP_DigestVerify(v->md_ctx, sig, sig_len, (const unsigned char *)input, input_len) ==
@@ -248,7 +308,7 @@ static bool digest_verify(pw_jwt_verifier *v, const char *input, size_t input_le
 
 /* ES256: the JWS signature is R || S; OpenSSL verifies a DER ECDSA-Sig-Value. Any other
  * length (a DER signature handed in as is, among others) is refused. */
-static bool es256_ok(pw_jwt_verifier *v, const char *input, size_t input_len,
+static bool es256_ok(pw_jwt_verifier *v, EVP_PKEY *pkey, const char *input, size_t input_len,
                      const unsigned char *sig, size_t sig_len)
 {
 	unsigned char der[80]; /* SEQUENCE of two INTEGERs of at most 33 bytes: 72 */
@@ -271,15 +331,27 @@ static bool es256_ok(pw_jwt_verifier *v, const char *input, size_t input_len,
 	}
 	n = i2d_ECDSA_SIG(es, NULL); /* r and s now belong to es */
 	if (n > 0 && (size_t)n <= sizeof(der) && i2d_ECDSA_SIG(es, &p) == n)
-		ok = digest_verify(v, input, input_len, der, (size_t)n);
+		ok = digest_verify(v, pkey, input, input_len, der, (size_t)n);
 	ECDSA_SIG_free(es);
 	return ok;
 }
 
+/* EdDSA (RFC 8037): Ed25519 hashes the message itself, so no digest is named. */
+static bool eddsa_ok(pw_jwt_verifier *v, EVP_PKEY *pkey, const char *input, size_t input_len,
+                     const unsigned char *sig, size_t sig_len)
+{
+	return sig_len == ED25519_SIG_LEN && EVP_MD_CTX_reset(v->md_ctx) == 1 &&
+	       EVP_DigestVerifyInit(v->md_ctx, NULL, NULL, NULL, pkey) == 1 &&
+	       EVP_DigestVerify(v->md_ctx, sig, sig_len, (const unsigned char *)input, input_len) ==
+	           1;
+}
+
 /* input is the signing input, base64url(header) "." base64url(payload), exactly as in the
- * token; sig_b64 the third segment. The configuration picks the algorithm. */
-static bool signature_ok(pw_jwt_verifier *v, const char *input, size_t input_len,
-                         const char *sig_b64, size_t sig_b64_len)
+ * token; sig_b64 the third segment. alg is one the configuration allows and pkey a key that
+ * fits it (pick_key), so the token cannot choose how it is checked. */
+static bool signature_ok(pw_jwt_verifier *v, pw_config_jwt_alg alg, EVP_PKEY *pkey,
+                         const char *input, size_t input_len, const char *sig_b64,
+                         size_t sig_b64_len)
 {
 	unsigned char sig[SIG_MAX + 1];
 	size_t n;
@@ -287,15 +359,18 @@ static bool signature_ok(pw_jwt_verifier *v, const char *input, size_t input_len
 
 	if (pw_util_b64url_decode(sig_b64, sig_b64_len, sig, sizeof(sig), &n) != PW_OK || n == 0)
 		return false;
-	switch (v->cfg->jwt_alg) {
+	switch (alg) {
 	case PW_ALG_HS256:
 		ok = hs256_ok(v, input, input_len, sig, n);
 		break;
 	case PW_ALG_RS256:
-		ok = digest_verify(v, input, input_len, sig, n);
+		ok = digest_verify(v, pkey, input, input_len, sig, n);
 		break;
 	case PW_ALG_ES256:
-		ok = es256_ok(v, input, input_len, sig, n);
+		ok = es256_ok(v, pkey, input, input_len, sig, n);
+		break;
+	case PW_ALG_EDDSA:
+		ok = eddsa_ok(v, pkey, input, input_len, sig, n);
 		break;
 	}
 	/* A refused signature leaves errors in this thread's OpenSSL queue, which libpq and
@@ -504,6 +579,39 @@ out:
 
 /* ---- verification ----------------------------------------------------------------------- */
 
+/* The key a token's signature is checked with. A static key (a secret, one PEM) was pinned
+ * with the algorithm. In a set: the key its kid names, or without a kid the only key that
+ * fits its alg; the key must fit the alg either way. */
+static bool pick_key(const pw_jwt_verifier *v, const header *hd, EVP_PKEY **pkey, char *why,
+                     size_t why_size)
+{
+	const pw_jwk *found = NULL;
+	bool ok = false;
+
+	if (v->cfg->jwt_source < PW_KEYS_JWKS_FILE) {
+		*pkey = v->pkey;
+		return true;
+	}
+	for (size_t i = 0; i < v->keys.n; i++) {
+		const pw_jwk *k = &v->keys.keys[i];
+		if (hd->has_kid ? !(k->has_kid && strcmp(k->kid, hd->kid) == 0)
+		                : !key_fits(k, hd->alg))
+			continue;
+		if (found != NULL)
+			FAIL("token has no kid and several keys fit its algorithm");
+		found = k;
+	}
+	if (found == NULL)
+		FAIL(hd->has_kid ? "token kid is not in the key set"
+		                 : "no key fits the token algorithm");
+	if (!key_fits(found, hd->alg))
+		FAIL("token algorithm does not fit the key its kid names");
+	*pkey = found->pkey;
+	ok = true;
+out:
+	return ok;
+}
+
 /* A token not in the cache, in full and in the contract's order: header, signature, then
  * the claims. PW_E_AUTH with the reason in why, or PW_OK with *t and *claims filled. */
 static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
@@ -513,12 +621,14 @@ static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t le
 	json_t *c = NULL;
 	pw_status st = PW_E_AUTH;
 
-	if (!precheck(v, token, why, why_size))
+	header hd;
+	EVP_PKEY *pkey = NULL;
+	if (!precheck(v, token, &hd, why, why_size) || !pick_key(v, &hd, &pkey, why, why_size))
 		goto out;
 	/* precheck saw exactly three non-empty segments. */
 	const char *dot1 = strchr(token, '.');
 	const char *dot2 = strchr(dot1 + 1, '.');
-	if (!signature_ok(v, token, (size_t)(dot2 - token), dot2 + 1,
+	if (!signature_ok(v, hd.alg, pkey, token, (size_t)(dot2 - token), dot2 + 1,
 	                  len - (size_t)(dot2 + 1 - token)))
 		FAIL("token signature is not valid");
 	c = claims_object(dot1 + 1, (size_t)(dot2 - dot1 - 1), why, why_size);

@@ -13,6 +13,7 @@
 
 #include "pw_check_main.h"
 #include "pw_jwk.h"
+#include "pw_testkeys.h"
 #include "pw_util.h"
 
 #define RFC7638_N                                                                                  \
@@ -54,42 +55,9 @@ static json_t *b64_str(const unsigned char *b, size_t n)
 	return json_string(out);
 }
 
-static json_t *bn_member(const EVP_PKEY *k, const char *name, int pad)
-{
-	BIGNUM *bn = NULL;
-	unsigned char buf[1024];
-	ck_assert_int_eq(EVP_PKEY_get_bn_param(k, name, &bn), 1);
-	int n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
-	BN_free(bn);
-	ck_assert_int_gt(n, 0);
-	return b64_str(buf, (size_t)n);
-}
-
-/* The public JWK of a key made by OpenSSL, with kid (NULL: none). */
 static json_t *jwk_of(const EVP_PKEY *k, const char *kid)
 {
-	json_t *j = json_object();
-
-	if (EVP_PKEY_is_a(k, "RSA")) {
-		json_object_set_new(j, "kty", json_string("RSA"));
-		json_object_set_new(j, "n", bn_member(k, OSSL_PKEY_PARAM_RSA_N, 0));
-		json_object_set_new(j, "e", bn_member(k, OSSL_PKEY_PARAM_RSA_E, 0));
-	} else if (EVP_PKEY_is_a(k, "EC")) {
-		json_object_set_new(j, "kty", json_string("EC"));
-		json_object_set_new(j, "crv", json_string("P-256"));
-		json_object_set_new(j, "x", bn_member(k, OSSL_PKEY_PARAM_EC_PUB_X, 32));
-		json_object_set_new(j, "y", bn_member(k, OSSL_PKEY_PARAM_EC_PUB_Y, 32));
-	} else {
-		unsigned char raw[32];
-		size_t n = sizeof(raw);
-		ck_assert_int_eq(EVP_PKEY_get_raw_public_key(k, raw, &n), 1);
-		json_object_set_new(j, "kty", json_string("OKP"));
-		json_object_set_new(j, "crv", json_string("Ed25519"));
-		json_object_set_new(j, "x", b64_str(raw, n));
-	}
-	if (kid != NULL)
-		json_object_set_new(j, "kid", json_string(kid));
-	return j;
+	return tkk_jwk(k, kid, NULL);
 }
 
 /* {"keys": [...]} of the given JWKs (references stolen), as text. */

@@ -309,18 +309,6 @@ out:
 	return ok;
 }
 
-pw_config_jwt_alg pw_config_alg_of_key(int jwk_type)
-{
-	switch (jwk_type) {
-	case PW_JWK_P256:
-		return PW_ALG_ES256;
-	case PW_JWK_ED25519:
-		return PW_ALG_EDDSA;
-	default:
-		return PW_ALG_RS256;
-	}
-}
-
 /* The set must parse and hold a key for at least one of the algorithms allowed; the
  * verifier parses it again (each lane has its own keys). */
 static bool check_jwks(const pw_config *cfg, FILE *err)
@@ -335,7 +323,7 @@ static bool check_jwks(const pw_config *cfg, FILE *err)
 		return false;
 	}
 	for (size_t i = 0; i < set.n; i++)
-		fits |= (cfg->jwt_algs & PW_ALG_BIT(pw_config_alg_of_key(set.keys[i].type))) != 0;
+		fits |= (cfg->jwt_algs & PW_ALG_BIT(pw_jwk_alg(set.keys[i].type))) != 0;
 	pw_jwk_set_clear(&set);
 	if (!fits)
 		fprintf(err, "JWT_JWKS_FILE: %s has no key for JWT_ALG=%s\n", cfg->jwt_jwks_file,

@@ -86,9 +86,6 @@ enum {
 PW_MUST_CHECK pw_status pw_config_load(pw_config *cfg, int argc, char **argv, unsigned need,
                                        FILE *err);
 
-/* The algorithm a key of a JWK Set verifies (pw_jwk_type as an int: RSA, P-256, Ed25519). */
-pw_config_jwt_alg pw_config_alg_of_key(int jwk_type);
-
 /* Frees every string the config owns. NULL-safe; cfg is left zeroed. */
 void pw_config_free(pw_config *cfg);
 

@@ -34,6 +34,19 @@ const char *pw_jwk_type_alg(pw_jwk_type t)
 	return "?";
 }
 
+pw_config_jwt_alg pw_jwk_alg(pw_jwk_type t)
+{
+	switch (t) {
+	case PW_JWK_RSA:
+		return PW_ALG_RS256;
+	case PW_JWK_P256:
+		return PW_ALG_ES256;
+	case PW_JWK_ED25519:
+		return PW_ALG_EDDSA;
+	}
+	return PW_ALG_RS256;
+}
+
 /* ---- thumbprints (RFC 7638) -------------------------------------------------------------- */
 
 static pw_status b64(const unsigned char *in, size_t n, char **out)

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "pw_config.h"
 #include "pw_status.h"
 
 /* A document larger than this is refused before it is parsed (the contract's cap for a
@@ -65,6 +66,9 @@ void pw_jwk_set_clear(pw_jwk_set *s); /* NULL and a cleared set are fine */
 
 /* The algorithm name ("RS256", "ES256", "EdDSA") a key of this type verifies. */
 const char *pw_jwk_type_alg(pw_jwk_type t);
+
+/* The same as the configuration's algorithm. */
+pw_config_jwt_alg pw_jwk_alg(pw_jwk_type t);
 
 /* The RFC 7638 thumbprint of an OpenSSL public key of one of the three types (into out,
  * PW_JWK_THUMBPRINT_LEN + 1 bytes): the same value as the thumbprint of its JWK. PW_E_INVALID

@@ -202,7 +202,7 @@ static bool alg_known(const char *name, pw_config_jwt_alg *alg)
  * nor any key an HS256 one). */
 static bool key_fits(const pw_jwk *k, pw_config_jwt_alg alg)
 {
-	return pw_config_alg_of_key((int)k->type) == alg &&
+	return pw_jwk_alg(k->type) == alg &&
 	       (k->alg[0] == '\0' || strcmp(k->alg, alg_name(alg)) == 0);
 }
 

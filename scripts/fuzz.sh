@@ -27,9 +27,10 @@ sources_for() {
 	case $1 in
 	envelope)
 		echo common/pw_envelope.c common/pw_patient.c common/pw_query.c \
-			common/pw_cursor.c common/pw_jwt.c common/pw_jwt_lru.c common/pw_util.c
+			common/pw_cursor.c common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c \
+			common/pw_util.c
 		;;
-	jwt) echo common/pw_jwt.c common/pw_jwt_lru.c common/pw_util.c ;;
+	jwt) echo common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c common/pw_util.c ;;
 	cursor) echo common/pw_cursor.c common/pw_util.c ;;
 	*)
 		echo "fuzz: unknown target $1" >&2

@@ -249,28 +249,6 @@ static bool valid_listen_addr(const char *addr)
 	return *end == '\0' && isdigit((unsigned char)port[0]) && n >= 1 && n <= 65535;
 }
 
-/* A key file, whole, NUL-terminated; no PEM key is larger than 1 MiB. */
-static bool read_file(const char *path, unsigned char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	pw_util_buf b = {.max = 1024 * 1024};
-	char chunk[4096];
-	size_t r;
-	bool ok = false;
-
-	if (f == NULL)
-		return false;
-	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (pw_util_buf_append(&b, chunk, r) != PW_OK)
-			goto out;
-	*len = b.len;
-	ok = !ferror(f) && pw_util_buf_take(&b, (char **)out) == PW_OK;
-out:
-	pw_util_buf_free(&b);
-	fclose(f);
-	return ok;
-}
-
 /* The key must be of the type the algorithm needs: an RSA key cannot verify ES256. */
 static bool check_pem(const pw_config *cfg, FILE *err)
 {
@@ -374,14 +352,16 @@ static bool load_key(pw_config *cfg, FILE *err)
 			        cfg->jwt_alg_name);
 			return false;
 		}
-		if (!read_file(cfg->jwt_public_key_file, &cfg->jwt_key, &cfg->jwt_key_len)) {
+		if (pw_util_read_file(cfg->jwt_public_key_file, 1024 * 1024, (char **)&cfg->jwt_key,
+		                      &cfg->jwt_key_len) != PW_OK) {
 			fprintf(err, "JWT_PUBLIC_KEY_FILE: cannot read %s: %s\n",
 			        cfg->jwt_public_key_file, strerror(errno ? errno : EIO));
 			return false;
 		}
 		return check_pem(cfg, err);
 	case PW_KEYS_JWKS_FILE:
-		if (!read_file(cfg->jwt_jwks_file, &cfg->jwt_key, &cfg->jwt_key_len)) {
+		if (pw_util_read_file(cfg->jwt_jwks_file, PW_JWK_SET_MAX_BYTES,
+		                      (char **)&cfg->jwt_key, &cfg->jwt_key_len) != PW_OK) {
 			fprintf(err, "JWT_JWKS_FILE: cannot read %s: %s\n", cfg->jwt_jwks_file,
 			        strerror(errno ? errno : EIO));
 			return false;

@@ -311,6 +311,24 @@ void pw_jwk_set_clear(pw_jwk_set *s)
 	s->n = 0;
 }
 
+pw_status pw_jwk_set_copy(const pw_jwk_set *s, pw_jwk_set *out)
+{
+	*out = (pw_jwk_set){0};
+	if (s->n == 0)
+		return PW_OK;
+	out->keys = calloc(s->n, sizeof(*out->keys));
+	if (out->keys == NULL)
+		return PW_E_NOMEM;
+	for (size_t i = 0; i < s->n; i++) {
+		if (EVP_PKEY_up_ref(s->keys[i].pkey) != 1) {
+			pw_jwk_set_clear(out);
+			return PW_E_NOMEM;
+		}
+		out->keys[out->n++] = s->keys[i];
+	}
+	return PW_OK;
+}
+
 static void skipped(pw_jwk_skip_fn skip, void *ctx, const char *kid, const char *why)
 {
 	if (skip != NULL)

@@ -64,6 +64,10 @@ PW_MUST_CHECK pw_status pw_jwk_set_parse(const char *text, size_t len, pw_jwk_se
 
 void pw_jwk_set_clear(pw_jwk_set *s); /* NULL and a cleared set are fine */
 
+/* *out becomes a copy of s sharing its OpenSSL keys (reference counted, so each copy is
+ * freed with pw_jwk_set_clear on its own). PW_E_NOMEM. */
+PW_MUST_CHECK pw_status pw_jwk_set_copy(const pw_jwk_set *s, pw_jwk_set *out);
+
 /* The algorithm name ("RS256", "ES256", "EdDSA") a key of this type verifies. */
 const char *pw_jwk_type_alg(pw_jwk_type t);
 

@@ -24,6 +24,7 @@
 
 #include "pw_jwk.h"
 #include "pw_jwt_lru.h"
+#include "pw_keyring.h"
 #include "pw_util.h"
 
 /* A header larger than this is not a header we issue; it is refused before decoding. */
@@ -44,7 +45,9 @@ struct pw_jwt_verifier {
 	EVP_MD_CTX *md_ctx;         /**< RS256/ES256 signature checks, reused */
 	EVP_MD_CTX *key_ctx;        /**< the cache key, reused (a verify context would not do) */
 	EVP_PKEY *pkey;             /**< JWT_PUBLIC_KEY_FILE: the public key, parsed once */
-	pw_jwk_set keys;            /**< JWT_JWKS_FILE: the set, parsed once */
+	pw_jwk_set keys;            /**< JWT_JWKS_FILE: the set (the ring's, when there is one) */
+	pw_keyring *ring;           /**< NULL: the set parsed at creation, for good */
+	uint64_t ring_gen;          /**< the ring's generation keys were copied at */
 	EVP_MAC_CTX *hmac;          /**< HS256: keyed once, duplicated for each token */
 	pw_jwt_lru *cache;          /**< NULL: JWT_CACHE_SIZE=0, no cache */
 	unsigned long hits, misses; /**< see pw_jwt_cache_stats */
@@ -579,31 +582,75 @@ out:
 
 /* ---- verification ----------------------------------------------------------------------- */
 
+void pw_jwt_verifier_use_keyring(pw_jwt_verifier *v, pw_keyring *ring)
+{
+	v->ring = ring;
+	v->ring_gen = 0; /* no ring generation is 0: the first token takes the ring's set */
+}
+
+/* Takes the ring's set when it changed, and forgets every token verified before: one may
+ * have been verified with a key that is gone. Out of memory keeps the old keys but still
+ * empties the cache, and tries again at the next token. */
+static void sync_keys(pw_jwt_verifier *v)
+{
+	pw_jwk_set next;
+	uint64_t gen;
+
+	if (v->ring == NULL || pw_keyring_generation(v->ring) == v->ring_gen)
+		return;
+	if (v->cache != NULL)
+		pw_jwt_lru_clear(v->cache);
+	if (pw_keyring_copy(v->ring, &next, &gen) != PW_OK)
+		return;
+	pw_jwk_set_clear(&v->keys);
+	v->keys = next;
+	v->ring_gen = gen;
+}
+
+/* The key of the set a header names (its kid, or the only key that fits its alg). */
+static const pw_jwk *find_key(const pw_jwt_verifier *v, const header *hd, const char **why)
+{
+	const pw_jwk *found = NULL;
+
+	for (size_t i = 0; i < v->keys.n; i++) {
+		const pw_jwk *k = &v->keys.keys[i];
+		if (hd->has_kid ? !(k->has_kid && strcmp(k->kid, hd->kid) == 0)
+		                : !key_fits(k, hd->alg))
+			continue;
+		if (found != NULL) {
+			*why = "token has no kid and several keys fit its algorithm";
+			return NULL;
+		}
+		found = k;
+	}
+	if (found == NULL)
+		*why = hd->has_kid ? "token kid is not in the key set"
+		                   : "no key fits the token algorithm";
+	return found;
+}
+
 /* The key a token's signature is checked with. A static key (a secret, one PEM) was pinned
  * with the algorithm. In a set: the key its kid names, or without a kid the only key that
  * fits its alg; the key must fit the alg either way. */
-static bool pick_key(const pw_jwt_verifier *v, const header *hd, EVP_PKEY **pkey, char *why,
+static bool pick_key(pw_jwt_verifier *v, const header *hd, EVP_PKEY **pkey, char *why,
                      size_t why_size)
 {
-	const pw_jwk *found = NULL;
+	const char *miss = NULL;
+	const pw_jwk *found;
 	bool ok = false;
 
 	if (v->cfg->jwt_source < PW_KEYS_JWKS_FILE) {
 		*pkey = v->pkey;
 		return true;
 	}
-	for (size_t i = 0; i < v->keys.n; i++) {
-		const pw_jwk *k = &v->keys.keys[i];
-		if (hd->has_kid ? !(k->has_kid && strcmp(k->kid, hd->kid) == 0)
-		                : !key_fits(k, hd->alg))
-			continue;
-		if (found != NULL)
-			FAIL("token has no kid and several keys fit its algorithm");
-		found = k;
+	found = find_key(v, hd, &miss);
+	/* A kid we do not know may be a key the provider has just published. */
+	if (found == NULL && hd->has_kid && v->ring != NULL && pw_keyring_unknown_kid(v->ring)) {
+		sync_keys(v);
+		found = find_key(v, hd, &miss);
 	}
 	if (found == NULL)
-		FAIL(hd->has_kid ? "token kid is not in the key set"
-		                 : "no key fits the token algorithm");
+		FAIL("%s", miss);
 	if (!key_fits(found, hd->alg))
 		FAIL("token algorithm does not fit the key its kid names");
 	*pkey = found->pkey;
@@ -654,6 +701,7 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 	snprintf(why, why_size, "token refused");
 	if (token == NULL || *token == '\0')
 		FAIL("token missing");
+	sync_keys(v);
 	size_t len = strlen(token);
 
 	if (v->cache != NULL && token_digest(v, token, len, key)) {

@@ -18,6 +18,7 @@ typedef struct pw_jwt_claims {
 } pw_jwt_claims;
 
 typedef struct pw_jwt_verifier pw_jwt_verifier;
+typedef struct pw_keyring pw_keyring;
 
 /* Builds a verifier from the loaded configuration (key, algorithm, claims to check, and
  * cfg->jwt_cache_size). For RS256/ES256 the PEM is parsed here, once: PW_E_CONFIG when it
@@ -26,6 +27,14 @@ typedef struct pw_jwt_verifier pw_jwt_verifier;
  * failure. The configuration must outlive the verifier. Does not block. */
 PW_MUST_CHECK pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out);
 void pw_jwt_verifier_destroy(pw_jwt_verifier *v); /* NULL is fine */
+
+/* With a key set (JWT_JWKS_FILE): take the keys from the worker's shared, refreshed ring
+ * from now on instead of the set parsed at creation. Before each token the verifier checks
+ * the ring's generation; when the set changed it takes the new one and empties its cache,
+ * so no token verified with a key that has left the set is accepted from the cache. A kid
+ * the set lacks asks the ring for a refresh (at most one per 30 s per ring). The ring must
+ * outlive the verifier. */
+void pw_jwt_verifier_use_keyring(pw_jwt_verifier *v, pw_keyring *ring);
 
 /* Checks the header (algorithm pinned, no `crit`), then the signature with the configured
  * algorithm and key (OpenSSL, never the algorithm the token names), then exp/nbf/iat at

@@ -1,6 +1,7 @@
 /* Shared helpers: base64url, UTF-8, host:port, growable memory, the monotonic clock. */
 #include "pw_util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,4 +246,35 @@ int64_t pw_util_now_us(void)
 int64_t pw_util_now_ms(void)
 {
 	return pw_util_now_us() / 1000;
+}
+
+pw_status pw_util_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	pw_util_buf b = {.max = max};
+	char chunk[4096];
+	size_t r;
+	pw_status st = PW_E_INVALID;
+
+	*out = NULL;
+	if (f == NULL)
+		return PW_E_INVALID;
+	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (pw_util_buf_append(&b, chunk, r) != PW_OK) {
+			bool big = max > 0 && b.len + r > max;
+			errno = big ? EFBIG : ENOMEM;
+			st = big ? PW_E_INVALID : PW_E_NOMEM;
+			goto out;
+		}
+	st = PW_E_INVALID;
+	if (ferror(f)) {
+		errno = EIO;
+		goto out;
+	}
+	*len = b.len;
+	st = pw_util_buf_take(&b, out);
+out:
+	pw_util_buf_free(&b);
+	fclose(f);
+	return st;
 }

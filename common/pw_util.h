@@ -70,6 +70,10 @@ void pw_util_buf_reset(pw_util_buf *b);
 /* Frees the memory; the buffer is empty and reusable (max kept). */
 void pw_util_buf_free(pw_util_buf *b);
 
+/* Reads a whole file of at most max bytes into *out (NUL-terminated, caller frees) and its
+ * length. PW_E_INVALID with errno set (EFBIG when larger than max); PW_E_NOMEM. */
+PW_MUST_CHECK pw_status pw_util_read_file(const char *path, size_t max, char **out, size_t *len);
+
 /* ---- the monotonic clock ----------------------------------------------------------------- */
 
 /* Deadlines and durations: these never move when the wall clock does. */

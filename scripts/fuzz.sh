@@ -28,9 +28,13 @@ sources_for() {
 	envelope)
 		echo common/pw_envelope.c common/pw_patient.c common/pw_query.c \
 			common/pw_cursor.c common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c \
+			common/pw_keyring.c common/pw_log.c \
 			common/pw_util.c
 		;;
-	jwt) echo common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c common/pw_util.c ;;
+	jwt)
+		echo common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c common/pw_keyring.c \
+			common/pw_log.c common/pw_util.c
+		;;
 	cursor) echo common/pw_cursor.c common/pw_util.c ;;
 	*)
 		echo "fuzz: unknown target $1" >&2

@@ -159,6 +159,7 @@ static int cmd_run(const pw_config *cfg)
 	lane_run queries = {NULL, PW_OK, ""};
 	pw_metrics *metrics = NULL;
 	pw_http *http = NULL;
+	pw_keyring *ring = NULL;
 	pw_cursor_key key;
 	int generated, rc;
 	pw_status st;
@@ -178,6 +179,17 @@ static int cmd_run(const pw_config *cfg)
 		                  "other workers");
 	if ((rc = check_database(cfg)) != 0)
 		return rc;
+	/* A key set is watched for changes on its own thread, shared by both lanes. */
+	if (cfg->jwt_source == PW_KEYS_JWKS_FILE) {
+		st = pw_keyring_create(cfg, &ring, err, sizeof(err));
+		if (st == PW_OK && (st = pw_keyring_start(ring)) != PW_OK)
+			snprintf(err, sizeof(err), "cannot start the key set's refresh thread");
+		if (st != PW_OK) {
+			fprintf(stderr, "%s\n", err);
+			pw_keyring_destroy(ring);
+			return st == PW_E_CONFIG ? 2 : 1;
+		}
+	}
 	/* Listening before the lanes start: /healthz answers (and /readyz says why not yet)
 	 * while the group is still being joined. */
 	st = pw_metrics_create(&metrics);
@@ -189,6 +201,10 @@ static int cmd_run(const pw_config *cfg)
 	if (st == PW_OK)
 		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, metrics, &stop_requested,
 		                      &queries.w, err, sizeof(err));
+	if (st == PW_OK && ring != NULL) {
+		pw_worker_use_keyring(creates, ring);
+		pw_worker_use_keyring(queries.w, ring);
+	}
 	if (st == PW_OK) {
 		rc = run_lanes(creates, &queries);
 	} else {
@@ -198,6 +214,7 @@ static int cmd_run(const pw_config *cfg)
 	pw_worker_destroy(creates);
 	pw_worker_destroy(queries.w);
 	pw_http_stop(http);
+	pw_keyring_destroy(ring);
 	pw_metrics_destroy(metrics);
 	OPENSSL_cleanse(&key, sizeof(key));
 	return rc;

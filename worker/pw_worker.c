@@ -521,7 +521,8 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 	w->name = lane == PW_TOPIC_CREATE ? "create" : "query";
 	w->topic = lane == PW_TOPIC_CREATE ? cfg->topic_create : cfg->topic_query;
 	if (pw_jwt_verifier_create(cfg, &w->jwt) != PW_OK) {
-		snprintf(errstr, errstr_size, "JWT_SECRET/JWT_PUBLIC_KEY_FILE: no usable key");
+		snprintf(errstr, errstr_size,
+		         "JWT_SECRET/JWT_PUBLIC_KEY_FILE/JWT_JWKS_FILE: no usable key");
 		st = PW_E_CONFIG;
 		goto out;
 	}
@@ -561,4 +562,9 @@ void pw_worker_destroy(pw_worker *w)
 	pw_db_destroy(w->db);
 	pw_jwt_verifier_destroy(w->jwt);
 	free(w);
+}
+
+void pw_worker_use_keyring(pw_worker *w, pw_keyring *ring)
+{
+	pw_jwt_verifier_use_keyring(w->jwt, ring);
 }

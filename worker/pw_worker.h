@@ -9,6 +9,7 @@
 #include "pw_config.h"
 #include "pw_cursor.h"
 #include "pw_envelope.h"
+#include "pw_keyring.h"
 #include "pw_metrics.h"
 #include "pw_status.h"
 
@@ -29,6 +30,9 @@ PW_MUST_CHECK pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lan
  * hand, flushes the producer, commits and closes the consumer. PW_OK after a clean stop;
  * PW_E_CONFIG, with errstr, for bad configuration found at start (a role that bypasses
  * row-level security, a schema not migrated); PW_E_INTERNAL after a fatal error (logged). */
+/* Verify tokens with the worker's shared key ring (a key set) from now on; before run. */
+void pw_worker_use_keyring(pw_worker *w, pw_keyring *ring);
+
 PW_MUST_CHECK pw_status pw_worker_run(pw_worker *w, char *errstr, size_t errstr_size);
 
 void pw_worker_destroy(pw_worker *w); /* NULL is fine */

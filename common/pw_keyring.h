@@ -1,0 +1,58 @@
+/* The worker's current JWK Set, shared by its lanes and kept fresh without a restart: a
+ * refresh thread re-reads the source when it changes (a file: checked every second) and
+ * every JWT_JWKS_REFRESH_S; a token naming an unknown kid refreshes at once, at most once
+ * per 30 s. A failed refresh keeps the last good set. Each change bumps a generation that
+ * verifiers compare on every token, so they pick up the new set (and forget the tokens they
+ * verified with the old one) before their next verification. */
+#ifndef PW_KEYRING_H
+#define PW_KEYRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pw_config.h"
+#include "pw_jwk.h"
+#include "pw_status.h"
+
+/* An unknown kid refreshes the set at most this often (seconds), per worker. */
+#define PW_KEYRING_UNKNOWN_KID_S 30
+
+typedef struct pw_keyring pw_keyring;
+
+typedef struct pw_keyring_stats {
+	unsigned long refresh_ok;      /**< refreshes that loaded a set (changed or not) */
+	unsigned long refresh_failed;  /**< refreshes that kept the last good set */
+	unsigned long refresh_changed; /**< refreshes that changed the set */
+	unsigned long unknown_kid;     /**< refreshes a token's unknown kid caused */
+	size_t keys;                   /**< keys in the current set */
+	int64_t last_good_s;           /**< Unix time of the last good load */
+} pw_keyring_stats;
+
+/* Takes the set cfg has loaded (cfg->jwt_key, a JWT_JWKS_FILE's text) as the first one.
+ * PW_E_CONFIG (err says why) when it does not parse; PW_E_NOMEM. No thread yet. */
+PW_MUST_CHECK pw_status pw_keyring_create(const pw_config *cfg, pw_keyring **out, char *err,
+                                          size_t err_size);
+
+/* Starts the refresh thread. PW_E_INTERNAL when it cannot. */
+PW_MUST_CHECK pw_status pw_keyring_start(pw_keyring *k);
+
+/* Stops the thread (within a second) and frees. NULL is fine. */
+void pw_keyring_destroy(pw_keyring *k);
+
+/* Bumped by every change of the set; cheap (an atomic load). */
+uint64_t pw_keyring_generation(const pw_keyring *k);
+
+/* The current set, its keys shared (free with pw_jwk_set_clear), and its generation. */
+PW_MUST_CHECK pw_status pw_keyring_copy(pw_keyring *k, pw_jwk_set *out, uint64_t *generation);
+
+/* A token named a kid the set does not have: refresh now, unless such a refresh ran in
+ * the last PW_KEYRING_UNKNOWN_KID_S seconds. True when the set changed. Reads a file, so it
+ * returns within the time a local read takes. */
+bool pw_keyring_unknown_kid(pw_keyring *k);
+
+/* Refreshes now, as the thread does when the source changed (tests; the thread's work). */
+void pw_keyring_refresh(pw_keyring *k);
+
+void pw_keyring_get_stats(pw_keyring *k, pw_keyring_stats *s);
+
+#endif

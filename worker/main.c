@@ -202,6 +202,7 @@ static int cmd_run(const pw_config *cfg)
 		st = pw_worker_create(cfg, PW_TOPIC_QUERY, &key, metrics, &stop_requested,
 		                      &queries.w, err, sizeof(err));
 	if (st == PW_OK && ring != NULL) {
+		pw_metrics_keyring(metrics, ring);
 		pw_worker_use_keyring(creates, ring);
 		pw_worker_use_keyring(queries.w, ring);
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LANES  2
 #define TYPES  6 /* the contract's five, and unknown */
@@ -50,6 +51,7 @@ struct pw_metrics {
 	counter db_outages[LANES], db_reconnects[LANES];
 	pthread_mutex_t mu; /* guards lanes */
 	lane_state lanes[LANES];
+	_Atomic(pw_keyring *) ring; /* NULL: no key set */
 };
 
 static void add(counter *c, uint64_t n)
@@ -352,6 +354,41 @@ static void render_lane_states(FILE *f, const lane_state *snap)
 	}
 }
 
+void pw_metrics_keyring(pw_metrics *m, pw_keyring *ring)
+{
+	if (m != NULL)
+		atomic_store(&m->ring, ring);
+}
+
+/* Only with a key set: a static key never refreshes. */
+static void render_keys(FILE *f, pw_metrics *m)
+{
+	pw_keyring *ring = atomic_load(&m->ring);
+	pw_keyring_stats s;
+
+	if (ring == NULL)
+		return;
+	pw_keyring_get_stats(ring, &s);
+	header(f, "patient_worker_key_set_refreshes_total", "counter",
+	       "loads of the key set (start included), by result; a failed one keeps the last "
+	       "good set");
+	fprintf(f, "patient_worker_key_set_refreshes_total{result=\"ok\"} %lu\n", s.refresh_ok);
+	fprintf(f, "patient_worker_key_set_refreshes_total{result=\"failed\"} %lu\n",
+	        s.refresh_failed);
+	header(f, "patient_worker_key_set_changes_total", "counter",
+	       "refreshes that changed the keys");
+	fprintf(f, "patient_worker_key_set_changes_total %lu\n", s.refresh_changed);
+	header(f, "patient_worker_key_set_unknown_kid_refreshes_total", "counter",
+	       "refreshes caused by a token naming an unknown kid (at most one per 30 s)");
+	fprintf(f, "patient_worker_key_set_unknown_kid_refreshes_total %lu\n", s.unknown_kid);
+	header(f, "patient_worker_key_set_keys", "gauge", "usable keys in the current set");
+	fprintf(f, "patient_worker_key_set_keys %zu\n", s.keys);
+	header(f, "patient_worker_key_set_age_seconds", "gauge",
+	       "seconds since the last good load of the key set");
+	fprintf(f, "patient_worker_key_set_age_seconds %lld\n",
+	        (long long)(time(NULL) - s.last_good_s));
+}
+
 static void render_lag(FILE *f, const lane_state *snap)
 {
 	header(f, "patient_worker_consumer_lag", "gauge",
@@ -390,6 +427,7 @@ pw_status pw_metrics_render(pw_metrics *m, bool ready, char **text, size_t *len)
 	render_dead_letters(f, m);
 	render_db(f, m);
 	render_lane_states(f, snap);
+	render_keys(f, m);
 	render_lag(f, snap);
 
 	/* A write that ran out of memory leaves the error flag: the page would be cut short. */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "pw_envelope.h"
+#include "pw_keyring.h"
 #include "pw_status.h"
 
 /* Partitions per lane whose lag is reported; more are summed into one "other" row so
@@ -48,6 +49,9 @@ void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hit
                             unsigned long misses, size_t entries);
 /* Replaces the lane's consumer lag table with n rows (copied; the topics are borrowed for the
  * call only). */
+/* Shows the key set's refreshes, keys and age (the ring must outlive m's renders). */
+void pw_metrics_keyring(pw_metrics *m, pw_keyring *ring);
+
 void pw_metrics_lag(pw_metrics *m, pw_topic_kind lane, const pw_metrics_lag_row *rows, size_t n);
 
 /* True when both lanes joined their group and neither waits for the database; else false

@@ -169,8 +169,11 @@ static pid_t spawn(const tk_world *w, const char *const *args, const char *const
 			char kv[1024];
 			snprintf(kv, sizeof(kv), "%s", extra_env[i]);
 			char *eq = strchr(kv, '=');
-			if (eq == NULL)
-				_exit(126);
+			/* A bare name unsets a setting (JWT_SECRET, for a worker on a key set). */
+			if (eq == NULL) {
+				unsetenv(kv);
+				continue;
+			}
 			*eq = '\0';
 			setenv(kv, eq + 1, 1);
 		}

@@ -34,7 +34,8 @@ void tk_world_init(tk_world *w, int partitions);
 void tk_create_topic(const char *name, int partitions, int log_append);
 
 /* Starts patient-worker run for the world, with extra "NAME=value" settings (NULL
- * terminated). Its stderr goes to w->log_path. Waits until it logs "ready". */
+ * terminated; a bare "NAME" unsets one). Its stderr goes to w->log_path. Waits until it
+ * logs "ready". */
 void tk_worker_start(tk_world *w, const char *const *extra_env);
 
 /* Starts the worker without waiting for anything. */

@@ -1,0 +1,172 @@
+/* A worker on a JWK Set file (JWT_JWKS_FILE), its keys rotated while it runs, no restart:
+ * tokens of a key added are answered at once; once a key is removed, its tokens are
+ * refused, the very token the worker had accepted (and cached) included; /metrics shows
+ * the set. Keys and tokens are made here with OpenSSL (tests/support/pw_testkeys). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <openssl/evp.h>
+
+#include "pw_check_main.h"
+#include "pw_httpc.h"
+#include "pw_testkeys.h"
+#include "pw_testkit.h"
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static char *token_for(const char *owner, const char *alg, const char *kid, EVP_PKEY *key)
+{
+	char claims[512];
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%ld}", owner,
+	         (long)time(NULL) + 3600);
+	return tkk_token(alg, kid, key, NULL, 0, claims);
+}
+
+/* Sends a create signed with token and waits for its reply; the reply's status. */
+static int create_status(const tk_world *w, rd_kafka_t *p, const char *rid, const char *token,
+                         const char *dni)
+{
+	char *cmd = tk_create_cmd(rid, token, dni, NULL);
+	tk_send(p, w->create, rid, cmd, strlen(cmd), NULL);
+	free(cmd);
+	tk_records recs = {0};
+	const char *keys[] = {rid};
+	tk_await(w, w->replies, keys, 1, &recs);
+	const tk_record *r = tk_find(&recs, rid, NULL);
+	char *st = tk_json_get(r->value, "status");
+	int status = st ? atoi(st) : -1;
+	free(st);
+	tk_records_free(&recs);
+	return status;
+}
+
+/* The value of a metric line ("name value") in a /metrics page, or -1. */
+static long metric(const char *page, const char *name)
+{
+	char needle[160];
+	snprintf(needle, sizeof(needle), "\n%s ", name);
+	const char *at = strstr(page, needle);
+	return at ? atol(at + strlen(needle)) : -1;
+}
+
+START_TEST(rotation_on_a_running_worker)
+{
+	EVP_PKEY *ka = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *kb = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	ck_assert(ka != NULL && kb != NULL);
+	tk_world w;
+	tk_world_init(&w, 1);
+	char path[256], set_kv[300], addr[64], http_kv[96];
+	snprintf(path, sizeof(path), "%s/jwks-%s.json", tk_env("PW_TEST_LOG_DIR"), w.id);
+	tkk_write_set(path, tkk_jwk(ka, "a", "ES256"), NULL);
+	snprintf(set_kv, sizeof(set_kv), "JWT_JWKS_FILE=%s", path);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	snprintf(http_kv, sizeof(http_kv), "HTTP_ADDR=%s", addr);
+	const char *env[] = {"JWT_SECRET", "JWT_ALG=ES256,EdDSA", set_kv, http_kv, NULL};
+	tk_worker_start(&w, env);
+	rd_kafka_t *p = tk_producer();
+	char *owner = tk_owner("keys");
+	char *ta = token_for(owner, "ES256", "a", ka), *tb = token_for(owner, "EdDSA", "b", kb);
+
+	ck_assert_int_eq(create_status(&w, p, "k1", ta, "K1"), 201);
+	/* B published: its first token is answered, no restart. */
+	tkk_write_set(path, tkk_jwk(ka, "a", "ES256"), tkk_jwk(kb, "b", NULL), NULL);
+	ck_assert_int_eq(create_status(&w, p, "k2", tb, "K2"), 201);
+	/* A withdrawn: the token k1 was accepted with (and cached) is refused now. */
+	tkk_write_set(path, tkk_jwk(kb, "b", NULL), NULL);
+	if (!tk_log_wait(&w, "removed: a", 15)) {
+		tk_dump_log(&w);
+		ck_abort_msg("the worker did not log the removal of kid a within 15 s");
+	}
+	ck_assert_int_eq(create_status(&w, p, "k3", ta, "K3"), 401);
+	ck_assert_int_eq(create_status(&w, p, "k4", tb, "K4"), 201);
+	/* A broken file keeps B working. */
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"keys\": [", f);
+	fclose(f);
+	if (!tk_log_wait(&w, "keeping the last good set", 15)) {
+		tk_dump_log(&w);
+		ck_abort_msg("the worker did not log the failed refresh within 15 s");
+	}
+	ck_assert_int_eq(create_status(&w, p, "k5", tb, "K5"), 201);
+
+	char *page = NULL, err[256];
+	int status = 0;
+	ck_assert_msg(pw_httpc_get(addr, "/metrics", 5000, 1 << 20, &status, &page, err,
+	                           sizeof(err)) == PW_OK &&
+	                  status == 200,
+	              "GET /metrics: %s", err);
+	ck_assert_int_eq(metric(page, "patient_worker_key_set_keys"), 1);
+	ck_assert_int_ge(metric(page, "patient_worker_key_set_changes_total"), 2);
+	ck_assert_int_ge(metric(page, "patient_worker_key_set_refreshes_total{result=\"failed\"}"),
+	                 1);
+	ck_assert_int_ge(metric(page, "patient_worker_key_set_age_seconds"), 0);
+	free(page);
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 15), 0);
+	rd_kafka_destroy(p);
+	free(ta);
+	free(tb);
+	free(owner);
+	unlink(path);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+}
+END_TEST
+
+/* Start-up: a set that does not parse, or has no key for JWT_ALG, stops the worker before
+ * it takes a record, with one line naming JWT_JWKS_FILE and exit 2. */
+START_TEST(a_bad_set_stops_the_start)
+{
+	tk_world w;
+	tk_world_init(&w, 1);
+	char path[256], set_kv[300];
+	snprintf(path, sizeof(path), "%s/jwks-bad-%s.json", tk_env("PW_TEST_LOG_DIR"), w.id);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\"}]}", f);
+	fclose(f);
+	snprintf(set_kv, sizeof(set_kv), "JWT_JWKS_FILE=%s", path);
+	const char *env[] = {"JWT_SECRET", "JWT_ALG=RS256", set_kv, NULL};
+	tk_worker_spawn(&w, env);
+	int rc = tk_worker_wait_exit(&w, 30);
+	ck_assert_msg(rc == 2, "exit status %d, want 2", rc);
+	ck_assert_msg(tk_log_wait(&w, "JWT_JWKS_FILE: ", 1), "no line names JWT_JWKS_FILE");
+	unlink(path);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("keys");
+	TCase *tc = tcase_create("keys");
+	tcase_set_timeout(tc, 240);
+	tcase_add_test(tc, rotation_on_a_running_worker);
+	tcase_add_test(tc, a_bad_set_stops_the_start);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return pw_check_run(suite());
+}

@@ -2,11 +2,12 @@
 # libFuzzer over the record path that needs no network: `scripts/fuzz.sh [SECONDS]`
 # builds tests/fuzz/fuzz_*.c with clang (ASan + UBSan + libFuzzer) into build/fuzz/, apart
 # from the gcc build, and runs each target for SECONDS (default 60). Seeds: tests/corpus/
-# *.rec (envelope), tests/fuzz/seeds/jwt/ and tests/fuzz/seeds/cursor/; they are copied
-# to a temporary directory, where new corpus entries go too (never the repo). Exit status
-# is non-zero when any target crashes, leaks, times out or runs out of memory; the
-# crashing input's path and the command that reproduces it are printed, and the
-# temporary directory is kept. PW_FUZZ_TARGETS="jwt cursor" runs a subset.
+# *.rec (envelope), tests/fuzz/seeds/jwt/, tests/fuzz/seeds/cursor/ and
+# tests/fuzz/seeds/jwk/ (JWK Sets); they are copied to a temporary directory, where new
+# corpus entries go too (never the repo). Exit status is non-zero when any target
+# crashes, leaks, times out or runs out of memory; the crashing input's path and the
+# command that reproduces it are printed, and the temporary directory is kept.
+# PW_FUZZ_TARGETS="jwt cursor" runs a subset.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ case $SECONDS_PER_TARGET in
 	exit 2
 	;;
 esac
-TARGETS=${PW_FUZZ_TARGETS:-envelope jwt cursor}
+TARGETS=${PW_FUZZ_TARGETS:-envelope jwt cursor jwk}
 OUT=build/fuzz
 
 scripts/install-deps.sh
@@ -36,6 +37,7 @@ sources_for() {
 			common/pw_log.c common/pw_util.c
 		;;
 	cursor) echo common/pw_cursor.c common/pw_util.c ;;
+	jwk) echo common/pw_jwk.c common/pw_util.c ;;
 	*)
 		echo "fuzz: unknown target $1" >&2
 		return 1
@@ -68,6 +70,12 @@ for t in $TARGETS; do
 		# Above MAX_MESSAGE_BYTES (65536), so the too_large check is reached; the
 		# 900 KiB seed is read truncated to this.
 		max_len=70000
+		;;
+	jwk)
+		cp "tests/fuzz/seeds/$t"/* "$corpus"/
+		# The seed of 65 small keys (one over PW_JWK_SET_MAX_KEYS) is ~5 KiB, and a
+		# set of a few RSA keys grows past 4096 bytes: room for both.
+		max_len=8192
 		;;
 	*)
 		cp "tests/fuzz/seeds/$t"/* "$corpus"/

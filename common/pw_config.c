@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "pw_fetch.h"
 #include "pw_jwk.h"
 #include "pw_log.h"
 #include "pw_util.h"
@@ -312,16 +313,28 @@ static bool check_jwks(const pw_config *cfg, FILE *err)
 /* http:// only to a loopback host: anything else would let the network choose our keys. */
 static bool check_key_url(const char *var, const char *url, FILE *err)
 {
-	static const char *const loopback[] = {"http://127.", "http://localhost/",
-	                                       "http://localhost:", "http://[::1]"};
-
-	if (strncmp(url, "https://", 8) == 0 && url[8] != '\0')
+	if (pw_fetch_url_allowed(url))
 		return true;
-	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
-		if (strncmp(url, loopback[i], strlen(loopback[i])) == 0)
-			return true;
 	fprintf(err, "%s: must be an https:// URL (http:// only to a loopback host)\n", var);
 	return false;
+}
+
+/* The issuer is the iss every token must carry: JWT_ISSUER may repeat it, not differ. */
+static bool check_oidc(pw_config *cfg, FILE *err)
+{
+	if (!check_key_url("JWT_OIDC_ISSUER", cfg->jwt_oidc_issuer, err))
+		return false;
+	if (cfg->jwt_issuer == NULL) {
+		cfg->jwt_issuer = strdup(cfg->jwt_oidc_issuer);
+		if (cfg->jwt_issuer == NULL) {
+			fprintf(err, "JWT_OIDC_ISSUER: out of memory\n");
+			return false;
+		}
+	} else if (strcmp(cfg->jwt_issuer, cfg->jwt_oidc_issuer) != 0) {
+		fprintf(err, "JWT_ISSUER: must be unset or equal to JWT_OIDC_ISSUER\n");
+		return false;
+	}
+	return true;
 }
 
 static bool load_key(pw_config *cfg, FILE *err)
@@ -368,17 +381,11 @@ static bool load_key(pw_config *cfg, FILE *err)
 		}
 		return check_jwks(cfg, err);
 	case PW_KEYS_JWKS_URL:
-		if (!check_key_url("JWT_JWKS_URL", cfg->jwt_jwks_url, err))
-			return false;
-		fprintf(err, "JWT_JWKS_URL: fetching a key set is not implemented yet; use "
-		             "JWT_JWKS_FILE\n");
-		return false;
+		/* Fetched when the worker starts, not here: migrate and patientctl never need it.
+		 */
+		return check_key_url("JWT_JWKS_URL", cfg->jwt_jwks_url, err);
 	case PW_KEYS_OIDC:
-		if (!check_key_url("JWT_OIDC_ISSUER", cfg->jwt_oidc_issuer, err))
-			return false;
-		fprintf(err, "JWT_OIDC_ISSUER: discovery is not implemented yet; use "
-		             "JWT_JWKS_FILE\n");
-		return false;
+		return check_oidc(cfg, err);
 	}
 	return false;
 }

@@ -137,8 +137,9 @@ pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
 	*out = NULL;
 	/* An empty key verifies nothing worth verifying (and libjwt 1.10, which signs the
 	 * tests' tokens, accepts any token when handed one): refuse to build such a verifier. */
-	if (cfg->jwt_key == NULL || cfg->jwt_key_len == 0 || cfg->jwt_cache_size < 0 ||
-	    alg_name(cfg->jwt_alg) == NULL)
+	bool fetched = cfg->jwt_source == PW_KEYS_JWKS_URL || cfg->jwt_source == PW_KEYS_OIDC;
+	if ((!fetched && (cfg->jwt_key == NULL || cfg->jwt_key_len == 0)) ||
+	    cfg->jwt_cache_size < 0 || alg_name(cfg->jwt_alg) == NULL)
 		return PW_E_CONFIG;
 	v = calloc(1, sizeof(*v));
 	if (v == NULL)
@@ -158,8 +159,11 @@ pw_status pw_jwt_verifier_create(const pw_config *cfg, pw_jwt_verifier **out)
 	}
 	/* pw_config_load made the source and the algorithm agree; a static key is known by
 	 * its algorithm alone. */
-	if (cfg->jwt_source >= PW_KEYS_JWKS_FILE)
-		st = cfg->jwt_source == PW_KEYS_JWKS_FILE ? load_key_set(v) : PW_E_CONFIG;
+	/* A fetched set has no keys until pw_jwt_verifier_use_keyring gives it the ring's. */
+	if (fetched)
+		st = PW_OK;
+	else if (cfg->jwt_source == PW_KEYS_JWKS_FILE)
+		st = load_key_set(v);
 	else
 		st = cfg->jwt_alg == PW_ALG_HS256 ? load_secret(v) : load_public_key(v);
 	if (st != PW_OK)

@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "pw_fetch.h"
 #include "pw_log.h"
 #include "pw_util.h"
 
@@ -28,16 +31,20 @@ typedef struct file_id {
 
 struct pw_keyring {
 	const pw_config *cfg;
-	pthread_mutex_t mu;
+	const char *source;       /**< the file, URL or issuer, for the log */
+	pthread_mutex_t fetch_mu; /**< one refresh at a time; never held with mu waiting on it */
+	pthread_mutex_t mu;       /**< the set, the counters, the timing */
 	pthread_cond_t wake;
 	pthread_t thread;
 	bool started, stopping;
 	pw_jwk_set set;         /**< the current set, under mu */
 	_Atomic uint64_t gen;   /**< bumped when set changes */
-	file_id seen;           /**< the file the set was read from */
-	int64_t last_load_s;    /**< monotonic: last refresh attempt (periodic reload) */
+	file_id seen;           /**< the file as last read (JWT_JWKS_FILE) */
+	uint64_t text_hash;     /**< of the last text loaded: skipped keys are logged once */
+	int64_t next_load_s;    /**< monotonic: when the next periodic refresh is due */
 	int64_t last_unknown_s; /**< monotonic: last unknown-kid refresh; -1: none yet */
 	bool failing;           /**< the last refresh failed: its warning was logged */
+	char last_why[256];     /**< why the last refresh failed */
 	pw_keyring_stats stats; /**< under mu */
 };
 
@@ -128,60 +135,157 @@ static void install(pw_keyring *k, pw_jwk_set *next)
 	atomic_fetch_add(&k->gen, 1);
 }
 
-/* Reads and parses the file; installs the set, or counts the failure and keeps the last
- * good one. Under mu (a local read: short). */
-static void refresh_locked(pw_keyring *k, const file_id *id)
+/* FNV-1a: enough to tell whether a set's text changed since it was last loaded. */
+static uint64_t text_hash(const char *s, size_t n)
 {
-	char *text = NULL, why[256];
-	size_t len = 0;
-	pw_jwk_set next = {0};
-	const char *path = k->cfg->jwt_jwks_file;
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+	return h;
+}
 
-	k->last_load_s = mono_s();
-	if (pw_util_read_file(path, PW_JWK_SET_MAX_BYTES + 1, &text, &len) != PW_OK) {
-		snprintf(why, sizeof(why), "cannot read it: %s", strerror(errno));
-		goto failed;
+/* OpenID Connect discovery (OpenID Connect Discovery 1.0, section 4): the issuer's
+ * document must name the same issuer, and its jwks_uri must be one we may fetch. */
+static pw_status discover(const pw_config *cfg, char **jwks_uri, char *why, size_t why_size)
+{
+	const char *iss = cfg->jwt_oidc_issuer;
+	size_t n = strlen(iss);
+	char url[1024];
+	pw_fetch_result r;
+	json_t *doc = NULL;
+	pw_status st;
+
+	*jwks_uri = NULL;
+	snprintf(url, sizeof(url), "%.*s/.well-known/openid-configuration",
+	         (int)(n > 0 && iss[n - 1] == '/' ? n - 1 : n), iss);
+	st = pw_fetch_get(url, cfg->jwt_jwks_ca_file, 256 * 1024, &r, why, why_size);
+	if (st != PW_OK)
+		return st;
+	st = PW_E_RETRY;
+	doc = json_loadb(r.body, r.len, 0, NULL);
+	const char *got_iss = json_string_value(json_object_get(doc, "issuer"));
+	const char *uri = json_string_value(json_object_get(doc, "jwks_uri"));
+	if (got_iss == NULL || uri == NULL)
+		snprintf(why, why_size, "%.160s: no issuer or jwks_uri in the discovery document",
+		         url);
+	else if (strcmp(got_iss, iss) != 0)
+		snprintf(why, why_size, "%.160s: the document names another issuer", url);
+	else if (!pw_fetch_url_allowed(uri))
+		snprintf(why, why_size,
+		         "jwks_uri %.160s: only https://, or http:// to a loopback host", uri);
+	else if ((*jwks_uri = strdup(uri)) == NULL)
+		st = PW_E_NOMEM;
+	else
+		st = PW_OK;
+	json_decref(doc);
+	free(r.body);
+	return st;
+}
+
+/* The set's text from its source; *max_age from the response (-1: none, or a file). */
+static pw_status load_text(pw_keyring *k, file_id *id, bool *have_id, char **text, size_t *len,
+                           long *max_age, char *why, size_t why_size)
+{
+	const pw_config *cfg = k->cfg;
+	pw_fetch_result r;
+	char *uri = NULL;
+	pw_status st;
+
+	*max_age = -1;
+	*have_id = false;
+	if (cfg->jwt_source == PW_KEYS_JWKS_FILE) {
+		*have_id = file_stat(cfg->jwt_jwks_file, id);
+		st = pw_util_read_file(cfg->jwt_jwks_file, PW_JWK_SET_MAX_BYTES + 1, text, len);
+		if (st != PW_OK)
+			snprintf(why, why_size, "cannot read it: %s", strerror(errno));
+		return st;
 	}
-	/* Skipped keys are logged only when the file changed, not at every periodic reload. */
-	if (pw_jwk_set_parse(text, len, &next, id != NULL ? log_skipped : NULL, NULL, why,
-	                     sizeof(why)) != PW_OK)
-		goto failed;
-	if (id != NULL)
-		k->seen = *id;
-	install(k, &next);
-	k->stats.refresh_ok++;
-	k->stats.keys = k->set.n;
-	k->stats.last_good_s = (int64_t)time(NULL);
-	if (k->failing)
-		PW_LOG_INFO(NULL, "key set: %s loads again", path);
-	k->failing = false;
+	if (cfg->jwt_source == PW_KEYS_OIDC && (st = discover(cfg, &uri, why, why_size)) != PW_OK)
+		return st;
+	st = pw_fetch_get(uri != NULL ? uri : cfg->jwt_jwks_url, cfg->jwt_jwks_ca_file,
+	                  PW_JWK_SET_MAX_BYTES, &r, why, why_size);
+	free(uri);
+	if (st == PW_OK) {
+		*text = r.body;
+		*len = r.len;
+		*max_age = r.max_age;
+	}
+	return st;
+}
+
+/* When the next periodic refresh is due: JWT_JWKS_REFRESH_S, or the response's max-age
+ * when it lies within the same bounds; a failed refresh is tried again within a minute.
+ * Under mu. */
+static void schedule(pw_keyring *k, bool ok, long max_age)
+{
+	int64_t period = k->cfg->jwt_jwks_refresh_s;
+
+	if (max_age >= 60 && max_age <= 86400)
+		period = max_age;
+	if (!ok && period > 60)
+		period = 60;
+	k->next_load_s = mono_s() + period;
+	k->stats.period_s = period;
+}
+
+/* Loads the set from its source and installs it, or counts the failure and keeps the
+ * last good one. The fetch runs outside mu (it may take seconds over the network), one
+ * refresh at a time. */
+static void refresh(pw_keyring *k)
+{
+	char *text = NULL, why[256] = "";
+	size_t len = 0;
+	long max_age = -1;
+	file_id id;
+	bool have_id = false;
+	pw_jwk_set next = {0};
+	pw_status st;
+
+	pthread_mutex_lock(&k->fetch_mu);
+	st = load_text(k, &id, &have_id, &text, &len, &max_age, why, sizeof(why));
+	uint64_t h = st == PW_OK ? text_hash(text, len) : 0;
+	/* Skipped keys are logged when the text changed, not at every periodic reload. */
+	if (st == PW_OK)
+		st = pw_jwk_set_parse(text, len, &next, h != k->text_hash ? log_skipped : NULL,
+		                      NULL, why, sizeof(why));
 	free(text);
-	return;
-failed:
-	k->stats.refresh_failed++;
-	if (!k->failing)
-		PW_LOG_WARN(NULL, "key set: refresh of %s failed, keeping the last good set: %s",
-		            path, why);
-	k->failing = true;
+
+	pthread_mutex_lock(&k->mu);
 	/* A file that stays broken is not re-read every second: only when it changes again. */
-	if (id != NULL)
-		k->seen = *id;
-	free(text);
+	if (have_id)
+		k->seen = id;
+	schedule(k, st == PW_OK, max_age);
+	if (st == PW_OK) {
+		k->text_hash = h;
+		install(k, &next);
+		k->stats.refresh_ok++;
+		k->stats.keys = k->set.n;
+		k->stats.last_good_s = (int64_t)time(NULL);
+		if (k->failing)
+			PW_LOG_INFO(NULL, "key set: %s loads again", k->source);
+		k->failing = false;
+	} else {
+		k->stats.refresh_failed++;
+		snprintf(k->last_why, sizeof(k->last_why), "%s", why);
+		if (!k->failing)
+			PW_LOG_WARN(NULL,
+			            "key set: refresh of %s failed, keeping the last good set: %s",
+			            k->source, why);
+		k->failing = true;
+	}
+	pthread_mutex_unlock(&k->mu);
+	pthread_mutex_unlock(&k->fetch_mu);
 }
 
 void pw_keyring_refresh(pw_keyring *k)
 {
-	file_id id;
-	bool have = file_stat(k->cfg->jwt_jwks_file, &id);
-
-	pthread_mutex_lock(&k->mu);
-	refresh_locked(k, have ? &id : NULL);
-	pthread_mutex_unlock(&k->mu);
+	refresh(k);
 }
 
 static void *watch(void *arg)
 {
 	pw_keyring *k = arg;
+	bool is_file = k->cfg->jwt_source == PW_KEYS_JWKS_FILE;
 
 	pthread_mutex_lock(&k->mu);
 	while (!k->stopping) {
@@ -192,57 +296,99 @@ static void *watch(void *arg)
 		if (k->stopping)
 			break;
 		file_id id;
-		bool have = file_stat(k->cfg->jwt_jwks_file, &id);
-		bool changed = have && !same_file(&id, &k->seen);
-		bool due = mono_s() - k->last_load_s >= k->cfg->jwt_jwks_refresh_s;
-		if (changed || due)
-			refresh_locked(k, have ? &id : NULL);
+		bool changed =
+		    is_file && file_stat(k->cfg->jwt_jwks_file, &id) && !same_file(&id, &k->seen);
+		bool due = mono_s() >= k->next_load_s;
+		if (!changed && !due)
+			continue;
+		pthread_mutex_unlock(&k->mu);
+		refresh(k);
+		pthread_mutex_lock(&k->mu);
 	}
 	pthread_mutex_unlock(&k->mu);
 	return NULL;
 }
 
-pw_status pw_keyring_create(const pw_config *cfg, pw_keyring **out, char *err, size_t err_size)
+/* The first set of a key set fetched over the network: tried every 2 s for up to 60 s
+ * (the provider may be starting beside us), then given up with the last reason. */
+static pw_status first_fetch(pw_keyring *k, int start_s, char *why, size_t why_size)
+{
+	int64_t deadline = mono_s() + start_s;
+
+	for (;;) {
+		refresh(k);
+		pthread_mutex_lock(&k->mu);
+		bool ok = k->set.n > 0;
+		pthread_mutex_unlock(&k->mu);
+		if (ok)
+			return PW_OK;
+		if (mono_s() >= deadline)
+			break;
+		struct timespec nap = {2, 0};
+		nanosleep(&nap, NULL);
+	}
+	pthread_mutex_lock(&k->mu);
+	snprintf(why, why_size, "no usable key set within %d s: %s", start_s, k->last_why);
+	pthread_mutex_unlock(&k->mu);
+	return PW_E_CONFIG;
+}
+
+pw_status pw_keyring_create(const pw_config *cfg, int start_s, pw_keyring **out, char *err,
+                            size_t err_size)
 {
 	pw_keyring *k = NULL;
+	const char *var = cfg->jwt_source == PW_KEYS_JWKS_URL ? "JWT_JWKS_URL"
+	                  : cfg->jwt_source == PW_KEYS_OIDC   ? "JWT_OIDC_ISSUER"
+	                                                      : "JWT_JWKS_FILE";
+	char why[320];
 	pw_status st = PW_E_CONFIG;
 
 	*out = NULL;
-	if (cfg->jwt_source != PW_KEYS_JWKS_FILE || cfg->jwt_key == NULL) {
-		snprintf(err, err_size, "JWT_JWKS_FILE: not configured");
+	if (cfg->jwt_source < PW_KEYS_JWKS_FILE ||
+	    (cfg->jwt_source == PW_KEYS_JWKS_FILE && cfg->jwt_key == NULL)) {
+		snprintf(err, err_size, "%s: not configured", var);
 		return PW_E_CONFIG;
 	}
 	k = calloc(1, sizeof(*k));
 	if (k == NULL)
 		return PW_E_NOMEM;
 	k->cfg = cfg;
+	k->source = cfg->jwt_source == PW_KEYS_JWKS_URL ? cfg->jwt_jwks_url
+	            : cfg->jwt_source == PW_KEYS_OIDC   ? cfg->jwt_oidc_issuer
+	                                                : cfg->jwt_jwks_file;
 	k->last_unknown_s = -1;
 	if (pthread_mutex_init(&k->mu, NULL) != 0) {
 		free(k);
 		return PW_E_INTERNAL;
 	}
-	if (pthread_cond_init(&k->wake, NULL) != 0) {
+	if (pthread_mutex_init(&k->fetch_mu, NULL) != 0 || pthread_cond_init(&k->wake, NULL) != 0) {
 		pthread_mutex_destroy(&k->mu);
 		free(k);
 		return PW_E_INTERNAL;
 	}
-	/* The text pw_config_load read and checked is the first set: the file may have
-	 * changed since, and the watch will see that. */
-	if (!file_stat(cfg->jwt_jwks_file, &k->seen))
-		memset(&k->seen, 0, sizeof(k->seen));
-	char why[256];
-	st = pw_jwk_set_parse((const char *)cfg->jwt_key, cfg->jwt_key_len, &k->set, log_skipped,
-	                      NULL, why, sizeof(why));
+	if (cfg->jwt_source != PW_KEYS_JWKS_FILE) {
+		st = first_fetch(k, start_s, why, sizeof(why));
+	} else {
+		/* The text pw_config_load read and checked is the first set: the file may have
+		 * changed since, and the watch will see that. */
+		if (!file_stat(cfg->jwt_jwks_file, &k->seen))
+			memset(&k->seen, 0, sizeof(k->seen));
+		st = pw_jwk_set_parse((const char *)cfg->jwt_key, cfg->jwt_key_len, &k->set,
+		                      log_skipped, NULL, why, sizeof(why));
+		if (st == PW_OK) {
+			k->text_hash = text_hash((const char *)cfg->jwt_key, cfg->jwt_key_len);
+			k->stats.refresh_ok = 1;
+			k->stats.keys = k->set.n;
+			k->stats.last_good_s = (int64_t)time(NULL);
+			schedule(k, true, -1);
+			atomic_fetch_add(&k->gen, 1);
+		}
+	}
 	if (st != PW_OK) {
-		snprintf(err, err_size, "JWT_JWKS_FILE: %s", why);
+		snprintf(err, err_size, "%s: %s", var, why);
 		st = st == PW_E_INVALID ? PW_E_CONFIG : st;
 		goto out;
 	}
-	k->last_load_s = mono_s();
-	k->stats.refresh_ok = 1;
-	k->stats.keys = k->set.n;
-	k->stats.last_good_s = (int64_t)time(NULL);
-	atomic_store(&k->gen, 1);
 	*out = k;
 	k = NULL;
 out:
@@ -271,6 +417,7 @@ void pw_keyring_destroy(pw_keyring *k)
 	}
 	pw_jwk_set_clear(&k->set);
 	pthread_cond_destroy(&k->wake);
+	pthread_mutex_destroy(&k->fetch_mu);
 	pthread_mutex_destroy(&k->mu);
 	free(k);
 }
@@ -295,16 +442,17 @@ bool pw_keyring_unknown_kid(pw_keyring *k)
 {
 	uint64_t before = atomic_load(&k->gen);
 	int64_t now = mono_s();
+	bool go = false;
 
 	pthread_mutex_lock(&k->mu);
 	if (k->last_unknown_s < 0 || now - k->last_unknown_s >= PW_KEYRING_UNKNOWN_KID_S) {
 		k->last_unknown_s = now;
 		k->stats.unknown_kid++;
-		file_id id;
-		bool have = file_stat(k->cfg->jwt_jwks_file, &id);
-		refresh_locked(k, have ? &id : NULL);
+		go = true;
 	}
 	pthread_mutex_unlock(&k->mu);
+	if (go)
+		refresh(k);
 	return atomic_load(&k->gen) != before;
 }
 

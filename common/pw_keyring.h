@@ -1,9 +1,12 @@
-/* The worker's current JWK Set, shared by its lanes and kept fresh without a restart: a
- * refresh thread re-reads the source when it changes (a file: checked every second) and
- * every JWT_JWKS_REFRESH_S; a token naming an unknown kid refreshes at once, at most once
- * per 30 s. A failed refresh keeps the last good set. Each change bumps a generation that
- * verifiers compare on every token, so they pick up the new set (and forget the tokens they
- * verified with the old one) before their next verification. */
+/* The worker's current JWK Set, shared by its lanes and kept fresh without a restart. Its
+ * source is a file (JWT_JWKS_FILE), a URL (JWT_JWKS_URL) or an OpenID Connect issuer
+ * (JWT_OIDC_ISSUER: discovery, then its jwks_uri). A refresh thread reloads it every
+ * JWT_JWKS_REFRESH_S (or the response's Cache-Control max-age within the same bounds), and
+ * a file as soon as it changes (checked every second); a token naming an unknown kid
+ * refreshes at once, at most once per 30 s. A failed refresh keeps the last good set and is
+ * tried again within a minute. Each change bumps a generation that verifiers compare on
+ * every token, so they pick up the new set (and forget the tokens they verified with the
+ * old one) before their next verification. */
 #ifndef PW_KEYRING_H
 #define PW_KEYRING_H
 
@@ -16,6 +19,8 @@
 
 /* An unknown kid refreshes the set at most this often (seconds), per worker. */
 #define PW_KEYRING_UNKNOWN_KID_S 30
+/* A set over the network is tried for this long at start before the worker gives up. */
+#define PW_KEYRING_START_S 60
 
 typedef struct pw_keyring pw_keyring;
 
@@ -26,12 +31,16 @@ typedef struct pw_keyring_stats {
 	unsigned long unknown_kid;     /**< refreshes a token's unknown kid caused */
 	size_t keys;                   /**< keys in the current set */
 	int64_t last_good_s;           /**< Unix time of the last good load */
+	long period_s;                 /**< the periodic refresh's period now */
 } pw_keyring_stats;
 
-/* Takes the set cfg has loaded (cfg->jwt_key, a JWT_JWKS_FILE's text) as the first one.
- * PW_E_CONFIG (err says why) when it does not parse; PW_E_NOMEM. No thread yet. */
-PW_MUST_CHECK pw_status pw_keyring_create(const pw_config *cfg, pw_keyring **out, char *err,
-                                          size_t err_size);
+/* The first set: for a file, the text pw_config_load read (cfg->jwt_key); over the network,
+ * fetched now, every 2 s for up to start_s seconds (the worker: PW_KEYRING_START_S; this
+ * call blocks that long at most).
+ * PW_E_CONFIG (err names the setting and says why) when no usable set was had; PW_E_NOMEM.
+ * No thread yet. */
+PW_MUST_CHECK pw_status pw_keyring_create(const pw_config *cfg, int start_s, pw_keyring **out,
+                                          char *err, size_t err_size);
 
 /* Starts the refresh thread. PW_E_INTERNAL when it cannot. */
 PW_MUST_CHECK pw_status pw_keyring_start(pw_keyring *k);
@@ -46,8 +55,9 @@ uint64_t pw_keyring_generation(const pw_keyring *k);
 PW_MUST_CHECK pw_status pw_keyring_copy(pw_keyring *k, pw_jwk_set *out, uint64_t *generation);
 
 /* A token named a kid the set does not have: refresh now, unless such a refresh ran in
- * the last PW_KEYRING_UNKNOWN_KID_S seconds. True when the set changed. Reads a file, so it
- * returns within the time a local read takes. */
+ * the last PW_KEYRING_UNKNOWN_KID_S seconds. True when the set changed. Over the network
+ * this waits for the fetch (at most PW_FETCH_TIMEOUT_MS, once per 30 s): the token's answer
+ * depends on it, and a 401 given too early would be final. */
 bool pw_keyring_unknown_kid(pw_keyring *k);
 
 /* Refreshes now, as the thread does when the source changed (tests; the thread's work). */

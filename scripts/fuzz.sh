@@ -29,12 +29,11 @@ sources_for() {
 	envelope)
 		echo common/pw_envelope.c common/pw_patient.c common/pw_query.c \
 			common/pw_cursor.c common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c \
-			common/pw_keyring.c common/pw_log.c \
-			common/pw_util.c
+			common/pw_keyring.c common/pw_fetch.c common/pw_log.c common/pw_util.c
 		;;
 	jwt)
 		echo common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c common/pw_keyring.c \
-			common/pw_log.c common/pw_util.c
+			common/pw_fetch.c common/pw_log.c common/pw_util.c
 		;;
 	cursor) echo common/pw_cursor.c common/pw_util.c ;;
 	jwk) echo common/pw_jwk.c common/pw_util.c ;;
@@ -54,7 +53,7 @@ for t in $TARGETS; do
 	src=$(sources_for "$t")
 	# shellcheck disable=SC2086,SC2046  # word splitting of the lists is intended
 	clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $src \
-		$(pkg-config --cflags --libs jansson libcrypto)
+		$(pkg-config --cflags --libs jansson libcrypto libcurl)
 	echo "fuzz: built $OUT/fuzz_$t"
 done
 

@@ -19,6 +19,7 @@ libjwt-dev
 libssl-dev
 check
 libmicrohttpd-dev
+libcurl4-openssl-dev
 libcsv-dev
 libyaml-dev
 postgresql-15
@@ -42,7 +43,10 @@ coreutils
 #   ca-certificates: Maven needs it to talk HTTPS to Maven Central.
 #   procps (ps, pgrep), iproute2 (ss: free-port search), util-linux
 #       (runuser, setsid), coreutils (timeout, mktemp): used by stack.sh.
-#   libmicrohttpd-dev: the worker's /metrics, /healthz, /readyz listener.
+#   libmicrohttpd-dev: the worker's /metrics, /healthz, /readyz listener, and the
+#       tests' stand-in identity provider (a JWK Set and discovery over HTTP).
+#   libcurl4-openssl-dev: fetching a JWK Set over HTTPS (JWT_JWKS_URL,
+#       JWT_OIDC_ISSUER): TLS, timeouts, no redirects, a size cap.
 #   libcsv-dev: patientctl load reads CSV (quoting, embedded newlines) with it.
 #   python3-jsonschema: tests/schemas/validate.sh checks schemas/ and their
 #       examples with a real JSON Schema (draft 2020-12) validator, run as a program.

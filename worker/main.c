@@ -152,6 +152,17 @@ static int run_lanes(pw_worker *creates, lane_run *queries)
 	return qrc > rc ? qrc : rc;
 }
 
+/* A key set is loaded (over the network: for up to a minute) before any lane takes a
+ * record, then watched on its own thread, shared by both lanes. */
+static pw_status start_keyring(const pw_config *cfg, pw_keyring **ring, char *err, size_t err_size)
+{
+	pw_status st = pw_keyring_create(cfg, PW_KEYRING_START_S, ring, err, err_size);
+
+	if (st == PW_OK && (st = pw_keyring_start(*ring)) != PW_OK)
+		snprintf(err, err_size, "cannot start the key set's refresh thread");
+	return st;
+}
+
 static int cmd_run(const pw_config *cfg)
 {
 	char err[512] = "";
@@ -179,22 +190,13 @@ static int cmd_run(const pw_config *cfg)
 		                  "other workers");
 	if ((rc = check_database(cfg)) != 0)
 		return rc;
-	/* A key set is watched for changes on its own thread, shared by both lanes. */
-	if (cfg->jwt_source == PW_KEYS_JWKS_FILE) {
-		st = pw_keyring_create(cfg, &ring, err, sizeof(err));
-		if (st == PW_OK && (st = pw_keyring_start(ring)) != PW_OK)
-			snprintf(err, sizeof(err), "cannot start the key set's refresh thread");
-		if (st != PW_OK) {
-			fprintf(stderr, "%s\n", err);
-			pw_keyring_destroy(ring);
-			return st == PW_E_CONFIG ? 2 : 1;
-		}
-	}
 	/* Listening before the lanes start: /healthz answers (and /readyz says why not yet)
 	 * while the group is still being joined. */
 	st = pw_metrics_create(&metrics);
 	if (st == PW_OK)
 		st = pw_http_start(cfg, metrics, &http, err, sizeof(err));
+	if (st == PW_OK && cfg->jwt_source >= PW_KEYS_JWKS_FILE)
+		st = start_keyring(cfg, &ring, err, sizeof(err));
 	if (st == PW_OK)
 		st = pw_worker_create(cfg, PW_TOPIC_CREATE, &key, metrics, &stop_requested,
 		                      &creates, err, sizeof(err));

@@ -17,6 +17,7 @@
 #include "pw_handler.h"
 #include "pw_jwt.h"
 #include "pw_kafka.h"
+#include "pw_keyring.h"
 #include "pw_log.h"
 #include "pw_produce.h"
 #include "pw_util.h"
@@ -237,6 +238,7 @@ typedef struct replay {
 	const char *topic;
 	pw_topic_kind kind;
 	pw_jwt_verifier *jwt;
+	pw_keyring *ring; /**< a fetched key set (JWT_JWKS_URL, JWT_OIDC_ISSUER); else NULL */
 	pw_handler handler;
 	rd_kafka_t *consumer;
 	rd_kafka_t *producer; /**< --reply */
@@ -365,6 +367,7 @@ static void replay_close(replay *r)
 	PQfinish(r->vc);
 	pw_db_destroy(r->db);
 	pw_jwt_verifier_destroy(r->jwt);
+	pw_keyring_destroy(r->ring);
 }
 
 pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw_replay_opts *opts,
@@ -382,6 +385,17 @@ pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw
 	}
 	if (pw_jwt_verifier_create(cfg, &r.jwt) != PW_OK)
 		return PW_E_CONFIG;
+	/* A set over the network is fetched once, as the worker does at start. */
+	if (cfg->jwt_source == PW_KEYS_JWKS_URL || cfg->jwt_source == PW_KEYS_OIDC) {
+		char err[512];
+		if (pw_keyring_create(cfg, PW_KEYRING_START_S, &r.ring, err, sizeof(err)) !=
+		    PW_OK) {
+			fprintf(stderr, "%s\n", err);
+			pw_jwt_verifier_destroy(r.jwt);
+			return PW_E_CONFIG;
+		}
+		pw_jwt_verifier_use_keyring(r.jwt, r.ring);
+	}
 	r.handler = (pw_handler){cfg, r.jwt, key};
 	st = replay_open(&r);
 	if (st == PW_OK &&

@@ -2,13 +2,10 @@
  * tokens of a key added are answered at once; once a key is removed, its tokens are
  * refused, the very token the worker had accepted (and cached) included; /metrics shows
  * the set. Keys and tokens are made here with OpenSSL (tests/support/pw_testkeys). */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,28 +14,22 @@
 
 #include "pw_check_main.h"
 #include "pw_httpc.h"
+#include "pw_testidp.h"
 #include "pw_testkeys.h"
 #include "pw_testkit.h"
 
-static int free_port(void)
+static char *token_iss(const char *owner, const char *iss, const char *alg, const char *kid,
+                       EVP_PKEY *key)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
+	char claims[512];
+	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"iss\":\"%s\",\"exp\":%ld}", owner, iss,
+	         (long)time(NULL) + 3600);
+	return tkk_token(alg, kid, key, NULL, 0, claims);
 }
 
 static char *token_for(const char *owner, const char *alg, const char *kid, EVP_PKEY *key)
 {
-	char claims[512];
-	snprintf(claims, sizeof(claims), "{\"sub\":\"%s\",\"exp\":%ld}", owner,
-	         (long)time(NULL) + 3600);
-	return tkk_token(alg, kid, key, NULL, 0, claims);
+	return token_iss(owner, "patients-test", alg, kid, key);
 }
 
 /* Sends a create signed with token and waits for its reply; the reply's status. */
@@ -79,7 +70,7 @@ START_TEST(rotation_on_a_running_worker)
 	snprintf(path, sizeof(path), "%s/jwks-%s.json", tk_env("PW_TEST_LOG_DIR"), w.id);
 	tkk_write_set(path, tkk_jwk(ka, "a", "ES256"), NULL);
 	snprintf(set_kv, sizeof(set_kv), "JWT_JWKS_FILE=%s", path);
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", tk_free_port());
 	snprintf(http_kv, sizeof(http_kv), "HTTP_ADDR=%s", addr);
 	const char *env[] = {"JWT_SECRET", "JWT_ALG=ES256,EdDSA", set_kv, http_kv, NULL};
 	tk_worker_start(&w, env);
@@ -155,6 +146,53 @@ START_TEST(a_bad_set_stops_the_start)
 }
 END_TEST
 
+/* JWT_OIDC_ISSUER against the stand-in provider in this process: discovery, a key added
+ * at the provider answered at once, the provider gone while the worker goes on. */
+START_TEST(oidc_provider_on_a_running_worker)
+{
+	EVP_PKEY *ka = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	EVP_PKEY *kb = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	ck_assert(ka != NULL && kb != NULL);
+	char *set_a = tkk_set_text(tkk_jwk(ka, "a", "RS256"), NULL);
+	tk_idp *idp = tk_idp_start(set_a);
+	const char *iss = tk_idp_base(idp);
+	tk_world w;
+	tk_world_init(&w, 1);
+	char iss_kv[128];
+	snprintf(iss_kv, sizeof(iss_kv), "JWT_OIDC_ISSUER=%s", iss);
+	const char *env[] = {"JWT_SECRET", "JWT_ALG=RS256,ES256", iss_kv, NULL};
+	tk_worker_start(&w, env);
+	rd_kafka_t *p = tk_producer();
+	char *owner = tk_owner("oidc");
+	char *ta = token_iss(owner, iss, "RS256", "a", ka);
+	char *tb = token_iss(owner, iss, "ES256", "b", kb);
+	char *other = token_iss(owner, "http://127.0.0.1:1/other", "RS256", "a", ka);
+
+	ck_assert_int_eq(create_status(&w, p, "o1", ta, "O1"), 201);
+	ck_assert_int_eq(create_status(&w, p, "o2", other, "O2"), 401);
+	char *set_ab = tkk_set_text(tkk_jwk(ka, "a", "RS256"), tkk_jwk(kb, "b", NULL), NULL);
+	tk_idp_set_keys(idp, set_ab);
+	ck_assert_int_eq(create_status(&w, p, "o3", tb, "O3"), 201);
+	unsigned long fetched = tk_idp_fetches(idp);
+	ck_assert_msg(fetched == 2, "%lu fetches of the set, want 2 (start, B's kid)", fetched);
+	/* The provider stops listening: both keys go on verifying. */
+	tk_idp_pause(idp);
+	ck_assert_int_eq(create_status(&w, p, "o4", ta, "O4"), 201);
+	ck_assert_int_eq(create_status(&w, p, "o5", tb, "O5"), 201);
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 15), 0);
+	rd_kafka_destroy(p);
+	tk_idp_stop(idp);
+	free(ta);
+	free(tb);
+	free(other);
+	free(owner);
+	free(set_a);
+	free(set_ab);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keys");
@@ -162,6 +200,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, rotation_on_a_running_worker);
 	tcase_add_test(tc, a_bad_set_stops_the_start);
+	tcase_add_test(tc, oidc_provider_on_a_running_worker);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,21 +18,8 @@
 
 #include "pw_check_main.h"
 #include "pw_httpc.h"
+#include "pw_testidp.h"
 #include "pw_testkit.h"
-
-/* A port nobody listens on right now (the kernel's pick for an ephemeral bind). */
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
 
 /* GET path; returns the status, the body in *body (caller frees). Fails the test when
  * nothing answers. */
@@ -220,7 +207,7 @@ START_TEST(metrics_health_and_readiness)
 	char ids[6][64];
 	char *body = NULL;
 
-	snprintf(addr, sizeof(addr), "127.0.0.1:%d", free_port());
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", tk_free_port());
 	snprintf(setting, sizeof(setting), "HTTP_ADDR=%s", addr);
 	const char *env[] = {setting, NULL};
 	tk_world_init(&w, 2);

@@ -59,15 +59,32 @@ json_t *tkk_jwk(const EVP_PKEY *k, const char *kid, const char *alg)
 	return j;
 }
 
-void tkk_write_set(const char *path, json_t *first, ...)
+static json_t *set_of(json_t *first, va_list ap)
 {
 	json_t *keys = json_array();
-	va_list ap;
-	va_start(ap, first);
 	for (json_t *k = first; k != NULL; k = va_arg(ap, json_t *))
 		json_array_append_new(keys, k);
+	return json_pack("{s:o}", "keys", keys);
+}
+
+char *tkk_set_text(json_t *first, ...)
+{
+	va_list ap;
+	va_start(ap, first);
+	json_t *doc = set_of(first, ap);
 	va_end(ap);
-	json_t *doc = json_pack("{s:o}", "keys", keys);
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+void tkk_write_set(const char *path, json_t *first, ...)
+{
+	va_list ap;
+	va_start(ap, first);
+	json_t *doc = set_of(first, ap);
+	va_end(ap);
 	char tmp[512];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	ck_assert_int_eq(json_dump_file(doc, tmp, JSON_COMPACT), 0);

@@ -12,6 +12,10 @@
 /* The public JWK of k (RSA, EC P-256 or Ed25519), with kid and alg when not NULL. */
 json_t *tkk_jwk(const EVP_PKEY *k, const char *kid, const char *alg);
 
+/* {"keys": [...]} of the JWKs given (NULL-terminated, references stolen), as text (caller
+ * frees). */
+char *tkk_set_text(json_t *first, ...);
+
 /* Writes {"keys": [...]} of the JWKs given (NULL-terminated, references stolen) to path,
  * atomically (temp file and rename, so a reader never sees half a set). */
 void tkk_write_set(const char *path, json_t *first, ...);

@@ -276,9 +276,12 @@ START_TEST(key_source_rules)
 	    {"JWT_JWKS_URL=http://idp.example/jwks", NULL, NULL, "JWT_JWKS_URL: must be an https"},
 	    {"JWT_JWKS_URL=ftp://127.0.0.1/jwks", NULL, NULL, "JWT_JWKS_URL: must be an https"},
 	    {"JWT_OIDC_ISSUER=http://10.0.0.1", NULL, NULL, "JWT_OIDC_ISSUER: must be an https"},
-	    {"JWT_JWKS_URL=https://idp.example/jwks", NULL, NULL, "JWT_JWKS_URL: fetching"},
-	    {"JWT_JWKS_URL=http://127.0.0.1:8080/jwks", NULL, NULL, "JWT_JWKS_URL: fetching"},
-	    {"JWT_OIDC_ISSUER=https://idp.example", NULL, NULL, "JWT_OIDC_ISSUER: discovery"},
+	    {"JWT_JWKS_URL=http://127.0.0.1.example.net/jwks", NULL, NULL,
+	     "JWT_JWKS_URL: must be an https"},
+	    {"JWT_JWKS_URL=http://localhost.example.net/jwks", NULL, NULL,
+	     "JWT_JWKS_URL: must be an https"},
+	    {"JWT_OIDC_ISSUER=https://idp.example", "JWT_ISSUER=https://other.example", NULL,
+	     "JWT_ISSUER: must be unset or equal"},
 	    {jwks, "JWT_JWKS_REFRESH_S=59", NULL, "JWT_JWKS_REFRESH_S"},
 	    {jwks, "JWT_JWKS_REFRESH_S=86401", NULL, "JWT_JWKS_REFRESH_S"},
 	};
@@ -295,6 +298,28 @@ START_TEST(key_source_rules)
 }
 END_TEST
 
+/* URLs are checked, not fetched, by the configuration (migrate never fetches keys); the
+ * issuer becomes the expected iss. */
+START_TEST(network_sources_accepted)
+{
+	static const char *const ok[] = {
+	    "JWT_JWKS_URL=https://idp.example/jwks",
+	    "JWT_JWKS_URL=http://127.0.0.1:8080/jwks",
+	    "JWT_JWKS_URL=http://[::1]:8080/jwks",
+	    "JWT_JWKS_URL=http://localhost:9/jwks",
+	    "JWT_OIDC_ISSUER=https://idp.example/realms/r",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		pw_config cfg;
+		ck_assert_msg(load(&cfg, ok[i], NULL) == PW_OK, "%s: %s", ok[i], errbuf);
+		ck_assert_str_eq(cfg.jwt_alg_name, "RS256");
+		if (strncmp(ok[i], "JWT_OIDC", 8) == 0)
+			ck_assert_str_eq(cfg.jwt_issuer, "https://idp.example/realms/r");
+		pw_config_free(&cfg);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("jwt_keys");
@@ -305,6 +330,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, jwt_alg_limits_a_set);
 	tcase_add_test(tc, eddsa_with_a_pem);
 	tcase_add_test(tc, key_source_rules);
+	tcase_add_test(tc, network_sources_accepted);
 	suite_add_tcase(s, tc);
 	return s;
 }

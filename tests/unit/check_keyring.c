@@ -16,6 +16,7 @@
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_keyring.h"
+#include "pw_testidp.h"
 #include "pw_testkeys.h"
 
 #define NOW 1500000000L
@@ -70,19 +71,29 @@ typedef struct fixture {
 	pw_jwt_verifier *v;
 } fixture;
 
+/* The settings of a worker on one key source (var=value), ES256 and EdDSA allowed. */
+static void key_env(const char *var, const char *value)
+{
+	static const char *const sources[] = {"JWT_SECRET",      "JWT_PUBLIC_KEY_FILE",
+	                                      "JWT_JWKS_FILE",   "JWT_JWKS_URL",
+	                                      "JWT_OIDC_ISSUER", "JWT_ISSUER"};
+	for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
+		unsetenv(sources[i]);
+	setenv(var, value, 1);
+	setenv("JWT_ALG", "ES256,EdDSA", 1);
+	setenv("KAFKA_BROKERS", "localhost:9092", 1);
+	setenv("DATABASE_URL", "postgresql://localhost/x", 1);
+}
+
 /* The set holds A (kid "a"); a verifier with a cache, on a ring (no thread). */
 static void open_ring(fixture *f)
 {
 	tkk_write_set(path, tkk_jwk(ka, "a", NULL), NULL);
-	setenv("JWT_JWKS_FILE", path, 1);
-	setenv("JWT_ALG", "ES256,EdDSA", 1);
-	setenv("KAFKA_BROKERS", "localhost:9092", 1);
-	setenv("DATABASE_URL", "postgresql://localhost/x", 1);
-	unsetenv("JWT_SECRET");
-	unsetenv("JWT_PUBLIC_KEY_FILE");
+	key_env("JWT_JWKS_FILE", path);
 	ck_assert_int_eq(pw_config_load(&f->cfg, 0, NULL, PW_CFG_NEED_ALL, stderr), PW_OK);
 	char err[256];
-	ck_assert_msg(pw_keyring_create(&f->cfg, &f->ring, err, sizeof(err)) == PW_OK, "%s", err);
+	ck_assert_msg(pw_keyring_create(&f->cfg, 0, &f->ring, err, sizeof(err)) == PW_OK, "%s",
+	              err);
 	ck_assert_int_eq(pw_jwt_verifier_create(&f->cfg, &f->v), PW_OK);
 	pw_jwt_verifier_use_keyring(f->v, f->ring);
 }
@@ -196,6 +207,118 @@ START_TEST(the_thread_notices_a_changed_file)
 }
 END_TEST
 
+/* ---- a set over HTTP: OpenID Connect discovery against the stand-in provider ------------ */
+
+static char *tok_iss(const char *iss, const char *alg, const char *kid, EVP_PKEY *key)
+{
+	char claims[256];
+	snprintf(claims, sizeof(claims), "{\"sub\":\"a@x\",\"iss\":\"%s\",\"exp\":%ld}", iss,
+	         NOW + 3600);
+	return tkk_token(alg, kid, key, NULL, 0, claims);
+}
+
+static pw_status open_oidc(fixture *f, tk_idp *idp, int start_s, char *err, size_t err_size)
+{
+	key_env("JWT_OIDC_ISSUER", tk_idp_base(idp));
+	ck_assert_int_eq(pw_config_load(&f->cfg, 0, NULL, PW_CFG_NEED_ALL, stderr), PW_OK);
+	pw_status st = pw_keyring_create(&f->cfg, start_s, &f->ring, err, err_size);
+	if (st != PW_OK)
+		return st;
+	ck_assert_int_eq(pw_jwt_verifier_create(&f->cfg, &f->v), PW_OK);
+	pw_jwt_verifier_use_keyring(f->v, f->ring);
+	return PW_OK;
+}
+
+START_TEST(oidc_rotation_and_outage)
+{
+	char *set_a = tkk_set_text(tkk_jwk(ka, "a", NULL), NULL);
+	tk_idp *idp = tk_idp_start(set_a);
+	const char *iss = tk_idp_base(idp);
+	fixture f;
+	char err[512];
+	pw_keyring_stats s;
+
+	ck_assert_msg(open_oidc(&f, idp, 0, err, sizeof(err)) == PW_OK, "%s", err);
+	ck_assert_uint_eq(tk_idp_fetches(idp), 1);
+	expect(f.v, tok_iss(iss, "ES256", "a", ka), NULL, "A");
+	/* iss is the issuer's, whatever JWT_ISSUER says (unset here). */
+	expect(f.v, tok_iss("http://elsewhere", "ES256", "a", ka), "iss", "A from another issuer");
+	/* B published: accepted at once, one fetch. */
+	char *set_ab = tkk_set_text(tkk_jwk(ka, "a", NULL), tkk_jwk(kb, "b", NULL), NULL);
+	tk_idp_set_keys(idp, set_ab);
+	expect(f.v, tok_iss(iss, "EdDSA", "b", kb), NULL, "B through its unknown kid");
+	ck_assert_uint_eq(tk_idp_fetches(idp), 2);
+	/* A flood of made-up kids within the 30 s: no fetch at all. */
+	for (int i = 0; i < 100; i++) {
+		char kid[24];
+		snprintf(kid, sizeof(kid), "nope-%d", i);
+		expect(f.v, tok_iss(iss, "ES256", kid, ka), "not in the key set", "made-up kid");
+	}
+	ck_assert_uint_eq(tk_idp_fetches(idp), 2);
+	/* The provider answers 500, then stops listening: valid tokens keep verifying. */
+	tk_idp_set_failing(idp, true);
+	pw_keyring_refresh(f.ring);
+	expect(f.v, tok_iss(iss, "ES256", "a", ka), NULL, "A while the provider answers 500");
+	tk_idp_pause(idp);
+	pw_keyring_refresh(f.ring);
+	expect(f.v, tok_iss(iss, "EdDSA", "b", kb), NULL, "B while the provider is gone");
+	pw_keyring_get_stats(f.ring, &s);
+	ck_assert_uint_eq(s.refresh_failed, 2);
+	ck_assert_uint_eq(s.keys, 2);
+	ck_assert_int_le(s.period_s, 60); /* a failed refresh is tried again within a minute */
+	/* Back, without A: A refused after the refresh. */
+	tk_idp_resume(idp);
+	tk_idp_set_failing(idp, false);
+	char *set_b = tkk_set_text(tkk_jwk(kb, "b", NULL), NULL);
+	tk_idp_set_keys(idp, set_b);
+	tk_idp_set_max_age(idp, 120);
+	pw_keyring_refresh(f.ring);
+	expect(f.v, tok_iss(iss, "ES256", "a", ka), "not in the key set", "A after its removal");
+	expect(f.v, tok_iss(iss, "EdDSA", "b", kb), NULL, "B");
+	pw_keyring_get_stats(f.ring, &s);
+	ck_assert_int_eq(s.period_s, 120); /* max-age within the bounds */
+	tk_idp_set_max_age(idp, 5);
+	pw_keyring_refresh(f.ring);
+	pw_keyring_get_stats(f.ring, &s);
+	ck_assert_int_eq(s.period_s, 600); /* below 60: JWT_JWKS_REFRESH_S */
+	close_ring(&f);
+	tk_idp_stop(idp);
+	free(set_a);
+	free(set_ab);
+	free(set_b);
+}
+END_TEST
+
+START_TEST(discovery_is_checked)
+{
+	char *set_a = tkk_set_text(tkk_jwk(ka, "a", NULL), NULL);
+	tk_idp *idp = tk_idp_start(set_a);
+	fixture f;
+	char err[512];
+
+	/* The document names another issuer: no set. */
+	tk_idp_set_issuer(idp, "http://127.0.0.1:1/other");
+	ck_assert_int_eq(open_oidc(&f, idp, 0, err, sizeof(err)), PW_E_CONFIG);
+	ck_assert_msg(strstr(err, "JWT_OIDC_ISSUER") && strstr(err, "another issuer"), "%s", err);
+	pw_config_free(&f.cfg);
+	/* A set without a usable key. */
+	tk_idp_set_issuer(idp, NULL);
+	tk_idp_set_keys(idp, "{\"keys\":[{\"kty\":\"oct\",\"k\":\"AAAA\"}]}");
+	ck_assert_int_eq(open_oidc(&f, idp, 0, err, sizeof(err)), PW_E_CONFIG);
+	ck_assert_msg(strstr(err, "no usable signature key"), "%s", err);
+	pw_config_free(&f.cfg);
+	/* Nothing listening: tried for start_s seconds, then given up. */
+	tk_idp_pause(idp);
+	time_t t0 = time(NULL);
+	ck_assert_int_eq(open_oidc(&f, idp, 3, err, sizeof(err)), PW_E_CONFIG);
+	ck_assert_int_ge(time(NULL) - t0, 2);
+	ck_assert_msg(strstr(err, "within 3 s"), "%s", err);
+	pw_config_free(&f.cfg);
+	tk_idp_stop(idp);
+	free(set_a);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keyring");
@@ -206,6 +329,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, unknown_kids_refresh_once_per_30_s);
 	tcase_add_test(tc, a_broken_set_keeps_the_last_good_one);
 	tcase_add_test(tc, the_thread_notices_a_changed_file);
+	tcase_add_test(tc, oidc_rotation_and_outage);
+	tcase_add_test(tc, discovery_is_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -80,12 +80,11 @@ out:
 	return st;
 }
 
-pw_status pw_jwk_thumbprint(const EVP_PKEY *pkey, char *out, size_t out_size)
+pw_status pw_jwk_canonical(const EVP_PKEY *pkey, char *canon, size_t size)
 {
-	char *a = NULL, *b = NULL, canon[3 * RSA_MAX_BYTES];
-	unsigned char raw[ED25519_LEN], digest[32];
+	char *a = NULL, *b = NULL;
+	unsigned char raw[ED25519_LEN];
 	size_t raw_len = sizeof(raw);
-	unsigned int dlen = 0;
 	int n = -1;
 	pw_status st = PW_E_INVALID;
 
@@ -94,13 +93,12 @@ pw_status pw_jwk_thumbprint(const EVP_PKEY *pkey, char *out, size_t out_size)
 		if ((st = bn_param_b64(pkey, OSSL_PKEY_PARAM_RSA_E, 0, &a)) != PW_OK ||
 		    (st = bn_param_b64(pkey, OSSL_PKEY_PARAM_RSA_N, 0, &b)) != PW_OK)
 			goto out;
-		n = snprintf(canon, sizeof(canon), "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a,
-		             b);
+		n = snprintf(canon, size, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
 	} else if (EVP_PKEY_is_a(pkey, "EC")) {
 		if ((st = bn_param_b64(pkey, OSSL_PKEY_PARAM_EC_PUB_X, P256_COORD, &a)) != PW_OK ||
 		    (st = bn_param_b64(pkey, OSSL_PKEY_PARAM_EC_PUB_Y, P256_COORD, &b)) != PW_OK)
 			goto out;
-		n = snprintf(canon, sizeof(canon),
+		n = snprintf(canon, size,
 		             "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", a, b);
 	} else if (EVP_PKEY_is_a(pkey, "ED25519")) {
 		if (EVP_PKEY_get_raw_public_key(pkey, raw, &raw_len) != 1 ||
@@ -108,22 +106,34 @@ pw_status pw_jwk_thumbprint(const EVP_PKEY *pkey, char *out, size_t out_size)
 			st = st == PW_OK ? PW_E_INVALID : st;
 			goto out;
 		}
-		n = snprintf(canon, sizeof(canon),
-		             "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", a);
+		n = snprintf(canon, size, "{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"%s\"}", a);
 	} else {
 		st = PW_E_INVALID;
 		goto out;
 	}
-	st = PW_E_INVALID;
-	if (n < 0 || (size_t)n >= sizeof(canon) ||
-	    EVP_Digest(canon, (size_t)n, digest, &dlen, EVP_sha256(), NULL) != 1 || dlen != 32)
-		goto out;
-	st = pw_util_b64url_encode(digest, dlen, out, out_size);
+	st = n >= 0 && (size_t)n < size ? PW_OK : PW_E_INVALID;
 out:
 	free(a);
 	free(b);
 	ERR_clear_error();
 	return st;
+}
+
+pw_status pw_jwk_thumbprint(const EVP_PKEY *pkey, char *out, size_t out_size)
+{
+	char canon[PW_JWK_CANONICAL_MAX];
+	unsigned char digest[32];
+	unsigned int dlen = 0;
+	pw_status st = pw_jwk_canonical(pkey, canon, sizeof(canon));
+
+	if (st != PW_OK)
+		return st;
+	if (EVP_Digest(canon, strlen(canon), digest, &dlen, EVP_sha256(), NULL) != 1 ||
+	    dlen != 32) {
+		ERR_clear_error();
+		return PW_E_INVALID;
+	}
+	return pw_util_b64url_encode(digest, dlen, out, out_size);
 }
 
 /* ---- one JWK into an OpenSSL key ---------------------------------------------------------- */
@@ -296,6 +306,11 @@ static const char *one_key(const json_t *jwk, pw_jwk *k)
 		ERR_clear_error();
 	}
 	return why;
+}
+
+const char *pw_jwk_from_json(const json_t *jwk, pw_jwk *out)
+{
+	return one_key(jwk, out);
 }
 
 /* ---- the set ------------------------------------------------------------------------------ */

@@ -6,7 +6,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "pw_config.h"
@@ -36,7 +38,8 @@ typedef struct pw_jwk {
 	char kid[PW_JWK_KID_MAX + 1]; /**< "" without one */
 	char alg[16];                 /**< the JWK's alg, "" without one */
 	char thumbprint[PW_JWK_THUMBPRINT_LEN + 1];
-	EVP_PKEY *pkey; /**< the public key, owned by the set */
+	EVP_PKEY *pkey;     /**< the public key, owned by the set */
+	int64_t retired_at; /**< Unix seconds; 0: not retired (the key archive's word) */
 } pw_jwk;
 
 typedef struct pw_jwk_set {
@@ -73,6 +76,16 @@ const char *pw_jwk_type_alg(pw_jwk_type t);
 
 /* The same as the configuration's algorithm. */
 pw_config_jwt_alg pw_jwk_alg(pw_jwk_type t);
+
+/* The RFC 7638 canonical JSON of a public key's required members (what the thumbprint is
+ * the hash of, and what the key archive stores), into canon. PW_E_INVALID for another key
+ * type or too little room (PW_JWK_CANONICAL_MAX is enough). */
+#define PW_JWK_CANONICAL_MAX 6200
+PW_MUST_CHECK pw_status pw_jwk_canonical(const EVP_PKEY *pkey, char *canon, size_t size);
+
+/* One JWK into *out, by the rules of pw_jwk_set_parse: NULL, or why it is not usable (then
+ * *out holds no key). */
+const char *pw_jwk_from_json(const json_t *jwk, pw_jwk *out);
 
 /* The RFC 7638 thumbprint of an OpenSSL public key of one of the three types (into out,
  * PW_JWK_THUMBPRINT_LEN + 1 bytes): the same value as the thumbprint of its JWK. PW_E_INVALID

@@ -611,33 +611,44 @@ static void sync_keys(pw_jwt_verifier *v)
 	v->ring_gen = gen;
 }
 
-/* The key of the set a header names (its kid, or the only key that fits its alg). */
-static const pw_jwk *find_key(const pw_jwt_verifier *v, const header *hd, const char **why)
+/* The key of the set a header names (its kid, or the only key that fits its alg) among
+ * the keys valid at the time of the command: a retired key only for commands from before
+ * its retirement. A kid the archive holds twice (a provider reusing a kid) is the key
+ * that was live at that time. */
+static const pw_jwk *find_key(const pw_jwt_verifier *v, const header *hd, int64_t now_s,
+                              const char **why)
 {
 	const pw_jwk *found = NULL;
+	bool retired_only = false;
 
 	for (size_t i = 0; i < v->keys.n; i++) {
 		const pw_jwk *k = &v->keys.keys[i];
 		if (hd->has_kid ? !(k->has_kid && strcmp(k->kid, hd->kid) == 0)
 		                : !key_fits(k, hd->alg))
 			continue;
+		if (k->retired_at != 0 && now_s >= k->retired_at) {
+			retired_only = true;
+			continue;
+		}
 		if (found != NULL) {
-			*why = "token has no kid and several keys fit its algorithm";
+			*why = hd->has_kid ? "token kid names several keys of its time"
+			                   : "token has no kid and several keys fit its algorithm";
 			return NULL;
 		}
 		found = k;
 	}
 	if (found == NULL)
-		*why = hd->has_kid ? "token kid is not in the key set"
-		                   : "no key fits the token algorithm";
+		*why = retired_only  ? "token key was retired before the command"
+		       : hd->has_kid ? "token kid is not in the key set"
+		                     : "no key fits the token algorithm";
 	return found;
 }
 
 /* The key a token's signature is checked with. A static key (a secret, one PEM) was pinned
  * with the algorithm. In a set: the key its kid names, or without a kid the only key that
  * fits its alg; the key must fit the alg either way. */
-static bool pick_key(pw_jwt_verifier *v, const header *hd, EVP_PKEY **pkey, char *why,
-                     size_t why_size)
+static bool pick_key(pw_jwt_verifier *v, const header *hd, int64_t now_s, EVP_PKEY **pkey,
+                     bool *retired, char *why, size_t why_size)
 {
 	const char *miss = NULL;
 	const pw_jwk *found;
@@ -647,34 +658,37 @@ static bool pick_key(pw_jwt_verifier *v, const header *hd, EVP_PKEY **pkey, char
 		*pkey = v->pkey;
 		return true;
 	}
-	found = find_key(v, hd, &miss);
+	found = find_key(v, hd, now_s, &miss);
 	/* A kid we do not know may be a key the provider has just published. */
 	if (found == NULL && hd->has_kid && v->ring != NULL && pw_keyring_unknown_kid(v->ring)) {
 		sync_keys(v);
-		found = find_key(v, hd, &miss);
+		found = find_key(v, hd, now_s, &miss);
 	}
 	if (found == NULL)
 		FAIL("%s", miss);
 	if (!key_fits(found, hd->alg))
 		FAIL("token algorithm does not fit the key its kid names");
 	*pkey = found->pkey;
+	*retired = found->retired_at != 0;
 	ok = true;
 out:
 	return ok;
 }
 
 /* A token not in the cache, in full and in the contract's order: header, signature, then
- * the claims. PW_E_AUTH with the reason in why, or PW_OK with *t and *claims filled. */
+ * the claims. PW_E_AUTH with the reason in why, or PW_OK with *t and *claims filled, and
+ * *retired when the key is a retired one (valid for this command's time only). */
 static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
-                                pw_jwt_lru_times *t, pw_jwt_claims *claims, char *why,
-                                size_t why_size)
+                                pw_jwt_lru_times *t, pw_jwt_claims *claims, bool *retired,
+                                char *why, size_t why_size)
 {
 	json_t *c = NULL;
 	pw_status st = PW_E_AUTH;
 
 	header hd;
 	EVP_PKEY *pkey = NULL;
-	if (!precheck(v, token, &hd, why, why_size) || !pick_key(v, &hd, &pkey, why, why_size))
+	if (!precheck(v, token, &hd, why, why_size) ||
+	    !pick_key(v, &hd, now_s, &pkey, retired, why, why_size))
 		goto out;
 	/* precheck saw exactly three non-empty segments. */
 	const char *dot1 = strchr(token, '.');
@@ -718,11 +732,14 @@ pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s, pw
 		}
 	}
 	v->misses++;
-	st = verify_in_full(v, token, len, now_s, &t, claims, why, why_size);
+	bool retired = false;
+	st = verify_in_full(v, token, len, now_s, &t, claims, &retired, why, why_size);
 	/* Every check passed: remember the token. A token refused for any reason, the time
 	 * included, is not remembered, so refused tokens cannot evict good ones. One that
-	 * cannot be remembered (out of memory) is only verified in full again next time. */
-	if (st == PW_OK && keyed)
+	 * cannot be remembered (out of memory) is only verified in full again next time. Nor
+	 * is a token of a retired key: it was good for this command's time, not for later
+	 * ones (a replay meets both). */
+	if (st == PW_OK && keyed && !retired)
 		(void)pw_jwt_lru_put(v->cache, key, &t, claims);
 out:
 	if (st == PW_OK)

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "pw_fetch.h"
+#include "pw_keyarchive.h"
 #include "pw_log.h"
 #include "pw_util.h"
 
@@ -37,7 +38,11 @@ struct pw_keyring {
 	pthread_cond_t wake;
 	pthread_t thread;
 	bool started, stopping;
-	pw_jwk_set set;         /**< the current set, under mu */
+	pw_jwk_set set;         /**< what tokens are checked with, under mu (and fetch_mu) */
+	pw_jwk_set current;     /**< the source's keys as last loaded, under fetch_mu */
+	bool archive, record;   /**< join the key archive; write to it (set before the thread) */
+	PGconn *db;             /**< the archive's session, under fetch_mu; NULL: not connected */
+	bool archive_pending;   /**< the last sync failed: retried every second */
 	_Atomic uint64_t gen;   /**< bumped when set changes */
 	file_id seen;           /**< the file as last read (JWT_JWKS_FILE) */
 	uint64_t text_hash;     /**< of the last text loaded: skipped keys are logged once */
@@ -79,7 +84,16 @@ static bool has_thumbprint(const pw_jwk_set *s, const char *tp)
 	return false;
 }
 
-/* The kids of a's keys that b lacks, space-separated ("" for none), for the change log. */
+static bool live_in(const pw_jwk_set *s, const char *tp)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i].thumbprint, tp) == 0)
+			return s->keys[i].retired_at == 0;
+	return false;
+}
+
+/* The kids of a's live keys that are not live in b, space-separated ("" for none), for the
+ * change log: a key retired into the archive counts as removed. */
 static void kids_not_in(const pw_jwk_set *a, const pw_jwk_set *b, char *out, size_t size)
 {
 	size_t o = 0;
@@ -87,7 +101,7 @@ static void kids_not_in(const pw_jwk_set *a, const pw_jwk_set *b, char *out, siz
 	out[0] = '\0';
 	for (size_t i = 0; i < a->n && o < size; i++) {
 		const pw_jwk *k = &a->keys[i];
-		if (has_thumbprint(b, k->thumbprint))
+		if (k->retired_at != 0 || live_in(b, k->thumbprint))
 			continue;
 		int n = snprintf(out + o, size - o, "%s%s", o ? " " : "",
 		                 k->has_kid ? k->kid : k->thumbprint);
@@ -104,7 +118,8 @@ static bool same_keys(const pw_jwk_set *a, const pw_jwk_set *b)
 	for (size_t i = 0; i < a->n; i++)
 		if (!has_thumbprint(b, a->keys[i].thumbprint) ||
 		    strcmp(a->keys[i].kid, b->keys[i].kid) != 0 ||
-		    strcmp(a->keys[i].alg, b->keys[i].alg) != 0)
+		    strcmp(a->keys[i].alg, b->keys[i].alg) != 0 ||
+		    a->keys[i].retired_at != b->keys[i].retired_at)
 			return false;
 	return true;
 }
@@ -113,6 +128,67 @@ static void log_skipped(void *ctx, const char *kid, const char *why)
 {
 	(void)ctx;
 	PW_LOG_WARN(NULL, "key set: key '%s' not used: %s", kid, why);
+}
+
+static size_t live_keys(const pw_jwk_set *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n; i++)
+		n += s->keys[i].retired_at == 0;
+	return n;
+}
+
+/* Whether s already had k retired. */
+static bool has_retired(const pw_jwk_set *s, const pw_jwk *k)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i].thumbprint, k->thumbprint) == 0)
+			return s->keys[i].retired_at != 0;
+	return false;
+}
+
+/* The keys tokens are checked with: the source's, joined with the archive when there is
+ * one. When the archive cannot be read, the retired keys known from the last sync are kept
+ * and the sync is tried again every second. Under fetch_mu; database I/O. */
+static pw_status effective(pw_keyring *k, pw_jwk_set *out)
+{
+	char err[512] = "";
+
+	if (!k->archive)
+		return pw_jwk_set_copy(&k->current, out);
+	if (k->db != NULL && PQstatus(k->db) != CONNECTION_OK) {
+		PQfinish(k->db);
+		k->db = NULL;
+	}
+	if (k->db == NULL)
+		k->db = pw_keyarchive_connect(k->cfg, err, sizeof(err));
+	if (k->db != NULL && pw_keyarchive_sync(k->db, &k->current, (int64_t)time(NULL), k->record,
+	                                        out, err, sizeof(err)) == PW_OK) {
+		if (k->archive_pending)
+			PW_LOG_INFO(NULL, "key archive: in step again");
+		k->archive_pending = false;
+		return PW_OK;
+	}
+	if (!k->archive_pending)
+		PW_LOG_WARN(NULL, "%s; keeping the keys retired before, trying again", err);
+	k->archive_pending = true;
+	pw_status st = pw_jwk_set_copy(&k->current, out);
+	if (st != PW_OK)
+		return st;
+	pw_jwk *more = realloc(out->keys, (out->n + k->set.n + 1) * sizeof(*more));
+	if (more == NULL) {
+		pw_jwk_set_clear(out);
+		return PW_E_NOMEM;
+	}
+	out->keys = more;
+	for (size_t i = 0; i < k->set.n; i++) {
+		const pw_jwk *old = &k->set.keys[i];
+		if (old->retired_at == 0 || has_thumbprint(&k->current, old->thumbprint) ||
+		    EVP_PKEY_up_ref(old->pkey) != 1)
+			continue;
+		out->keys[out->n++] = *old;
+	}
+	return PW_OK;
 }
 
 /* Puts next in place of the current set when it differs; under mu. */
@@ -126,8 +202,16 @@ static void install(pw_keyring *k, pw_jwk_set *next)
 	}
 	kids_not_in(next, &k->set, added, sizeof(added));
 	kids_not_in(&k->set, next, gone, sizeof(gone));
-	PW_LOG_INFO(NULL, "key set changed: %zu keys; added: %s; removed: %s", next->n,
+	PW_LOG_INFO(NULL, "key set changed: %zu keys; added: %s; removed: %s", live_keys(next),
 	            added[0] ? added : "none", gone[0] ? gone : "none");
+	for (size_t i = 0; i < next->n; i++)
+		if (next->keys[i].retired_at != 0 && !has_retired(&k->set, &next->keys[i]))
+			PW_LOG_INFO(NULL,
+			            "key set: key '%s' retired at %lld (Unix time): it verifies "
+			            "only commands from before",
+			            next->keys[i].has_kid ? next->keys[i].kid
+			                                  : next->keys[i].thumbprint,
+			            (long long)next->keys[i].retired_at);
 	pw_jwk_set_clear(&k->set);
 	k->set = *next;
 	*next = (pw_jwk_set){0};
@@ -249,6 +333,14 @@ static void refresh(pw_keyring *k)
 		st = pw_jwk_set_parse(text, len, &next, h != k->text_hash ? log_skipped : NULL,
 		                      NULL, why, sizeof(why));
 	free(text);
+	pw_jwk_set eff = {0};
+	if (st == PW_OK) {
+		pw_jwk_set_clear(&k->current);
+		k->current = next;
+		st = effective(k, &eff);
+		if (st != PW_OK)
+			snprintf(why, sizeof(why), "out of memory");
+	}
 
 	pthread_mutex_lock(&k->mu);
 	/* A file that stays broken is not re-read every second: only when it changes again. */
@@ -257,9 +349,9 @@ static void refresh(pw_keyring *k)
 	schedule(k, st == PW_OK, max_age);
 	if (st == PW_OK) {
 		k->text_hash = h;
-		install(k, &next);
+		install(k, &eff);
 		k->stats.refresh_ok++;
-		k->stats.keys = k->set.n;
+		k->stats.keys = live_keys(&k->set);
 		k->stats.last_good_s = (int64_t)time(NULL);
 		if (k->failing)
 			PW_LOG_INFO(NULL, "key set: %s loads again", k->source);
@@ -282,6 +374,28 @@ void pw_keyring_refresh(pw_keyring *k)
 	refresh(k);
 }
 
+/* The archive again, the source unchanged (its first sync, or one that failed). */
+static void resync(pw_keyring *k)
+{
+	pw_jwk_set eff;
+
+	pthread_mutex_lock(&k->fetch_mu);
+	if (effective(k, &eff) == PW_OK) {
+		pthread_mutex_lock(&k->mu);
+		install(k, &eff);
+		k->stats.keys = live_keys(&k->set);
+		pthread_mutex_unlock(&k->mu);
+	}
+	pthread_mutex_unlock(&k->fetch_mu);
+}
+
+void pw_keyring_use_archive(pw_keyring *k, bool record)
+{
+	k->archive = true;
+	k->record = record;
+	resync(k);
+}
+
 static void *watch(void *arg)
 {
 	pw_keyring *k = arg;
@@ -299,10 +413,15 @@ static void *watch(void *arg)
 		bool changed =
 		    is_file && file_stat(k->cfg->jwt_jwks_file, &id) && !same_file(&id, &k->seen);
 		bool due = mono_s() >= k->next_load_s;
-		if (!changed && !due)
+		bool pending =
+		    k->archive_pending; /* written under fetch_mu: a stale read waits a tick */
+		if (!changed && !due && !pending)
 			continue;
 		pthread_mutex_unlock(&k->mu);
-		refresh(k);
+		if (changed || due)
+			refresh(k);
+		else
+			resync(k);
 		pthread_mutex_lock(&k->mu);
 	}
 	pthread_mutex_unlock(&k->mu);
@@ -375,10 +494,12 @@ pw_status pw_keyring_create(const pw_config *cfg, int start_s, pw_keyring **out,
 			memset(&k->seen, 0, sizeof(k->seen));
 		st = pw_jwk_set_parse((const char *)cfg->jwt_key, cfg->jwt_key_len, &k->set,
 		                      log_skipped, NULL, why, sizeof(why));
+		if (st == PW_OK)
+			st = pw_jwk_set_copy(&k->set, &k->current);
 		if (st == PW_OK) {
 			k->text_hash = text_hash((const char *)cfg->jwt_key, cfg->jwt_key_len);
 			k->stats.refresh_ok = 1;
-			k->stats.keys = k->set.n;
+			k->stats.keys = live_keys(&k->set);
 			k->stats.last_good_s = (int64_t)time(NULL);
 			schedule(k, true, -1);
 			atomic_fetch_add(&k->gen, 1);
@@ -416,6 +537,8 @@ void pw_keyring_destroy(pw_keyring *k)
 		pthread_join(k->thread, NULL);
 	}
 	pw_jwk_set_clear(&k->set);
+	pw_jwk_set_clear(&k->current);
+	PQfinish(k->db);
 	pthread_cond_destroy(&k->wake);
 	pthread_mutex_destroy(&k->fetch_mu);
 	pthread_mutex_destroy(&k->mu);

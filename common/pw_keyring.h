@@ -42,6 +42,14 @@ typedef struct pw_keyring_stats {
 PW_MUST_CHECK pw_status pw_keyring_create(const pw_config *cfg, int start_s, pw_keyring **out,
                                           char *err, size_t err_size);
 
+/* Joins the key archive (the database of cfg): the keys tokens are checked with become
+ * the source's, each with its archived retirement, and the archived keys the source no
+ * longer has (retired: they verify only commands from before). With record, each load
+ * also adds new keys to the archive and retires the ones that left. Syncs now; when the
+ * database does not answer, tries again every second (once the thread runs) and meanwhile
+ * keeps the retired keys it knew. Call before pw_keyring_start. */
+void pw_keyring_use_archive(pw_keyring *k, bool record);
+
 /* Starts the refresh thread. PW_E_INTERNAL when it cannot. */
 PW_MUST_CHECK pw_status pw_keyring_start(pw_keyring *k);
 

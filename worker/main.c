@@ -152,12 +152,17 @@ static int run_lanes(pw_worker *creates, lane_run *queries)
 	return qrc > rc ? qrc : rc;
 }
 
-/* A key set is loaded (over the network: for up to a minute) before any lane takes a
- * record, then watched on its own thread, shared by both lanes. */
+/* A key set is loaded (over the network: for up to a minute) and joined with the key
+ * archive before any lane takes a record, then watched on its own thread, shared by both
+ * lanes. */
 static pw_status start_keyring(const pw_config *cfg, pw_keyring **ring, char *err, size_t err_size)
 {
 	pw_status st = pw_keyring_create(cfg, PW_KEYRING_START_S, ring, err, err_size);
 
+	/* Every worker records what its set holds, so all of them (and replays) judge a
+	 * command by the keys of its time. */
+	if (st == PW_OK)
+		pw_keyring_use_archive(*ring, true);
 	if (st == PW_OK && (st = pw_keyring_start(*ring)) != PW_OK)
 		snprintf(err, err_size, "cannot start the key set's refresh thread");
 	return st;

@@ -385,8 +385,10 @@ pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw
 	}
 	if (pw_jwt_verifier_create(cfg, &r.jwt) != PW_OK)
 		return PW_E_CONFIG;
-	/* A set over the network is fetched once, as the worker does at start. */
-	if (cfg->jwt_source == PW_KEYS_JWKS_URL || cfg->jwt_source == PW_KEYS_OIDC) {
+	/* A key set is loaded once, as the worker does at start, and joined with the key
+	 * archive (read only: a replay records nothing), so each command is judged by the keys
+	 * of its own time, those retired since included. */
+	if (cfg->jwt_source >= PW_KEYS_JWKS_FILE) {
 		char err[512];
 		if (pw_keyring_create(cfg, PW_KEYRING_START_S, &r.ring, err, sizeof(err)) !=
 		    PW_OK) {
@@ -394,6 +396,7 @@ pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw
 			pw_jwt_verifier_destroy(r.jwt);
 			return PW_E_CONFIG;
 		}
+		pw_keyring_use_archive(r.ring, false);
 		pw_jwt_verifier_use_keyring(r.jwt, r.ring);
 	}
 	r.handler = (pw_handler){cfg, r.jwt, key};

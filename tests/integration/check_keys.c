@@ -14,6 +14,7 @@
 
 #include "pw_check_main.h"
 #include "pw_httpc.h"
+#include "pw_jwk.h"
 #include "pw_testidp.h"
 #include "pw_testkeys.h"
 #include "pw_testkit.h"
@@ -193,6 +194,124 @@ START_TEST(oidc_provider_on_a_running_worker)
 }
 END_TEST
 
+/* Every reply to rid among recs is the same bytes, and there are want of them. */
+static void same_replies(const tk_records *recs, const char *rid, size_t want)
+{
+	const char *first = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < recs->n; i++) {
+		if (recs->v[i].key == NULL || strcmp(recs->v[i].key, rid) != 0)
+			continue;
+		if (first == NULL)
+			first = recs->v[i].value;
+		else
+			ck_assert_msg(strcmp(first, recs->v[i].value) == 0,
+			              "%s answered %s, then %s", rid, first, recs->v[i].value);
+		n++;
+	}
+	ck_assert_msg(n == want, "%zu replies to %s, want %zu", n, rid, want);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "cannot read %s", path);
+	static char buf[8192];
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* A key retired while commands signed with it wait on the topic: those appended before
+ * the retirement are answered (the archive still has the key, for their time), later
+ * ones refused; a replay of the topic afterwards answers every one exactly as before. */
+START_TEST(retired_key_judged_by_the_command_time)
+{
+	EVP_PKEY *ka = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY *kb = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	ck_assert(ka != NULL && kb != NULL);
+	tk_world w;
+	tk_world_init(&w, 1);
+	char path[256], set_kv[300];
+	snprintf(path, sizeof(path), "%s/jwks-ret-%s.json", tk_env("PW_TEST_LOG_DIR"), w.id);
+	tkk_write_set(path, tkk_jwk(ka, "a", NULL), NULL);
+	snprintf(set_kv, sizeof(set_kv), "JWT_JWKS_FILE=%s", path);
+	const char *env[] = {"JWT_SECRET", "JWT_ALG=ES256,EdDSA", set_kv, NULL};
+	tk_worker_start(&w, env);
+	rd_kafka_t *p = tk_producer();
+	char *owner = tk_owner("retire");
+	char *ta = token_for(owner, "ES256", "a", ka), *tb = token_for(owner, "EdDSA", "b", kb);
+
+	ck_assert_int_eq(create_status(&w, p, "r1", ta, "R1"), 201);
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 15), 0);
+	/* Appended while A is still the provider's key, answered after A has gone. */
+	char *cmd = tk_create_cmd("r2", ta, "R2", NULL);
+	tk_send(p, w.create, "r2", cmd, strlen(cmd), NULL);
+	free(cmd);
+	sleep(1); /* retired_at and append times are in whole seconds: keep them apart */
+	tkk_write_set(path, tkk_jwk(kb, "b", NULL), NULL);
+	tk_worker_start(&w, env);
+	if (!tk_log_wait(&w, "retired at", 15)) {
+		tk_dump_log(&w);
+		ck_abort_msg("the restarted worker did not retire kid a within 15 s");
+	}
+	const char *r2[] = {"r2"};
+	tk_records recs = {0};
+	tk_await(&w, w.replies, r2, 1, &recs);
+	char *st = tk_json_get(tk_find(&recs, "r2", NULL)->value, "status");
+	ck_assert_msg(st != NULL && strcmp(st, "201") == 0, "r2 answered %s, want 201", st);
+	free(st);
+	tk_records_free(&recs);
+	ck_assert_int_eq(create_status(&w, p, "r3", ta, "R3"), 401);
+	ck_assert_int_eq(create_status(&w, p, "r4", tb, "R4"), 201);
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 15), 0);
+	/* The archive: A retired, B live. */
+	char tpa[64], tpb[64], sql[512];
+	ck_assert_int_eq(pw_jwk_thumbprint(ka, tpa, sizeof(tpa)), PW_OK);
+	ck_assert_int_eq(pw_jwk_thumbprint(kb, tpb, sizeof(tpb)), PW_OK);
+	snprintf(sql, sizeof(sql),
+	         "SELECT string_agg(kid || '=' || (retired_at IS NOT NULL), ' ' ORDER BY kid)"
+	         " FROM jwt_keys WHERE thumbprint IN ('%s', '%s')",
+	         tpa, tpb);
+	char *archived = tk_sql(sql);
+	ck_assert_str_eq(archived, "a=true b=false");
+	free(archived);
+
+	/* The replay, keys as they are now (B only), answers every command as before. */
+	char out[512];
+	snprintf(out, sizeof(out), "%s.replay.out", w.log_path);
+	const char *replay[] = {"replay", "--from-beginning", "--reply", NULL};
+	ck_assert_int_eq(tk_run_env(&w, replay, env, out, 120), 0);
+	const char *report = slurp(out);
+	const char *line = strstr(report, "answered 2xx/4xx/5xx:");
+	ck_assert_msg(line != NULL, "no answered line in %s", report);
+	int ok2 = -1, bad4 = -1, bad5 = -1;
+	ck_assert_int_eq(sscanf(line, "answered 2xx/4xx/5xx: %d/%d/%d", &ok2, &bad4, &bad5), 3);
+	ck_assert_msg(ok2 == 3 && bad4 == 1 && bad5 == 0, "replay answered %d/%d/%d, want 3/1/0",
+	              ok2, bad4, bad5);
+	/* Four first answers and four from the replay. */
+	rd_kafka_t *c = tk_reader(w.replies);
+	tk_records all = {0};
+	size_t got = tk_read(c, &all, 8, 30);
+	ck_assert_msg(got == 8, "%zu replies on %s within 30 s, want 8", got, w.replies);
+	same_replies(&all, "r1", 2);
+	same_replies(&all, "r2", 2);
+	same_replies(&all, "r3", 2);
+	same_replies(&all, "r4", 2);
+	tk_records_free(&all);
+	rd_kafka_destroy(c);
+	rd_kafka_destroy(p);
+	free(ta);
+	free(tb);
+	free(owner);
+	unlink(path);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("keys");
@@ -201,6 +320,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, rotation_on_a_running_worker);
 	tcase_add_test(tc, a_bad_set_stops_the_start);
 	tcase_add_test(tc, oidc_provider_on_a_running_worker);
+	tcase_add_test(tc, retired_key_judged_by_the_command_time);
 	suite_add_tcase(s, tc);
 	return s;
 }

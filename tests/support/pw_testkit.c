@@ -195,8 +195,14 @@ void tk_worker_spawn(tk_world *w, const char *const *extra_env)
 
 int tk_run(const tk_world *w, const char *const *args, const char *out_path, int timeout_s)
 {
+	return tk_run_env(w, args, NULL, out_path, timeout_s);
+}
+
+int tk_run_env(const tk_world *w, const char *const *args, const char *const *extra_env,
+               const char *out_path, int timeout_s)
+{
 	int status;
-	pid_t pid = spawn(w, args, NULL, out_path);
+	pid_t pid = spawn(w, args, extra_env, out_path);
 	for (int i = 0; i < timeout_s * 10; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

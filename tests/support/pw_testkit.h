@@ -46,6 +46,10 @@ void tk_worker_spawn(tk_world *w, const char *const *extra_env);
  * out_path. Returns the exit status. */
 int tk_run(const tk_world *w, const char *const *args, const char *out_path, int timeout_s);
 
+/* tk_run with extra settings, as tk_worker_start takes them. */
+int tk_run_env(const tk_world *w, const char *const *args, const char *const *extra_env,
+               const char *out_path, int timeout_s);
+
 /* Waits up to timeout_s for the current worker's log to hold needle; 1 when it does. */
 int tk_log_wait(const tk_world *w, const char *needle, int timeout_s);
 

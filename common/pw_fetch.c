@@ -130,21 +130,22 @@ pw_status pw_fetch_get(const char *url, const char *ca_file, size_t max, pw_fetc
 		snprintf(err, err_size, "libcurl cannot start");
 		return PW_E_NOMEM;
 	}
-	bool set = curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)PW_FETCH_TIMEOUT_MS) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L) == CURLE_OK &&
-	           /* No signals from a thread that is not the main one. */
-	           curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_WRITEDATA, &s) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_HEADERDATA, &s) == CURLE_OK &&
-	           curl_easy_setopt(c, CURLOPT_USERAGENT, "patient-worker") == CURLE_OK;
+	bool set =
+	    curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http") == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)PW_FETCH_TIMEOUT_MS) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)PW_FETCH_TIMEOUT_MS) == CURLE_OK &&
+	    /* No signals from a thread that is not the main one. */
+	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_HEADERDATA, &s) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_USERAGENT, "patient-worker") == CURLE_OK;
 	if (set && ca_file != NULL)
 		set = curl_easy_setopt(c, CURLOPT_CAINFO, ca_file) == CURLE_OK &&
 		      curl_easy_setopt(c, CURLOPT_CAPATH, SYSTEM_CA_DIR) == CURLE_OK;

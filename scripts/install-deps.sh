@@ -32,6 +32,7 @@ libclang-rt-14-dev
 valgrind
 python3-jsonschema
 ca-certificates
+openssl
 procps
 iproute2
 util-linux
@@ -41,6 +42,8 @@ coreutils
 #   openjdk-17-jre-headless, maven: stack.sh fetches and runs a real Kafka
 #       broker from Maven Central (scripts/kafka/pom.xml).
 #   ca-certificates: Maven needs it to talk HTTPS to Maven Central.
+#   openssl (the command): tests make throwaway TLS certificates for the stand-in
+#       identity provider (tests/unit/check_keyring.c) and the bench's RSA keys.
 #   procps (ps, pgrep), iproute2 (ss: free-port search), util-linux
 #       (runuser, setsid), coreutils (timeout, mktemp): used by stack.sh.
 #   libmicrohttpd-dev: the worker's /metrics, /healthz, /readyz listener, and the

@@ -15,6 +15,7 @@
 
 struct tk_idp {
 	struct MHD_Daemon *d;
+	char *cert, *key; /**< PEM: HTTPS when set */
 	int port;
 	char base[64];
 	pthread_mutex_t mu;
@@ -85,9 +86,16 @@ static void listen_on(tk_idp *p)
 	struct sockaddr_in a = {.sin_family = AF_INET,
 	                        .sin_port = htons((uint16_t)p->port),
 	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	p->d =
-	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL, handle,
-	                     p, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a, MHD_OPTION_END);
+	if (p->cert != NULL)
+		p->d =
+		    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_TLS,
+		                     0, NULL, NULL, handle, p, MHD_OPTION_SOCK_ADDR,
+		                     (struct sockaddr *)&a, MHD_OPTION_HTTPS_MEM_CERT, p->cert,
+		                     MHD_OPTION_HTTPS_MEM_KEY, p->key, MHD_OPTION_END);
+	else
+		p->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL,
+		                        NULL, handle, p, MHD_OPTION_SOCK_ADDR,
+		                        (struct sockaddr *)&a, MHD_OPTION_END);
 	ck_assert_msg(p->d != NULL, "the stand-in identity provider cannot listen on %d", p->port);
 }
 
@@ -104,17 +112,33 @@ int tk_free_port(void)
 	return ntohs(a.sin_port);
 }
 
-tk_idp *tk_idp_start(const char *set_json)
+static tk_idp *start(const char *set_json, const char *cert_pem, const char *key_pem)
 {
 	tk_idp *p = calloc(1, sizeof(*p));
 	ck_assert_ptr_nonnull(p);
+	if (cert_pem != NULL) {
+		p->cert = strdup(cert_pem);
+		p->key = strdup(key_pem);
+		ck_assert(p->cert != NULL && p->key != NULL);
+	}
 	p->port = tk_free_port();
-	snprintf(p->base, sizeof(p->base), "http://127.0.0.1:%d", p->port);
+	snprintf(p->base, sizeof(p->base), "%s://127.0.0.1:%d", cert_pem ? "https" : "http",
+	         p->port);
 	ck_assert_int_eq(pthread_mutex_init(&p->mu, NULL), 0);
 	p->keys = strdup(set_json);
 	p->max_age = -1;
 	listen_on(p);
 	return p;
+}
+
+tk_idp *tk_idp_start(const char *set_json)
+{
+	return start(set_json, NULL, NULL);
+}
+
+tk_idp *tk_idp_start_tls(const char *set_json, const char *cert_pem, const char *key_pem)
+{
+	return start(set_json, cert_pem, key_pem);
 }
 
 void tk_idp_pause(tk_idp *p)
@@ -137,6 +161,8 @@ void tk_idp_stop(tk_idp *p)
 	pthread_mutex_destroy(&p->mu);
 	free(p->keys);
 	free(p->issuer);
+	free(p->cert);
+	free(p->key);
 	free(p);
 }
 

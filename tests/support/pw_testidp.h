@@ -15,6 +15,10 @@ int tk_free_port(void);
  * it cannot. */
 tk_idp *tk_idp_start(const char *set_json);
 
+/* The same over HTTPS with the PEM certificate and key given (the base URL is then
+ * https://127.0.0.1:PORT). */
+tk_idp *tk_idp_start_tls(const char *set_json, const char *cert_pem, const char *key_pem);
+
 /* Stops listening (the port refuses connections) and frees. NULL is fine. */
 void tk_idp_stop(tk_idp *p);
 

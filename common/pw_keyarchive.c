@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pw_log.h"
 #include "pw_util.h"
 
 PGconn *pw_keyarchive_connect(const pw_config *cfg, char *err, size_t err_size)
@@ -67,12 +68,22 @@ static bool record_set(PGconn *c, const pw_jwk_set *current, int64_t now_s)
 	good = good && pw_util_buf_append(&tps, "}", 1) == PW_OK;
 	snprintf(when, sizeof(when), "%lld", (long long)now_s);
 	const char *v[2] = {when, tps.p};
-	good =
-	    good && ok(PQexecParams(c,
-	                            "UPDATE jwt_keys SET retired_at = to_timestamp($1::bigint)"
-	                            " WHERE retired_at IS NULL AND thumbprint <> ALL ($2::text[])",
-	                            2, NULL, v, NULL, NULL, 0),
-	               PGRES_COMMAND_OK);
+	PGresult *r = good
+	                  ? PQexecParams(c,
+	                                 "UPDATE jwt_keys SET retired_at = to_timestamp($1::bigint)"
+	                                 " WHERE retired_at IS NULL AND thumbprint <> ALL "
+	                                 "($2::text[]) RETURNING thumbprint, coalesce(kid, '')",
+	                                 2, NULL, v, NULL, NULL, 0)
+	                  : NULL;
+	good = good && PQresultStatus(r) == PGRES_TUPLES_OK;
+	/* Said once, by the worker that saw the key go: it verifies older commands only. */
+	for (int i = 0; good && i < PQntuples(r); i++)
+		PW_LOG_INFO(
+		    NULL,
+		    "key archive: key '%s' (%s) left the set: retired at %lld, it verifies only "
+		    "commands from before",
+		    PQgetvalue(r, i, 1), PQgetvalue(r, i, 0), (long long)now_s);
+	PQclear(r);
 	pw_util_buf_free(&tps);
 	return good;
 }

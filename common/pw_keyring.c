@@ -138,15 +138,6 @@ static size_t live_keys(const pw_jwk_set *s)
 	return n;
 }
 
-/* Whether s already had k retired. */
-static bool has_retired(const pw_jwk_set *s, const pw_jwk *k)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->keys[i].thumbprint, k->thumbprint) == 0)
-			return s->keys[i].retired_at != 0;
-	return false;
-}
-
 /* The keys tokens are checked with: the source's, joined with the archive when there is
  * one. When the archive cannot be read, the retired keys known from the last sync are kept
  * and the sync is tried again every second. Under fetch_mu; database I/O. */
@@ -204,14 +195,6 @@ static void install(pw_keyring *k, pw_jwk_set *next)
 	kids_not_in(&k->set, next, gone, sizeof(gone));
 	PW_LOG_INFO(NULL, "key set changed: %zu keys; added: %s; removed: %s", live_keys(next),
 	            added[0] ? added : "none", gone[0] ? gone : "none");
-	for (size_t i = 0; i < next->n; i++)
-		if (next->keys[i].retired_at != 0 && !has_retired(&k->set, &next->keys[i]))
-			PW_LOG_INFO(NULL,
-			            "key set: key '%s' retired at %lld (Unix time): it verifies "
-			            "only commands from before",
-			            next->keys[i].has_kid ? next->keys[i].kid
-			                                  : next->keys[i].thumbprint,
-			            (long long)next->keys[i].retired_at);
 	pw_jwk_set_clear(&k->set);
 	k->set = *next;
 	*next = (pw_jwk_set){0};

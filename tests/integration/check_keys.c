@@ -253,7 +253,7 @@ START_TEST(retired_key_judged_by_the_command_time)
 	sleep(1); /* retired_at and append times are in whole seconds: keep them apart */
 	tkk_write_set(path, tkk_jwk(kb, "b", NULL), NULL);
 	tk_worker_start(&w, env);
-	if (!tk_log_wait(&w, "retired at", 15)) {
+	if (!tk_log_wait(&w, "left the set: retired at", 15)) {
 		tk_dump_log(&w);
 		ck_abort_msg("the restarted worker did not retire kid a within 15 s");
 	}

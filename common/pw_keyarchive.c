@@ -10,7 +10,11 @@
 
 PGconn *pw_keyarchive_connect(const pw_config *cfg, char *err, size_t err_size)
 {
-	PGconn *c = PQconnectdb(cfg->database_url);
+	/* Bounded: the ring holds its fetch lock while it connects, and a token naming an
+	 * unknown kid waits for that lock. */
+	const char *const keys[] = {"dbname", "connect_timeout", NULL};
+	const char *const vals[] = {cfg->database_url, "5", NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	PGresult *r = NULL;
 	char *role = NULL;
 

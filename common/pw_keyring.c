@@ -551,7 +551,10 @@ bool pw_keyring_unknown_kid(pw_keyring *k)
 	bool go = false;
 
 	pthread_mutex_lock(&k->mu);
-	if (k->last_unknown_s < 0 || now - k->last_unknown_s >= PW_KEYRING_UNKNOWN_KID_S) {
+	/* While the source is failing, a token does not wait for it: the thread keeps trying
+	 * (within a minute), and made-up kids cannot stall a lane on a dead provider. */
+	if (!k->failing &&
+	    (k->last_unknown_s < 0 || now - k->last_unknown_s >= PW_KEYRING_UNKNOWN_KID_S)) {
 		k->last_unknown_s = now;
 		k->stats.unknown_kid++;
 		go = true;

@@ -63,8 +63,9 @@ uint64_t pw_keyring_generation(const pw_keyring *k);
 PW_MUST_CHECK pw_status pw_keyring_copy(pw_keyring *k, pw_jwk_set *out, uint64_t *generation);
 
 /* A token named a kid the set does not have: refresh now, unless such a refresh ran in
- * the last PW_KEYRING_UNKNOWN_KID_S seconds. True when the set changed. Over the network
- * this waits for the fetch (at most PW_FETCH_TIMEOUT_MS, once per 30 s): the token's answer
+ * the last PW_KEYRING_UNKNOWN_KID_S seconds or the last refresh failed (the thread retries
+ * those). True when the set changed. Over the network this waits for the fetch (at most
+ * PW_FETCH_TIMEOUT_MS, once per 30 s, only while the provider answers): the token's answer
  * depends on it, and a 401 given too early would be final. */
 bool pw_keyring_unknown_kid(pw_keyring *k);
 

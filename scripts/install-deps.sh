@@ -37,6 +37,9 @@ procps
 iproute2
 util-linux
 coreutils
+curl
+jq
+unzip
 "
 # Why the less obvious ones are here:
 #   openjdk-17-jre-headless, maven: stack.sh fetches and runs a real Kafka
@@ -56,6 +59,12 @@ coreutils
 #   libyaml-dev: tests/docker checks docker/compose.yaml without a Docker engine.
 #   clang, libclang-rt-14-dev: scripts/fuzz.sh (libFuzzer); the runtime that
 #       -fsanitize=fuzzer,address links is only a Recommends of clang-14.
+#   curl, jq, unzip: tests/keycloak/keycloak-test.sh (the interop test against a real
+#       Keycloak) drives Keycloak's admin REST API and token endpoint with curl, reads
+#       the JSON with jq, and unpacks the Keycloak distribution with unzip.  Keycloak
+#       itself needs Java 21+: the test runs it with the Temurin 25 JDK in
+#       /usr/lib/jvm/temurin-25-jdk-amd64 (PW_KEYCLOAK_JAVA_HOME), which the machine
+#       image provides (Debian 12 packages stop at OpenJDK 17); without it the test fails.
 
 missing=""
 for pkg in $PACKAGES; do

@@ -23,6 +23,18 @@ echo "test: broker is ${PW_BROKER_KIND}"
 rc=0
 ctest --test-dir "$BUILD" --output-on-failure ${PW_CTEST_ARGS:-} || rc=$?
 
+# Interop with a real identity provider: Keycloak (tests/keycloak/pom.xml, cached in
+# $BUILD/keycloak/) issues the tokens and rotates its keys; the worker must follow.
+# Needs the stack above and Java 21+ (the Temurin 25 JDK); it fails, never skips, when
+# something is missing. PW_KEYCLOAK_TEST=0 skips it, and says so.
+if [ "${PW_KEYCLOAK_TEST:-1}" = 1 ]; then
+	kc_started=$(date +%s)
+	PW_BUILD_DIR=$BUILD tests/keycloak/keycloak-test.sh || rc=1
+	echo "test: Keycloak interop test done in $(($(date +%s) - kc_started)) s"
+else
+	echo "test: Keycloak interop test SKIPPED (PW_KEYCLOAK_TEST=$PW_KEYCLOAK_TEST)"
+fi
+
 # Valgrind memcheck over the unit tests (and patientctl's, which need no broker either),
 # in one process each (CK_FORK=no): any error
 # or definite leak fails the run. No suppressions are needed today.

@@ -23,17 +23,19 @@ OUT=build/fuzz
 
 scripts/install-deps.sh
 
-# The common/ files each target links (none needs the network, the database or Kafka).
+# The common/ files each target links. The token targets link the key ring too (its
+# fetch and key archive); the fuzzed paths never reach the network or the database.
 sources_for() {
 	case $1 in
 	envelope)
 		echo common/pw_envelope.c common/pw_patient.c common/pw_query.c \
 			common/pw_cursor.c common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c \
-			common/pw_keyring.c common/pw_fetch.c common/pw_log.c common/pw_util.c
+			common/pw_keyring.c common/pw_keyarchive.c common/pw_fetch.c common/pw_log.c \
+			common/pw_util.c
 		;;
 	jwt)
 		echo common/pw_jwk.c common/pw_jwt.c common/pw_jwt_lru.c common/pw_keyring.c \
-			common/pw_fetch.c common/pw_log.c common/pw_util.c
+			common/pw_keyarchive.c common/pw_fetch.c common/pw_log.c common/pw_util.c
 		;;
 	cursor) echo common/pw_cursor.c common/pw_util.c ;;
 	jwk) echo common/pw_jwk.c common/pw_util.c ;;
@@ -53,7 +55,7 @@ for t in $TARGETS; do
 	src=$(sources_for "$t")
 	# shellcheck disable=SC2086,SC2046  # word splitting of the lists is intended
 	clang $CFLAGS -o "$OUT/fuzz_$t" "tests/fuzz/fuzz_$t.c" $src \
-		$(pkg-config --cflags --libs jansson libcrypto libcurl)
+		$(pkg-config --cflags --libs jansson libcrypto libcurl libpq)
 	echo "fuzz: built $OUT/fuzz_$t"
 done
 

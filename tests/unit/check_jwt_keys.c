@@ -29,9 +29,11 @@
 static EVP_PKEY *rsa_a, *rsa_b, *ec, *ed;
 static char dir[64];
 
-static const char *const vars[] = {"JWT_ALG",          "JWT_SECRET",        "JWT_PUBLIC_KEY_FILE",
-                                   "JWT_JWKS_FILE",    "JWT_JWKS_URL",      "JWT_OIDC_ISSUER",
-                                   "JWT_JWKS_CA_FILE", "JWT_JWKS_REFRESH_S"};
+/* Every setting a case may set: unset before each load, since without fork (valgrind)
+ * the cases share one environment. */
+static const char *const vars[] = {"JWT_ALG",          "JWT_SECRET",         "JWT_PUBLIC_KEY_FILE",
+                                   "JWT_JWKS_FILE",    "JWT_JWKS_URL",       "JWT_OIDC_ISSUER",
+                                   "JWT_JWKS_CA_FILE", "JWT_JWKS_REFRESH_S", "JWT_ISSUER"};
 
 static void setup(void)
 {

@@ -326,6 +326,14 @@ void pw_jwk_set_clear(pw_jwk_set *s)
 	s->n = 0;
 }
 
+pw_jwk *pw_jwk_set_find(const pw_jwk_set *s, const char *thumbprint)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->keys[i].thumbprint, thumbprint) == 0)
+			return &s->keys[i];
+	return NULL;
+}
+
 pw_status pw_jwk_set_copy(const pw_jwk_set *s, pw_jwk_set *out)
 {
 	*out = (pw_jwk_set){0};

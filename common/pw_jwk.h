@@ -67,6 +67,9 @@ PW_MUST_CHECK pw_status pw_jwk_set_parse(const char *text, size_t len, pw_jwk_se
 
 void pw_jwk_set_clear(pw_jwk_set *s); /* NULL and a cleared set are fine */
 
+/* The key of s with this thumbprint, or NULL. */
+pw_jwk *pw_jwk_set_find(const pw_jwk_set *s, const char *thumbprint);
+
 /* *out becomes a copy of s sharing its OpenSSL keys (reference counted, so each copy is
  * freed with pw_jwk_set_clear on its own). PW_E_NOMEM. */
 PW_MUST_CHECK pw_status pw_jwk_set_copy(const pw_jwk_set *s, pw_jwk_set *out);

@@ -92,14 +92,6 @@ static bool record_set(PGconn *c, const pw_jwk_set *current, int64_t now_s)
 	return good;
 }
 
-static const pw_jwk *by_thumbprint(const pw_jwk_set *s, const char *tp)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->keys[i].thumbprint, tp) == 0)
-			return &s->keys[i];
-	return NULL;
-}
-
 /* An archived key the set lacks, rebuilt from its row: NULL when the row is not usable. */
 static bool archived_key(PGresult *r, int row, pw_jwk *k)
 {
@@ -135,7 +127,7 @@ static pw_status merge(PGresult *r, const pw_jwk_set *current, pw_jwk_set *out)
 	for (int i = 0; i < rows; i++) {
 		const char *tp = PQgetvalue(r, i, 0);
 		int64_t retired = PQgetisnull(r, i, 4) ? 0 : atoll(PQgetvalue(r, i, 4));
-		pw_jwk *mine = (pw_jwk *)by_thumbprint(out, tp);
+		pw_jwk *mine = pw_jwk_set_find(out, tp);
 		if (mine != NULL) {
 			mine->retired_at = retired;
 			continue;

@@ -76,20 +76,10 @@ static bool same_file(const file_id *a, const file_id *b)
 	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-static bool has_thumbprint(const pw_jwk_set *s, const char *tp)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->keys[i].thumbprint, tp) == 0)
-			return true;
-	return false;
-}
-
 static bool live_in(const pw_jwk_set *s, const char *tp)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->keys[i].thumbprint, tp) == 0)
-			return s->keys[i].retired_at == 0;
-	return false;
+	const pw_jwk *k = pw_jwk_set_find(s, tp);
+	return k != NULL && k->retired_at == 0;
 }
 
 /* The kids of a's live keys that are not live in b, space-separated ("" for none), for the
@@ -115,12 +105,13 @@ static bool same_keys(const pw_jwk_set *a, const pw_jwk_set *b)
 {
 	if (a->n != b->n)
 		return false;
-	for (size_t i = 0; i < a->n; i++)
-		if (!has_thumbprint(b, a->keys[i].thumbprint) ||
-		    strcmp(a->keys[i].kid, b->keys[i].kid) != 0 ||
-		    strcmp(a->keys[i].alg, b->keys[i].alg) != 0 ||
-		    a->keys[i].retired_at != b->keys[i].retired_at)
+	for (size_t i = 0; i < a->n; i++) {
+		/* The same key in b, wherever it stands: the order of a set means nothing. */
+		const pw_jwk *x = &a->keys[i], *y = pw_jwk_set_find(b, x->thumbprint);
+		if (y == NULL || strcmp(x->kid, y->kid) != 0 || strcmp(x->alg, y->alg) != 0 ||
+		    x->retired_at != y->retired_at)
 			return false;
+	}
 	return true;
 }
 
@@ -174,7 +165,7 @@ static pw_status effective(pw_keyring *k, pw_jwk_set *out)
 	out->keys = more;
 	for (size_t i = 0; i < k->set.n; i++) {
 		const pw_jwk *old = &k->set.keys[i];
-		if (old->retired_at == 0 || has_thumbprint(&k->current, old->thumbprint) ||
+		if (old->retired_at == 0 || pw_jwk_set_find(&k->current, old->thumbprint) != NULL ||
 		    EVP_PKEY_up_ref(old->pkey) != 1)
 			continue;
 		out->keys[out->n++] = *old;

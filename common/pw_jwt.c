@@ -646,21 +646,27 @@ static const pw_jwk *find_key(const pw_jwt_verifier *v, const header *hd, int64_
 
 /* The key a token's signature is checked with. A static key (a secret, one PEM) was pinned
  * with the algorithm. In a set: the key its kid names, or without a kid the only key that
- * fits its alg; the key must fit the alg either way. */
-static bool pick_key(pw_jwt_verifier *v, const header *hd, int64_t now_s, EVP_PKEY **pkey,
-                     bool *retired, char *why, size_t why_size)
+ * fits its alg; the key must fit the alg either way. PW_E_RETRY: the kid is unknown and
+ * the set's refresh it asked for is under way (pw_keyring_unknown_kid). */
+static pw_status pick_key(pw_jwt_verifier *v, const header *hd, int64_t now_s, EVP_PKEY **pkey,
+                          bool *retired, char *why, size_t why_size)
 {
 	const char *miss = NULL;
 	const pw_jwk *found;
-	bool ok = false;
+	pw_status st = PW_E_AUTH;
 
 	if (v->cfg->jwt_source < PW_KEYS_JWKS_FILE) {
 		*pkey = v->pkey;
-		return true;
+		return PW_OK;
 	}
 	found = find_key(v, hd, now_s, &miss);
-	/* A kid we do not know may be a key the provider has just published. */
-	if (found == NULL && hd->has_kid && v->ring != NULL && pw_keyring_unknown_kid(v->ring)) {
+	/* A kid we do not know may be a key the provider has just published; so may a kid we
+	 * know only retired (providers may reuse a kid for a new key). */
+	if (found == NULL && hd->has_kid && v->ring != NULL) {
+		if (pw_keyring_unknown_kid(v->ring) == PW_KEYRING_KID_WAIT) {
+			st = PW_E_RETRY;
+			FAIL("token kid is not in the key set yet: a refresh is under way");
+		}
 		sync_keys(v);
 		found = find_key(v, hd, now_s, &miss);
 	}
@@ -670,14 +676,14 @@ static bool pick_key(pw_jwt_verifier *v, const header *hd, int64_t now_s, EVP_PK
 		FAIL("token algorithm does not fit the key its kid names");
 	*pkey = found->pkey;
 	*retired = found->retired_at != 0;
-	ok = true;
+	st = PW_OK;
 out:
-	return ok;
+	return st;
 }
 
 /* A token not in the cache, in full and in the contract's order: header, signature, then
- * the claims. PW_E_AUTH with the reason in why, or PW_OK with *t and *claims filled, and
- * *retired when the key is a retired one (valid for this command's time only). */
+ * the claims. PW_E_AUTH with the reason in why, PW_E_RETRY (pick_key), or PW_OK with *t and *claims
+ * filled, and *retired when the key is a retired one (valid for this command's time only). */
 static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
                                 pw_jwt_lru_times *t, pw_jwt_claims *claims, bool *retired,
                                 char *why, size_t why_size)
@@ -687,9 +693,11 @@ static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t le
 
 	header hd;
 	EVP_PKEY *pkey = NULL;
-	if (!precheck(v, token, &hd, why, why_size) ||
-	    !pick_key(v, &hd, now_s, &pkey, retired, why, why_size))
+	if (!precheck(v, token, &hd, why, why_size))
 		goto out;
+	if ((st = pick_key(v, &hd, now_s, &pkey, retired, why, why_size)) != PW_OK)
+		goto out;
+	st = PW_E_AUTH;
 	/* precheck saw exactly three non-empty segments. */
 	const char *dot1 = strchr(token, '.');
 	const char *dot2 = strchr(dot1 + 1, '.');

@@ -40,14 +40,17 @@ void pw_jwt_verifier_use_keyring(pw_jwt_verifier *v, pw_keyring *ring);
  * algorithm and key (OpenSSL, never the algorithm the token names), then exp/nbf/iat at
  * now_s (the time of the command, Unix seconds) with the leeway, iss/aud when configured,
  * and the owner claim. Returns PW_OK and fills *claims, or PW_E_AUTH with a reason in why
- * (safe to send to the caller: it never quotes the token).
+ * (safe to send to the caller: it never quotes the token). With a key ring whose thread
+ * runs, PW_E_RETRY: the token names a kid the set lacks and the set's refresh is under
+ * way; ask again once pw_keyring_kid_waits is false (the answer is not decided yet).
  *
  * A token that passed every check is remembered in the verifier's cache (keyed by the
  * SHA-256 of the whole token, least recently used evicted, at most cfg->jwt_cache_size
  * entries). A later use of the same token skips the signature and the time-independent
  * claims, but exp/nbf/iat are judged again at that call's now_s, with the same reasons.
  * Refused tokens are never cached. The call changes the verifier (its cache and OpenSSL
- * contexts): one verifier per thread, no locking. CPU only: it does not block. */
+ * contexts): one verifier per thread, no locking. CPU only: it does not block (but for a
+ * key ring without its thread, which refreshes in the call). */
 PW_MUST_CHECK pw_status pw_jwt_verify(pw_jwt_verifier *v, const char *token, int64_t now_s,
                                       pw_jwt_claims *claims, char *why, size_t why_size);
 

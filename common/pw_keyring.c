@@ -38,16 +38,18 @@ struct pw_keyring {
 	pthread_cond_t wake;
 	pthread_t thread;
 	bool started, stopping;
-	pw_jwk_set set;         /**< what tokens are checked with, under mu (and fetch_mu) */
-	pw_jwk_set current;     /**< the source's keys as last loaded, under fetch_mu */
-	bool archive, record;   /**< join the key archive; write to it (set before the thread) */
-	PGconn *db;             /**< the archive's session, under fetch_mu; NULL: not connected */
-	bool archive_pending;   /**< the last sync failed: retried every second */
-	_Atomic uint64_t gen;   /**< bumped when set changes */
-	file_id seen;           /**< the file as last read (JWT_JWKS_FILE) */
-	uint64_t text_hash;     /**< of the last text loaded: skipped keys are logged once */
-	int64_t next_load_s;    /**< monotonic: when the next periodic refresh is due */
-	int64_t last_unknown_s; /**< monotonic: last unknown-kid refresh; -1: none yet */
+	pw_jwk_set set;           /**< what tokens are checked with, under mu (and fetch_mu) */
+	pw_jwk_set current;       /**< the source's keys as last loaded, under fetch_mu */
+	bool archive, record;     /**< join the key archive; write to it (set before the thread) */
+	PGconn *db;               /**< the archive's session, under fetch_mu; NULL: not connected */
+	bool archive_pending;     /**< the last sync failed: retried every second */
+	atomic_bool archive_read; /**< a sync has succeeded: the retired keys are known */
+	_Atomic uint64_t gen;     /**< bumped when set changes */
+	file_id seen;             /**< the file as last read (JWT_JWKS_FILE) */
+	uint64_t text_hash;       /**< of the last text loaded: skipped keys are logged once */
+	int64_t next_load_s;      /**< monotonic: when the next periodic refresh is due */
+	int64_t last_unknown_s;   /**< monotonic: last unknown-kid refresh; -1: none yet */
+	bool kid_wanted;        /**< an unknown kid asked the thread for a refresh, not done yet */
 	bool failing;           /**< the last refresh failed: its warning was logged */
 	char last_why[256];     /**< why the last refresh failed */
 	pw_keyring_stats stats; /**< under mu */
@@ -149,6 +151,7 @@ static pw_status effective(pw_keyring *k, pw_jwk_set *out)
 		if (k->archive_pending)
 			PW_LOG_INFO(NULL, "key archive: in step again");
 		k->archive_pending = false;
+		atomic_store(&k->archive_read, true);
 		return PW_OK;
 	}
 	if (!k->archive_pending)
@@ -389,14 +392,19 @@ static void *watch(void *arg)
 		bool due = mono_s() >= k->next_load_s;
 		bool pending =
 		    k->archive_pending; /* written under fetch_mu: a stale read waits a tick */
-		if (!changed && !due && !pending)
+		bool wanted = k->kid_wanted;
+		if (!changed && !due && !pending && !wanted)
 			continue;
 		pthread_mutex_unlock(&k->mu);
-		if (changed || due)
+		if (changed || due || wanted)
 			refresh(k);
 		else
 			resync(k);
 		pthread_mutex_lock(&k->mu);
+		/* Cleared only now: the lanes holding a token for it take it again once the
+		 * refresh is done, whatever it brought. */
+		if (wanted)
+			k->kid_wanted = false;
 	}
 	pthread_mutex_unlock(&k->mu);
 	return NULL;
@@ -535,25 +543,50 @@ pw_status pw_keyring_copy(pw_keyring *k, pw_jwk_set *out, uint64_t *generation)
 	return st;
 }
 
-bool pw_keyring_unknown_kid(pw_keyring *k)
+/* Whether a token naming a kid the set lacks should wait, with the thread running: while
+ * an unknown-kid refresh is under way, or while the archive was never read (the key may be
+ * a retired one, valid for the command's time: the worker may have started with the
+ * database down). Under mu. */
+static bool kid_waits(pw_keyring *k)
 {
-	uint64_t before = atomic_load(&k->gen);
+	return k->started && (k->kid_wanted || (k->archive && !atomic_load(&k->archive_read)));
+}
+
+pw_keyring_kid pw_keyring_unknown_kid(pw_keyring *k)
+{
 	int64_t now = mono_s();
 	bool go = false;
+	pw_keyring_kid r = PW_KEYRING_KID_FINAL;
 
 	pthread_mutex_lock(&k->mu);
 	/* While the source is failing, a token does not wait for it: the thread keeps trying
-	 * (within a minute), and made-up kids cannot stall a lane on a dead provider. */
-	if (!k->failing &&
-	    (k->last_unknown_s < 0 || now - k->last_unknown_s >= PW_KEYRING_UNKNOWN_KID_S)) {
+	 * (within a minute), and made-up kids cannot stall a partition on a dead provider. */
+	if (kid_waits(k)) {
+		r = PW_KEYRING_KID_WAIT;
+	} else if (!k->failing &&
+	           (k->last_unknown_s < 0 || now - k->last_unknown_s >= PW_KEYRING_UNKNOWN_KID_S)) {
 		k->last_unknown_s = now;
 		k->stats.unknown_kid++;
 		go = true;
+		if (k->started) {
+			k->kid_wanted = true;
+			pthread_cond_signal(&k->wake);
+			r = PW_KEYRING_KID_WAIT;
+		}
 	}
 	pthread_mutex_unlock(&k->mu);
-	if (go)
+	/* No thread (a replay, a test): nothing waits on this caller, so it refreshes itself. */
+	if (go && r == PW_KEYRING_KID_FINAL)
 		refresh(k);
-	return atomic_load(&k->gen) != before;
+	return r;
+}
+
+bool pw_keyring_kid_waits(pw_keyring *k)
+{
+	pthread_mutex_lock(&k->mu);
+	bool w = kid_waits(k);
+	pthread_mutex_unlock(&k->mu);
+	return w;
 }
 
 void pw_keyring_get_stats(pw_keyring *k, pw_keyring_stats *s)

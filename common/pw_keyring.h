@@ -2,9 +2,10 @@
  * source is a file (JWT_JWKS_FILE), a URL (JWT_JWKS_URL) or an OpenID Connect issuer
  * (JWT_OIDC_ISSUER: discovery, then its jwks_uri). A refresh thread reloads it every
  * JWT_JWKS_REFRESH_S (or the response's Cache-Control max-age within the same bounds), and
- * a file as soon as it changes (checked every second); a token naming an unknown kid
- * refreshes at once, at most once per 30 s. A failed refresh keeps the last good set and is
- * tried again within a minute. Each change bumps a generation that verifiers compare on
+ * a file as soon as it changes (checked every second); a token naming an unknown kid asks
+ * for a refresh at once, at most once per 30 s, and its command waits for it without
+ * holding up any other partition. A failed refresh keeps the last good set and is tried
+ * again within a minute. Each change bumps a generation that verifiers compare on
  * every token, so they pick up the new set (and forget the tokens they verified with the
  * old one) before their next verification. */
 #ifndef PW_KEYRING_H
@@ -62,12 +63,23 @@ uint64_t pw_keyring_generation(const pw_keyring *k);
 /* The current set, its keys shared (free with pw_jwk_set_clear), and its generation. */
 PW_MUST_CHECK pw_status pw_keyring_copy(pw_keyring *k, pw_jwk_set *out, uint64_t *generation);
 
-/* A token named a kid the set does not have: refresh now, unless such a refresh ran in
- * the last PW_KEYRING_UNKNOWN_KID_S seconds or the last refresh failed (the thread retries
- * those). True when the set changed. Over the network this waits for the fetch (at most
- * PW_FETCH_TIMEOUT_MS, once per 30 s, only while the provider answers): the token's answer
- * depends on it, and a 401 given too early would be final. */
-bool pw_keyring_unknown_kid(pw_keyring *k);
+typedef enum pw_keyring_kid {
+	PW_KEYRING_KID_FINAL, /**< judge the token with the set as it is (pw_keyring_copy) */
+	PW_KEYRING_KID_WAIT,  /**< hold the token until pw_keyring_kid_waits is false */
+} pw_keyring_kid;
+
+/* A token named a kid the set does not have. With the thread running, nothing here waits
+ * for the network: the thread is asked to refresh now (unless such a refresh ran in the
+ * last PW_KEYRING_UNKNOWN_KID_S seconds, or the last refresh failed: the thread retries
+ * those), and WAIT says the token's answer depends on that refresh (a 401 given too early
+ * would be final), or on the key archive the worker could not read yet. The caller holds
+ * that command, and the commands after it, and carries on with the others. FINAL: no
+ * newer set is coming soon. Without the thread (a replay, tests) it refreshes itself,
+ * waiting for the fetch (at most PW_FETCH_TIMEOUT_MS, once per 30 s), and says FINAL. */
+pw_keyring_kid pw_keyring_unknown_kid(pw_keyring *k);
+
+/* True while tokens told WAIT must still wait. */
+bool pw_keyring_kid_waits(pw_keyring *k);
 
 /* Refreshes now, as the thread does when the source changed (tests; the thread's work). */
 void pw_keyring_refresh(pw_keyring *k);

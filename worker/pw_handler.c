@@ -142,8 +142,13 @@ static pw_status authenticate(pw_handler *h, const pw_envelope *env, pw_topic_ki
 	*refused = true;
 	if (env->token_not_string)
 		return refuse(out, 401, "unauthorized", "token must be a string", NULL);
-	if (pw_jwt_verify(h->jwt, env->token, out->command_time, &claims, why, sizeof(why)) !=
-	    PW_OK)
+	pw_status st =
+	    pw_jwt_verify(h->jwt, env->token, out->command_time, &claims, why, sizeof(why));
+	if (st == PW_E_RETRY) {
+		out->kind = PW_HANDLER_WAIT;
+		return PW_OK;
+	}
+	if (st != PW_OK)
 		return refuse(out, 401, "unauthorized", why, NULL);
 	memcpy(out->owner, claims.owner, sizeof(out->owner));
 	if (h->cfg->jwt_require_scope &&

@@ -42,6 +42,8 @@ typedef struct pw_handler_record {
 typedef enum pw_handler_kind {
 	PW_HANDLER_DEAD_LETTER = 0, /**< no reply can be addressed: dead-letter the record */
 	PW_HANDLER_COMMAND,         /**< answered through the database (work and audit row) */
+	PW_HANDLER_WAIT, /**< not decided yet: the token's kid waits for the key set's refresh
+	                      (pw_keyring_kid_waits); take the record again once it is done */
 } pw_handler_kind;
 
 typedef struct pw_handler_outcome {
@@ -80,7 +82,8 @@ void pw_handler_record_of(const rd_kafka_message_t *m, int64_t now_s, pw_handler
 
 /* Decides a record's outcome in the contract's order: size, JSON, request_id, reply_to
  * (a dead letter), then the token (401, 403), then type and payload (400). PW_OK with *out
- * filled (clear it with pw_handler_outcome_clear), or PW_E_NOMEM. */
+ * filled (clear it with pw_handler_outcome_clear), or PW_E_NOMEM. Only a key ring with its
+ * thread running makes an outcome PW_HANDLER_WAIT. */
 PW_MUST_CHECK pw_status pw_handler_decide(pw_handler *h, const pw_handler_record *r,
                                           pw_topic_kind lane, pw_handler_outcome *out);
 

@@ -61,6 +61,14 @@ void pw_job_drop(pw_job *j, pw_offsets *o)
 	pw_job_free(j);
 }
 
+void pw_job_untake(pw_job *j, pw_offsets *o)
+{
+	if (j->pending != NULL)
+		pw_offsets_untake(o, j->pending);
+	j->pending = NULL;
+	pw_job_free(j);
+}
+
 void pw_job_list_push(pw_job_list *l, pw_job *j)
 {
 	j->next = NULL;

@@ -47,6 +47,10 @@ void pw_job_free(pw_job *j);
  * the record is answered again by whoever consumes the partition next; then it is freed. */
 void pw_job_drop(pw_job *j, pw_offsets *o);
 
+/* The job just made will be made again from the same record, read again once its
+ * partition resumes (it was sought back to it): its offset is forgotten, then it is freed. */
+void pw_job_untake(pw_job *j, pw_offsets *o);
+
 void pw_job_list_push(pw_job_list *l, pw_job *j);
 pw_job *pw_job_list_pop(pw_job_list *l); /* NULL when empty */
 

@@ -195,6 +195,16 @@ void pw_offsets_release(pw_offsets *o, pw_offsets_pending *p)
 		p->abandoned = true; /* freed with its tracker */
 }
 
+void pw_offsets_untake(pw_offsets *o, pw_offsets_pending *p)
+{
+	tracker *t = p->t;
+
+	if (settle(o, p))
+		return;
+	unlink_pending(&t->l, p);
+	free(p);
+}
+
 size_t pw_offsets_inflight(const pw_offsets *o)
 {
 	return o->inflight;

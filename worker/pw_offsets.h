@@ -38,6 +38,10 @@ void pw_offsets_revoke(pw_offsets *o, const char *topic, int32_t partition);
  * before it, so the record is answered again after a restart. */
 void pw_offsets_release(pw_offsets *o, pw_offsets_pending *p);
 
+/* The record will be taken again (its partition was sought back to it): forgotten as if
+ * never taken. Only for the partition's last tracked record. Frees p. */
+void pw_offsets_untake(pw_offsets *o, pw_offsets_pending *p);
+
 /* Records tracked and not yet acknowledged or released, and the bytes they hold. */
 size_t pw_offsets_inflight(const pw_offsets *o);
 size_t pw_offsets_inflight_bytes(const pw_offsets *o);

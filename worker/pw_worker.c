@@ -10,7 +10,9 @@
  *
  * When the database is down, or too much is in flight, every assigned partition is
  * paused and the loop keeps polling so the group keeps us; the records already taken are
- * held and retried, never skipped. */
+ * held and retried, never skipped. A record whose token waits for the key set's refresh
+ * (an unknown kid) pauses its own partition only, sought back to it: it and the records
+ * after it are read again once the refresh is done, and the other partitions go on. */
 #include "pw_worker.h"
 
 #include <stdbool.h>
@@ -52,7 +54,11 @@ struct pw_worker {
 	pw_batch *batch;   /**< jobs waiting for the database */
 	pw_db *db;
 	pw_jwt_verifier *jwt;
+	pw_keyring *ring; /**< the key set, when there is one */
 	pw_handler handler;
+	/** Partitions paused for the key set's refresh, each sought back to the record that
+	 * waits (at most the assignment). */
+	rd_kafka_topic_partition_list_t *waiting;
 	pw_metrics *metrics; /**< shared with the other lane and the HTTP thread; may be NULL */
 	const atomic_int *stop;
 	bool fatal;  /**< out of memory, or the database refuses work for good */
@@ -169,6 +175,63 @@ static void write_batch(pw_worker *w)
 
 /* ---- taking records ------------------------------------------------------------------------ */
 
+/* m's token waits for the key set's refresh: its partition is paused and sought back to it
+ * (librdkafka drops what it had fetched after it), so m and the records after it come
+ * again, in order, once resume_waiting resumes the partition; nothing of the partition
+ * was stored past m. False when librdkafka refuses. */
+static bool wait_for_keys(pw_worker *w, const rd_kafka_message_t *m)
+{
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_error_t *e = NULL;
+	rd_kafka_resp_err_t err;
+
+	if (one == NULL)
+		return false;
+	rd_kafka_topic_partition_list_add(one, topic, m->partition)->offset = m->offset;
+	/* Pause first: a pause sets the next fetch to the record after the last one taken,
+	 * the seek after it moves that back to m. */
+	err = rd_kafka_pause_partitions(w->consumer, one);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		err = one->elems[0].err;
+	/* Without a timeout the seek is queued (its element says in progress) before any
+	 * fetch of the partition can be. */
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    (e = rd_kafka_seek_partitions(w->consumer, one, 0)))
+		err = rd_kafka_error_code(e);
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    one->elems[0].err != RD_KAFKA_RESP_ERR__IN_PROGRESS)
+		err = one->elems[0].err;
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+		rd_kafka_topic_partition_list_add(w->waiting, topic, m->partition)->offset =
+		    m->offset;
+	PW_LOG_INFO(NULL, "%s lane: %s/%d waits at offset %lld for the key set's refresh: %s",
+	            w->name, topic, (int)m->partition, (long long)m->offset,
+	            err == RD_KAFKA_RESP_ERR_NO_ERROR ? "paused" : rd_kafka_err2str(err));
+	rd_kafka_error_destroy(e);
+	rd_kafka_topic_partition_list_destroy(one);
+	return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* The key set's refresh is done: the partitions that waited for it are resumed (left
+ * paused while the whole lane is: flow_control resumes them with the others). */
+static void resume_waiting(pw_worker *w)
+{
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (w->waiting->cnt == 0 || pw_keyring_kid_waits(w->ring))
+		return;
+	if (!w->paused && (err = rd_kafka_resume_partitions(w->consumer, w->waiting)) !=
+	                      RD_KAFKA_RESP_ERR_NO_ERROR) {
+		PW_LOG_WARN(NULL, "resuming partitions failed: %s", rd_kafka_err2str(err));
+		return; /* tried again at the next turn */
+	}
+	PW_LOG_INFO(NULL, "%s lane: key set refreshed, %d waiting partitions resume", w->name,
+	            w->waiting->cnt);
+	while (w->waiting->cnt > 0)
+		rd_kafka_topic_partition_list_del_by_idx(w->waiting, w->waiting->cnt - 1);
+}
+
 static void handle(pw_worker *w, const rd_kafka_message_t *m)
 {
 	pw_handler_record r;
@@ -179,7 +242,15 @@ static void handle(pw_worker *w, const rd_kafka_message_t *m)
 	pw_handler_record_of(m, (int64_t)time(NULL), &r);
 	if (pw_handler_decide(&w->handler, &r, w->lane, &j->out) != PW_OK)
 		goto oom;
-	if (j->out.kind == PW_HANDLER_DEAD_LETTER) {
+	if (j->out.kind == PW_HANDLER_WAIT) {
+		pw_job_untake(j, w->offsets);
+		if (!wait_for_keys(w, m)) {
+			/* The record cannot be read again: stop before a later one is stored. */
+			PW_LOG_ERROR(NULL, "cannot hold %s/%d for the key set; stopping",
+			             rd_kafka_topic_name(m->rkt), (int)m->partition);
+			w->fatal = true;
+		}
+	} else if (j->out.kind == PW_HANDLER_DEAD_LETTER) {
 		j->dead = true;
 		pw_outbox_send(w->outbox, j);
 	} else {
@@ -236,6 +307,10 @@ static void flow_control(pw_worker *w)
 
 	if (want == w->paused || rd_kafka_assignment(w->consumer, &a) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		return;
+	/* Partitions waiting for the key set stay paused until it is refreshed. */
+	for (int i = 0; !want && i < w->waiting->cnt; i++)
+		rd_kafka_topic_partition_list_del(a, w->waiting->elems[i].topic,
+		                                  w->waiting->elems[i].partition);
 	err = want ? rd_kafka_pause_partitions(w->consumer, a)
 	           : rd_kafka_resume_partitions(w->consumer, a);
 	rd_kafka_topic_partition_list_destroy(a);
@@ -331,6 +406,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		PW_LOG_INFO(NULL, "%s lane: partitions assigned: %d", w->name, parts->cnt);
 	} else {
 		pw_batch_drop(w->batch, parts, w->offsets);
+		for (int i = 0; i < parts->cnt; i++)
+			rd_kafka_topic_partition_list_del(w->waiting, parts->elems[i].topic,
+			                                  parts->elems[i].partition);
 		if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
 			pw_outbox_drain(w->outbox, 5000);
 			rd_kafka_commit(rk, NULL, 0);
@@ -401,6 +479,7 @@ static void run_once(pw_worker *w)
 		write_batch(w);        /* the database: the batch, or a reconnect */
 	pw_outbox_retry(w->outbox);    /* replies whose delivery failed for a transient reason */
 	flow_control(w);               /* pause or resume the partitions */
+	resume_waiting(w);             /* partitions that waited for the key set */
 	pw_outbox_serve(w->outbox, 0); /* delivery reports: replies finished, offsets stored */
 	report(w);                     /* /metrics gauges, the stats line */
 	w->idle = !take_record(w, poll_timeout(w));
@@ -520,6 +599,8 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 	w->stop = stop;
 	w->name = lane == PW_TOPIC_CREATE ? "create" : "query";
 	w->topic = lane == PW_TOPIC_CREATE ? cfg->topic_create : cfg->topic_query;
+	if ((w->waiting = rd_kafka_topic_partition_list_new(4)) == NULL)
+		goto out;
 	if (pw_jwt_verifier_create(cfg, &w->jwt) != PW_OK) {
 		snprintf(errstr, errstr_size,
 		         "JWT_SECRET/JWT_PUBLIC_KEY_FILE/JWT_JWKS_FILE: no usable key");
@@ -561,10 +642,13 @@ void pw_worker_destroy(pw_worker *w)
 	pw_offsets_destroy(w->offsets);
 	pw_db_destroy(w->db);
 	pw_jwt_verifier_destroy(w->jwt);
+	if (w->waiting)
+		rd_kafka_topic_partition_list_destroy(w->waiting);
 	free(w);
 }
 
 void pw_worker_use_keyring(pw_worker *w, pw_keyring *ring)
 {
+	w->ring = ring;
 	pw_jwt_verifier_use_keyring(w->jwt, ring);
 }

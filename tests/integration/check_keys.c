@@ -33,6 +33,14 @@ static char *token_for(const char *owner, const char *alg, const char *kid, EVP_
 	return token_iss(owner, "patients-test", alg, kid, key);
 }
 
+/* Two fresh keys: a P-256 one (ES256) and an Ed25519 one (EdDSA). */
+static void es_and_ed(EVP_PKEY **es, EVP_PKEY **ed)
+{
+	*es = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	*ed = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	ck_assert(*es != NULL && *ed != NULL);
+}
+
 /* Sends a create signed with token and waits for its reply; the reply's status. */
 static int create_status(const tk_world *w, rd_kafka_t *p, const char *rid, const char *token,
                          const char *dni)
@@ -62,9 +70,8 @@ static long metric(const char *page, const char *name)
 
 START_TEST(rotation_on_a_running_worker)
 {
-	EVP_PKEY *ka = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	EVP_PKEY *kb = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	ck_assert(ka != NULL && kb != NULL);
+	EVP_PKEY *ka, *kb;
+	es_and_ed(&ka, &kb);
 	tk_world w;
 	tk_world_init(&w, 1);
 	char path[256], set_kv[300], addr[64], http_kv[96];
@@ -194,6 +201,103 @@ START_TEST(oidc_provider_on_a_running_worker)
 }
 END_TEST
 
+/* Sends a create for rid to one partition of w's create topic. */
+static void send_create(const tk_world *w, rd_kafka_t *p, int32_t partition, const char *rid,
+                        const char *token)
+{
+	char *cmd = tk_create_cmd(rid, token, rid, NULL);
+	tk_send_to(p, w->create, partition, rid, cmd, strlen(cmd), NULL);
+	free(cmd);
+}
+
+/* rid's only reply among recs: its status, and its patient id in *id. */
+static int reply_of(const tk_records *recs, const char *rid, long *id)
+{
+	size_t n = 0;
+	const tk_record *r = tk_find(recs, rid, &n);
+	ck_assert_msg(r != NULL && n == 1, "%s: %zu replies, want 1", rid, n);
+	char *st = tk_json_get(r->value, "status"), *pid = tk_json_get(r->value, "data.id");
+	int status = st ? atoi(st) : -1;
+	*id = pid ? atol(pid) : -1;
+	free(st);
+	free(pid);
+	return status;
+}
+
+/* JWT_JWKS_URL (the stand-in provider, in this process): a token whose kid the worker
+ * does not have yet waits for the set's refresh without holding up the lane. While the
+ * provider holds the fetch, the command's partition waits, the command behind it too,
+ * and the other partition is answered; once the fetch is let go, both are answered 201,
+ * in their partition's order. A worker whose lane waited for the fetch would have
+ * answered nothing meanwhile, then the waiting token 401 when the fetch timed out. */
+START_TEST(an_unknown_kid_holds_only_its_partition)
+{
+	EVP_PKEY *ka, *kb;
+	es_and_ed(&ka, &kb);
+	char *set_a = tkk_set_text(tkk_jwk(ka, "a", "ES256"), NULL);
+	char *set_ab = tkk_set_text(tkk_jwk(ka, "a", "ES256"), tkk_jwk(kb, "b", NULL), NULL);
+	tk_idp *idp = tk_idp_start(set_a);
+	tk_world w;
+	tk_world_init(&w, 2);
+	char url_kv[128];
+	snprintf(url_kv, sizeof(url_kv), "JWT_JWKS_URL=%s/jwks", tk_idp_base(idp));
+	const char *env[] = {"JWT_SECRET", "JWT_ALG=ES256,EdDSA", url_kv, NULL};
+	tk_worker_start(&w, env);
+	rd_kafka_t *p = tk_producer();
+	char *owner = tk_owner("hold");
+	char *ta = token_for(owner, "ES256", "a", ka), *tb = token_for(owner, "EdDSA", "b", kb);
+	tk_records recs = {0};
+	long id0, id1, id2, id3;
+
+	/* Both partitions answered first: the lane has them. */
+	send_create(&w, p, 0, "h0", ta);
+	send_create(&w, p, 1, "h1", ta);
+	const char *first[] = {"h0", "h1"};
+	tk_await(&w, w.replies, first, 2, &recs);
+	ck_assert_int_eq(reply_of(&recs, "h0", &id0), 201);
+	ck_assert_int_eq(reply_of(&recs, "h1", &id1), 201);
+	tk_records_free(&recs);
+
+	tk_idp_set_keys(idp, set_ab);
+	tk_idp_hold(idp, true);
+	send_create(&w, p, 0, "h2", tb);
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	for (int i = 0; i < 500 && tk_idp_held(idp) == 0; i++)
+		nanosleep(&nap, NULL);
+	if (tk_idp_held(idp) != 1) {
+		tk_dump_log(&w);
+		ck_abort_msg("the worker did not fetch the set within 10 s of kid b's token");
+	}
+	send_create(&w, p, 0, "h3", ta);
+	send_create(&w, p, 1, "h4", ta);
+	const char *other[] = {"h4"};
+	tk_await(&w, w.replies, other, 1, &recs);
+	ck_assert_int_eq(reply_of(&recs, "h4", &id0), 201);
+	ck_assert_msg(tk_find(&recs, "h2", NULL) == NULL && tk_find(&recs, "h3", NULL) == NULL,
+	              "partition 0 was answered while the fetch was held");
+	tk_records_free(&recs);
+
+	tk_idp_hold(idp, false);
+	const char *held[] = {"h2", "h3"};
+	tk_await(&w, w.replies, held, 2, &recs);
+	ck_assert_int_eq(reply_of(&recs, "h2", &id2), 201);
+	ck_assert_int_eq(reply_of(&recs, "h3", &id3), 201);
+	ck_assert_msg(id2 < id3, "h2 (patient %ld) was written after h3 (patient %ld)", id2, id3);
+	tk_records_free(&recs);
+	ck_assert_msg(tk_log_wait(&w, "waits at offset", 1), "no line says what waited");
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 15), 0);
+	rd_kafka_destroy(p);
+	tk_idp_stop(idp);
+	free(ta);
+	free(tb);
+	free(owner);
+	free(set_a);
+	free(set_ab);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
+}
+END_TEST
+
 /* Every reply to rid among recs is the same bytes, and there are want of them. */
 static void same_replies(const tk_records *recs, const char *rid, size_t want)
 {
@@ -229,9 +333,8 @@ static char *slurp(const char *path)
  * ones refused; a replay of the topic afterwards answers every one exactly as before. */
 START_TEST(retired_key_judged_by_the_command_time)
 {
-	EVP_PKEY *ka = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	EVP_PKEY *kb = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	ck_assert(ka != NULL && kb != NULL);
+	EVP_PKEY *ka, *kb;
+	es_and_ed(&ka, &kb);
 	tk_world w;
 	tk_world_init(&w, 1);
 	char path[256], set_kv[300];
@@ -320,6 +423,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, rotation_on_a_running_worker);
 	tcase_add_test(tc, a_bad_set_stops_the_start);
 	tcase_add_test(tc, oidc_provider_on_a_running_worker);
+	tcase_add_test(tc, an_unknown_kid_holds_only_its_partition);
 	tcase_add_test(tc, retired_key_judged_by_the_command_time);
 	suite_add_tcase(s, tc);
 	return s;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -23,6 +24,9 @@ struct tk_idp {
 	bool failing;
 	long max_age;
 	unsigned long fetches;
+	pthread_cond_t gate; /**< signalled when holding ends */
+	bool holding;        /**< /jwks requests wait while set */
+	int held;            /**< requests waiting now */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, char *body, long max_age)
@@ -59,8 +63,17 @@ static enum MHD_Result handle(void *arg, struct MHD_Connection *c, const char *u
 	(void)state;
 
 	pthread_mutex_lock(&p->mu);
-	if (strcmp(url, "/jwks") == 0)
+	if (strcmp(url, "/jwks") == 0) {
+		/* Held at most 30 s, so a test that forgets the gate still ends. */
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 30;
+		p->held++;
+		while (p->holding && pthread_cond_timedwait(&p->gate, &p->mu, &until) == 0)
+			;
+		p->held--;
 		p->fetches++;
+	}
 	if (p->failing) {
 		code = 500;
 		body = strdup("{\"error\":\"down\"}");
@@ -125,6 +138,7 @@ static tk_idp *start(const char *set_json, const char *cert_pem, const char *key
 	snprintf(p->base, sizeof(p->base), "%s://127.0.0.1:%d", cert_pem ? "https" : "http",
 	         p->port);
 	ck_assert_int_eq(pthread_mutex_init(&p->mu, NULL), 0);
+	ck_assert_int_eq(pthread_cond_init(&p->gate, NULL), 0);
 	p->keys = strdup(set_json);
 	p->max_age = -1;
 	listen_on(p);
@@ -141,8 +155,25 @@ tk_idp *tk_idp_start_tls(const char *set_json, const char *cert_pem, const char 
 	return start(set_json, cert_pem, key_pem);
 }
 
+void tk_idp_hold(tk_idp *p, bool hold)
+{
+	pthread_mutex_lock(&p->mu);
+	p->holding = hold;
+	pthread_cond_broadcast(&p->gate);
+	pthread_mutex_unlock(&p->mu);
+}
+
+int tk_idp_held(tk_idp *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int n = p->held;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
 void tk_idp_pause(tk_idp *p)
 {
+	tk_idp_hold(p, false); /* the daemon's thread is joined: nothing may wait in it */
 	if (p->d != NULL)
 		MHD_stop_daemon(p->d);
 	p->d = NULL;
@@ -158,6 +189,7 @@ void tk_idp_stop(tk_idp *p)
 	if (p == NULL)
 		return;
 	tk_idp_pause(p);
+	pthread_cond_destroy(&p->gate);
 	pthread_mutex_destroy(&p->mu);
 	free(p->keys);
 	free(p->issuer);

@@ -39,6 +39,11 @@ void tk_idp_set_max_age(tk_idp *p, long max_age);
 /* Requests of /jwks answered so far (whatever their status). */
 unsigned long tk_idp_fetches(tk_idp *p);
 
+/* While hold is set, requests of /jwks wait (up to 30 s) before they are answered;
+ * tk_idp_held says how many wait now. */
+void tk_idp_hold(tk_idp *p, bool hold);
+int tk_idp_held(tk_idp *p);
+
 /* Stops listening but keeps the state; tk_idp_resume listens again on the same port. */
 void tk_idp_pause(tk_idp *p);
 void tk_idp_resume(tk_idp *p);

@@ -328,14 +328,21 @@ rd_kafka_t *tk_producer(void)
 void tk_send(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,
              const char *const *headers)
 {
+	tk_send_to(p, topic, RD_KAFKA_PARTITION_UA, key, value, len, headers);
+}
+
+void tk_send_to(rd_kafka_t *p, const char *topic, int32_t partition, const char *key,
+                const void *value, size_t len, const char *const *headers)
+{
 	int done = 0;
 	rd_kafka_headers_t *h = rd_kafka_headers_new(4);
 	for (size_t i = 0; headers != NULL && headers[i] != NULL; i += 2)
 		rd_kafka_header_add(h, headers[i], -1, headers[i + 1], -1);
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-	    p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-	    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-	    RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(&done), RD_KAFKA_V_END);
+	    p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+	    RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
+	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+	    RD_KAFKA_V_OPAQUE(&done), RD_KAFKA_V_END);
 	ck_assert_msg(err == 0, "produce to %s: %s", topic, rd_kafka_err2str(err));
 	for (int i = 0; i < 200 && done == 0; i++)
 		rd_kafka_poll(p, 50);

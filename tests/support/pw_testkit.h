@@ -78,6 +78,10 @@ rd_kafka_t *tk_producer(void);
 void tk_send(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,
              const char *const *headers);
 
+/* The same to one partition (RD_KAFKA_PARTITION_UA: by the key, as tk_send). */
+void tk_send_to(rd_kafka_t *p, const char *topic, int32_t partition, const char *key,
+                const void *value, size_t len, const char *const *headers);
+
 /* A create command for request_id with the given dni, signed for sub. Caller frees. */
 char *tk_create_cmd(const char *request_id, const char *token, const char *dni,
                     const char *extra_payload_json);

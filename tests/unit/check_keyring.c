@@ -66,6 +66,26 @@ static void expect(pw_jwt_verifier *v, char *t, const char *want, const char *na
 	free(t);
 }
 
+/* Not decided yet: the token waits for the set's refresh (PW_E_RETRY). tok is freed. */
+static void expect_wait(pw_jwt_verifier *v, char *t, const char *name)
+{
+	pw_jwt_claims c;
+	char why[256];
+	pw_status st = pw_jwt_verify(v, t, NOW, &c, why, sizeof(why));
+	ck_assert_msg(st == PW_E_RETRY, "%s: status %d (%s), want a wait for the refresh", name, st,
+	              why);
+	free(t);
+}
+
+/* Waits up to 10 s for the ring's thread to finish what tokens wait for. */
+static void await_refresh(pw_keyring *ring)
+{
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	for (int i = 0; i < 500 && pw_keyring_kid_waits(ring); i++)
+		nanosleep(&nap, NULL);
+	ck_assert_msg(!pw_keyring_kid_waits(ring), "tokens still wait for the set after 10 s");
+}
+
 typedef struct fixture {
 	pw_config cfg;
 	pw_keyring *ring;
@@ -202,7 +222,12 @@ START_TEST(the_thread_notices_a_changed_file)
 	}
 	ck_assert_msg(pw_keyring_generation(f.ring) != g,
 	              "the set did not change within 5 s of the file's");
+	/* With the thread running, A's kid asks it for a refresh and waits for that, then is
+	 * refused; within the 30 s, at once. */
+	expect_wait(f.v, tok("ES256", "a", ka), "A, gone from the file");
+	await_refresh(f.ring);
 	expect(f.v, tok("ES256", "a", ka), "not in the key set", "A, gone from the file");
+	expect(f.v, tok("ES256", "a", ka), "not in the key set", "A again, within the 30 s");
 	expect(f.v, tok("EdDSA", "b", kb), NULL, "B, in the file now");
 	close_ring(&f);
 }
@@ -287,6 +312,65 @@ START_TEST(oidc_rotation_and_outage)
 	free(set_a);
 	free(set_ab);
 	free(set_b);
+}
+END_TEST
+
+/* With the thread running, a token's unknown kid never waits for the provider: the call
+ * returns "wait" while the provider holds the fetch (a verifier that fetched itself would
+ * only return once the fetch ended), known kids go on, and after the refresh the token is
+ * accepted; one refresh for every kid that waited. */
+START_TEST(an_unknown_kid_does_not_wait_for_the_provider)
+{
+	char *set_a = tkk_set_text(tkk_jwk(ka, "a", NULL), NULL);
+	char *set_ab = tkk_set_text(tkk_jwk(ka, "a", NULL), tkk_jwk(kb, "b", NULL), NULL);
+	tk_idp *idp = tk_idp_start(set_a);
+	const char *iss = tk_idp_base(idp);
+	fixture f;
+	char err[512];
+	pw_keyring_stats s;
+
+	ck_assert_msg(open_oidc(&f, idp, 0, err, sizeof(err)) == PW_OK, "%s", err);
+	ck_assert_int_eq(pw_keyring_start(f.ring), PW_OK);
+	expect(f.v, tok_iss(iss, "ES256", "a", ka), NULL, "A");
+	tk_idp_set_keys(idp, set_ab);
+	tk_idp_hold(idp, true);
+	expect_wait(f.v, tok_iss(iss, "EdDSA", "b", kb), "B, new kid");
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	for (int i = 0; i < 500 && tk_idp_held(idp) == 0; i++)
+		nanosleep(&nap, NULL);
+	ck_assert_msg(tk_idp_held(idp) == 1, "the thread did not fetch the set within 10 s");
+	ck_assert(pw_keyring_kid_waits(f.ring));
+	expect_wait(f.v, tok_iss(iss, "EdDSA", "b", kb), "B again, the fetch held");
+	expect_wait(f.v, tok_iss(iss, "ES256", "made-up", ka), "a made-up kid, the fetch held");
+	expect(f.v, tok_iss(iss, "ES256", "a", ka), NULL, "A, the fetch held");
+	tk_idp_hold(idp, false);
+	await_refresh(f.ring);
+	expect(f.v, tok_iss(iss, "EdDSA", "b", kb), NULL, "B after the refresh");
+	expect(f.v, tok_iss(iss, "ES256", "made-up", ka), "not in the key set", "made-up kid");
+	pw_keyring_get_stats(f.ring, &s);
+	ck_assert_uint_eq(s.unknown_kid, 1);
+	ck_assert_uint_eq(tk_idp_fetches(idp), 2);
+	close_ring(&f);
+	tk_idp_stop(idp);
+	free(set_a);
+	free(set_ab);
+}
+END_TEST
+
+/* A worker that could not read the key archive yet (its database down at start) does not
+ * refuse a kid it lacks: the key may be a retired one, valid for the command's time. The
+ * token waits until the archive is read; the kids of the set pass meanwhile. */
+START_TEST(an_unknown_kid_waits_for_an_unread_archive)
+{
+	fixture f;
+
+	open_ring(&f); /* DATABASE_URL names a database that does not exist */
+	pw_keyring_use_archive(f.ring, true);
+	ck_assert_int_eq(pw_keyring_start(f.ring), PW_OK);
+	expect(f.v, tok("ES256", "a", ka), NULL, "A, in the set");
+	expect_wait(f.v, tok("EdDSA", "old", kb), "a kid only the archive may know");
+	ck_assert(pw_keyring_kid_waits(f.ring));
+	close_ring(&f);
 }
 END_TEST
 
@@ -405,6 +489,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, a_broken_set_keeps_the_last_good_one);
 	tcase_add_test(tc, the_thread_notices_a_changed_file);
 	tcase_add_test(tc, oidc_rotation_and_outage);
+	tcase_add_test(tc, an_unknown_kid_does_not_wait_for_the_provider);
+	tcase_add_test(tc, an_unknown_kid_waits_for_an_unread_archive);
 	tcase_add_test(tc, discovery_is_checked);
 	tcase_add_test(tc, https_trusts_the_ca_file_and_checks_the_host);
 	suite_add_tcase(s, tc);

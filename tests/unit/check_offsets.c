@@ -124,6 +124,24 @@ END_TEST
 
 /* Revoked: acknowledgements still to come store nothing (the partition's next owner
  * answers from the last commit), and the counts come down as they arrive. */
+/* A record taken back (its partition sought back to it, to be read again) is forgotten:
+ * the watermark moves past the records before it, and its second reading is tracked
+ * afresh and stored when acknowledged. */
+START_TEST(an_untaken_record_is_read_again)
+{
+	pw_offsets_pending *a = track(0, 10), *b = track(0, 11);
+	pw_offsets_untake(o, b);
+	ck_assert_uint_eq(pw_offsets_inflight(o), 1);
+	ck_assert_uint_eq(pw_offsets_inflight_bytes(o), 100);
+	ck_assert_int_eq(ack(a, T, 0), 11); /* up to b, not past it */
+	b = track(0, 11);
+	pw_offsets_pending *c = track(0, 12);
+	ck_assert_int_eq(ack(c, T, 0), -1);
+	ck_assert_int_eq(ack(b, T, 0), 13);
+	ck_assert_uint_eq(pw_offsets_inflight(o), 0);
+}
+END_TEST
+
 START_TEST(revocation_detaches_the_pending)
 {
 	pw_offsets_pending *a = track(0, 1), *b = track(0, 2), *other = track(1, 1);
@@ -197,6 +215,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, out_of_order_acks_wait_for_the_gap);
 	tcase_add_test(tc, partitions_are_independent);
 	tcase_add_test(tc, a_released_record_holds_the_watermark);
+	tcase_add_test(tc, an_untaken_record_is_read_again);
 	tcase_add_test(tc, revocation_detaches_the_pending);
 	tcase_add_test(tc, reassignment_starts_afresh);
 	tcase_add_test(tc, redelivered_offsets_are_tracked_in_consumption_order);

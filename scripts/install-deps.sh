@@ -40,6 +40,12 @@ coreutils
 curl
 jq
 unzip
+podman
+runc
+netavark
+aardvark-dns
+debootstrap
+docker-compose
 "
 # Why the less obvious ones are here:
 #   openjdk-17-jre-headless, maven: stack.sh fetches and runs a real Kafka
@@ -65,6 +71,13 @@ unzip
 #       itself needs Java 21+: the test runs it with the Temurin 25 JDK in
 #       /usr/lib/jvm/temurin-25-jdk-amd64 (PW_KEYCLOAK_JAVA_HOME), which the machine
 #       image provides (Debian 12 packages stop at OpenJDK 17); without it the test fails.
+#   podman, runc, netavark, aardvark-dns, debootstrap, docker-compose:
+#       scripts/container-test.sh builds docker/Dockerfile and runs the image and
+#       docker/compose.yaml for real (no Docker engine runs on the test machines):
+#       podman as the engine with runc (crun refuses this kind of machine's hybrid
+#       cgroups) and netavark with aardvark-dns (compose's services find each other by
+#       name), debootstrap for the debian:12 base no registry can give us, and Debian's
+#       docker-compose 1.29 talking to podman's Docker API.
 
 missing=""
 for pkg in $PACKAGES; do

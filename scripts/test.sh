@@ -35,6 +35,18 @@ else
 	echo "test: Keycloak interop test SKIPPED (PW_KEYCLOAK_TEST=$PW_KEYCLOAK_TEST)"
 fi
 
+# The container image and docker/compose.yaml, built and run for real with podman (no
+# Docker engine here): needs the stack above and the network to Debian's archive the
+# first time (the debian:12 base is made with debootstrap, cached in $BUILD/container/).
+# PW_CONTAINER_TEST=0 skips it, and says so.
+if [ "${PW_CONTAINER_TEST:-1}" = 1 ]; then
+	ct_started=$(date +%s)
+	PW_BUILD_DIR=$BUILD scripts/container-test.sh || rc=1
+	echo "test: container test done in $(($(date +%s) - ct_started)) s"
+else
+	echo "test: container test SKIPPED (PW_CONTAINER_TEST=$PW_CONTAINER_TEST)"
+fi
+
 # Valgrind memcheck over the unit tests (and patientctl's, which need no broker either),
 # in one process each (CK_FORK=no): any error
 # or definite leak fails the run. No suppressions are needed today.

@@ -1,0 +1,4 @@
+#!/bin/sh
+# The official image's kafka-configs.sh, for the stand-in (tests/docker/kafka/Containerfile).
+exec java -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j.configuration=file:/opt/kafka/config/tools-log4j.properties \
+	-cp "/opt/kafka/libs/*" kafka.admin.ConfigCommand "$@"

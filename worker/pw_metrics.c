@@ -31,6 +31,7 @@ typedef _Atomic uint64_t counter;
 typedef struct lane_state {
 	bool joined, db_down;
 	int partitions;
+	int waiting_for_keys; /**< partitions paused for the key set's refresh */
 	size_t inflight;
 	unsigned long cache_hits, cache_misses;
 	size_t cache_entries;
@@ -163,6 +164,16 @@ void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, bool joined, int partiti
 	s->partitions = partitions;
 	s->db_down = db_down;
 	s->inflight = inflight;
+	pthread_mutex_unlock(&m->mu);
+}
+
+void pw_metrics_waiting_for_keys(pw_metrics *m, pw_topic_kind lane, int partitions)
+{
+	lane_state *s = lane_lock(m, lane);
+
+	if (s == NULL)
+		return;
+	s->waiting_for_keys = partitions;
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -341,14 +352,20 @@ static void render_lane_states(FILE *f, const lane_state *snap)
 	     "records taken and not yet acknowledged (bounded by MAX_INFLIGHT)"},
 	    {"patient_worker_paused_for_database", "gauge",
 	     "1 while the lane waits for the database"},
+	    {"patient_worker_partitions_waiting_for_keys", "gauge",
+	     "partitions paused until the key set's refresh for an unknown kid is done"},
 	};
 	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
 		header(f, fam[k].name, fam[k].type, fam[k].help);
 		for (int l = 0; l < LANES; l++) {
 			const unsigned long long v[] = {
-			    snap[l].cache_hits,    snap[l].cache_misses,
-			    snap[l].cache_entries, (unsigned long long)snap[l].partitions,
-			    snap[l].inflight,      (unsigned long long)snap[l].db_down};
+			    snap[l].cache_hits,
+			    snap[l].cache_misses,
+			    snap[l].cache_entries,
+			    (unsigned long long)snap[l].partitions,
+			    snap[l].inflight,
+			    (unsigned long long)snap[l].db_down,
+			    (unsigned long long)snap[l].waiting_for_keys};
 			fprintf(f, "%s{lane=\"%s\"} %llu\n", fam[k].name, lane_names[l], v[k]);
 		}
 	}

@@ -44,6 +44,8 @@ void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane);
  * is paused because the database is down, records in flight. */
 void pw_metrics_lane(pw_metrics *m, pw_topic_kind lane, bool joined, int partitions, bool db_down,
                      size_t inflight);
+/* How many of the lane's partitions wait for the key set's refresh now (an unknown kid). */
+void pw_metrics_waiting_for_keys(pw_metrics *m, pw_topic_kind lane, int partitions);
 /* The lane's token cache counters (cumulative) and entries held now. */
 void pw_metrics_token_cache(pw_metrics *m, pw_topic_kind lane, unsigned long hits,
                             unsigned long misses, size_t entries);

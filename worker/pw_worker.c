@@ -343,6 +343,7 @@ static void publish_metrics(pw_worker *w)
 	}
 	pw_metrics_lane(w->metrics, w->lane, w->joined, partitions, pw_batch_db_down(w->batch),
 	                pw_offsets_inflight(w->offsets));
+	pw_metrics_waiting_for_keys(w->metrics, w->lane, w->waiting->cnt);
 	pw_jwt_cache_stats(w->jwt, &hits, &misses, &entries);
 	pw_metrics_token_cache(w->metrics, w->lane, hits, misses, entries);
 }

@@ -224,6 +224,28 @@ static int reply_of(const tk_records *recs, const char *rid, long *id)
 	return status;
 }
 
+#define WAITING "patient_worker_partitions_waiting_for_keys{lane=\"create\"}"
+
+/* Waits up to 5 s (the gauges are refreshed every second) for a metric to read want. */
+static void await_metric(const char *addr, const char *name, long want)
+{
+	long got = -2;
+	for (int i = 0; i < 50 && got != want; i++) {
+		char *page = NULL, err[256];
+		int status = 0;
+		if (pw_httpc_get(addr, "/metrics", 2000, 1 << 20, &status, &page, err,
+		                 sizeof(err)) == PW_OK &&
+		    status == 200)
+			got = metric(page, name);
+		free(page);
+		if (got != want) {
+			struct timespec nap = {0, 100 * 1000 * 1000};
+			nanosleep(&nap, NULL);
+		}
+	}
+	ck_assert_msg(got == want, "%s is %ld after 5 s, want %ld", name, got, want);
+}
+
 /* JWT_JWKS_URL (the stand-in provider, in this process): a token whose kid the worker
  * does not have yet waits for the set's refresh without holding up the lane. While the
  * provider holds the fetch, the command's partition waits, the command behind it too,
@@ -239,9 +261,11 @@ START_TEST(an_unknown_kid_holds_only_its_partition)
 	tk_idp *idp = tk_idp_start(set_a);
 	tk_world w;
 	tk_world_init(&w, 2);
-	char url_kv[128];
+	char url_kv[128], addr[64], http_kv[96];
 	snprintf(url_kv, sizeof(url_kv), "JWT_JWKS_URL=%s/jwks", tk_idp_base(idp));
-	const char *env[] = {"JWT_SECRET", "JWT_ALG=ES256,EdDSA", url_kv, NULL};
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", tk_free_port());
+	snprintf(http_kv, sizeof(http_kv), "HTTP_ADDR=%s", addr);
+	const char *env[] = {"JWT_SECRET", "JWT_ALG=ES256,EdDSA", url_kv, http_kv, NULL};
 	tk_worker_start(&w, env);
 	rd_kafka_t *p = tk_producer();
 	char *owner = tk_owner("hold");
@@ -276,6 +300,7 @@ START_TEST(an_unknown_kid_holds_only_its_partition)
 	ck_assert_msg(tk_find(&recs, "h2", NULL) == NULL && tk_find(&recs, "h3", NULL) == NULL,
 	              "partition 0 was answered while the fetch was held");
 	tk_records_free(&recs);
+	await_metric(addr, WAITING, 1);
 
 	tk_idp_hold(idp, false);
 	const char *held[] = {"h2", "h3"};
@@ -284,6 +309,7 @@ START_TEST(an_unknown_kid_holds_only_its_partition)
 	ck_assert_int_eq(reply_of(&recs, "h3", &id3), 201);
 	ck_assert_msg(id2 < id3, "h2 (patient %ld) was written after h3 (patient %ld)", id2, id3);
 	tk_records_free(&recs);
+	await_metric(addr, WAITING, 0);
 	ck_assert_msg(tk_log_wait(&w, "waits at offset", 1), "no line says what waited");
 	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 15), 0);
 	rd_kafka_destroy(p);

@@ -115,7 +115,12 @@ START_TEST(readiness_names_the_lane)
 	pw_metrics_lane(m, PW_TOPIC_QUERY, true, 0, true, 7);
 	ck_assert(!pw_metrics_lanes_ready(m, why, sizeof(why)));
 	ck_assert_str_eq(why, "query lane is waiting for the database");
+	pw_metrics_waiting_for_keys(m, PW_TOPIC_CREATE, 2);
 	char *t = render(m, false);
+	ck_assert_double_eq(
+	    sample(t, "patient_worker_partitions_waiting_for_keys{lane=\"create\"}"), 2);
+	ck_assert_double_eq(sample(t, "patient_worker_partitions_waiting_for_keys{lane=\"query\"}"),
+	                    0);
 	ck_assert_double_eq(sample(t, "patient_worker_ready"), 0);
 	ck_assert_double_eq(sample(t, "patient_worker_paused_for_database{lane=\"query\"}"), 1);
 	ck_assert_double_eq(sample(t, "patient_worker_inflight_records{lane=\"query\"}"), 7);

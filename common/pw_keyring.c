@@ -366,11 +366,12 @@ static void resync(pw_keyring *k)
 	pthread_mutex_unlock(&k->fetch_mu);
 }
 
-void pw_keyring_use_archive(pw_keyring *k, bool record)
+bool pw_keyring_use_archive(pw_keyring *k, bool record)
 {
 	k->archive = true;
 	k->record = record;
 	resync(k);
+	return atomic_load(&k->archive_read);
 }
 
 static void *watch(void *arg)

@@ -48,8 +48,10 @@ PW_MUST_CHECK pw_status pw_keyring_create(const pw_config *cfg, int start_s, pw_
  * longer has (retired: they verify only commands from before). With record, each load
  * also adds new keys to the archive and retires the ones that left. Syncs now; when the
  * database does not answer, tries again every second (once the thread runs) and meanwhile
- * keeps the retired keys it knew. Call before pw_keyring_start. */
-void pw_keyring_use_archive(pw_keyring *k, bool record);
+ * keeps the retired keys it knew. Call before pw_keyring_start. True when the archive was
+ * read now; without it, a key retired since a command was sent is unknown (a replay must
+ * not go on). */
+bool pw_keyring_use_archive(pw_keyring *k, bool record);
 
 /* Starts the refresh thread. PW_E_INTERNAL when it cannot. */
 PW_MUST_CHECK pw_status pw_keyring_start(pw_keyring *k);

@@ -162,7 +162,7 @@ static pw_status start_keyring(const pw_config *cfg, pw_keyring **ring, char *er
 	/* Every worker records what its set holds, so all of them (and replays) judge a
 	 * command by the keys of its time. */
 	if (st == PW_OK)
-		pw_keyring_use_archive(*ring, true);
+		(void)pw_keyring_use_archive(*ring, true); /* unread: commands wait for it */
 	if (st == PW_OK && (st = pw_keyring_start(*ring)) != PW_OK)
 		snprintf(err, err_size, "cannot start the key set's refresh thread");
 	return st;

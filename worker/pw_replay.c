@@ -402,7 +402,16 @@ pw_status pw_replay_run(const pw_config *cfg, const pw_cursor_key *key, const pw
 			pw_jwt_verifier_destroy(r.jwt);
 			return PW_E_CONFIG;
 		}
-		pw_keyring_use_archive(r.ring, false);
+		/* Without the archive, a command signed with a key retired since would be
+		 * refused where the first run accepted it. */
+		if (!pw_keyring_use_archive(r.ring, false)) {
+			fprintf(stderr,
+			        "replay: cannot read the key archive (logged above); a replay "
+			        "without it could answer otherwise than the first run\n");
+			pw_keyring_destroy(r.ring);
+			pw_jwt_verifier_destroy(r.jwt);
+			return PW_E_RETRY;
+		}
 		pw_jwt_verifier_use_keyring(r.jwt, r.ring);
 	}
 	r.handler = (pw_handler){cfg, r.jwt, key};

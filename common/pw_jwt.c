@@ -682,8 +682,9 @@ out:
 }
 
 /* A token not in the cache, in full and in the contract's order: header, signature, then
- * the claims. PW_E_AUTH with the reason in why, PW_E_RETRY (pick_key), or PW_OK with *t and *claims
- * filled, and *retired when the key is a retired one (valid for this command's time only). */
+ * the claims. PW_E_AUTH with the reason in why, PW_E_RETRY (pick_key), or PW_OK with *t
+ * and *claims filled, and *retired when the key is a retired one (valid for this command's
+ * time only). */
 static pw_status verify_in_full(pw_jwt_verifier *v, const char *token, size_t len, int64_t now_s,
                                 pw_jwt_lru_times *t, pw_jwt_claims *claims, bool *retired,
                                 char *why, size_t why_size)

@@ -10,8 +10,8 @@
 
 PGconn *pw_keyarchive_connect(const pw_config *cfg, char *err, size_t err_size)
 {
-	/* Bounded: the ring holds its fetch lock while it connects, and a token naming an
-	 * unknown kid waits for that lock. */
+	/* Bounded: the ring holds its fetch lock while it connects, and the reload a token's
+	 * unknown kid asked for (a replay's, in the call) waits for that lock. */
 	const char *const keys[] = {"dbname", "connect_timeout", NULL};
 	const char *const vals[] = {cfg->database_url, "5", NULL};
 	PGconn *c = PQconnectdbParams(keys, vals, 1);

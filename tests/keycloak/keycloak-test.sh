@@ -118,6 +118,26 @@ tail_log() { # FILE WHAT
 	tail -30 "$1" >&2 2>/dev/null || true
 }
 
+# await WHAT PID LOG SECONDS NAP DESCRIPTION COMMAND...: runs COMMAND every NAP seconds
+# until it succeeds; fails the test with the end of LOG when PID exits first or SECONDS
+# pass. (stop_pid, at the exit, skips a PID that is gone.)
+await() {
+	local what=$1 pid=$2 log=$3 limit=$4 nap=$5 desc=$6 deadline
+	shift 6
+	deadline=$((SECONDS + limit))
+	until "$@"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail_log "$log" "$what"
+			fail "$what exited while waiting for $desc"
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			tail_log "$log" "$what"
+			fail "$desc: not within $limit s"
+		fi
+		sleep "$nap"
+	done
+}
+
 # --- 1. the distribution, cached under the build folder -------------------------
 phase fetch
 if [ ! -f "$KC_HOME/.pw-complete" ]; then
@@ -171,19 +191,11 @@ JAVA_HOME=$JAVA_HOME JAVA_OPTS_APPEND=-XX:TieredStopAtLevel=1 \
 	--http-port "$KC_PORT" --hostname "$KC" </dev/null >"$RUN/keycloak.log" 2>&1 &
 kc_pid=$!
 say "Keycloak $KC_VERSION starting on $KC (pid $kc_pid, log $RUN/keycloak.log)"
-deadline=$((SECONDS + KC_START_TIMEOUT))
-until curl -fsS -o /dev/null --max-time 5 "$KC/realms/master/.well-known/openid-configuration" 2>/dev/null; do
-	if ! kill -0 "$kc_pid" 2>/dev/null; then
-		tail_log "$RUN/keycloak.log" Keycloak
-		kc_pid=""
-		fail "Keycloak exited during start-up"
-	fi
-	if [ $SECONDS -ge $deadline ]; then
-		tail_log "$RUN/keycloak.log" Keycloak
-		fail "Keycloak did not answer $KC/realms/master/.well-known/openid-configuration within ${KC_START_TIMEOUT} s"
-	fi
-	sleep 1
-done
+kc_answers() {
+	curl -fsS -o /dev/null --max-time 5 "$KC/realms/master/.well-known/openid-configuration" 2>/dev/null
+}
+await Keycloak "$kc_pid" "$RUN/keycloak.log" "$KC_START_TIMEOUT" 1 \
+	"Keycloak to answer $KC/realms/master/.well-known/openid-configuration" kc_answers
 
 # --- admin REST API ---------------------------------------------------------------
 # Admin tokens live 60 s: each group of calls takes a fresh one. The token goes to
@@ -253,7 +265,7 @@ say "token 1: claims $(token_part "$TOKEN1" 1 | jq -c '{iss, aud, azp, email, ex
 [ "$(token_part "$TOKEN1" 1 | jq -r .iss)" = "$ISSUER" ] || fail "token 1: iss is not $ISSUER"
 token_part "$TOKEN1" 1 | jq -e '.aud | arrays | index("patient-worker")' >/dev/null ||
 	fail "token 1: aud is not an array naming patient-worker (audience mapper?)"
-grep -qxF "$KID1" <<<"$(published_kids)" || fail "token 1's kid $KID1 is not in the realm's JWK Set"
+grep -qxF -e "$KID1" <<<"$(published_kids)" || fail "token 1's kid $KID1 is not in the realm's JWK Set"
 
 # --- 3. the worker ------------------------------------------------------------------
 phase worker-start
@@ -291,19 +303,11 @@ env -u JWT_SECRET -u JWT_PUBLIC_KEY_FILE -u JWT_JWKS_FILE -u JWT_JWKS_URL -u JWT
 	JWT_ALG=RS256 JWT_JWKS_REFRESH_S=$REFRESH_S HTTP_ADDR= KAFKA_GROUP_ID=pwkc.$id.group \
 	LOG_LEVEL=info setsid "$WORKER" run </dev/null >"$WLOG" 2>&1 &
 worker_pid=$!
-deadline=$((SECONDS + 60))
-until grep -q 'create lane: partitions assigned' "$WLOG" && grep -q 'query lane: partitions assigned' "$WLOG"; do
-	if ! kill -0 "$worker_pid" 2>/dev/null; then
-		tail_log "$WLOG" worker
-		worker_pid=""
-		fail "the worker exited during start-up"
-	fi
-	if [ $SECONDS -ge $deadline ]; then
-		tail_log "$WLOG" worker
-		fail "the worker did not get its partitions within 60 s"
-	fi
-	sleep 0.2
-done
+both_lanes_assigned() {
+	grep -q 'create lane: partitions assigned' "$WLOG" &&
+		grep -q 'query lane: partitions assigned' "$WLOG"
+}
+await worker "$worker_pid" "$WLOG" 60 0.2 "the worker's partitions" both_lanes_assigned
 if grep -q "not used:" "$WLOG"; then say "worker: $(grep -m1 "not used:" "$WLOG" | cut -c1-200)"; fi
 
 # create TOKEN WHAT EXPECTED_STATUS: one patientctl create as the token's holder; the
@@ -369,22 +373,12 @@ for p in $OLD_PROVIDERS; do
 	api PUT "/clinic/components/$p" "$(cat "$RUN/component.json")" >/dev/null
 done
 kids=$(published_kids)
-! grep -qxF "$KID1" <<<"$kids" || fail "old kid $KID1 is still in the realm's JWK Set after disabling its provider"
-grep -qxF "$KID2" <<<"$kids" || fail "new kid $KID2 is missing from the realm's JWK Set"
+! grep -qxF -e "$KID1" <<<"$kids" || fail "old kid $KID1 is still in the realm's JWK Set after disabling its provider"
+grep -qxF -e "$KID2" <<<"$kids" || fail "new kid $KID2 is missing from the realm's JWK Set"
 say "old kid $KID1 no longer published; waiting up to ${REMOVE_TIMEOUT} s for the worker's reload"
-deadline=$((SECONDS + REMOVE_TIMEOUT))
-until grep -q "key set changed.*removed: .*$KID1" "$WLOG"; do
-	kill -0 "$worker_pid" 2>/dev/null || {
-		tail_log "$WLOG" worker
-		worker_pid=""
-		fail "the worker exited"
-	}
-	if [ $SECONDS -ge $deadline ]; then
-		tail_log "$WLOG" worker
-		fail "the worker's log shows no 'key set changed' removing $KID1 within ${REMOVE_TIMEOUT} s"
-	fi
-	sleep 1
-done
+await worker "$worker_pid" "$WLOG" "$REMOVE_TIMEOUT" 1 \
+	"a 'key set changed' line removing $KID1 in the worker's log" \
+	grep -q "key set changed.*removed: .*$KID1" "$WLOG"
 say "worker: $(grep 'key set changed' "$WLOG" | grep "removed: .*$KID1" | tail -1 | cut -c1-300)"
 
 phase after-rotation

@@ -14,6 +14,12 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 	                 : level == 4 ? PW_LOG_WARN
 	                 : level <= 6 ? PW_LOG_INFO
 	                              : PW_LOG_DEBUG;
+	/* A broker's connection failing is logged here as FAIL and reported to error_cb as
+	 * _TRANSPORT too: one line per event (error_cb's warning) is enough. A broker that
+	 * is down is a warning, not an error: the client reconnects, or fails over to
+	 * another broker of the cluster. */
+	if (strcmp(fac, "FAIL") == 0)
+		l = PW_LOG_DEBUG;
 	PW_LOG(l, NULL, "librdkafka %s: %s", fac, buf);
 }
 

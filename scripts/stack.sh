@@ -11,13 +11,17 @@
 #   scripts/stack.sh status      show what runs; exit 0 only if all is up
 #   scripts/stack.sh down        stop everything, delete the state dir
 #   scripts/stack.sh pg-stop | pg-start        (fault tests; data is kept)
-#   scripts/stack.sh kafka-stop | kafka-start  (fault tests; same ports/data)
+#   scripts/stack.sh kafka-stop | kafka-start [N]  (fault tests; same ports/data;
+#                                              N: only node N of a cluster)
+#   scripts/stack.sh kafka-kill N              SIGKILL node N (failover tests)
 #   scripts/stack.sh kafka-topics ARGS...      Kafka topic CLI (TopicCommand)
 #
 # Environment knobs:
 #   PW_STACK_DIR    state dir (default <repo>/build/stack)
 #   PW_STACK_CACHE  download cache (default ~/.cache/patient-worker)
 #   PW_FORCE_MOCK=1 use the librdkafka mock cluster even if Kafka would work
+#   PW_KAFKA_NODES=3  a KRaft cluster of three nodes (replication factor 3,
+#                   min.insync.replicas 2) instead of one broker
 #   KAFKA_BROKERS / DATABASE_URL already set: use those, do not start ours
 #   TOPIC_CREATE / TOPIC_QUERY / TOPIC_REPLIES / TOPIC_DLQ: topic names
 #
@@ -344,30 +348,51 @@ kafka_version() {
 	done
 }
 
+# PW_KAFKA_NODES=3 at `up` makes a cluster of three combined broker+controller nodes
+# (the scale-out test, issue 13); 1 is the single broker every other test uses. The
+# count is kept in the state dir, so the later commands need not be told again.
+kafka_nodes() {
+	local n
+	n=$(get kafka_nodes)
+	echo "${n:-1}"
+}
+# Node k's dir: one node keeps the layout of old ($STATE/kafka), a cluster's sit below it.
+kdir() { if [ "$(kafka_nodes)" = 1 ]; then echo "$STATE/kafka"; else echo "$STATE/kafka/node$1"; fi; }
+node_list() { seq 1 "$(kafka_nodes)"; }
+
 kafka_write_config() {
-	local dir=$STATE/kafka port cport
-	mkdir -p "$dir/data"
-	port=$(free_port)
-	cport=$(free_port)
-	put kafka_port "$port"
-	put kafka_cport "$cport"
-	cat >"$dir/server.properties" <<EOF
-# Single-node KRaft broker for the throwaway test stack (scripts/stack.sh).
+	local n k dir voters="" brokers="" rf isr
+	n=$(kafka_nodes)
+	for k in $(node_list); do
+		put "kafka_port.$k" "$(free_port)"
+		put "kafka_cport.$k" "$(free_port)"
+		voters="$voters,$k@127.0.0.1:$(get "kafka_cport.$k")"
+		brokers="$brokers,127.0.0.1:$(get "kafka_port.$k")"
+	done
+	put kafka_brokers "${brokers#,}"
+	# One node: every replication factor / ISR must be 1. A cluster: three copies, and a
+	# write acknowledged by acks=all is on two of them at least, so losing one node
+	# loses no acknowledged record and leaves every partition writable.
+	if [ "$n" = 1 ]; then rf=1 isr=1; else rf=$n isr=2; fi
+	for k in $(node_list); do
+		dir=$(kdir "$k")
+		mkdir -p "$dir/data"
+		cat >"$dir/server.properties" <<PROPS
+# KRaft node $k of $n for the throwaway test stack (scripts/stack.sh).
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+node.id=$k
+controller.quorum.voters=${voters#,}
+listeners=PLAINTEXT://127.0.0.1:$(get "kafka_port.$k"),CONTROLLER://127.0.0.1:$(get "kafka_cport.$k")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(get "kafka_port.$k")
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$dir/data
-# One node: every replication factor / ISR must be 1.
-default.replication.factor=1
-min.insync.replicas=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
 # Fewer internal partitions than the defaults (50) => faster first group join.
 offsets.topic.num.partitions=4
 transaction.state.log.num.partitions=4
@@ -375,9 +400,20 @@ transaction.state.log.num.partitions=4
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 num.partitions=4
-EOF
-	# Broker log: INFO to a file (WARN for the chatty request/state loggers).
-	cat >"$dir/log4j.properties" <<EOF
+PROPS
+		if [ "$n" != 1 ]; then
+			# A killed node is fenced (its partitions led elsewhere, it leaves every ISR)
+			# after 4 s without a heartbeat rather than 9: the failover tests wait less.
+			# Leadership stays where failover put it: the tests choose whom to kill from
+			# the leaders they see, and a move back mid-load would be a third failover.
+			cat >>"$dir/server.properties" <<PROPS
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
+auto.leader.rebalance.enable=false
+PROPS
+		fi
+		# Broker log: INFO to a file (WARN for the chatty request/state loggers).
+		cat >"$dir/log4j.properties" <<PROPS
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.FileAppender
 log4j.appender.file.File=$dir/server.log
@@ -387,7 +423,8 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.org.apache.kafka.controller=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
-EOF
+PROPS
+	done
 	kafka_write_tools_log4j
 }
 
@@ -402,41 +439,51 @@ random_cluster_id() {
 	done
 }
 
+# Every node formatted with the one cluster id; the JVMs run in parallel.
 kafka_format() {
-	local dir=$STATE/kafka id
+	local id k dir pids=() rc=0 p
 	id=$(random_cluster_id)
-	log "formatting KRaft storage (cluster id $id)"
-	kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
-		>"$dir/format.log" 2>&1 || {
-		cat "$dir/format.log" >&2
+	log "formatting KRaft storage (cluster id $id, $(kafka_nodes) node(s))"
+	for k in $(node_list); do
+		dir=$(kdir "$k")
+		kafka_java kafka.tools.StorageTool format -t "$id" -c "$dir/server.properties" \
+			>"$dir/format.log" 2>&1 &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || rc=1; done
+	if [ $rc -ne 0 ]; then
+		for k in $(node_list); do cat "$(kdir "$k")/format.log" >&2; done
 		return 1
-	}
+	fi
 }
 
-kafka_pid() { get kafka/kafka.pid; }
-kafka_running() { pid_alive "$(kafka_pid)" kafka.Kafka; }
+kafka_pid() { cat "$(kdir "$1")/kafka.pid" 2>/dev/null || true; }
+kafka_running() { pid_alive "$(kafka_pid "$1")" kafka.Kafka; }
 
 kafka_spawn() {
-	local dir=$STATE/kafka
+	local dir heap=512m
+	dir=$(kdir "$1")
+	[ "$(kafka_nodes)" = 1 ] || heap=384m # three JVMs on a small machine
 	# Fresh log per start so failure reports show this start's errors only.
 	[ ! -f "$dir/server.log" ] || mv "$dir/server.log" "$dir/server.log.prev"
 	spawn "$dir/kafka.pid" "$dir/stdout.log" "$dir/stderr.log" \
-		java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+		java -Xms128m -Xmx$heap -XX:+UseG1GC -Djava.awt.headless=true \
 		-Dlog4j.configuration="file:$dir/log4j.properties" \
 		-Dkafka.logs.dir="$dir" \
 		-cp "$KAFKA_LIB/*" kafka.Kafka "$dir/server.properties"
 }
 
-# Metadata round trip through the real CLI: proves the broker (not just its
-# socket) is serving.
-kafka_answers_metadata() {
+# How many brokers the cluster's metadata lists, through the real CLI: proves the
+# brokers (not just their sockets) serve, and that they registered with the quorum.
+kafka_brokers_listed() {
 	timeout 20 java "${CLI_JAVA_OPTS[@]}" -Dlog4j.configuration="file:$STATE/kafka/tools-log4j.properties" \
-		-cp "$KAFKA_LIB/*" org.apache.kafka.tools.TopicCommand \
-		--bootstrap-server "$(get kafka_brokers)" --list
+		-cp "$KAFKA_LIB/*" kafka.admin.BrokerApiVersionsCommand \
+		--bootstrap-server "$(get kafka_brokers)" 2>/dev/null | grep -c ' (id: [0-9]* rack: ' || true
 }
 
 kafka_fail() {
-	local dir=$STATE/kafka
+	local dir
+	dir=$(kdir "$2")
 	log "$1"
 	log "--- errors in $dir/server.log ---"
 	grep -E '^\[[^]]*\] (ERROR|FATAL)' "$dir/server.log" 2>/dev/null | tail -10 >&2 || true
@@ -446,44 +493,75 @@ kafka_fail() {
 	die "Kafka broker not ready"
 }
 
+# Waits until nodes "$@" listen and the metadata lists every node of the cluster.
 kafka_wait_ready() {
-	local port deadline
-	port=$(get kafka_port)
+	local k port deadline
 	deadline=$((SECONDS + KAFKA_READY_TIMEOUT))
-	# 1) the listener accepts TCP connections
-	until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-		kafka_running || kafka_fail "Kafka process exited during startup"
-		[ $SECONDS -lt $deadline ] || kafka_fail "Kafka not listening on 127.0.0.1:$port after ${KAFKA_READY_TIMEOUT}s"
-		sleep 0.5
+	for k in "$@"; do
+		port=$(get "kafka_port.$k")
+		until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+			kafka_running "$k" || kafka_fail "Kafka node $k exited during startup" "$k"
+			[ $SECONDS -lt $deadline ] || kafka_fail "Kafka node $k not listening on 127.0.0.1:$port after ${KAFKA_READY_TIMEOUT}s" "$k"
+			sleep 0.5
+		done
 	done
-	# 2) it answers a metadata request
-	until kafka_answers_metadata >/dev/null 2>&1; do
-		kafka_running || kafka_fail "Kafka process exited during startup"
-		[ $SECONDS -lt $deadline ] || kafka_fail "Kafka does not answer metadata after ${KAFKA_READY_TIMEOUT}s"
+	until [ "$(kafka_brokers_listed)" -ge "$(kafka_nodes)" ]; do
+		for k in "$@"; do
+			kafka_running "$k" || kafka_fail "Kafka node $k exited during startup" "$k"
+		done
+		[ $SECONDS -lt $deadline ] || kafka_fail "the metadata does not list $(kafka_nodes) broker(s) after ${KAFKA_READY_TIMEOUT}s" "$1"
 		sleep 1
 	done
 }
 
+# kafka_start [K]: node K, or every node (started together: a cluster's first
+# controller election needs a majority of them).
 kafka_start() {
-	if kafka_running; then
-		log "Kafka already running"
-		return 0
-	fi
-	# Restarts reuse the ports in server.properties; if something else grabbed
-	# one meanwhile, say so instead of timing out on a stranger's socket.
-	local p
-	for p in "$(get kafka_port)" "$(get kafka_cport)"; do
-		! port_in_use "$p" || die "port $p (from $STATE/kafka/server.properties) is in use by another process"
+	local k p todo=()
+	for k in ${1:-$(node_list)}; do
+		if kafka_running "$k"; then
+			log "Kafka node $k already running"
+			continue
+		fi
+		# Restarts reuse the ports in server.properties; if something else grabbed
+		# one meanwhile, say so instead of timing out on a stranger's socket.
+		for p in "$(get "kafka_port.$k")" "$(get "kafka_cport.$k")"; do
+			! port_in_use "$p" || die "port $p (from $(kdir "$k")/server.properties) is in use by another process"
+		done
+		log "starting Kafka node $k on 127.0.0.1:$(get "kafka_port.$k") (controller port $(get "kafka_cport.$k"))"
+		kafka_spawn "$k"
+		todo+=("$k")
 	done
-	log "starting Kafka on $(get kafka_brokers) (controller port $(get kafka_cport))"
-	kafka_spawn
-	kafka_wait_ready
+	[ ${#todo[@]} -eq 0 ] || kafka_wait_ready "${todo[@]}"
 }
 
-kafka_stop() { stop_pid "$(kafka_pid)" kafka.Kafka "Kafka broker"; }
+# kafka_stop [K]: SIGTERM (a clean shutdown) to node K, or to every node at once: one
+# by one, the last node's shutdown waits for a controller quorum that is gone.
+kafka_stop() {
+	local k pids=() p
+	for k in ${1:-$(node_list)}; do
+		stop_pid "$(kafka_pid "$k")" kafka.Kafka "Kafka node $k" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || true; done
+}
+
+# kafka_kill K: SIGKILL, as a crashed machine: no clean shutdown, no leadership handed on.
+kafka_kill() {
+	local pid deadline=$((SECONDS + 10))
+	pid=$(kafka_pid "$1")
+	pid_alive "$pid" kafka.Kafka || die "Kafka node $1 is not running"
+	log "SIGKILL to Kafka node $1 (pid $pid)"
+	kill -KILL "$pid"
+	while pid_alive "$pid" kafka.Kafka; do
+		[ $SECONDS -lt $deadline ] || die "Kafka node $1 (pid $pid) still alive 10 s after SIGKILL"
+		sleep 0.1
+	done
+}
 
 # Topic creation: one CLI call per topic (TopicCommand takes one --topic).
-# The JVMs run in parallel: each is ~2 s of mostly startup.
+# The JVMs run in parallel: each is ~2 s of mostly startup. No replication factor is
+# given: the broker's default.replication.factor applies (3 on a cluster we start).
 create_topics() {
 	local brokers=$1 pids=() rc=0 t
 	local -a specs=(
@@ -503,7 +581,7 @@ create_topics() {
 		timeout 90 java "${CLI_JAVA_OPTS[@]}" -Dlog4j.configuration="file:$STATE/kafka/tools-log4j.properties" \
 			-cp "$KAFKA_LIB/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" \
 			--create --if-not-exists --topic "$1" --partitions "$2" \
-			--replication-factor 1 "${cfg[@]}" >/dev/null &
+			"${cfg[@]}" >/dev/null &
 		pids+=($!)
 	done
 	for t in "${pids[@]}"; do wait "$t" || rc=1; done
@@ -596,15 +674,23 @@ kafka_up() {
 		why="Java/Maven/Kafka jars unavailable"
 	fi
 
+	# The mock stands in for one broker only: a cluster's tests need the real thing.
+	[ -z "$why" ] || [ "${PW_KAFKA_NODES:-1}" = 1 ] ||
+		die "PW_KAFKA_NODES=$PW_KAFKA_NODES needs the real Kafka broker ($why)"
 	if [ -z "$why" ]; then
+		case ${PW_KAFKA_NODES:-1} in 1 | 3) ;; *) die "PW_KAFKA_NODES must be 1 or 3, not '$PW_KAFKA_NODES'" ;; esac
+		put kafka_nodes "${PW_KAFKA_NODES:-1}"
 		kafka_write_config
-		put kafka_brokers "127.0.0.1:$(get kafka_port)"
 		# A broker that has its jars but fails to start is a real problem:
 		# fail loudly rather than quietly degrading to the mock.
 		kafka_format || die "formatting Kafka storage failed"
 		kafka_start
 		put broker_kind kafka
-		banner "REAL Apache Kafka $(kafka_version) broker on $(get kafka_brokers)"
+		if [ "$(kafka_nodes)" = 1 ]; then
+			banner "REAL Apache Kafka $(kafka_version) broker on $(get kafka_brokers)"
+		else
+			banner "REAL Apache Kafka $(kafka_version) cluster of $(kafka_nodes) nodes on $(get kafka_brokers)"
+		fi
 		create_topics "$(get kafka_brokers)"
 		return 0
 	fi
@@ -629,7 +715,8 @@ service_up() {
 		if [ "$(get broker_kind)" = mock ]; then
 			mock_running && [ ! -f "$STATE/mock/down" ]
 		else
-			kafka_running
+			local k
+			for k in $(node_list); do kafka_running "$k" || return 1; done
 		fi
 		;;
 	esac
@@ -643,6 +730,7 @@ cmd_env() {
 	echo "export KAFKA_BROKERS=$(q "$(get kafka_brokers)")"
 	echo "export DATABASE_URL=$(q "$(get database_url)")"
 	echo "export PW_BROKER_KIND=$(q "$(get broker_kind)")"
+	echo "export PW_KAFKA_NODES=$(q "$(kafka_nodes)")"
 	echo "export PW_STACK_DIR=$(q "$STATE")"
 	echo "export PW_PG_BIN=$(q "$PG_BIN")"
 	echo "export PW_PG_DATA=$(q "$(pg_data)")"
@@ -698,7 +786,7 @@ cmd_down() {
 	fi
 	# Stop only what we started; external services are left alone.
 	[ -n "$(mock_pid)" ] && stop_pid "$(mock_pid)" mock_broker "mock broker"
-	[ -n "$(kafka_pid)" ] && kafka_stop
+	if managed kafka; then kafka_stop; fi
 	if managed pg && [ -n "$(pg_data)" ]; then pg_stop; fi
 	local tmp
 	tmp=$(get pg_tmpdir)
@@ -734,11 +822,16 @@ cmd_status() {
 			echo "kafka:      MOCK STOPPED"
 			ok=1
 		fi
-	elif kafka_running; then
-		echo "kafka:      running  $(get kafka_brokers)  pid=$(kafka_pid)  Apache Kafka $(kafka_version)"
 	else
-		echo "kafka:      STOPPED  (ports $(get kafka_port)/$(get kafka_cport))"
-		ok=1
+		local k
+		for k in $(node_list); do
+			if kafka_running "$k"; then
+				echo "kafka:      node $k running  127.0.0.1:$(get "kafka_port.$k")  pid=$(kafka_pid "$k")  Apache Kafka $(kafka_version)"
+			else
+				echo "kafka:      node $k STOPPED  (ports $(get "kafka_port.$k")/$(get "kafka_cport.$k"))"
+				ok=1
+			fi
+		done
 	fi
 	return $ok
 }
@@ -749,17 +842,29 @@ cmd_pg() {
 	if [ "$1" = stop ]; then pg_stop; else pg_start; fi
 }
 
+# cmd_kafka stop|start|kill [NODE]: every node, or node NODE (1..3) of a cluster.
 cmd_kafka() {
 	stack_exists || die "stack is not up"
 	managed kafka || die "Kafka is external (KAFKA_BROKERS); cannot $1 it"
-	if [ "$(get broker_kind)" = mock ]; then
-		if [ "$1" = stop ]; then mock_stop; else mock_start; fi
-	elif [ "$1" = stop ]; then
-		kafka_stop
-	else
-		# Same server.properties => same ports and data dir as before.
-		kafka_start
+	local node=${2:-}
+	if [ -n "$node" ]; then
+		[ "$(get broker_kind)" = kafka ] || die "kafka-$1 $node: the mock has no nodes"
+		case $node in [1-9]) ;; *) die "kafka-$1: node '$node' is not a number" ;; esac
+		[ "$node" -le "$(kafka_nodes)" ] || die "kafka-$1: node $node of $(kafka_nodes)"
 	fi
+	if [ "$(get broker_kind)" = mock ]; then
+		case $1 in stop) mock_stop ;; start) mock_start ;; *) die "kafka-kill needs a real broker" ;; esac
+		return 0
+	fi
+	case $1 in
+	stop) kafka_stop "$node" ;;
+	# Same server.properties => same ports and data dir as before.
+	start) kafka_start "$node" ;;
+	kill)
+		[ -n "$node" ] || die "kafka-kill needs a node number"
+		kafka_kill "$node"
+		;;
+	esac
 }
 
 # Convenience for tests and humans: the Kafka topic CLI against our broker,
@@ -784,8 +889,7 @@ env) cmd_env ;;
 status) cmd_status ;;
 pg-stop) cmd_pg stop ;;
 pg-start) cmd_pg start ;;
-kafka-stop) cmd_kafka stop ;;
-kafka-start) cmd_kafka start ;;
+kafka-stop | kafka-start | kafka-kill) cmd_kafka "${1#kafka-}" "${2:-}" ;;
 kafka-topics)
 	shift
 	cmd_kafka_topics "$@"

@@ -50,6 +50,13 @@ static void sleep_ms(long ms)
 		;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void track(const tk_world *w)
 {
 	for (int i = 0; started != NULL && i < MAX_PIDS; i++)
@@ -98,9 +105,8 @@ static void run_stack(const char *action)
 }
 
 /* In the runner's process, after each case, whatever happened to it: no worker of the
- * case left running, PostgreSQL and Kafka up again (both actions are no-ops when the
- * service runs). */
-static void fault_down(void)
+ * case left running. */
+static void kill_workers(void)
 {
 	for (int i = 0; started != NULL && i < MAX_PIDS; i++) {
 		if (started[i] > 0 && is_our_worker(started[i])) {
@@ -110,6 +116,12 @@ static void fault_down(void)
 		}
 		started[i] = 0;
 	}
+}
+
+/* The same, and PostgreSQL and Kafka up again (no-ops when the service runs). */
+static void fault_down(void)
+{
+	kill_workers();
 	run_stack("pg-start");
 	const char *kind = getenv("PW_BROKER_KIND");
 	if (kind == NULL || strcmp(kind, "mock") != 0)
@@ -250,6 +262,8 @@ typedef struct tally {
 	const long long *seed;   /**< a mixed load: the seed patients' ids (NULL: creates) */
 	int nseed;
 	const char *dni_prefix; /**< create i has dni dni_prefix + i ("" unless set) */
+	int64_t last_new_ms;    /**< when a request was last answered for the first time */
+	int64_t max_gap_ms;     /**< the longest time without a first answer since reset */
 } tally;
 
 /* The command at position i of a load: a create, or for a mixed load (see the top of the
@@ -370,6 +384,10 @@ static void tally_add(tally *t, const rd_kafka_message_t *m)
 			t->status_500++;
 	}
 	if (t->count[i]++ == 0) {
+		int64_t now = now_ms();
+		if (t->last_new_ms > 0 && now - t->last_new_ms > t->max_gap_ms)
+			t->max_gap_ms = now - t->last_new_ms;
+		t->last_new_ms = now;
 		t->answered++;
 		t->first[i] = strndup(m->payload ? m->payload : "", m->len);
 		ck_assert_ptr_nonnull(t->first[i]);
@@ -738,13 +756,6 @@ START_TEST(sigterm_mid_load)
 }
 END_TEST
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Produces the load's creates [*next, to) at about 500 a second for up to ms, stopping
  * early when stop(arg) holds; *next advances. */
 static void stream(rd_kafka_t *p, const tk_world *w, const tally *t, const char *tok, int *next,
@@ -1104,6 +1115,235 @@ START_TEST(slow_database_memory_bounded)
 }
 END_TEST
 
+/* ---- A Kafka cluster that loses a broker (issue 13) ---------------------------------------
+ * The case runs against a cluster of three KRaft nodes of its own (scripts/stack.sh with
+ * PW_KAFKA_NODES=3: replication factor 3, min.insync.replicas 2), started in the runner's
+ * process before it and removed after it; PostgreSQL is the stack's. */
+
+static char cluster_dir[512];
+static char *saved_env[3];
+static const char *const cluster_env[3] = {"KAFKA_BROKERS", "PW_STACK_DIR", "PW_KAFKA_NODES"};
+
+static void cluster_run(const char *action)
+{
+	char cmd[1536];
+	snprintf(cmd, sizeof(cmd), "PW_STACK_DIR='%s' '%s/scripts/stack.sh' %s >&2", cluster_dir,
+	         tk_env("PW_SOURCE_DIR"), action);
+	if (system(cmd) != 0)
+		fprintf(stderr, "faults: stack.sh %s (the cluster) failed\n", action);
+}
+
+/* In the runner's process: the cluster up, and the environment the case inherits pointed
+ * at it (KAFKA_BROKERS, PW_STACK_DIR for tk_stack, PW_KAFKA_NODES for tk_create_topic). */
+static void cluster_up(void)
+{
+	const char *logs = getenv("PW_TEST_LOG_DIR");
+	char cmd[1536], line[1024], brokers[512] = "";
+
+	snprintf(cluster_dir, sizeof(cluster_dir), "%s/cluster-stack-%ld", logs ? logs : "/tmp",
+	         (long)getpid());
+	for (int i = 0; i < 3; i++) {
+		const char *v = getenv(cluster_env[i]);
+		saved_env[i] = v != NULL ? strdup(v) : NULL;
+	}
+	/* Unset, KAFKA_BROKERS would make stack.sh use the stack's one broker. */
+	snprintf(cmd, sizeof(cmd),
+	         "env -u KAFKA_BROKERS PW_KAFKA_NODES=3 PW_STACK_DIR='%s' '%s/scripts/stack.sh' up",
+	         cluster_dir, tk_env("PW_SOURCE_DIR"));
+	FILE *f = popen(cmd, "r");
+	ck_assert_msg(f != NULL, "cannot run %s", cmd);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "export KAFKA_BROKERS='%511[^']'", brokers) == 1)
+			fprintf(stderr, "faults: cluster of three at %s\n", brokers);
+	int rc = pclose(f);
+	ck_assert_msg(rc == 0 && brokers[0] != '\0',
+	              "scripts/stack.sh could not start a cluster of three (status %d)", rc);
+	setenv("KAFKA_BROKERS", brokers, 1);
+	setenv("PW_STACK_DIR", cluster_dir, 1);
+	setenv("PW_KAFKA_NODES", "3", 1);
+}
+
+static void cluster_down(void)
+{
+	kill_workers();
+	cluster_run("down");
+	for (int i = 0; i < 3; i++) {
+		if (saved_env[i] != NULL)
+			setenv(cluster_env[i], saved_env[i], 1);
+		else
+			unsetenv(cluster_env[i]);
+		free(saved_env[i]);
+		saved_env[i] = NULL;
+	}
+}
+
+#define MAX_NODES 3
+
+/* The node that leads most partitions of the topics (its node.id, 1..3), from a fresh
+ * client's metadata; *led gets how many of the *total partitions it leads. */
+static int leader_of_most(const char *const *topics, int ntopics, int *led, int *total)
+{
+	int count[MAX_NODES + 1] = {0}, best = 1;
+	rd_kafka_t *rk = tk_producer();
+
+	*total = 0;
+	for (int i = 0; i < ntopics; i++) {
+		const struct rd_kafka_metadata *md = NULL;
+		rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topics[i], NULL);
+		rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
+		ck_assert_msg(e == 0 && md->topic_cnt == 1 && md->topics[0].err == 0,
+		              "metadata of %s: %s", topics[i], rd_kafka_err2str(e));
+		for (int p = 0; p < md->topics[0].partition_cnt; p++) {
+			int32_t l = md->topics[0].partitions[p].leader;
+			ck_assert_msg(l >= 1 && l <= MAX_NODES, "%s/%d has leader %d", topics[i], p,
+			              (int)l);
+			count[l]++;
+			(*total)++;
+		}
+		rd_kafka_metadata_destroy(md);
+		rd_kafka_topic_destroy(t);
+	}
+	rd_kafka_destroy(rk);
+	for (int n = 2; n <= MAX_NODES; n++)
+		if (count[n] > count[best])
+			best = n;
+	*led = count[best];
+	return best;
+}
+
+/* Waits (timeout_s at most) until every partition of every topic, the group offsets'
+ * included, has a leader and all its replicas in sync: a node started again has caught
+ * up, and killing another loses nothing. */
+static void await_full_isr(int timeout_s)
+{
+	rd_kafka_t *rk = tk_producer();
+	char lag[256] = "no metadata";
+	int ok = 0;
+
+	for (time_t end = time(NULL) + timeout_s; !ok && time(NULL) < end;) {
+		const struct rd_kafka_metadata *md = NULL;
+		ok = rd_kafka_metadata(rk, 1, NULL, &md, 5000) == 0;
+		for (int i = 0; ok && i < md->topic_cnt; i++)
+			for (int p = 0; ok && p < md->topics[i].partition_cnt; p++) {
+				const struct rd_kafka_metadata_partition *mp =
+				    &md->topics[i].partitions[p];
+				ok = mp->leader >= 0 && mp->isr_cnt == mp->replica_cnt &&
+				     mp->isr_cnt == 3;
+				if (!ok)
+					snprintf(lag, sizeof(lag),
+					         "%s/%d: leader %d, %d of %d replicas in sync",
+					         md->topics[i].topic, p, (int)mp->leader,
+					         mp->isr_cnt, mp->replica_cnt);
+			}
+		if (md != NULL)
+			rd_kafka_metadata_destroy(md);
+		if (!ok)
+			sleep_ms(250);
+	}
+	rd_kafka_destroy(rk);
+	ck_assert_msg(ok, "replicas not all in sync within %d s (%s)", timeout_s, lag);
+}
+
+/* Reads replies until answered reaches want, or fails naming what. */
+static void await_answered(const tk_world *w, load *l, int want, int timeout_s, const char *what)
+{
+	pump(l->c, &l->t, want, timeout_s);
+	if (l->t.answered < want)
+		tk_dump_log(w);
+	ck_assert_msg(l->t.answered >= want, "%s: %d of %d requests answered within %d s", what,
+	              l->t.answered, want, timeout_s);
+}
+
+/* SIGKILL to node, and the tally's longest pause measured from now on. */
+static void kill_node(load *l, int node)
+{
+	char action[64];
+	snprintf(action, sizeof(action), "kafka-kill %d", node);
+	tk_stack(action);
+	l->t.max_gap_ms = 0;
+	l->t.last_new_ms = now_ms();
+}
+
+/* Two workers, a mixed load of 20,000 commands (14,000 creates; 2,000 patients made
+ * before it, each updated twice and deleted within it) on a cluster of three. Mid-load the
+ * node that leads most command partitions is SIGKILLed; the load goes on without it; it is
+ * started again and catches up; then the node that leads most reply partitions is
+ * SIGKILLed too. Every command answered with the status one-at-a-time processing gives,
+ * repeats byte-identical, the rows and audit as one at a time, no 500, and neither worker
+ * restarted: their clients ride through the leader changes. */
+START_TEST(cluster_loses_a_broker)
+{
+	enum { N = 20000, P = 4 };
+	tk_world w1, w2;
+	load l;
+	int led, total, status = -1;
+
+	load_begin(&l, "cluster");
+	world_init(&w1, P);
+	start(&w1, NULL);
+	second_world(&w1, &w2, "b");
+	start(&w2, NULL);
+	await_create_partitions(&w2);
+	pid_t pid1 = w1.worker, pid2 = w2.worker;
+	load_watch(&l, "c", &w1, N);
+	load_seed(&l, &w1, N / 10);
+	await_full_isr(60);
+
+	/* 1. The first 6,000 queued; both workers answering. */
+	produce_range(l.p, &w1, &l.t, l.tok, 0, 6000);
+	await_answered(&w1, &l, 1000, 60, "before any fault");
+	/* 2. The node leading most command partitions dies, with commands in flight. */
+	const char *commands[2] = {w1.create, w1.query};
+	int first = leader_of_most(commands, 2, &led, &total);
+	kill_node(&l, first);
+	fprintf(stderr,
+	        "faults: cluster: node %d (leader of %d of %d command partitions) killed "
+	        "with %d of 6,000 sent commands answered\n",
+	        first, led, total, l.t.answered);
+	/* 3. The load goes on with two nodes: the next 7,000, sent while it is down. */
+	produce_range(l.p, &w1, &l.t, l.tok, 6000, 13000);
+	await_answered(&w1, &l, 12000, 180, "with one node down");
+	ck_assert_msg(rd_kafka_flush(l.p, 60000) == 0,
+	              "commands not acknowledged with a node down");
+	fprintf(stderr,
+	        "faults: cluster: 12,000 answered with node %d down; the longest wait for an "
+	        "answer after the kill: %lld ms\n",
+	        first, (long long)l.t.max_gap_ms);
+	/* 4. Started again, it catches up (every replica in sync) while the load goes on. */
+	char action[64];
+	snprintf(action, sizeof(action), "kafka-start %d", first);
+	tk_stack(action);
+	produce_range(l.p, &w1, &l.t, l.tok, 13000, 16000);
+	await_full_isr(120);
+	/* 5. Then the node leading most reply partitions dies as well, mid-load. */
+	await_answered(&w1, &l, 13000, 120, "after the restart");
+	const char *replies[1] = {w1.replies};
+	int second = leader_of_most(replies, 1, &led, &total);
+	kill_node(&l, second);
+	fprintf(stderr,
+	        "faults: cluster: node %d (leader of %d of %d reply partitions) killed with "
+	        "%d of 16,000 sent commands answered\n",
+	        second, led, total, l.t.answered);
+	produce_range(l.p, &w1, &l.t, l.tok, 16000, N);
+	ck_assert_msg(rd_kafka_flush(l.p, 60000) == 0,
+	              "commands not acknowledged with a node down");
+
+	assert_load_whole(&w1, l.c, &l.t, l.o, P, 240);
+	fprintf(stderr,
+	        "faults: cluster: the longest wait for an answer after the second kill: %lld ms\n",
+	        (long long)l.t.max_gap_ms);
+	ck_assert_msg(!exited(&w1, &status) && !exited(&w2, &status) && w1.worker == pid1 &&
+	                  w2.worker == pid2,
+	              "a worker exited during the failovers (status %d)", status);
+	snprintf(action, sizeof(action), "kafka-start %d", second);
+	tk_stack(action);
+	int rc1 = tk_worker_stop(&w1, SIGTERM, 15), rc2 = tk_worker_stop(&w2, SIGTERM, 15);
+	ck_assert_int_eq(rc1, 0);
+	ck_assert_int_eq(rc2, 0);
+	load_end(&l);
+}
+END_TEST
+
 /* One case per TCase: fault_down runs in the runner after each of them. */
 static TCase *fault_case_down(Suite *s, const char *name, void (*down)(void))
 {
@@ -1130,6 +1370,13 @@ static Suite *suite(void)
 	tcase_add_test(fault_case(s, "database_outage"), database_outage_two_workers);
 	tcase_add_test(fault_case_down(s, "slow_database", slow_down),
 	               slow_database_memory_bounded);
+	/* Its own CTest test: integration.cluster runs the "cluster" tag, integration.faults
+	 * the rest. */
+	TCase *tc = fault_case_down(s, "cluster", cluster_down);
+	tcase_add_unchecked_fixture(tc, cluster_up, NULL);
+	tcase_set_tags(tc, "cluster");
+	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, cluster_loses_a_broker);
 	return s;
 }
 

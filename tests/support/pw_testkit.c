@@ -64,7 +64,10 @@ void tk_create_topic(const char *name, int partitions, int log_append)
 	char err[256];
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, base_conf(), err, sizeof(err));
 	ck_assert_msg(rk != NULL, "admin client: %s", err);
-	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, partitions, 1, err, sizeof(err));
+	/* A copy on every node of the stack's cluster (scripts/stack.sh exports the count). */
+	const char *nodes = getenv("PW_KAFKA_NODES");
+	int rf = nodes != NULL && atoi(nodes) > 1 ? atoi(nodes) : 1;
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, partitions, rf, err, sizeof(err));
 	ck_assert_msg(nt != NULL, "NewTopic %s: %s", name, err);
 	if (log_append)
 		rd_kafka_NewTopic_set_config(nt, "message.timestamp.type", "LogAppendTime");

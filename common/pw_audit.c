@@ -15,8 +15,12 @@ static const pw_sql_param audit_params[] = {
     P(source_topic), P(source_partition), P(source_offset), P(command_time)};
 #undef P
 
-const pw_sql_stmt pw_audit_stmt = {"pw_audit", pw_sql_text_audit, audit_params,
-                                   sizeof(audit_params) / sizeof(audit_params[0])};
+enum { NPARAMS = sizeof(audit_params) / sizeof(audit_params[0]) };
+
+const pw_sql_stmt pw_audit_stmt = {"pw_audit", pw_sql_text_audit, audit_params, NPARAMS};
+/* The same fields but the owner (the first), which a refused row does not have. */
+const pw_sql_stmt pw_audit_refused_stmt = {"pw_audit_refused", pw_sql_text_audit_refused,
+                                           audit_params + 1, NPARAMS - 1};
 
 pw_status pw_audit_insert(pw_db *db, const pw_audit_row *row, char *errstr, size_t errstr_size)
 {
@@ -37,7 +41,8 @@ pw_status pw_audit_insert(pw_db *db, const pw_audit_row *row, char *errstr, size
 	snprintf(part, sizeof(part), "%" PRId32, row->src_partition);
 	snprintf(off, sizeof(off), "%" PRId64, row->src_offset);
 	snprintf(t, sizeof(t), "%" PRId64, row->command_time);
-	st = pw_db_exec(db, &pw_audit_stmt, &a, &r, errstr, errstr_size);
+	st = pw_db_exec(db, row->owner[0] ? &pw_audit_stmt : &pw_audit_refused_stmt, &a, &r, errstr,
+	                errstr_size);
 	PQclear(r);
 	return st;
 }

@@ -1,5 +1,7 @@
-/* The audit row of a command answered outside the create batch (sql/audit.sql): queries
- * and refused commands, written in the command's own transaction. */
+/* The audit row of a command answered outside the create batch: queries and refused
+ * commands, written in the command's own transaction; to patient_audit_tenant
+ * (sql/audit.sql), or patient_audit_refused (sql/audit_refused.sql) when the token was
+ * refused. */
 #ifndef PW_AUDIT_H
 #define PW_AUDIT_H
 
@@ -11,7 +13,7 @@
 #include "pw_status.h"
 
 typedef struct pw_audit_row {
-	const char *owner; /**< "" when the token was refused: stored NULL */
+	const char *owner; /**< "" when the token was refused: a patient_audit_refused row */
 	const char *request_id;
 	const char *command_type; /**< "patient.get", ...; NULL when missing or unknown */
 	int status;
@@ -22,8 +24,8 @@ typedef struct pw_audit_row {
 	int64_t command_time; /**< Unix seconds */
 } pw_audit_row;
 
-/* The statement pw_audit_insert runs; give it to pw_db_create. */
-extern const pw_sql_stmt pw_audit_stmt;
+/* The statements pw_audit_insert runs; give both to pw_db_create. */
+extern const pw_sql_stmt pw_audit_stmt, pw_audit_refused_stmt;
 
 /* Inserts the row in the open transaction (nothing when the record has one already: a
  * redelivery or a replay). Blocks. */

@@ -199,13 +199,14 @@ static pw_status check_role(pw_db *db, char *errstr, size_t errstr_size)
 	pw_status st;
 
 	st = finish(db,
-	            PQexec(db->conn, "SELECT r.rolsuper AS super, r.rolbypassrls AS bypass,"
-	                             " coalesce(c.relowner = r.oid, false) AS owns,"
-	                             " c.oid IS NOT NULL AS patients,"
-	                             " to_regclass('public.patient_audit') IS NOT NULL AS audit"
-	                             " FROM pg_roles r LEFT JOIN pg_class c"
-	                             " ON c.oid = to_regclass('public.patients')"
-	                             " WHERE r.rolname = current_user"),
+	            PQexec(db->conn,
+	                   "SELECT r.rolsuper AS super, r.rolbypassrls AS bypass,"
+	                   " coalesce(c.relowner = r.oid, false) AS owns,"
+	                   " c.oid IS NOT NULL AS patients,"
+	                   " to_regclass('public.patient_audit_refused') IS NOT NULL AS audit"
+	                   " FROM pg_roles r LEFT JOIN pg_class c"
+	                   " ON c.oid = to_regclass('public.patients')"
+	                   " WHERE r.rolname = current_user"),
 	            &r, errstr, errstr_size);
 	if (st != PW_OK)
 		return st;

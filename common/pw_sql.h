@@ -44,6 +44,7 @@ extern const char pw_sql_text_create_batch[];
 extern const char pw_sql_text_get[];
 extern const char pw_sql_text_list[];
 extern const char pw_sql_text_audit[];
+extern const char pw_sql_text_audit_refused[];
 extern const char pw_sql_text_change[];
 
 #endif

@@ -123,9 +123,9 @@ rec AS (
   ON CONFLICT DO NOTHING
 ),
 aud AS (
-  INSERT INTO patient_audit (owner_id, request_id, command_type, status, patient_ids,
-                             changed_fields, source_topic, source_partition, source_offset,
-                             command_time)
+  INSERT INTO patient_audit_tenant (owner_id, request_id, command_type, status,
+                                    patient_ids, changed_fields, source_topic,
+                                    source_partition, source_offset, command_time)
   SELECT :owner, :request_id, :command_type, r.status,
          CASE WHEN r.outcome IN ('updated', 'deleted', 'version_conflict', 'conflict')
               THEN ARRAY[:id::bigint] ELSE '{}'::bigint[] END,

@@ -76,8 +76,9 @@ rec AS (
   ON CONFLICT DO NOTHING
 ),
 aud AS (
-  INSERT INTO patient_audit (owner_id, request_id, command_type, status, patient_ids,
-                             source_topic, source_partition, source_offset, command_time)
+  INSERT INTO patient_audit_tenant (owner_id, request_id, command_type, status,
+                                    patient_ids, source_topic, source_partition,
+                                    source_offset, command_time)
   SELECT :owner, d.request_id, 'patient.create', abs(d.status),
          CASE WHEN d.status = 201 THEN ARRAY[d.id] ELSE '{}'::bigint[] END, :source_topic,
          d.src_partition, d.src_offset, to_timestamp(d.command_time)

@@ -91,22 +91,22 @@ static void fields_of(const pw_patient_input *in, const char **f)
 	memcpy(f, v, sizeof(v));
 }
 
-/* The answer recorded for the record: its status and first patient id; false when it has
- * no audit row (never answered). */
-static pw_status audit_of(pw_verify *v, const char *topic, int32_t partition, int64_t offset,
-                          bool *answered, int *status, int64_t *id)
+/* The answer recorded for the owner's record: its status and first patient id; false when
+ * it has no audit row (never answered). By the audit's key, owner first. */
+static pw_status audit_of(pw_verify *v, const char *owner, const char *topic, int32_t partition,
+                          int64_t offset, bool *answered, int *status, int64_t *id)
 {
 	char part[16], off[24];
-	const char *p[3] = {topic, part, off};
+	const char *p[4] = {owner, topic, part, off};
 	PGresult *r;
 
 	snprintf(part, sizeof(part), "%" PRId32, partition);
 	snprintf(off, sizeof(off), "%" PRId64, offset);
-	r = PQexecParams(
-	    v->c,
-	    "SELECT status, coalesce(patient_ids[1], 0) FROM patient_audit"
-	    " WHERE source_topic = $1 AND source_partition = $2 AND source_offset = $3",
-	    3, NULL, p, NULL, NULL, 0);
+	r = PQexecParams(v->c,
+	                 "SELECT status, coalesce(patient_ids[1], 0) FROM patient_audit_tenant"
+	                 " WHERE owner_id = $1 AND source_topic = $2 AND source_partition = $3"
+	                 " AND source_offset = $4",
+	                 4, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(v->c));
 		PQclear(r);
@@ -173,7 +173,7 @@ pw_status pw_verify_record(pw_verify *v, const pw_handler_outcome *o, const char
 	bool answered = false;
 	int status = 0;
 	int64_t id = 0;
-	pw_status st = audit_of(v, topic, partition, offset, &answered, &status, &id);
+	pw_status st = audit_of(v, o->owner, topic, partition, offset, &answered, &status, &id);
 
 	if (st != PW_OK)
 		return st;

@@ -96,16 +96,17 @@ static void world_up(void)
 	snprintf(ids_a, sizeof(ids_a), "%s,%s", PQgetvalue(r, 0, 0), PQgetvalue(r, 1, 0));
 	PQclear(r);
 
-	snprintf(
-	    sql, sizeof(sql),
-	    "INSERT INTO patient_requests (owner_id, request_id, payload_hash, status,"
-	    " reply) VALUES ('%s', 'rq-a', 'h', 409, '{}'), ('%s', 'rq-b', 'h', 409, '{}');"
-	    "INSERT INTO patient_audit (source_topic, source_partition, source_offset, owner_id,"
-	    " request_id, command_type, status, command_time) VALUES"
-	    " ('%s', 0, 0, '%s', 'rq-a', 'patient.create', 201, now()),"
-	    " ('%s', 0, 1, '%s', 'rq-b', 'patient.create', 201, now()),"
-	    " ('%s', 0, 2, NULL, 'rq-anon', 'patient.create', 401, now())",
-	    owner_a, owner_b, topic, owner_a, topic, owner_b, topic);
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO patient_requests (owner_id, request_id, payload_hash, status,"
+	         " reply) VALUES ('%s', 'rq-a', 'h', 409, '{}'), ('%s', 'rq-b', 'h', 409, '{}');"
+	         "INSERT INTO patient_audit_tenant (source_topic, source_partition, source_offset,"
+	         " owner_id, request_id, command_type, status, command_time) VALUES"
+	         " ('%s', 0, 0, '%s', 'rq-a', 'patient.create', 201, now()),"
+	         " ('%s', 0, 1, '%s', 'rq-b', 'patient.create', 201, now());"
+	         "INSERT INTO patient_audit_refused (source_topic, source_partition, source_offset,"
+	         " request_id, command_type, status, command_time) VALUES"
+	         " ('%s', 0, 2, 'rq-anon', 'patient.create', 401, now())",
+	         owner_a, owner_b, topic, owner_a, topic, owner_b, topic);
 	PQclear(admin_exec(c, sql));
 	PQfinish(c);
 }
@@ -119,9 +120,10 @@ static void world_down(void)
 	snprintf(sql, sizeof(sql),
 	         "DELETE FROM patients WHERE owner_id IN ('%s', '%s');"
 	         "DELETE FROM patient_requests WHERE owner_id IN ('%s', '%s');"
-	         "DELETE FROM patient_audit WHERE source_topic = '%s';"
+	         "DELETE FROM patient_audit_tenant WHERE source_topic = '%s';"
+	         "DELETE FROM patient_audit_refused WHERE source_topic = '%s';"
 	         "DROP OWNED BY %s; REVOKE patients_app FROM %s; DROP ROLE %s",
-	         owner_a, owner_b, owner_a, owner_b, topic, role, role, role);
+	         owner_a, owner_b, owner_a, owner_b, topic, topic, role, role, role);
 	PQclear(admin_exec(c, sql));
 	PQfinish(c);
 }
@@ -173,6 +175,16 @@ static const struct iso_case cases[] = {
      NULL},
     {"B: A's audit row", {SET_B}, AUD_T " AND owner_id = '{A}'", 0, NULL},
     {"B: anonymous audit row", {SET_B}, AUD_T " AND owner_id IS NULL", 0, NULL},
+    {"B: the refused rows' table",
+     {SET_B},
+     "SELECT 1 FROM patient_audit_refused WHERE source_topic = '{T}'",
+     0,
+     NULL},
+    {"unset: the refused rows' table",
+     {NULL},
+     "SELECT 1 FROM patient_audit_refused WHERE source_topic = '{T}'",
+     0,
+     NULL},
     {"B: UPDATE A's request reply",
      {SET_B},
      "UPDATE patient_requests SET status = 500, reply = 'x' WHERE owner_id = '{A}'",
@@ -208,16 +220,16 @@ static const struct iso_case cases[] = {
      "42501"},
     {"B: INSERT audit row as A",
      {SET_B},
-     "INSERT INTO patient_audit (source_topic, source_partition, source_offset, owner_id,"
-     " request_id, command_type, status, command_time)"
+     "INSERT INTO patient_audit_tenant (source_topic, source_partition, source_offset,"
+     " owner_id, request_id, command_type, status, command_time)"
      " VALUES ('{T}', 1, 0, '{A}', 'x', 'patient.get', 200, now())",
      0,
      "42501"},
     {"B: INSERT anonymous audit row",
      {SET_B},
-     "INSERT INTO patient_audit (source_topic, source_partition, source_offset, owner_id,"
+     "INSERT INTO patient_audit_refused (source_topic, source_partition, source_offset,"
      " request_id, command_type, status, command_time)"
-     " VALUES ('{T}', 1, 1, NULL, 'x', 'patient.get', 401, now())",
+     " VALUES ('{T}', 1, 1, 'x', 'patient.get', 401, now())",
      0,
      "42501"},
 
@@ -269,7 +281,7 @@ static const struct iso_case cases[] = {
     {"pg_stats of the tenant tables",
      {SET_B},
      "SELECT 1 FROM pg_stats WHERE tablename IN ('patients', 'patient_requests',"
-     " 'patient_audit')",
+     " 'patient_audit_tenant', 'patient_audit_refused')",
      0,
      NULL},
 
@@ -336,17 +348,28 @@ static const struct iso_case cases[] = {
      "42501"},
     {"UPDATE own audit row",
      {SET_B},
-     "UPDATE patient_audit SET status = 0 WHERE owner_id = '{B}'",
+     "UPDATE patient_audit_tenant SET status = 0 WHERE owner_id = '{B}'",
      0,
      "42501"},
     {"DELETE own audit row",
      {SET_B},
-     "DELETE FROM patient_audit WHERE owner_id = '{B}'",
+     "DELETE FROM patient_audit_tenant WHERE owner_id = '{B}'",
      0,
      "42501"},
     {"TRUNCATE patients", {SET_B}, "TRUNCATE patients", 0, "42501"},
     {"TRUNCATE requests", {SET_B}, "TRUNCATE patient_requests", 0, "42501"},
-    {"TRUNCATE audit", {SET_B}, "TRUNCATE patient_audit", 0, "42501"},
+    {"TRUNCATE audit", {SET_B}, "TRUNCATE patient_audit_tenant", 0, "42501"},
+    {"UPDATE refused audit row",
+     {NULL},
+     "UPDATE patient_audit_refused SET status = 0 WHERE source_topic = '{T}'",
+     0,
+     "42501"},
+    {"DELETE refused audit row",
+     {NULL},
+     "DELETE FROM patient_audit_refused WHERE source_topic = '{T}'",
+     0,
+     "42501"},
+    {"TRUNCATE refused audit", {NULL}, "TRUNCATE patient_audit_refused", 0, "42501"},
 };
 
 /* Runs one case on a fresh session; NULL when it held, else what went wrong. */
@@ -414,6 +437,77 @@ START_TEST(no_way_out_of_the_tenant)
 }
 END_TEST
 
+/* The rows of every query rendered as "a|b|c" lines, for a failure message. */
+static char *rows_text(PGresult *r)
+{
+	size_t cap = 4096, len = 0;
+	char *out = calloc(cap, 1);
+	ck_assert_ptr_nonnull(out);
+	for (int i = 0; i < PQntuples(r); i++)
+		for (int j = 0; j < PQnfields(r); j++)
+			len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s",
+			                        PQgetvalue(r, i, j),
+			                        j + 1 < PQnfields(r) ? "|" : "; ");
+	return out;
+}
+
+/* Sharded by owner (Citus, or any PostgreSQL that places rows by a distribution column),
+ * a table can only enforce a primary or unique key that holds the distribution column, and
+ * no row may lack it. From the catalog: every table of the schema is either a tenant table
+ * (owner_id NOT NULL, every primary and unique key led by owner_id) or one of the few
+ * that are not tenant data, so a new table or key that would not distribute fails here. */
+START_TEST(every_tenant_key_leads_with_owner)
+{
+	/* Not tenant data: the migrations' ledger, the identity provider's public keys, and
+	 * the audit rows of refused tokens (no owner is known; no tenant reads them). */
+	static const char *const shared = "'pw_schema_migrations', 'jwt_keys',"
+	                                  " 'patient_audit_refused'";
+	char sql[2048];
+	PGconn *c = admin_connect();
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT c.relname FROM pg_class c"
+	         " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"
+	         " AND c.relname NOT IN (%s) AND NOT EXISTS (SELECT 1 FROM pg_attribute a"
+	         "  WHERE a.attrelid = c.oid AND a.attname = 'owner_id' AND a.attnotnull"
+	         "  AND NOT a.attisdropped)",
+	         shared);
+	PGresult *r = admin_exec(c, sql);
+	char *bad = rows_text(r);
+	ck_assert_msg(PQntuples(r) == 0,
+	              "tables without a NOT NULL owner_id that are not "
+	              "listed as shared: %s",
+	              bad);
+	free(bad);
+	PQclear(r);
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT c.relname, i.indexrelid::regclass,"
+	         " coalesce(a.attname, '(an expression)')"
+	         " FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid"
+	         " AND (i.indisunique OR i.indisprimary)"
+	         " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0]"
+	         " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')"
+	         " AND c.relname NOT IN (%s) AND a.attname IS DISTINCT FROM 'owner_id'",
+	         shared);
+	r = admin_exec(c, sql);
+	bad = rows_text(r);
+	ck_assert_msg(PQntuples(r) == 0, "keys of tenant tables not led by owner_id: %s", bad);
+	free(bad);
+	PQclear(r);
+
+	/* Not vacuous: the tenant tables the worker writes are there, each with its key. */
+	r = admin_exec(c, "SELECT string_agg(DISTINCT c.relname, ',' ORDER BY c.relname)"
+	                  " FROM pg_class c JOIN pg_index i ON i.indrelid = c.oid"
+	                  " AND i.indisprimary WHERE c.relnamespace = 'public'::regnamespace"
+	                  " AND c.relname IN ('patients', 'patient_requests',"
+	                  " 'patient_audit_tenant')");
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "patient_audit_tenant,patient_requests,patients");
+	PQclear(r);
+	PQfinish(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("isolation");
@@ -421,6 +515,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_unchecked_fixture(tc, world_up, world_down);
 	tcase_add_test(tc, no_way_out_of_the_tenant);
+	tcase_add_test(tc, every_tenant_key_leads_with_owner);
 	suite_add_tcase(s, tc);
 	return s;
 }

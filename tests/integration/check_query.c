@@ -598,8 +598,8 @@ START_TEST(audit_rows_for_every_answer)
 	PQclear(res);
 
 	/* The worker's role can neither change nor remove the trail. */
-	const char *changes[2] = {"UPDATE patient_audit SET status = 1",
-	                          "DELETE FROM patient_audit"};
+	const char *changes[2] = {"UPDATE patient_audit_tenant SET status = 1",
+	                          "DELETE FROM patient_audit_tenant"};
 	for (int i = 0; i < 2; i++) {
 		snprintf(sql, sizeof(sql),
 		         "BEGIN; SET LOCAL ROLE patients_app;"

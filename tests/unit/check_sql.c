@@ -91,8 +91,8 @@ END_TEST
  * field, every field is used, and no positional parameter slipped in. */
 START_TEST(every_statement_compiles)
 {
-	const pw_sql_stmt *all[] = {&pw_creates_stmt, &pw_queries_get_stmt, &pw_queries_list_stmt,
-	                            &pw_audit_stmt, &pw_changes_stmt};
+	const pw_sql_stmt *all[] = {&pw_creates_stmt, &pw_queries_get_stmt,   &pw_queries_list_stmt,
+	                            &pw_audit_stmt,   &pw_audit_refused_stmt, &pw_changes_stmt};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		char err[256] = "", *out = NULL;
 		ck_assert_msg(pw_sql_compile(all[i], &out, err, sizeof(err)) == PW_OK, "%s: %s",

@@ -49,7 +49,7 @@ struct pw_metrics {
 	counter latency_us[LANES];
 	counter dead[DLQS];
 	counter db_calls[LANES], db_commands[LANES], db_us[LANES];
-	counter db_outages[LANES], db_reconnects[LANES];
+	counter db_outages[LANES], db_reconnects[LANES], producer_renewals[LANES];
 	pthread_mutex_t mu; /* guards lanes */
 	lane_state lanes[LANES];
 	_Atomic(pw_keyring *) ring; /* NULL: no key set */
@@ -145,6 +145,12 @@ void pw_metrics_db_outage(pw_metrics *m, pw_topic_kind lane)
 {
 	if (m != NULL)
 		add(&m->db_outages[lane_index(lane)], 1);
+}
+
+void pw_metrics_producer_renewed(pw_metrics *m, pw_topic_kind lane)
+{
+	if (m != NULL)
+		add(&m->producer_renewals[lane_index(lane)], 1);
 }
 
 void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane)
@@ -332,6 +338,9 @@ static void render_db(FILE *f, const pw_metrics *m)
 	per_lane(f, "patient_worker_db_seconds_total", "time spent in those calls", m->db_us, 1e-6);
 	per_lane(f, "patient_worker_db_outages_total",
 	         "times the database became unreachable and the lane paused", m->db_outages, 1.0);
+	per_lane(f, "patient_worker_producer_renewals_total",
+	         "times the lane's producer failed for good and was replaced by a new one",
+	         m->producer_renewals, 1.0);
 	per_lane(f, "patient_worker_db_reconnects_total",
 	         "database sessions opened again after an outage", m->db_reconnects, 1.0);
 }

@@ -37,6 +37,8 @@ void pw_metrics_dead_letter(pw_metrics *m, pw_dlq_reason why);
 /* A database call (a batch of commands) and how long it took. */
 void pw_metrics_db_call(pw_metrics *m, pw_topic_kind lane, size_t commands, int64_t us);
 void pw_metrics_db_outage(pw_metrics *m, pw_topic_kind lane);
+/* The lane's producer failed for good and was replaced (pw_outbox_renew). */
+void pw_metrics_producer_renewed(pw_metrics *m, pw_topic_kind lane);
 void pw_metrics_db_reconnect(pw_metrics *m, pw_topic_kind lane);
 
 /* The lane's state, refreshed by its loop: whether its consumer holds an assignment

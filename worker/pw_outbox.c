@@ -11,6 +11,8 @@
 #include "pw_util.h"
 
 #define AWAIT_US (200 * 1000)
+/* How long a failed producer may take to hand back what it held before it is replaced. */
+#define RENEW_DRAIN_US (10 * 1000 * 1000)
 
 struct pw_outbox {
 	const pw_config *cfg;
@@ -22,6 +24,7 @@ struct pw_outbox {
 	const atomic_int *stop;
 	pw_job_list retry; /**< to produce again: a transient delivery failure */
 	bool abandoning;   /**< purged on purpose: those reports are not failures */
+	bool renewing;     /**< purged to be produced again by a new producer */
 	int64_t sent_us;   /**< when a record was last handed to the producer */
 	unsigned long answered, dead_letters;
 };
@@ -110,9 +113,14 @@ void pw_outbox_send(pw_outbox *ob, pw_job *j)
 			ob->sent_us = pw_util_now_us();
 			return;
 		}
+		if (st == PW_E_INTERNAL && !atomic_load(ob->stop)) {
+			/* The producer failed for good: the one that replaces it sends this. */
+			pw_job_list_push(&ob->retry, j);
+			return;
+		}
 		if (st != PW_E_INVALID) {
-			/* Stopping, or the producer failed for good: never acknowledged, so
-			 * never committed; the next worker answers it. */
+			/* Stopping: never acknowledged, so never committed; the next worker
+			 * answers it. */
 			pw_job_drop(j, ob->offsets);
 			return;
 		}
@@ -145,7 +153,7 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 			finish(ob, j);
 			return;
 		}
-	} else if (m->err != RD_KAFKA_RESP_ERR__FATAL) {
+	} else if (m->err != RD_KAFKA_RESP_ERR__FATAL && !ob->renewing) {
 		pw_log_ctx ctx = PW_LOG_CTX_INIT;
 		pw_job_log_ctx(j, &ctx);
 		PW_LOG_WARN(&ctx, "delivery failed, retrying: %s", rd_kafka_err2str(m->err));
@@ -154,49 +162,94 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	pw_job_list_push(&ob->retry, j);
 }
 
+/* The lane's producer, reporting to ob; NULL with errstr when librdkafka refuses it. */
+static rd_kafka_t *make_producer(pw_outbox *ob, char *errstr, size_t errstr_size)
+{
+	rd_kafka_conf_t *conf = pw_kafka_conf_new(ob->cfg, PW_KAFKA_PRODUCER, errstr, errstr_size);
+	rd_kafka_t *p = NULL;
+
+	if (conf == NULL || pw_kafka_conf_set(conf, "client.id",
+	                                      ob->lane == PW_TOPIC_CREATE ? "patient-worker-create"
+	                                                                  : "patient-worker-query",
+	                                      errstr, errstr_size) != PW_OK)
+		goto out;
+	/* Queries are answered one by one and someone waits on each: send at once. Creates
+	 * come in bulk, where a few ms of batching saves broker round trips. */
+	if (ob->lane == PW_TOPIC_QUERY &&
+	    pw_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) != PW_OK)
+		goto out;
+	rd_kafka_conf_set_opaque(conf, ob);
+	rd_kafka_conf_set_dr_msg_cb(conf, delivered);
+	p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
+	if (p != NULL)
+		conf = NULL; /* the producer owns it */
+out:
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
+	return p;
+}
+
 pw_status pw_outbox_create(const pw_config *cfg, pw_topic_kind lane, rd_kafka_t *consumer,
                            pw_offsets *offsets, pw_metrics *metrics, const atomic_int *stop,
                            pw_outbox **out, char *errstr, size_t errstr_size)
 {
 	pw_outbox *ob = calloc(1, sizeof(*ob));
-	rd_kafka_conf_t *conf = NULL;
-	pw_status st = PW_E_NOMEM;
 
 	*out = NULL;
 	if (ob == NULL)
-		return st;
+		return PW_E_NOMEM;
 	*ob = (pw_outbox){.cfg = cfg,
 	                  .lane = lane,
 	                  .consumer = consumer,
 	                  .offsets = offsets,
 	                  .metrics = metrics,
 	                  .stop = stop};
-	st = PW_E_CONFIG;
-	conf = pw_kafka_conf_new(cfg, PW_KAFKA_PRODUCER, errstr, errstr_size);
-	if (conf == NULL || pw_kafka_conf_set(conf, "client.id",
-	                                      lane == PW_TOPIC_CREATE ? "patient-worker-create"
-	                                                              : "patient-worker-query",
-	                                      errstr, errstr_size) != PW_OK)
-		goto out;
-	/* Queries are answered one by one and someone waits on each: send at once. Creates
-	 * come in bulk, where a few ms of batching saves broker round trips. */
-	if (lane == PW_TOPIC_QUERY &&
-	    pw_kafka_conf_set(conf, "linger.ms", "0", errstr, errstr_size) != PW_OK)
-		goto out;
-	rd_kafka_conf_set_opaque(conf, ob);
-	rd_kafka_conf_set_dr_msg_cb(conf, delivered);
-	ob->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
-	if (ob->producer == NULL)
-		goto out;
-	conf = NULL; /* the producer owns it */
+	ob->producer = make_producer(ob, errstr, errstr_size);
+	if (ob->producer == NULL) {
+		pw_outbox_destroy(ob);
+		return PW_E_CONFIG;
+	}
 	*out = ob;
-	ob = NULL;
-	st = PW_OK;
-out:
-	if (conf != NULL)
-		rd_kafka_conf_destroy(conf);
-	pw_outbox_destroy(ob);
-	return st;
+	return PW_OK;
+}
+
+/* librdkafka 2.0.2's idempotent producer can fail for good on a leader change it should
+ * ride through ("out of order sequence number ... rewound sequence number" after a
+ * NOT_LEADER_FOR_PARTITION; fixed in librdkafka 2.3.0): a fatal error, after which it
+ * sends nothing. Rather than stop the lane, the replies it held come back (purged, their
+ * reports served here) and a new producer sends them again. A reply the old one may have
+ * written is then on the topic twice, the same bytes: the contract's redelivery. */
+pw_status pw_outbox_renew(pw_outbox *ob, char *errstr, size_t errstr_size)
+{
+	char why[512];
+	rd_kafka_t *old = ob->producer;
+
+	rd_kafka_fatal_error(old, why, sizeof(why));
+	ob->renewing = true;
+	rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	for (int64_t end = pw_util_now_us() + RENEW_DRAIN_US;
+	     rd_kafka_outq_len(old) > 0 && pw_util_now_us() < end;)
+		rd_kafka_poll(old, 100);
+	ob->renewing = false;
+	if (rd_kafka_outq_len(old) > 0) {
+		/* Reports that never came: those jobs are still the old producer's. */
+		snprintf(errstr, errstr_size, "the failed producer kept %d message(s) for 10 s",
+		         rd_kafka_outq_len(old));
+		return PW_E_INTERNAL;
+	}
+	ob->producer = make_producer(ob, errstr, errstr_size);
+	if (ob->producer == NULL) {
+		ob->producer = old;
+		return PW_E_INTERNAL;
+	}
+	rd_kafka_destroy(old);
+	pw_metrics_producer_renewed(ob->metrics, ob->lane);
+	PW_LOG_WARN(NULL,
+	            "the producer failed for good (%s); a new one sends the %zu "
+	            "replies it held again",
+	            why, ob->retry.n);
+	pw_outbox_retry(ob);
+	return PW_OK;
 }
 
 void pw_outbox_destroy(pw_outbox *ob)

@@ -52,6 +52,11 @@ bool pw_outbox_awaiting(const pw_outbox *ob, int64_t now_us);
 /* True once the producer has failed for good (librdkafka's fatal error). */
 bool pw_outbox_fatal(const pw_outbox *ob);
 
+/* After pw_outbox_fatal: every message the failed producer held handed back (up to 10 s),
+ * the producer replaced by a new one, and those replies sent again. PW_E_INTERNAL with
+ * errstr when that cannot be done (the lane then stops, as before). Blocks. */
+PW_MUST_CHECK pw_status pw_outbox_renew(pw_outbox *ob, char *errstr, size_t errstr_size);
+
 /* Lets replies in flight be acknowledged for up to timeout_ms (retries included, unless
  * the producer failed). True when nothing is left unacknowledged. */
 bool pw_outbox_drain(pw_outbox *ob, int timeout_ms);

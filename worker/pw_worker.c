@@ -519,8 +519,14 @@ pw_status pw_worker_run(pw_worker *w, char *errstr, size_t errstr_size)
 		database_down(w, errstr);
 	PW_LOG_INFO(NULL, "%s lane ready: consuming %s as group %s", w->name, w->topic,
 	            w->cfg->group_id);
-	while (!atomic_load(w->stop) && !w->fatal && !pw_outbox_fatal(w->outbox))
+	while (!atomic_load(w->stop) && !w->fatal) {
+		if (pw_outbox_fatal(w->outbox) &&
+		    pw_outbox_renew(w->outbox, errstr, errstr_size) != PW_OK) {
+			PW_LOG_ERROR(NULL, "%s lane stops: %s", w->name, errstr);
+			break;
+		}
 		run_once(w);
+	}
 	PW_LOG_INFO(NULL, "stopping: finishing the records in hand");
 	/* Not ready from here on: a probe watching /readyz sees the worker leaving. */
 	w->joined = false;

@@ -15,7 +15,9 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "pw_check_main.h"
+#include "pw_httpc.h"
+#include "pw_testidp.h"
 #include "pw_testkit.h"
 
 #define MAX_PARTS  16
@@ -1264,6 +1268,37 @@ static void kill_node(load *l, int node)
 	l->t.last_new_ms = now_ms();
 }
 
+/* What the workers' /readyz said while the brokers failed: probed every 250 ms from a
+ * thread of the case's process, as a load balancer or an orchestrator would. */
+typedef struct readyz_watch {
+	char addr[2][64];
+	atomic_int stop;
+	unsigned probes, not_ready, unanswered;
+	char first[256]; /**< the first answer that was not 200 */
+	pthread_t thread;
+} readyz_watch;
+
+static void *readyz_probe(void *arg)
+{
+	readyz_watch *z = arg;
+	while (!atomic_load(&z->stop)) {
+		for (int i = 0; i < 2; i++) {
+			char err[128], *body = NULL;
+			int status = 0;
+			z->probes++;
+			if (pw_httpc_get(z->addr[i], "/readyz", 2000, 4096, &status, &body, err,
+			                 sizeof(err)) != PW_OK)
+				z->unanswered++;
+			else if (status != 200 && z->not_ready++ == 0)
+				snprintf(z->first, sizeof(z->first), "%d %.*s", status,
+				         body ? (int)strcspn(body, "\n") : 0, body ? body : "");
+			free(body);
+		}
+		sleep_ms(250);
+	}
+	return NULL;
+}
+
 /* Two workers, a mixed load of 20,000 commands (14,000 creates; 2,000 patients made
  * before it, each updated twice and deleted within it) on a cluster of three. Mid-load the
  * node that leads most command partitions is SIGKILLed; the load goes on without it; it is
@@ -1278,11 +1313,22 @@ START_TEST(cluster_loses_a_broker)
 	load l;
 	int led, total, status = -1;
 
+	readyz_watch z;
+	char http[2][96];
+
+	memset(&z, 0, sizeof(z));
 	load_begin(&l, "cluster");
+	rd_kafka_destroy(l.p);
+	l.p = tk_producer_failover();
 	world_init(&w1, P);
-	start(&w1, NULL);
+	for (int i = 0; i < 2; i++) {
+		snprintf(z.addr[i], sizeof(z.addr[i]), "127.0.0.1:%d", tk_free_port());
+		snprintf(http[i], sizeof(http[i]), "HTTP_ADDR=%s", z.addr[i]);
+	}
+	const char *env1[] = {http[0], NULL}, *env2[] = {http[1], NULL};
+	start(&w1, env1);
 	second_world(&w1, &w2, "b");
-	start(&w2, NULL);
+	start(&w2, env2);
 	await_create_partitions(&w2);
 	pid_t pid1 = w1.worker, pid2 = w2.worker;
 	load_watch(&l, "c", &w1, N);
@@ -1290,6 +1336,7 @@ START_TEST(cluster_loses_a_broker)
 	await_full_isr(60);
 
 	/* 1. The first 6,000 queued; both workers answering. */
+	ck_assert_int_eq(pthread_create(&z.thread, NULL, readyz_probe, &z), 0);
 	produce_range(l.p, &w1, &l.t, l.tok, 0, 6000);
 	await_answered(&w1, &l, 1000, 60, "before any fault");
 	/* 2. The node leading most command partitions dies, with commands in flight. */
@@ -1329,9 +1376,16 @@ START_TEST(cluster_loses_a_broker)
 	              "commands not acknowledged with a node down");
 
 	assert_load_whole(&w1, l.c, &l.t, l.o, P, 240);
-	fprintf(stderr,
-	        "faults: cluster: the longest wait for an answer after the second kill: %lld ms\n",
-	        (long long)l.t.max_gap_ms);
+	atomic_store(&z.stop, 1);
+	pthread_join(z.thread, NULL);
+	fprintf(
+	    stderr,
+	    "faults: cluster: the longest wait for an answer after the second kill: %lld ms\n"
+	    "faults: cluster: /readyz probed %u times: %u not ready (first: %s), %u unanswered\n",
+	    (long long)l.t.max_gap_ms, z.probes, z.not_ready, z.first[0] ? z.first : "none",
+	    z.unanswered);
+	ck_assert_msg(z.unanswered == 0, "/readyz did not answer %u of %u probes", z.unanswered,
+	              z.probes);
 	ck_assert_msg(!exited(&w1, &status) && !exited(&w2, &status) && w1.worker == pid1 &&
 	                  w2.worker == pid2,
 	              "a worker exited during the failovers (status %d)", status);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,19 +314,36 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		*(int *)m->_private = m->err ? -1 : 1;
 }
 
-rd_kafka_t *tk_producer(void)
+static rd_kafka_t *producer(bool idempotent)
 {
 	char err[256];
 	rd_kafka_conf_t *c = base_conf();
 	conf_set(c, "linger.ms", "1");
-	/* No duplicate or reordered record from the producer's own retries (a broker
-	 * restart): a test's count of records is the count it sent, and one patient's
-	 * writes stay in the order sent. */
-	conf_set(c, "enable.idempotence", "true");
+	if (idempotent) {
+		/* No duplicate or reordered record from the producer's own retries (a broker
+		 * restart): a test's count of records is the count it sent, and one patient's
+		 * writes stay in the order sent. */
+		conf_set(c, "enable.idempotence", "true");
+	} else {
+		/* One request in flight per broker: a retry cannot reorder. It may write a
+		 * record twice, which the worker answers twice, the same. */
+		conf_set(c, "acks", "all");
+		conf_set(c, "max.in.flight.requests.per.connection", "1");
+	}
 	rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
 	rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
 	ck_assert_msg(p != NULL, "producer: %s", err);
 	return p;
+}
+
+rd_kafka_t *tk_producer(void)
+{
+	return producer(true);
+}
+
+rd_kafka_t *tk_producer_failover(void)
+{
+	return producer(false);
 }
 
 void tk_send(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,

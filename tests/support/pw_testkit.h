@@ -73,6 +73,11 @@ char *tk_token(const char *sub, long exp_offset_s, const char *extra_json);
 /* A producer to the stack. */
 rd_kafka_t *tk_producer(void);
 
+/* A producer that rides through a broker's failover: not idempotent, since librdkafka
+ * 2.0.2's idempotent producer can fail for good on a leader change (fixed in 2.3.0), with
+ * acks=all and one request in flight (no reordering; a retry may send a record twice). */
+rd_kafka_t *tk_producer_failover(void);
+
 /* Produces one record and waits for its acknowledgement (10 s). headers may be NULL:
  * otherwise pairs of name, value, NULL-terminated. */
 void tk_send(rd_kafka_t *p, const char *topic, const char *key, const void *value, size_t len,

@@ -46,6 +46,7 @@ START_TEST(counts_and_histogram)
 	pw_metrics_db_call(m, PW_TOPIC_CREATE, 3, 1500000);
 	pw_metrics_db_outage(m, PW_TOPIC_QUERY);
 	pw_metrics_db_reconnect(m, PW_TOPIC_QUERY);
+	pw_metrics_producer_renewed(m, PW_TOPIC_CREATE);
 	char *t = render(m, true);
 
 	ck_assert_double_eq(sample(t, "patient_worker_ready"), 1);
@@ -93,6 +94,9 @@ START_TEST(counts_and_histogram)
 	ck_assert_double_eq(sample(t, "patient_worker_db_seconds_total{lane=\"create\"}"), 1.5);
 	ck_assert_double_eq(sample(t, "patient_worker_db_outages_total{lane=\"query\"}"), 1);
 	ck_assert_double_eq(sample(t, "patient_worker_db_reconnects_total{lane=\"query\"}"), 1);
+	ck_assert_double_eq(sample(t, "patient_worker_producer_renewals_total{lane=\"create\"}"),
+	                    1);
+	ck_assert_double_eq(sample(t, "patient_worker_producer_renewals_total{lane=\"query\"}"), 0);
 	free(t);
 	pw_metrics_destroy(m);
 	pw_metrics_destroy(NULL);

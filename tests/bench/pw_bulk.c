@@ -5,7 +5,9 @@
  *       the patients table alone: one multi-row INSERT of --batch rows per transaction,
  *       as DATABASE_ROLE with row-level security, one owner per statement.
  *   pw_bulk equivalent --items N --run ID [--tenants 100] [--batch 500]
- *       the worker's database path (pw_command_run) for creates, --batch items per call.
+ *       the worker's database path (pw_command_run) for creates, --batch items per call;
+ *       with the WAL the server wrote meanwhile per create (issue 14: what a create
+ *       writes; the server's WAL, so nothing else should write then).
  *   pw_bulk e2e --creates N --run ID --label L [--tenants 100] [--distinct] [--mix]
  *               [--alg HS256|RS256] [--key PRIVATE.pem] [--members M]
  *               [--gets G --query-reply-to TOPIC]
@@ -257,6 +259,22 @@ static int cmd_raw(const opts *o)
 
 /* --- equivalent: the worker's database path --------------------------------------- */
 
+/* The server's current WAL position in bytes, on a connection of its own; -1 when it
+ * cannot be read. */
+static double wal_position(const char *url)
+{
+	PGconn *c = PQconnectdb(url);
+	double pos = -1;
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *r = PQexec(c, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')");
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			pos = atof(PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	PQfinish(c);
+	return pos;
+}
+
 static int cmd_equivalent(const opts *o)
 {
 	char *argv0[] = {"pw_bulk", NULL};
@@ -301,7 +319,7 @@ static int cmd_equivalent(const opts *o)
 
 	pw_command *items = xcalloc((size_t)o->batch, sizeof(*items));
 	long created = 0, other = 0, reconnects = 0;
-	double spent = 0;
+	double spent = 0, wal0 = wal_position(cfg.database_url);
 	for (long b = 0; b < n; b += o->batch) {
 		size_t k = (size_t)(n - b < o->batch ? n - b : o->batch);
 		for (size_t j = 0; j < k; j++) {
@@ -357,6 +375,10 @@ static int cmd_equivalent(const opts *o)
 	printf("raw_equivalent_reconnects %ld\n", reconnects);
 	printf("raw_equivalent_s %.2f\n", spent / 1e3);
 	printf("raw_equivalent_per_s %.0f\n", n / (spent / 1e3));
+	double wal1 = wal_position(cfg.database_url);
+	if (wal0 >= 0 && wal1 >= wal0 && created > 0)
+		printf("raw_equivalent_wal_bytes_per_create %.0f\n",
+		       (wal1 - wal0) / (double)created);
 	for (long i = 0; i < n; i++)
 		pw_patient_input_clear(&in[i]);
 	free(in);

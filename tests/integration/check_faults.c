@@ -1258,14 +1258,27 @@ static void await_answered(const tk_world *w, load *l, int want, int timeout_s, 
 	              l->t.answered, want, timeout_s);
 }
 
-/* SIGKILL to node, and the tally's longest pause measured from now on. */
-static void kill_node(load *l, int node)
+/* scripts/stack.sh kafka-VERB NODE (kill, start). */
+static void node_action(const char *verb, int node)
 {
 	char action[64];
-	snprintf(action, sizeof(action), "kafka-kill %d", node);
+	snprintf(action, sizeof(action), "kafka-%s %d", verb, node);
 	tk_stack(action);
+}
+
+/* SIGKILL to the node leading most partitions of topics (what names them), with sent
+ * commands sent so far; the tally's longest pause is measured from then on. The node. */
+static int kill_leader(load *l, const char *const *topics, int ntopics, const char *what, int sent)
+{
+	int led, total, node = leader_of_most(topics, ntopics, &led, &total);
+	node_action("kill", node);
 	l->t.max_gap_ms = 0;
 	l->t.last_new_ms = now_ms();
+	fprintf(stderr,
+	        "faults: cluster: node %d (leader of %d of %d %s partitions) killed with %d of "
+	        "%d sent commands answered\n",
+	        node, led, total, what, l->t.answered, sent);
+	return node;
 }
 
 /* What the workers' /readyz said while the brokers failed: probed every 250 ms from a
@@ -1311,7 +1324,7 @@ START_TEST(cluster_loses_a_broker)
 	enum { N = 20000, P = 4 };
 	tk_world w1, w2;
 	load l;
-	int led, total, status = -1;
+	int status = -1;
 
 	readyz_watch z;
 	char http[2][96];
@@ -1341,12 +1354,7 @@ START_TEST(cluster_loses_a_broker)
 	await_answered(&w1, &l, 1000, 60, "before any fault");
 	/* 2. The node leading most command partitions dies, with commands in flight. */
 	const char *commands[2] = {w1.create, w1.query};
-	int first = leader_of_most(commands, 2, &led, &total);
-	kill_node(&l, first);
-	fprintf(stderr,
-	        "faults: cluster: node %d (leader of %d of %d command partitions) killed "
-	        "with %d of 6,000 sent commands answered\n",
-	        first, led, total, l.t.answered);
+	int first = kill_leader(&l, commands, 2, "command", 6000);
 	/* 3. The load goes on with two nodes: the next 7,000, sent while it is down. */
 	produce_range(l.p, &w1, &l.t, l.tok, 6000, 13000);
 	await_answered(&w1, &l, 12000, 180, "with one node down");
@@ -1357,20 +1365,13 @@ START_TEST(cluster_loses_a_broker)
 	        "answer after the kill: %lld ms\n",
 	        first, (long long)l.t.max_gap_ms);
 	/* 4. Started again, it catches up (every replica in sync) while the load goes on. */
-	char action[64];
-	snprintf(action, sizeof(action), "kafka-start %d", first);
-	tk_stack(action);
+	node_action("start", first);
 	produce_range(l.p, &w1, &l.t, l.tok, 13000, 16000);
 	await_full_isr(120);
 	/* 5. Then the node leading most reply partitions dies as well, mid-load. */
 	await_answered(&w1, &l, 13000, 120, "after the restart");
 	const char *replies[1] = {w1.replies};
-	int second = leader_of_most(replies, 1, &led, &total);
-	kill_node(&l, second);
-	fprintf(stderr,
-	        "faults: cluster: node %d (leader of %d of %d reply partitions) killed with "
-	        "%d of 16,000 sent commands answered\n",
-	        second, led, total, l.t.answered);
+	int second = kill_leader(&l, replies, 1, "reply", 16000);
 	produce_range(l.p, &w1, &l.t, l.tok, 16000, N);
 	ck_assert_msg(rd_kafka_flush(l.p, 60000) == 0,
 	              "commands not acknowledged with a node down");
@@ -1389,8 +1390,7 @@ START_TEST(cluster_loses_a_broker)
 	ck_assert_msg(!exited(&w1, &status) && !exited(&w2, &status) && w1.worker == pid1 &&
 	                  w2.worker == pid2,
 	              "a worker exited during the failovers (status %d)", status);
-	snprintf(action, sizeof(action), "kafka-start %d", second);
-	tk_stack(action);
+	node_action("start", second);
 	int rc1 = tk_worker_stop(&w1, SIGTERM, 15), rc2 = tk_worker_stop(&w2, SIGTERM, 15);
 	ck_assert_int_eq(rc1, 0);
 	ck_assert_int_eq(rc2, 0);

@@ -54,11 +54,12 @@ typedef struct pw_config {
 	int max_inflight;        /**< records read but not yet acknowledged, at most */
 	int shutdown_timeout_ms; /**< how long SIGTERM waits for replies in flight */
 	char *log_level;
-	char *cursor_secret; /**< secret; NULL: a random key per process */
-	int batch_max;       /**< creates written in one transaction, at most */
-	int batch_wait_ms;   /**< how long a batch waits to fill */
-	int jwt_cache_size;  /**< verified tokens kept per lane (0: no cache) */
-	char *http_addr;     /**< host:port of the metrics/health listener; NULL: none */
+	char *cursor_secret;   /**< secret; NULL: a random key per process */
+	int batch_max;         /**< creates written in one transaction, at most */
+	int batch_wait_ms;     /**< how long a batch waits to fill */
+	int db_write_sessions; /**< the write lane's database sessions (threads) */
+	int jwt_cache_size;    /**< verified tokens kept per lane (0: no cache) */
+	char *http_addr;       /**< host:port of the metrics/health listener; NULL: none */
 
 	/* Derived at load time. */
 	pw_config_key_source jwt_source;

@@ -83,13 +83,16 @@ int pw_batch_wait_ms(const pw_batch *b, int64_t now_us, int cap_ms)
 
 pw_job_list pw_batch_take(pw_batch *b)
 {
-	pw_job_list all = b->held;
+	pw_job_list taken = {0};
 	pw_job *j;
 
-	b->held = (pw_job_list){0};
-	while ((j = pw_job_list_pop(&b->open)) != NULL)
-		pw_job_list_push(&all, j);
-	return all;
+	/* A batch larger than max would be one long transaction (everything held through an
+	 * outage, or what came while a session was busy): taken max at a time instead. */
+	while (taken.n < b->max && (j = pw_job_list_pop(&b->held)) != NULL)
+		pw_job_list_push(&taken, j);
+	while (taken.n < b->max && (j = pw_job_list_pop(&b->open)) != NULL)
+		pw_job_list_push(&taken, j);
+	return taken;
 }
 
 void pw_batch_hold(pw_batch *b, pw_job *j)

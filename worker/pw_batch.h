@@ -44,7 +44,8 @@ bool pw_batch_due(const pw_batch *b, int64_t now_us, bool idle);
  * next try at the database while it is away. */
 int pw_batch_wait_ms(const pw_batch *b, int64_t now_us, int cap_ms);
 
-/* Every job waiting, held ones first, in the order they came; the batch is left empty. */
+/* The next transaction's jobs: up to max of those waiting, held ones first, in the order
+ * they came. What is left stays waiting, and makes the batch due again at once. */
 pw_job_list pw_batch_take(pw_batch *b);
 
 /* A job taken but not done (the database went away meanwhile): held again, behind the

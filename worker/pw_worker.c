@@ -2,12 +2,14 @@
  *
  *   take_record     rd_kafka_consumer_poll → pw_job_new (its offset tracked, pw_offsets)
  *                   → pw_handler_decide → a dead letter: pw_outbox_send
- *                                       → a command:     pw_batch_add
- *   write_batch     when pw_batch_due: pw_batch_take → pw_command_run (the creates in one
- *                   transaction) → pw_outbox_send for each answered job
+ *                                       → a command:     pw_sessions_add
+ *   (a session's    when its batch is due: pw_batch_take → pw_command_run (the writes in
+ *    thread)        one transaction) → the answered jobs handed back, the lane woken
+ *   send_answered   pw_sessions_answered → pw_outbox_send for each
  *   serve_reports   pw_outbox_serve → librdkafka's delivery report (pw_outbox.c,
  *                   `delivered`) → the offset stored once its partition's watermark passes
  *
+ * The write lane has DB_WRITE_SESSIONS sessions, the query lane one (pw_sessions.h).
  * When the database is down, or too much is in flight, every assigned partition is
  * paused and the loop keeps polling so the group keeps us; the records already taken are
  * held and retried, never skipped. A record whose token waits for the key set's refresh
@@ -24,14 +26,13 @@
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
-#include "pw_batch.h"
-#include "pw_command.h"
 #include "pw_handler.h"
 #include "pw_jwt.h"
 #include "pw_kafka.h"
 #include "pw_log.h"
 #include "pw_offsets.h"
 #include "pw_outbox.h"
+#include "pw_sessions.h"
 #include "pw_util.h"
 
 /* Bytes of records held in memory (values kept for a possible dead letter) before the
@@ -49,10 +50,10 @@ struct pw_worker {
 	const char *name;  /**< "create" or "query", for logs */
 	const char *topic; /**< the lane's command topic */
 	rd_kafka_t *consumer;
+	rd_kafka_queue_t *consumer_q; /**< what the sessions yield to wake the lane */
 	pw_offsets *offsets;
-	pw_outbox *outbox; /**< the producer, delivery reports, offset stores */
-	pw_batch *batch;   /**< jobs waiting for the database */
-	pw_db *db;
+	pw_outbox *outbox;     /**< the producer, delivery reports, offset stores */
+	pw_sessions *sessions; /**< the database sessions and the jobs waiting for them */
 	pw_jwt_verifier *jwt;
 	pw_keyring *ring; /**< the key set, when there is one */
 	pw_handler handler;
@@ -66,111 +67,20 @@ struct pw_worker {
 	bool joined; /**< the group gave this consumer an assignment */
 	bool idle;   /**< the last poll found no record ready */
 	unsigned long db_outages;
-	unsigned long batches, batch_items; /**< database calls and the commands they carried */
-	int64_t db_us;                      /**< time spent in them */
-	int64_t stats_at_us;                /**< next periodic stats line */
-	int64_t metrics_at_us;              /**< next refresh of the lane's gauges */
+	int64_t stats_at_us;   /**< next periodic stats line */
+	int64_t metrics_at_us; /**< next refresh of the lane's gauges */
 };
 
-/* ---- the database chore -------------------------------------------------------------------- */
+/* ---- the database's answers ----------------------------------------------------------- */
 
-static void database_down(pw_worker *w, const char *why)
+/* The jobs the sessions answered go to the outbox, in the order each session answered. */
+static void send_answered(pw_worker *w)
 {
-	if (pw_batch_outage(w->batch, pw_util_now_us())) {
-		w->db_outages++;
-		pw_metrics_db_outage(w->metrics, w->lane);
-		PW_LOG_WARN(NULL, "database unreachable, pausing: %s", why);
-	}
-}
+	pw_job_list l = pw_sessions_answered(w->sessions);
+	pw_job *j;
 
-/* After an outage, once the backoff has passed: true when the session is back. */
-static bool reconnect(pw_worker *w)
-{
-	char err[512];
-	pw_status st = pw_db_connect(w->db, err, sizeof(err));
-
-	if (st == PW_OK) {
-		pw_metrics_db_reconnect(w->metrics, w->lane);
-		return true;
-	}
-	if (st == PW_E_RETRY) {
-		pw_batch_backoff(w->batch, pw_util_now_us());
-		PW_LOG_DEBUG(NULL, "database still unreachable: %s", err);
-	} else {
-		PW_LOG_ERROR(NULL, "database: %s", err);
-		w->fatal = true;
-	}
-	return false;
-}
-
-/* The jobs' database work (pw_command_run); each answered job goes to the outbox, the
- * others are held, in order, for the next try. */
-static pw_status run_jobs(pw_worker *w, pw_job **jobs, pw_command *cmds, size_t n, char *err,
-                          size_t err_size)
-{
-	int64_t t0 = pw_util_now_us();
-	pw_status st;
-
-	for (size_t i = 0; i < n; i++)
-		pw_handler_to_command(&jobs[i]->out, jobs[i]->src_topic, jobs[i]->partition,
-		                      jobs[i]->offset, &cmds[i]);
-	st = pw_command_run(w->db, w->handler.cursor_key, cmds, n, err, err_size);
-	w->db_us += pw_util_now_us() - t0;
-	pw_metrics_db_call(w->metrics, w->lane, n, pw_util_now_us() - t0);
-	w->batches++;
-	w->batch_items += n;
-	for (size_t i = 0; i < n; i++) {
-		bool done = cmds[i].done;
-		pw_handler_from_command(&jobs[i]->out, &cmds[i]);
-		if (done)
-			pw_outbox_send(w->outbox, jobs[i]);
-		else
-			pw_batch_hold(w->batch, jobs[i]);
-	}
-	return st;
-}
-
-/* Writes every job waiting: one transaction for the creates among them. */
-static void run_batch(pw_worker *w)
-{
-	pw_job_list taken = pw_batch_take(w->batch);
-	size_t n = taken.n;
-	pw_job **jobs = calloc(n ? n : 1, sizeof(*jobs));
-	pw_command *cmds = calloc(n ? n : 1, sizeof(*cmds));
-	bool was_down = pw_batch_db_down(w->batch);
-	char err[512] = "";
-	pw_status st = PW_E_NOMEM;
-
-	if (jobs != NULL && cmds != NULL) {
-		for (size_t i = 0; i < n; i++)
-			jobs[i] = pw_job_list_pop(&taken);
-		st = run_jobs(w, jobs, cmds, n, err, sizeof(err));
-	} else {
-		pw_job *j;
-		while ((j = pw_job_list_pop(&taken)) != NULL) /* unanswered, never stored */
-			pw_batch_hold(w->batch, j);
-	}
-	if (st == PW_E_RETRY) {
-		database_down(w, err);
-	} else if (st != PW_OK) {
-		PW_LOG_ERROR(NULL, "database batch failed: %s",
-		             st == PW_E_NOMEM ? "out of memory" : err);
-		w->fatal = true;
-	} else if (was_down) {
-		pw_batch_recovered(w->batch);
-		PW_LOG_INFO(NULL, "database reachable again, resuming (%zu held records answered)",
-		            n);
-	}
-	free(jobs);
-	free(cmds);
-}
-
-/* The batch that is due; after an outage, a reconnect first. */
-static void write_batch(pw_worker *w)
-{
-	if (pw_batch_db_down(w->batch) && !reconnect(w))
-		return;
-	run_batch(w);
+	while ((j = pw_job_list_pop(&l)) != NULL)
+		pw_outbox_send(w->outbox, j);
 }
 
 /* ---- taking records ------------------------------------------------------------------------ */
@@ -254,7 +164,7 @@ static void handle(pw_worker *w, const rd_kafka_message_t *m)
 		j->dead = true;
 		pw_outbox_send(w->outbox, j);
 	} else {
-		pw_batch_add(w->batch, j, pw_util_now_us());
+		pw_sessions_add(w->sessions, j);
 	}
 	return;
 oom:
@@ -281,13 +191,13 @@ static bool take_record(pw_worker *w, int timeout_ms)
 	return true;
 }
 
-/* How long to wait for a record: until the batch's wait is over, within a millisecond while
+/* How long to wait for a record: until an open batch's wait is over, within a millisecond while
  * replies just sent await their acknowledgement (a quiet topic would hold each one, its
  * offset and its latency figure, for a whole poll), else one poll. */
 static int poll_timeout(const pw_worker *w)
 {
 	int64_t now = pw_util_now_us();
-	int ms = pw_batch_wait_ms(w->batch, now, POLL_MS);
+	int ms = pw_sessions_wait_ms(w->sessions, now, POLL_MS);
 
 	return ms > REPORT_POLL_MS && pw_outbox_awaiting(w->outbox, now) ? REPORT_POLL_MS : ms;
 }
@@ -298,7 +208,7 @@ static int poll_timeout(const pw_worker *w)
  * (the memory bound), resumes when neither holds. */
 static void flow_control(pw_worker *w)
 {
-	bool db_down = pw_batch_db_down(w->batch);
+	bool db_down = pw_sessions_db_down(w->sessions);
 	bool full = pw_offsets_inflight(w->offsets) >= (size_t)w->cfg->max_inflight ||
 	            pw_offsets_inflight_bytes(w->offsets) >= INFLIGHT_BYTES_MAX;
 	bool want = db_down || full;
@@ -341,8 +251,8 @@ static void publish_metrics(pw_worker *w)
 		partitions = a->cnt;
 		rd_kafka_topic_partition_list_destroy(a);
 	}
-	pw_metrics_lane(w->metrics, w->lane, w->joined, partitions, pw_batch_db_down(w->batch),
-	                pw_offsets_inflight(w->offsets));
+	pw_metrics_lane(w->metrics, w->lane, w->joined, partitions,
+	                pw_sessions_db_down(w->sessions), pw_offsets_inflight(w->offsets));
 	pw_metrics_waiting_for_keys(w->metrics, w->lane, w->waiting->cnt);
 	pw_jwt_cache_stats(w->jwt, &hits, &misses, &entries);
 	pw_metrics_token_cache(w->metrics, w->lane, hits, misses, entries);
@@ -352,8 +262,11 @@ static void publish_metrics(pw_worker *w)
  * operator (or a benchmark) needs to see where the time goes. */
 static void log_stats(pw_worker *w)
 {
-	unsigned long answered, dead, items = w->batch_items, batches = w->batches;
+	unsigned long answered, dead, items, batches, outages;
+	int64_t db_us;
 
+	pw_sessions_stats(w->sessions, &batches, &items, &db_us, &outages);
+	w->db_outages += outages;
 	pw_outbox_counts(w->outbox, &answered, &dead);
 	if (batches > 0 || answered > 0)
 		PW_LOG_INFO(NULL,
@@ -361,10 +274,8 @@ static void log_stats(pw_worker *w)
 		            "(%.1f commands each, %.1f ms each), %zu in flight",
 		            w->name, answered, dead, batches,
 		            batches ? (double)items / (double)batches : 0.0,
-		            batches ? (double)w->db_us / 1000.0 / (double)batches : 0.0,
+		            batches ? (double)db_us / 1000.0 / (double)batches : 0.0,
 		            pw_offsets_inflight(w->offsets));
-	w->batches = w->batch_items = 0;
-	w->db_us = 0;
 }
 
 static void report(pw_worker *w)
@@ -385,9 +296,9 @@ static void report(pw_worker *w)
 
 /* Partitions assigned: taken as they come (paused if the lane is). Partitions revoked: the
  * jobs of theirs still waiting for the database are dropped, not answered (their next
- * owner answers them from the last commit); replies in flight get a moment to be
- * acknowledged and committed first, so the next owner repeats less. No database work
- * here: the batch is only ever written by the loop. */
+ * owner answers them from the last commit); batches in the database and replies in flight
+ * get a moment to be answered, acknowledged and committed first, so the next owner
+ * repeats less. No database work here: only the sessions write. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -406,7 +317,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		w->joined = true;
 		PW_LOG_INFO(NULL, "%s lane: partitions assigned: %d", w->name, parts->cnt);
 	} else {
-		pw_batch_drop(w->batch, parts, w->offsets);
+		pw_sessions_revoke(w->sessions, parts, w->offsets, 5000);
+		send_answered(w);
 		for (int i = 0; i < parts->cnt; i++)
 			rd_kafka_topic_partition_list_del(w->waiting, parts->elems[i].topic,
 			                                  parts->elems[i].partition);
@@ -476,23 +388,25 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 /* One turn: a fixed list of chores, then one record. */
 static void run_once(pw_worker *w)
 {
-	if (pw_batch_due(w->batch, pw_util_now_us(), w->idle))
-		write_batch(w);        /* the database: the batch, or a reconnect */
+	if (pw_sessions_fatal(w->sessions))
+		w->fatal = true;
+	send_answered(w);              /* what the sessions answered: to the producer */
 	pw_outbox_retry(w->outbox);    /* replies whose delivery failed for a transient reason */
 	flow_control(w);               /* pause or resume the partitions */
 	resume_waiting(w);             /* partitions that waited for the key set */
 	pw_outbox_serve(w->outbox, 0); /* delivery reports: replies finished, offsets stored */
 	report(w);                     /* /metrics gauges, the stats line */
 	w->idle = !take_record(w, poll_timeout(w));
+	pw_sessions_set_idle(w->sessions, w->idle);
 }
 
 static void shut_down(pw_worker *w)
 {
 	size_t dropped;
 
-	if (!pw_batch_db_down(w->batch))
-		run_batch(w); /* the open batch is answered now */
-	dropped = pw_batch_drop(w->batch, NULL, w->offsets);
+	pw_sessions_stop(w->sessions); /* what waits is answered now, while the database is up */
+	send_answered(w);
+	dropped = pw_sessions_drop_all(w->sessions, w->offsets);
 	if (dropped)
 		PW_LOG_WARN(NULL, "%zu held creates left for the next worker (database down)",
 		            dropped);
@@ -506,19 +420,19 @@ static void shut_down(pw_worker *w)
 
 pw_status pw_worker_run(pw_worker *w, char *errstr, size_t errstr_size)
 {
-	unsigned long answered, dead;
-	pw_status st = pw_db_connect(w->db, errstr, errstr_size);
+	unsigned long answered, dead, calls, items, outages;
+	int64_t db_us;
+	pw_status st = pw_sessions_start(w->sessions, errstr, errstr_size);
 
-	if (st == PW_E_CONFIG) {
+	if (st != PW_OK) {
 		/* Leave the group properly even now: librdkafka 2.0.2 asserts in the sticky
 		 * assignor when a subscribed consumer is destroyed without a close. */
 		rd_kafka_consumer_close(w->consumer);
 		return st;
 	}
-	if (st != PW_OK)
-		database_down(w, errstr);
-	PW_LOG_INFO(NULL, "%s lane ready: consuming %s as group %s", w->name, w->topic,
-	            w->cfg->group_id);
+	PW_LOG_INFO(NULL, "%s lane ready: %zu database session%s, consuming %s as group %s",
+	            w->name, pw_sessions_count(w->sessions),
+	            pw_sessions_count(w->sessions) == 1 ? "" : "s", w->topic, w->cfg->group_id);
 	while (!atomic_load(w->stop) && !w->fatal) {
 		if (pw_outbox_fatal(w->outbox) &&
 		    pw_outbox_renew(w->outbox, errstr, errstr_size) != PW_OK) {
@@ -532,6 +446,8 @@ pw_status pw_worker_run(pw_worker *w, char *errstr, size_t errstr_size)
 	w->joined = false;
 	publish_metrics(w);
 	shut_down(w);
+	pw_sessions_stats(w->sessions, &calls, &items, &db_us, &outages);
+	w->db_outages += outages;
 	pw_outbox_counts(w->outbox, &answered, &dead);
 	PW_LOG_INFO(NULL, "stopped: %lu answered, %lu dead-lettered, %lu database outages",
 	            answered, dead, w->db_outages);
@@ -615,15 +531,17 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 		goto out;
 	}
 	w->handler = (pw_handler){cfg, w->jwt, cursor_key};
-	/* Queries are answered one by one: someone waits on each. */
-	st = pw_batch_create(lane == PW_TOPIC_CREATE ? (size_t)cfg->batch_max : 1,
-	                     cfg->batch_wait_ms, &w->batch);
-	if (st == PW_OK)
-		st = pw_offsets_create(&w->offsets);
-	if (st == PW_OK)
-		st = pw_command_db(cfg, &w->db, errstr, errstr_size);
+	st = pw_offsets_create(&w->offsets);
 	if (st == PW_OK)
 		st = make_consumer(w, errstr, errstr_size);
+	if (st == PW_OK && (w->consumer_q = rd_kafka_queue_get_consumer(w->consumer)) == NULL)
+		st = PW_E_NOMEM;
+	/* Queries are answered one by one, by one session: someone waits on each. */
+	if (st == PW_OK)
+		st = pw_sessions_create(
+		    cfg, lane, lane == PW_TOPIC_CREATE ? (size_t)cfg->db_write_sessions : 1,
+		    lane == PW_TOPIC_CREATE ? (size_t)cfg->batch_max : 1, cursor_key, metrics,
+		    w->consumer_q, &w->sessions, errstr, errstr_size);
 	if (st == PW_OK)
 		st = pw_outbox_create(cfg, lane, w->consumer, w->offsets, metrics, stop, &w->outbox,
 		                      errstr, errstr_size);
@@ -642,12 +560,13 @@ void pw_worker_destroy(pw_worker *w)
 {
 	if (w == NULL)
 		return;
+	pw_sessions_destroy(w->sessions); /* its threads yield consumer_q */
+	if (w->consumer_q)
+		rd_kafka_queue_destroy(w->consumer_q);
 	if (w->consumer)
 		rd_kafka_destroy(w->consumer);
 	pw_outbox_destroy(w->outbox);
-	pw_batch_destroy(w->batch);
 	pw_offsets_destroy(w->offsets);
-	pw_db_destroy(w->db);
 	pw_jwt_verifier_destroy(w->jwt);
 	if (w->waiting)
 		rd_kafka_topic_partition_list_destroy(w->waiting);

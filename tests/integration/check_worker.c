@@ -134,6 +134,81 @@ START_TEST(superuser_role_refused)
 }
 END_TEST
 
+/* DB_WRITE_SESSIONS=4 over 8 partitions, small batches: batches of different partitions
+ * are written at once, and still each partition's commands take effect in their order.
+ * Every patient gets update, update, delete, keyed by its id (one partition), all of
+ * them read by the worker as one backlog; one out of order would be a version_conflict
+ * (409). */
+START_TEST(write_sessions_keep_each_partitions_order)
+{
+	tk_world w;
+	enum { N = 120 };
+	const char *env[] = {"DB_WRITE_SESSIONS=4", "BATCH_MAX=16", NULL};
+	char(*ids)[64] = calloc(N * 4, sizeof(*ids));
+	long long *pid = calloc(N, sizeof(*pid));
+	char *o = tk_owner("sessions");
+	char *tok = tk_token(o, 3600, NULL);
+	tk_records recs = {0};
+	rd_kafka_t *p = tk_producer();
+
+	tk_world_init(&w, 8);
+	tk_worker_start(&w, env);
+	ck_assert_msg(tk_log_wait(&w, "create lane ready: 4 database sessions", 30),
+	              "the create lane did not say it has 4 sessions");
+	for (int i = 0; i < N; i++) {
+		char dni[16];
+		tk_unique(ids[i], sizeof(ids[i]), "s-");
+		snprintf(dni, sizeof(dni), "S%d", i);
+		char *cmd = tk_create_cmd(ids[i], tok, dni, NULL);
+		tk_send(p, w.create, NULL, cmd, strlen(cmd), NULL);
+		free(cmd);
+	}
+	await(&w, &recs, ids, N);
+	for (int i = 0; i < N; i++) {
+		expect_status(&recs, ids[i], "201");
+		char *id = tk_json_get(tk_find(&recs, ids[i], NULL)->value, "data.id");
+		ck_assert_ptr_nonnull(id);
+		pid[i] = atoll(id);
+		free(id);
+	}
+	/* The worker reads them as one backlog: batches of every session at once. */
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
+	for (int i = 0; i < N; i++)
+		for (int step = 1; step <= 3; step++) {
+			char *rid = ids[step * N + i], key[32], cmd[512];
+			tk_unique(rid, 64, "s-");
+			snprintf(key, sizeof(key), "patient:%lld", pid[i]);
+			snprintf(cmd, sizeof(cmd),
+			         "{\"request_id\":\"%s\",\"type\":\"%s\",\"token\":\"%s\","
+			         "\"payload\":{\"id\":%lld,\"version\":%d%s}}",
+			         rid, step == 3 ? "patient.delete" : "patient.update", tok, pid[i],
+			         step, step == 3 ? "" : ",\"nombre\":\"Beto\"");
+			tk_send(p, w.create, key, cmd, strlen(cmd), NULL);
+		}
+	tk_worker_start(&w, env);
+	tk_records_free(&recs);
+	recs = (tk_records){0};
+	await(&w, &recs, ids + N, 3 * N);
+	for (int i = N; i < 4 * N; i++)
+		expect_status(&recs, ids[i], "200");
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM patients WHERE owner_id = '%s' AND version = 4"
+	         " AND deleted_at IS NOT NULL",
+	         o);
+	char *n = tk_sql(sql);
+	ck_assert_str_eq(n, "120");
+	free(n);
+	ck_assert_int_eq(tk_worker_stop(&w, SIGTERM, 10), 0);
+	rd_kafka_destroy(p);
+	free(tok);
+	free(o);
+	free(pid);
+	free(ids);
+	tk_records_free(&recs);
+}
+END_TEST
+
 /* PostgreSQL stops: the worker pauses, answers no 500, and when PostgreSQL returns it
  * answers every command once, creating each row once. */
 START_TEST(database_outage_pauses_and_resumes)
@@ -208,6 +283,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, scope_required_for_creates);
 	tcase_add_test(tc, token_judged_at_append_time);
 	tcase_add_test(tc, superuser_role_refused);
+	tcase_add_test(tc, write_sessions_keep_each_partitions_order);
 	suite_add_tcase(s, tc);
 	TCase *outage = tcase_create("outage");
 	tcase_set_timeout(outage, 240);

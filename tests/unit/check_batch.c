@@ -48,9 +48,9 @@ static pw_job *job(int32_t partition, int64_t offset)
 	return j;
 }
 
-/* Takes the batch and checks it holds exactly these offsets, in this order; frees them
- * (their offsets acknowledged). */
-static void take_expect(const int64_t *offsets, size_t n)
+/* Takes the batch and checks it holds exactly these offsets, in this order, and that
+ * left jobs stay waiting; frees them (their offsets acknowledged). */
+static void take_expect_left(const int64_t *offsets, size_t n, size_t left)
 {
 	pw_job_list l = pw_batch_take(b);
 	pw_job *j;
@@ -68,7 +68,12 @@ static void take_expect(const int64_t *offsets, size_t n)
 		pw_job_free(j);
 		i++;
 	}
-	ck_assert_uint_eq(pw_batch_size(b), 0);
+	ck_assert_uint_eq(pw_batch_size(b), left);
+}
+
+static void take_expect(const int64_t *offsets, size_t n)
+{
+	take_expect_left(offsets, n, 0);
 }
 
 /* Due when full, or once it has waited BATCH_WAIT_MS and no record is ready: while records
@@ -150,6 +155,36 @@ START_TEST(an_outage_holds_in_order_and_backs_off)
 }
 END_TEST
 
+/* A take is one transaction's worth, BATCH_MAX at most, held jobs first: what waited
+ * through an outage, or came while the session was busy, is not written as one long
+ * transaction; the rest stays, in order, and the batch is due again at once. */
+START_TEST(a_take_is_at_most_batch_max_held_first)
+{
+	ck_assert_int_eq(pw_batch_create(3, 5, &b), PW_OK);
+	pw_batch_add(b, job(0, 1), 0);
+	pw_batch_add(b, job(0, 2), 0);
+	ck_assert(pw_batch_outage(b, 0));
+	for (int i = 3; i <= 4; i++)
+		pw_batch_add(b, job(0, i), 0); /* held while down */
+	pw_batch_recovered(b);
+	for (int i = 5; i <= 8; i++)
+		pw_batch_add(b, job(0, i), 0); /* open, behind 1 and 2 */
+	ck_assert_uint_eq(pw_batch_size(b), 8);
+
+	pw_job_list l = pw_batch_take(b);
+	pw_job *j;
+	ck_assert_uint_eq(l.n, 3);
+	while ((j = pw_job_list_pop(&l)) != NULL)
+		pw_batch_hold(b, j);          /* none done: held again, in their order */
+	ck_assert(pw_batch_due(b, 0, false)); /* what is left goes at once */
+	take_expect_left((int64_t[]){3, 4, 1}, 3, 5);
+	ck_assert(pw_batch_due(b, 0, false)); /* 5 left, more than a batch: at once */
+	take_expect_left((int64_t[]){2, 5, 6}, 3, 2);
+	ck_assert(!pw_batch_due(b, 0, false)); /* 2 of 3: the open batch waits again */
+	take_expect((int64_t[]){7, 8}, 2);
+}
+END_TEST
+
 /* Partitions revoked: their jobs leave the batch unanswered, their offsets released (the
  * watermark stays before them for the next owner); the others keep their order. */
 START_TEST(a_revocation_drops_the_jobs_of_its_partitions)
@@ -191,6 +226,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, a_batch_is_due_when_full_or_waited_and_idle);
 	tcase_add_test(tc, the_query_lane_writes_each_at_once);
 	tcase_add_test(tc, an_outage_holds_in_order_and_backs_off);
+	tcase_add_test(tc, a_take_is_at_most_batch_max_held_first);
 	tcase_add_test(tc, a_revocation_drops_the_jobs_of_its_partitions);
 	suite_add_tcase(s, tc);
 	return s;

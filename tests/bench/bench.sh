@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Bulk-ingestion benchmark (issue 4): prints one figure per line, "name value", also
-# saved to $BUILD/bench.out (and to $BUILD/bench-runs/RUN/ with the worker logs).
+# Bulk-ingestion benchmark (issues 4, 11, 14): prints one figure per line, "name value",
+# also saved to $BUILD/bench.out (and to $BUILD/bench-runs/RUN/ with the worker logs).
 # Asserts nothing.
-#   tests/bench/bench.sh [--creates N]      (default 100000)
+#   tests/bench/bench.sh [--creates N] [--sessions "1 2 4"] [--baseline REF|none]
 #
-# Figures: raw_pg_rows_per_s (the patients table alone, 500-row INSERTs as the worker's
-# role), raw_equivalent_per_s (the worker's database path, pw_command_run, without Kafka or
-# tokens), e2e_creates_per_s_{1w,1w_no_queries,2w,distinct_hs256,distinct_rs256} (N
-# creates from one producer, first send to last reply; 1w has sequential gets running
-# beside it, 1w_no_queries not), their ratios, query p50/p99 idle and during the
-# one-worker load, each worker's peak RSS and CPU per 1000 creates; e2e_commands_per_s_mixed
-# (N writes, one worker: 70% creates, 20% updates, 10% deletes over the same tenants, with
-# gets beside it), its ratio to the one-worker create-only figure, and the query p99
-# during it against idle.
+# N (default 100000) commands per load, from one producer, over 100 tenants; a load's
+# rate is from the first send to the last reply read. Figures:
+#   raw_pg_rows_per_s, raw_equivalent_per_s   the patients table alone (500-row INSERTs
+#       as the worker's role), and the worker's database path (pw_command_run, 500 creates
+#       a call, no Kafka, no tokens), with raw_equivalent_wal_bytes_per_create
+#   e2e_creates_per_s_{1,2}w_sS               create-only, 1 or 2 workers, S database
+#       sessions each (DB_WRITE_SESSIONS, for each S of --sessions), nothing beside it
+#   e2e_commands_per_s_mixed_{1,2}w_sS         70% creates, 20% updates, 10% deletes
+#   wal_bytes_per_command_LABEL               WAL the server wrote during that load, per
+#       command (pg_current_wal_lsn before and after)
+#   e2e_creates_per_s_1w, query_*              one worker, default sessions, sequential
+#       gets beside it: query p50/p99 idle and during the load (own producer, consumer
+#       and reply topic); the same for the mixed load (label mixed)
+#   e2e_creates_per_s_distinct_{hs256,rs256,es256,eddsa}   a distinct token per command
+#   e2e_creates_per_s_baseline_1w             the same create-only one-worker load
+#       through the worker of commit REF (default fb5e1ea, main before issue 14),
+#       built from git, on a database of its own migrated by that commit; "none": skipped
+#   ratios: to raw, to the baseline, distinct to cached; each worker's peak RSS and CPU.
 #
 # Uses the stack in the environment when KAFKA_BROKERS and DATABASE_URL are set
-# (eval "$(scripts/stack.sh env)"), else starts one in $BUILD/bench-stack and stops it
-# at the end. Refuses the librdkafka mock broker. Every wait is bounded.
+# (eval "$(scripts/stack.sh env)"; DATABASE_URL must be a role that may create
+# databases, for the baseline), else starts one in $BUILD/bench-stack and stops it at
+# the end. Refuses the librdkafka mock broker. Every wait is bounded.
 set -eu
 set -o pipefail
 cd "$(dirname "$0")/../.."
@@ -25,8 +35,15 @@ BUILD=${PW_BUILD_DIR:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 
 creates=100000
+sessions="1 2 4"
+baseline=fb5e1ea
 while [ $# -gt 0 ]; do
 	case $1 in
+	--sessions | --baseline)
+		[ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
+		if [ "$1" = --sessions ]; then sessions=$2; else baseline=$2; fi
+		shift 2
+		;;
 	--creates)
 		[ $# -ge 2 ] || { echo "--creates needs a number" >&2; exit 2; }
 		creates=$2
@@ -51,6 +68,13 @@ case $creates in '' | *[!0-9]* | 0)
 	exit 2
 	;;
 esac
+for n in $sessions; do
+	case $n in '' | *[!0-9]* | 0)
+		echo "--sessions: numbers of sessions (1-16), not '$sessions'" >&2
+		exit 2
+		;;
+	esac
+done
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -78,7 +102,9 @@ cleanup() {
 	for pid in "${workers[@]}"; do
 		stop_pid "$pid" >/dev/null 2>&1 || true
 	done
-	rm -rf "${BIN:?}"
+	rm -rf "${BIN:?}" "${RUNDIR:?}/base-src" "${RUNDIR:?}/base-build"
+	[ -z "${BASE_DB:-}" ] || psql -X -q "${DATABASE_URL%/*}/postgres" \
+		-c "DROP DATABASE IF EXISTS $BASE_DB" >/dev/null 2>&1 || true
 	if [ $own_stack = 1 ]; then
 		say "stopping the stack we started"
 		scripts/stack.sh down >/dev/null 2>&1 || true
@@ -173,7 +199,7 @@ fig machine_cpu_model "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpu
 fig broker_kind "$broker_kind"
 fig creates "$creates"
 fig tenants 100
-for s in BATCH_MAX BATCH_WAIT_MS JWT_CACHE_SIZE MAX_INFLIGHT; do
+for s in BATCH_MAX BATCH_WAIT_MS JWT_CACHE_SIZE MAX_INFLIGHT DB_WRITE_SESSIONS; do
 	fig "worker_$(echo "$s" | tr '[:upper:]' '[:lower:]')" "$(setting "$s")"
 done
 
@@ -194,8 +220,12 @@ export LOG_LEVEL=warn
 key=$RUNDIR/rs256.key
 pub=$RUNDIR/rs256.pub
 
+# The server's WAL position: what a load made it write is the difference.
+wal_lsn() { psql -X -qtA "$DATABASE_URL" -c "SELECT pg_current_wal_lsn()"; }
+wal_diff() { psql -X -qtA "$DATABASE_URL" -c "SELECT pg_wal_lsn_diff('$2', '$1')"; }
+
 max_rss=0
-# e2e LABEL TOPICLABEL WORKERS [pw_bulk options...] -- [worker env...]
+# e2e LABEL TOPICLABEL WORKERS [pw_bulk options...] -- [worker env, as env(1) takes it...]
 e2e() {
 	local label=$1 tl=$2 n=$3 opts=() wenv=() pids=() k pid
 	shift 3
@@ -228,7 +258,7 @@ e2e() {
 	workers=()
 	for k in $(seq 1 "$n"); do
 		# Several workers on one host: no metrics listener (HTTP_ADDR empty).
-		env HTTP_ADDR= "${wenv[@]}" "$WORKER" run 2>"$RUNDIR/worker-$label-$k.log" &
+		env "${wenv[@]}" HTTP_ADDR= "$WORKER" run 2>"$RUNDIR/worker-$label-$k.log" &
 		workers+=($!)
 	done
 	sleep 1
@@ -239,9 +269,13 @@ e2e() {
 			exit 1
 		}
 	done
-	say "e2e $label: $creates creates, $n worker(s)"
+	say "e2e $label: $creates commands, $n worker(s)"
+	local lsn0 lsn1
+	lsn0=$(wal_lsn)
 	timeout 7200 "$BULK" e2e --creates "$creates" --run "$run" --label "$label" \
 		--members $((2 * n)) "${opts[@]}" | tee -a "$OUT"
+	lsn1=$(wal_lsn)
+	fig "wal_bytes_per_command_$label" "$(div "$(wal_diff "$lsn0" "$lsn1")" "$creates" %.0f)"
 	# CPU and peak RSS just before stopping.
 	local cpu=0 c r
 	for k in $(seq 1 "$n"); do
@@ -267,34 +301,81 @@ e2e() {
 	workers=()
 }
 
-# The same one-worker load twice: alone, then with sequential gets running beside it
-# (the query figures); the gets cost the create lane, so both rates are printed.
-e2e 1w_no_queries 1wn 1
+# The worker of commit $baseline, built from this repository's history, against a
+# database of its own that it migrates: today's figures beside the same load through it.
+base_run() {
+	local src=$RUNDIR/base-src bld=$RUNDIR/base-build
+	say "baseline: building the worker of $baseline"
+	mkdir -p "$src"
+	git -C "$ROOT" archive "$baseline" | tar -x -C "$src" ||
+		{ say "cannot check out $baseline"; exit 1; }
+	cmake -S "$src" -B "$bld" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$RUNDIR/base-build.log" 2>&1 &&
+		cmake --build "$bld" -j"$(nproc)" --target patient-worker >>"$RUNDIR/base-build.log" 2>&1 ||
+		{ tail -20 "$RUNDIR/base-build.log" >&2; exit 1; }
+	cp "$bld/patient-worker" "$BIN/patient-worker-base"
+	BASE_DB=pw_bench_base_$$
+	psql -X -q -v ON_ERROR_STOP=1 "${DATABASE_URL%/*}/postgres" -c "CREATE DATABASE $BASE_DB" >/dev/null
+	DATABASE_URL=${DATABASE_URL%/*}/$BASE_DB timeout 300 "$BIN/patient-worker-base" migrate \
+		>/dev/null 2>"$RUNDIR/base-migrate.log" || { cat "$RUNDIR/base-migrate.log" >&2; exit 1; }
+	fig baseline_commit "$(git -C "$ROOT" rev-parse --short "$baseline")"
+	WORKER=$BIN/patient-worker-base DATABASE_URL=${DATABASE_URL%/*}/$BASE_DB \
+		e2e baseline_1w base 1
+}
+
+default_sessions=$(setting DB_WRITE_SESSIONS | awk '{ print $1 }')
+if [ "$baseline" != none ]; then
+	base_run
+fi
+# Create-only and mixed, one and two workers, each number of sessions: nothing beside.
+for n in $sessions; do
+	e2e "1w_s$n" "c1s$n" 1 -- DB_WRITE_SESSIONS="$n"
+	e2e "2w_s$n" "c2s$n" 2 -- DB_WRITE_SESSIONS="$n"
+	e2e "mixed_1w_s$n" "m1s$n" 1 --mix -- DB_WRITE_SESSIONS="$n"
+	e2e "mixed_2w_s$n" "m2s$n" 2 --mix -- DB_WRITE_SESSIONS="$n"
+done
+# With sequential gets beside it, default settings: the query figures under load.
 e2e 1w 1w 1 --gets 500 --query-reply-to "$run.1w.replies.q"
-e2e 2w 2w 2
 e2e mixed mix 1 --mix --gets 500 --query-reply-to "$run.mix.replies.q"
+# A distinct token per command, one worker, default settings.
 e2e distinct_hs256 dhs 1 --distinct
-say "generating an RSA key pair in $RUNDIR"
+say "generating RSA, P-256 and Ed25519 keys in $RUNDIR"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$key" 2>/dev/null
 openssl pkey -in "$key" -pubout -out "$pub"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$RUNDIR/es256.key" 2>/dev/null
+openssl pkey -in "$RUNDIR/es256.key" -pubout -out "$RUNDIR/es256.pub"
+openssl genpkey -algorithm ED25519 -out "$RUNDIR/eddsa.key" 2>/dev/null
+openssl pkey -in "$RUNDIR/eddsa.key" -pubout -out "$RUNDIR/eddsa.pub"
 e2e distinct_rs256 drs 1 --distinct --alg RS256 --key "$key" -- \
-	JWT_ALG=RS256 JWT_PUBLIC_KEY_FILE="$pub"
+	-u JWT_SECRET JWT_ALG=RS256 JWT_PUBLIC_KEY_FILE="$pub"
+e2e distinct_es256 des 1 --distinct --alg ES256 --key "$RUNDIR/es256.key" -- \
+	-u JWT_SECRET JWT_ALG=ES256 JWT_PUBLIC_KEY_FILE="$RUNDIR/es256.pub"
+e2e distinct_eddsa ded 1 --distinct --alg EdDSA --key "$RUNDIR/eddsa.key" -- \
+	-u JWT_SECRET JWT_ALG=EdDSA JWT_PUBLIC_KEY_FILE="$RUNDIR/eddsa.pub"
 
 raw=$(val raw_pg_rows_per_s)
 eq=$(val raw_equivalent_per_s)
-for l in 1w 1w_no_queries 2w; do
+one=$(val "e2e_creates_per_s_1w_s$default_sessions")
+for l in 1w 1w_s$default_sessions 2w_s$default_sessions; do
 	fig "ratio_to_raw_$l" "$(div "$(val "e2e_creates_per_s_$l")" "$raw")"
 	fig "ratio_to_equivalent_$l" "$(div "$(val "e2e_creates_per_s_$l")" "$eq")"
+done
+if [ "$baseline" != none ]; then
+	fig ratio_to_baseline_1w "$(div "$one" "$(val e2e_creates_per_s_baseline_1w)")"
+	fig wal_per_create_to_baseline "$(div "$(val "wal_bytes_per_command_1w_s$default_sessions")" \
+		"$(val wal_bytes_per_command_baseline_1w)")"
+fi
+for a in hs256 rs256 es256 eddsa; do
+	fig "ratio_distinct_${a}_to_cached" "$(div "$(val "e2e_creates_per_s_distinct_$a")" "$one")"
 done
 for q in idle_gets idle_ok idle_p50_ms idle_p99_ms load_gets load_ok load_p50_ms load_p99_ms; do
 	fig "query_$q" "$(val "query_${q}_1w")"
 done
+fig query_p99_load_to_idle "$(div "$(val query_load_p99_ms_1w)" "$(val query_idle_p99_ms_1w)")"
 # Issue 11's targets: mixed >= half the create-only rate (both one worker, gets beside
 # them); query p99 during the mixed load <= 3x its idle p99.
 fig ratio_mixed_to_creates "$(div "$(val e2e_commands_per_s_mixed)" "$(val e2e_creates_per_s_1w)")"
 fig query_p99_mixed_to_idle "$(div "$(val query_load_p99_ms_mixed)" "$(val query_idle_p99_ms_mixed)")"
-fig ratio_to_raw "$(val ratio_to_raw_1w)"
-fig ratio_to_equivalent "$(val ratio_to_equivalent_1w)"
+fig ratio_to_raw "$(div "$one" "$raw")"
 fig worker_peak_rss_mib "$max_rss"
 cp "$OUT" "$BUILD/bench.out"
 say "figures saved to $BUILD/bench.out (and $OUT, with the worker logs)"

@@ -12,7 +12,8 @@
 --   NULL: not inserted and no visible reason, i.e. a concurrent transaction wrote the same
 --   request or dni; the caller asks again in a new statement, which sees it committed
 --   (ON CONFLICT waited for it).
--- The audit rows of the decided ones are written here too.
+-- The audit rows of the decided ones are written here too; a create's own is its patient
+-- row (command_time set, migration 009), so only the others get a patient_audit_tenant row.
 WITH input AS (
   SELECT * FROM unnest(:ords::int[], :request_ids::text[], :payload_hashes::text[],
                        :nombres::text[], :apellidos_paternos::text[],
@@ -28,24 +29,28 @@ prior_rec AS (
   JOIN patient_requests r ON r.owner_id = :owner AND r.request_id = i.request_id
 ),
 prior_row AS (
-  SELECT i.ord, p.id, p.payload_hash
+  SELECT i.ord, p.id, p.payload_hash,
+         (p.command_time IS NOT NULL AND p.source_topic = :source_topic
+          AND p.source_partition = i.src_partition
+          AND p.source_offset = i.src_offset) AS same_record
   FROM input i
   JOIN patients p ON p.owner_id = :owner AND p.request_id = i.request_id
 ),
 ins AS (
   INSERT INTO patients (owner_id, nombre, apellido_paterno, apellido_materno, dni,
                         fecha_nacimiento, sexo, request_id, payload_hash, source_topic,
-                        source_partition, source_offset)
+                        source_partition, source_offset, command_time)
   SELECT :owner, i.nombre, i.apellido_paterno, i.apellido_materno, i.dni,
          i.fecha_nacimiento, i.sexo, i.request_id, i.payload_hash, :source_topic,
-         i.src_partition, i.src_offset
+         i.src_partition, i.src_offset, to_timestamp(i.command_time)
   FROM input i
   WHERE NOT EXISTS (SELECT 1 FROM prior_rec x WHERE x.ord = i.ord)
     AND NOT EXISTS (SELECT 1 FROM prior_row x WHERE x.ord = i.ord)
   ORDER BY i.ord
   ON CONFLICT DO NOTHING
   RETURNING id, request_id, payload_hash, dni, nombre, apellido_paterno, apellido_materno,
-            fecha_nacimiento, sexo, version, created_at, updated_at
+            fecha_nacimiento, sexo, version, created_at, updated_at, source_partition,
+            source_offset
 ),
 decided AS (
   SELECT i.ord, i.request_id, i.payload_hash, i.src_partition, i.src_offset,
@@ -61,7 +66,11 @@ decided AS (
                            WHERE p.owner_id = :owner AND p.dni = i.dni
                              AND p.deleted_at IS NULL) THEN 409
          END AS status,
-         coalesce(pr.id, n.id) AS id
+         coalesce(pr.id, n.id) AS id,
+         -- The patient row is this record's audit row: made by it now, or before (a
+         -- redelivery or a replay of the record that created it).
+         coalesce(n.source_partition = i.src_partition AND n.source_offset = i.src_offset,
+                  false) OR coalesce(pr.same_record, false) AS own_row
   FROM input i
   LEFT JOIN prior_rec rc ON rc.ord = i.ord
   LEFT JOIN prior_row pr ON pr.ord = i.ord
@@ -83,7 +92,7 @@ aud AS (
          CASE WHEN d.status = 201 THEN ARRAY[d.id] ELSE '{}'::bigint[] END, :source_topic,
          d.src_partition, d.src_offset, to_timestamp(d.command_time)
   FROM decided d
-  WHERE d.status IS NOT NULL
+  WHERE d.status IS NOT NULL AND NOT d.own_row
   ON CONFLICT DO NOTHING
 )
 SELECT d.ord, d.status, d.stored, d.snapshot::text AS snapshot, c.id, c.nombre,

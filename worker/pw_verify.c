@@ -92,12 +92,14 @@ static void fields_of(const pw_patient_input *in, const char **f)
 }
 
 /* The answer recorded for the owner's record: its status and first patient id; false when
- * it has no audit row (never answered). By the audit's key, owner first. */
-static pw_status audit_of(pw_verify *v, const char *owner, const char *topic, int32_t partition,
-                          int64_t offset, bool *answered, int *status, int64_t *id)
+ * it has no audit row (never answered). By the audit's key, owner first; a create's own
+ * audit row is its patient row (migration 009), found by owner and request id. */
+static pw_status audit_of(pw_verify *v, const char *owner, const char *request_id,
+                          const char *topic, int32_t partition, int64_t offset, bool *answered,
+                          int *status, int64_t *id)
 {
 	char part[16], off[24];
-	const char *p[4] = {owner, topic, part, off};
+	const char *p[5] = {owner, topic, part, off, request_id};
 	PGresult *r;
 
 	snprintf(part, sizeof(part), "%" PRId32, partition);
@@ -105,8 +107,12 @@ static pw_status audit_of(pw_verify *v, const char *owner, const char *topic, in
 	r = PQexecParams(v->c,
 	                 "SELECT status, coalesce(patient_ids[1], 0) FROM patient_audit_tenant"
 	                 " WHERE owner_id = $1 AND source_topic = $2 AND source_partition = $3"
-	                 " AND source_offset = $4",
-	                 4, NULL, p, NULL, NULL, 0);
+	                 " AND source_offset = $4"
+	                 " UNION ALL SELECT 201, id FROM patients"
+	                 " WHERE owner_id = $1 AND request_id = $5 AND source_topic = $2"
+	                 " AND source_partition = $3 AND source_offset = $4"
+	                 " AND command_time IS NOT NULL",
+	                 5, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "replay: verify query failed: %s", PQerrorMessage(v->c));
 		PQclear(r);
@@ -173,7 +179,8 @@ pw_status pw_verify_record(pw_verify *v, const pw_handler_outcome *o, const char
 	bool answered = false;
 	int status = 0;
 	int64_t id = 0;
-	pw_status st = audit_of(v, o->owner, topic, partition, offset, &answered, &status, &id);
+	pw_status st =
+	    audit_of(v, o->owner, o->request_id, topic, partition, offset, &answered, &status, &id);
 
 	if (st != PW_OK)
 		return st;

@@ -340,6 +340,18 @@ static const struct iso_case cases[] = {
      "UPDATE patients SET created_at = now() WHERE owner_id = '{B}'",
      0,
      "42501"},
+    /* A create's audit row is its patient row (009): its command_time is the audit's. */
+    {"UPDATE own patient's command_time",
+     {SET_B},
+     "UPDATE patients SET command_time = now() WHERE owner_id = '{B}'",
+     0,
+     "42501"},
+    /* Not updatable at all (a union), whoever asks. */
+    {"UPDATE own create's audit row (the view)",
+     {SET_B},
+     "UPDATE patient_audit SET status = 0 WHERE owner_id = '{B}'",
+     0,
+     "55000"},
     {"DELETE own patient", {SET_B}, "DELETE FROM patients WHERE owner_id = '{B}'", 0, "42501"},
     {"DELETE own request",
      {SET_B},

@@ -241,6 +241,8 @@ port = $port
 unix_socket_directories = '$data'
 shared_buffers = 128MB
 max_connections = 100
+# Per-statement time and WAL for tests/bench/write_cost.sh (needs a restart to load).
+shared_preload_libraries = 'pg_stat_statements'
 EOF
 }
 

@@ -15,6 +15,11 @@
 #include "pw_log.h"
 #include "pw_util.h"
 
+/* A transaction the server asks to retry while the connection stays up (a deadlock between
+ * two sessions writing the same owner's dni or request id, a serialization failure) is
+ * tried again at once, up to this many times in a row; then it counts as an outage. */
+#define CONFLICT_RETRIES 3
+
 /* How long a session sleeps when nothing can make it due but a signal: a bound, so that a
  * lost wake-up (there should be none) costs at most this much. */
 #define IDLE_WAIT_MS 100
@@ -27,7 +32,8 @@ typedef struct session {
 	pthread_cond_t cv; /**< a job came, the lane went idle, or stop */
 	pthread_t thread;
 	bool started;
-	bool busy; /**< a batch of its is in the database */
+	bool busy;     /**< a batch of its is in the database */
+	int conflicts; /**< transactions retried in a row on a live connection */
 } session;
 
 struct pw_sessions {
@@ -135,7 +141,10 @@ static void run_batch(session *x)
 		while ((j = pw_job_list_pop(&taken)) != NULL) /* unanswered, never stored */
 			pw_batch_hold(x->batch, j);
 	}
-	if (st == PW_E_RETRY) {
+	if (st == PW_E_RETRY && pw_db_connected(x->db) && x->conflicts < CONFLICT_RETRIES) {
+		x->conflicts++; /* held: due again at once */
+		PW_LOG_INFO(NULL, "session %zu: transaction retried: %s", x->index + 1, err);
+	} else if (st == PW_E_RETRY) {
 		database_down(x, err);
 	} else if (st != PW_OK) {
 		PW_LOG_ERROR(NULL, "database batch failed: %s",
@@ -148,6 +157,8 @@ static void run_batch(session *x)
 		    "database reachable again, resuming (session %zu: %zu held records answered)",
 		    x->index + 1, n);
 	}
+	if (st == PW_OK)
+		x->conflicts = 0;
 	free(jobs);
 	free(cmds);
 	pthread_cond_broadcast(&s->quiet);

@@ -91,7 +91,7 @@ static const cfg_row rows[] = {
      "creates written in one transaction, at most"},
     {"BATCH_WAIT_MS", CFG_INT, OFF(batch_wait_ms), "5", 0, 0, 0, 1000,
      "how long a batch of creates waits to fill, ms"},
-    {"DB_WRITE_SESSIONS", CFG_INT, OFF(db_write_sessions), "2", 0, 0, 1, 16,
+    {"DB_WRITE_SESSIONS", CFG_INT, OFF(db_write_sessions), "4", 0, 0, 1, 16,
      "database sessions of the write lane; each writes the batches of its own partitions"},
     {"JWT_CACHE_SIZE", CFG_INT, OFF(jwt_cache_size), "10000", 0, 0, 0, 1000000,
      "verified tokens remembered per lane (time claims re-checked on every use); 0: none"},

@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "bench_jws.h"
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_util.h"
@@ -268,66 +269,25 @@ static unsigned char *public_pem(EVP_PKEY *k, size_t *len)
 	return out;
 }
 
-/* The JWS signature of input by alg with key, into sig (room for RSA 2048): its length.
- * ES256 is turned from OpenSSL's DER into the R || S of RFC 7518 3.4. */
-static size_t sign(pw_config_jwt_alg alg, EVP_PKEY *key, const char *input, unsigned char *sig,
-                   size_t sig_size)
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	size_t n = sig_size;
-
-	/* Ed25519 hashes the message itself: no digest is named. */
-	if (md == NULL ||
-	    EVP_DigestSignInit(md, NULL, alg == PW_ALG_EDDSA ? NULL : EVP_sha256(), NULL, key) !=
-	        1 ||
-	    EVP_DigestSign(md, sig, &n, (const unsigned char *)input, strlen(input)) != 1)
-		die("cannot sign");
-	EVP_MD_CTX_free(md);
-	if (alg == PW_ALG_ES256) {
-		const unsigned char *p = sig;
-		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)n);
-		if (es == NULL || BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, 32) != 32 ||
-		    BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + 32, 32) != 32)
-			die("cannot convert an ECDSA signature");
-		ECDSA_SIG_free(es);
-		n = 64;
-	}
-	return n;
-}
-
 /* n distinct tokens (sub differs) naming kid, signed by alg with key, exp an hour after
  * exp_base: the same claims as make_tokens. */
 static char **kid_tokens(pw_config_jwt_alg alg, EVP_PKEY *key, const char *kid, int n,
                          long long exp_base)
 {
 	char **toks = calloc((size_t)n, sizeof(*toks));
-	char header[128], claims[192], input[512], *h64, *c64, *s64;
-	unsigned char sig[512];
+	char claims[192];
 
 	if (toks == NULL)
 		die("out of memory");
-	if (snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"%s\"}",
-	             alg_text(alg), kid) >= (int)sizeof(header))
-		die("header too long");
-	h64 = b64url((const unsigned char *)header, strlen(header));
 	for (int i = 0; i < n; i++) {
 		if (snprintf(claims, sizeof(claims),
 		             "{\"sub\":\"user%d@example.com\",\"exp\":%lld,"
 		             "\"scope\":\"patients:read patients:write\"}",
 		             i, exp_base + 3600) >= (int)sizeof(claims))
 			die("claims too long");
-		c64 = b64url((const unsigned char *)claims, strlen(claims));
-		if (snprintf(input, sizeof(input), "%s.%s", h64, c64) >= (int)sizeof(input))
-			die("signing input too long");
-		s64 = b64url(sig, sign(alg, key, input, sig, sizeof(sig)));
-		toks[i] = malloc(strlen(input) + 1 + strlen(s64) + 1);
-		if (toks[i] == NULL)
-			die("out of memory");
-		snprintf(toks[i], strlen(input) + 1 + strlen(s64) + 1, "%s.%s", input, s64);
-		free(c64);
-		free(s64);
+		if ((toks[i] = bench_jws(alg_text(alg), kid, key, claims)) == NULL)
+			die("cannot sign");
 	}
-	free(h64);
 	return toks;
 }
 

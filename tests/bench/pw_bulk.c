@@ -41,10 +41,10 @@
 #include <librdkafka/rdkafka.h>
 #include <openssl/pem.h>
 
+#include "bench_jws.h"
 #include "pw_command.h"
 #include "pw_config.h"
 #include "pw_patient.h"
-#include "pw_testkeys.h"
 
 #define STALL_MS    60000 /* no new reply for this long: give up waiting */
 #define MAX_SAMPLES 200000
@@ -521,7 +521,7 @@ typedef struct signer {
 	const unsigned char *key;
 	int key_len;
 	jwt_alg_t alg;
-	EVP_PKEY *pkey; /**< ES256 and EdDSA (libjwt 1.10 has no EdDSA): signed by the test kit */
+	EVP_PKEY *pkey; /**< ES256 and EdDSA (libjwt 1.10 has no EdDSA): bench_jws */
 	char **out;
 	long from, to; /**< token i for owner i % tenants (distinct) or owner i */
 	int fail;
@@ -540,7 +540,7 @@ static char *sign(const signer *s, const char *owner, const char *jti)
 		claims = json_dumps(c, JSON_COMPACT);
 		json_decref(c);
 		if (claims != NULL)
-			tok = tkk_token(s->o->alg, NULL, s->pkey, NULL, 0, claims);
+			tok = bench_jws(s->o->alg, NULL, s->pkey, claims);
 		free(claims);
 		return tok;
 	}
@@ -821,13 +821,20 @@ static int cmd_e2e(const opts *o)
 		sg[t].out = tok;
 		sg[t].from = ntok * t / nth;
 		sg[t].to = ntok * (t + 1) / nth;
+		/* A key of its own per thread, as OpenSSL advises for concurrent use. */
+		if (s.pkey != NULL && (sg[t].pkey = EVP_PKEY_dup(s.pkey)) == NULL) {
+			fprintf(stderr, "e2e: out of memory\n");
+			return 1;
+		}
 		pthread_create(&th[t], NULL, sign_range, &sg[t]);
 	}
 	int fail = 0;
 	for (int t = 0; t < nth; t++) {
 		pthread_join(th[t], NULL);
 		fail |= sg[t].fail;
+		EVP_PKEY_free(sg[t].pkey);
 	}
+	EVP_PKEY_free(s.pkey);
 	if (fail) {
 		fprintf(stderr, "e2e: cannot sign tokens (%s)\n", o->alg);
 		return 1;

@@ -1,9 +1,9 @@
-/* The lane's batch: command jobs waiting for the database. Records join the open batch
- * until it is full (BATCH_MAX) or has waited BATCH_WAIT_MS; while the database is away
- * they wait on the held list, in the order they came, and the batch says when to try the
- * database again (backoff from 200 ms to 5 s). It never talks to the database itself: the
- * loop takes the jobs, runs them, and holds again those not done. No I/O, no clock of its
- * own (times are passed in), so every rule here is unit-tested. */
+/* A database session's batch (pw_sessions): command jobs waiting for it. Records join the open
+ * batch until it is full (BATCH_MAX) or has waited BATCH_WAIT_MS; while the database is away they
+ * wait on the held list, in the order they came, and the batch says when to try the database again
+ * (backoff from 200 ms to 5 s). It never talks to the database itself: the session takes the jobs,
+ * runs them, and holds again those not done. No I/O, no clock of its own (times are passed in), so
+ * every rule here is unit-tested. */
 #ifndef PW_BATCH_H
 #define PW_BATCH_H
 

@@ -109,26 +109,21 @@ static char *join(const char *a, const char *b)
 	return s;
 }
 
-char *ctl_token_mint_jws(const pw_config *cfg, EVP_PKEY *key, ctl_jwk_alg alg, const char *kid,
-                         const char *sub, long ttl_s, const char *scope, time_t now, char *errstr,
-                         size_t errstr_size)
+char *ctl_token_jws(EVP_PKEY *key, ctl_jwk_alg alg, const char *kid, const char *claims_text,
+                    char *errstr, size_t errstr_size)
 {
-	json_t *header = NULL, *claims = NULL;
-	char *header_text = NULL, *claims_text = NULL;
-	char *header_b64 = NULL, *claims_b64 = NULL, *sig_b64 = NULL, *input = NULL;
+	json_t *header = NULL;
+	char *header_text = NULL, *header_b64 = NULL, *claims_b64 = NULL, *sig_b64 = NULL;
+	char *input = NULL, *tok = NULL;
 	unsigned char sig[CTL_JWK_SIG_MAX];
 	size_t sig_len = 0;
-	char *tok = NULL;
 
 	/* The worker picks the key by kid and checks that its type fits alg, so both go in. */
-	header =
-	    json_pack("{s:s, s:s, s:s}", "alg", ctl_jwk_alg_name(alg), "typ", "JWT", "kid", kid);
-	claims = mint_claims(cfg, sub, ttl_s, scope, now);
-	if (header == NULL || claims == NULL)
+	header = json_pack("{s:s, s:s}", "alg", ctl_jwk_alg_name(alg), "typ", "JWT");
+	if (header == NULL || (kid != NULL && json_object_set_new(header, "kid", json_string(kid))))
 		goto nomem;
-	header_text = json_dumps(header, JSON_COMPACT);
-	claims_text = json_dumps(claims, JSON_COMPACT);
-	if (header_text == NULL || claims_text == NULL)
+	header_text = json_dumps(header, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (header_text == NULL)
 		goto nomem;
 	header_b64 = b64_of(header_text, strlen(header_text));
 	claims_b64 = b64_of(claims_text, strlen(claims_text));
@@ -154,10 +149,25 @@ out:
 	free(input);
 	free(claims_b64);
 	free(header_b64);
-	free(claims_text);
 	free(header_text);
-	json_decref(claims);
 	json_decref(header);
+	return tok;
+}
+
+char *ctl_token_mint_jws(const pw_config *cfg, EVP_PKEY *key, ctl_jwk_alg alg, const char *kid,
+                         const char *sub, long ttl_s, const char *scope, time_t now, char *errstr,
+                         size_t errstr_size)
+{
+	json_t *claims = mint_claims(cfg, sub, ttl_s, scope, now);
+	char *claims_text = claims ? json_dumps(claims, JSON_COMPACT) : NULL;
+	char *tok = NULL;
+
+	if (claims_text == NULL)
+		snprintf(errstr, errstr_size, "out of memory");
+	else
+		tok = ctl_token_jws(key, alg, kid, claims_text, errstr, errstr_size);
+	free(claims_text);
+	json_decref(claims);
 	return tok;
 }
 

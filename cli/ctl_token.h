@@ -22,6 +22,12 @@
 char *ctl_token_mint(const pw_config *cfg, const char *sub, long ttl_s, const char *scope,
                      time_t now);
 
+/* A compact JWS of claims_text (JSON) signed with key for alg, under the header
+ * {"alg","typ":"JWT"} with "kid" when kid is not NULL. Caller frees; NULL with the reason on
+ * errstr. Safe from several threads when each has its own key. */
+char *ctl_token_jws(EVP_PKEY *key, ctl_jwk_alg alg, const char *kid, const char *claims_text,
+                    char *errstr, size_t errstr_size);
+
 /* The same claims as ctl_token_mint, signed with key (which must fit alg) under the header
  * {"alg","typ":"JWT","kid"}. Caller frees; NULL with the reason on errstr. */
 char *ctl_token_mint_jws(const pw_config *cfg, EVP_PKEY *key, ctl_jwk_alg alg, const char *kid,

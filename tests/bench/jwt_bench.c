@@ -33,7 +33,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "bench_jws.h"
+#include "ctl_token.h"
 #include "pw_config.h"
 #include "pw_jwt.h"
 #include "pw_util.h"
@@ -275,7 +275,8 @@ static char **kid_tokens(pw_config_jwt_alg alg, EVP_PKEY *key, const char *kid, 
                          long long exp_base)
 {
 	char **toks = calloc((size_t)n, sizeof(*toks));
-	char claims[192];
+	char claims[192], err[256];
+	ctl_jwk_alg jalg;
 
 	if (toks == NULL)
 		die("out of memory");
@@ -285,7 +286,8 @@ static char **kid_tokens(pw_config_jwt_alg alg, EVP_PKEY *key, const char *kid, 
 		             "\"scope\":\"patients:read patients:write\"}",
 		             i, exp_base + 3600) >= (int)sizeof(claims))
 			die("claims too long");
-		if ((toks[i] = bench_jws(alg_text(alg), kid, key, claims)) == NULL)
+		if (ctl_jwk_alg_parse(alg_text(alg), &jalg) != PW_OK ||
+		    (toks[i] = ctl_token_jws(key, jalg, kid, claims, err, sizeof(err))) == NULL)
 			die("cannot sign");
 	}
 	return toks;

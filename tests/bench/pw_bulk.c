@@ -41,7 +41,7 @@
 #include <librdkafka/rdkafka.h>
 #include <openssl/pem.h>
 
-#include "bench_jws.h"
+#include "ctl_token.h"
 #include "pw_command.h"
 #include "pw_config.h"
 #include "pw_patient.h"
@@ -521,7 +521,7 @@ typedef struct signer {
 	const unsigned char *key;
 	int key_len;
 	jwt_alg_t alg;
-	EVP_PKEY *pkey; /**< ES256 and EdDSA (libjwt 1.10 has no EdDSA): bench_jws */
+	EVP_PKEY *pkey; /**< ES256 and EdDSA (libjwt 1.10 has no EdDSA): patientctl's signer */
 	char **out;
 	long from, to; /**< token i for owner i % tenants (distinct) or owner i */
 	int fail;
@@ -539,8 +539,12 @@ static char *sign(const signer *s, const char *owner, const char *jti)
 			return NULL;
 		claims = json_dumps(c, JSON_COMPACT);
 		json_decref(c);
-		if (claims != NULL)
-			tok = bench_jws(s->o->alg, NULL, s->pkey, claims);
+		if (claims != NULL) {
+			char err[256];
+			ctl_jwk_alg alg;
+			if (ctl_jwk_alg_parse(s->o->alg, &alg) == PW_OK)
+				tok = ctl_token_jws(s->pkey, alg, NULL, claims, err, sizeof(err));
+		}
 		free(claims);
 		return tok;
 	}

@@ -95,17 +95,30 @@ pw_job_list pw_batch_take(pw_batch *b)
 	return taken;
 }
 
-void pw_batch_hold(pw_batch *b, pw_job *j)
+void pw_batch_unget(pw_batch *b, pw_job_list *l)
 {
-	pw_job_list_push(&b->held, j);
+	/* The jobs of a take came before everything still waiting: they go back in front. */
+	if (l->n == 0)
+		return;
+	l->tail->next = b->held.head;
+	if (b->held.n == 0)
+		b->held.tail = l->tail;
+	b->held.head = l->head;
+	b->held.n += l->n;
+	*l = (pw_job_list){0};
 }
 
 bool pw_batch_outage(pw_batch *b, int64_t now_us)
 {
 	bool first = !b->down;
 
-	if (first)
+	if (first) {
+		pw_job *j;
 		b->backoff_ms = PW_BATCH_BACKOFF_MIN_MS;
+		/* The open batch came before anything added from now on (those are held). */
+		while ((j = pw_job_list_pop(&b->open)) != NULL)
+			pw_job_list_push(&b->held, j);
+	}
 	b->down = true;
 	b->next_try_us = now_us + (int64_t)b->backoff_ms * 1000;
 	return first;

@@ -48,12 +48,14 @@ int pw_batch_wait_ms(const pw_batch *b, int64_t now_us, int cap_ms);
  * they came. What is left stays waiting, and makes the batch due again at once. */
 pw_job_list pw_batch_take(pw_batch *b);
 
-/* A job taken but not done (the database went away meanwhile): held again, behind the
- * jobs held before it. Hold the not-done jobs of a take in their order. */
-void pw_batch_hold(pw_batch *b, pw_job *j);
+/* The jobs of a take that were not done (the database went away meanwhile), in their
+ * order: held again, in front of every job waiting (they came before them); l is left
+ * empty. */
+void pw_batch_unget(pw_batch *b, pw_job_list *l);
 
 /* The database is away. True for the first call of an outage (the loop counts it and
- * says so); the next try is after the shortest backoff. */
+ * says so); the next try is after the shortest backoff. The open batch joins the held
+ * jobs, so the jobs added while away wait behind it. */
 bool pw_batch_outage(pw_batch *b, int64_t now_us);
 /* A reconnect failed: the backoff doubles, up to its maximum. */
 void pw_batch_backoff(pw_batch *b, int64_t now_us);

@@ -130,17 +130,10 @@ static void run_batch(session *x)
 		s->calls++;
 		s->items += n;
 		s->db_us += us;
-		for (size_t i = 0; i < n; i++) {
-			if (cmds[i].done)
-				pw_job_list_push(&s->answered, jobs[i]);
-			else
-				pw_batch_hold(x->batch, jobs[i]);
-		}
-	} else {
-		pw_job *j;
-		while ((j = pw_job_list_pop(&taken)) != NULL) /* unanswered, never stored */
-			pw_batch_hold(x->batch, j);
+		for (size_t i = 0; i < n; i++)
+			pw_job_list_push(cmds[i].done ? &s->answered : &taken, jobs[i]);
 	}
+	pw_batch_unget(x->batch, &taken); /* not done: first again, in order */
 	if (st == PW_E_RETRY && pw_db_connected(x->db) && x->conflicts < CONFLICT_RETRIES) {
 		x->conflicts++; /* held: due again at once */
 		PW_LOG_INFO(NULL, "session %zu: transaction retried: %s", x->index + 1, err);

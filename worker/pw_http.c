@@ -21,31 +21,70 @@
 #define CONN_TIMEOUT_S  10
 #define PING_EVERY_S    1
 #define PING_TIMEOUT_S  "2"
+/* A ping that has not returned in this long counts as a "no" (a connect timeout is 2 s). */
+#define PING_STALE_S 5
 
 struct pw_http {
 	const pw_config *cfg;
 	pw_metrics *m;
 	struct MHD_Daemon *d;
-	pthread_mutex_t mu; /* guards the cached database verdict */
-	time_t pinged_at;
-	bool db_ok;
+	pthread_t pinger;
+	bool pinger_started;
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t wake;
+	bool stopping;
+	bool db_ok;         /* the last ping's verdict */
+	time_t answered_at; /* when the last ping returned; 0 before the first */
 };
 
-/* Whether the database server accepts connections, asked at most once a second so a
- * probe storm never becomes a connection storm. PQping does not log in. */
-static bool database_answers(pw_http *h)
+/* The database ping runs on its own thread, once a second, and a probe only reads its
+ * last verdict: PQping can wait its whole connect timeout on an unreachable host, and a
+ * probe must never wait for it (an integration.cluster run once saw one /readyz of 238
+ * unanswered while the handler pinged). A probe storm never becomes a connection storm
+ * either. PQping does not log in. */
+static void *pinger_main(void *arg)
 {
+	pw_http *h = arg;
 	const char *keys[] = {"dbname", "connect_timeout", NULL};
 	const char *vals[] = {h->cfg->database_url, PING_TIMEOUT_S, NULL};
+
+	pthread_mutex_lock(&h->mu);
+	while (!h->stopping) {
+		pthread_mutex_unlock(&h->mu);
+		bool ok = PQpingParams(keys, vals, 1) == PQPING_OK;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += PING_EVERY_S;
+		pthread_mutex_lock(&h->mu);
+		h->db_ok = ok;
+		h->answered_at = time(NULL);
+		while (!h->stopping && pthread_cond_timedwait(&h->wake, &h->mu, &until) == 0)
+			;
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Whether the database server accepted a connection lately: the last ping said so and
+ * returned recently enough that a hung one does not keep an old "yes". */
+static bool database_answers(pw_http *h, char *why, size_t why_size)
+{
 	time_t now = time(NULL);
 	bool ok;
 
 	pthread_mutex_lock(&h->mu);
-	if (now - h->pinged_at >= PING_EVERY_S) {
-		h->db_ok = PQpingParams(keys, vals, 1) == PQPING_OK;
-		h->pinged_at = now;
+	if (h->answered_at == 0) {
+		snprintf(why, why_size, "the database has not been pinged yet");
+		ok = false;
+	} else if (now - h->answered_at > PING_STALE_S) {
+		snprintf(why, why_size, "the database ping has not returned for %lld s",
+		         (long long)(now - h->answered_at));
+		ok = false;
+	} else {
+		ok = h->db_ok;
+		if (!ok)
+			snprintf(why, why_size, "the database does not answer");
 	}
-	ok = h->db_ok;
 	pthread_mutex_unlock(&h->mu);
 	return ok;
 }
@@ -54,10 +93,8 @@ static bool ready(pw_http *h, char *why, size_t why_size)
 {
 	if (!pw_metrics_lanes_ready(h->m, why, why_size))
 		return false;
-	if (!database_answers(h)) {
-		snprintf(why, why_size, "the database does not answer");
+	if (!database_answers(h, why, why_size))
 		return false;
-	}
 	snprintf(why, why_size, "ready");
 	return true;
 }
@@ -156,14 +193,30 @@ pw_status pw_http_start(const pw_config *cfg, pw_metrics *m, pw_http **out, char
 		return PW_E_CONFIG;
 	}
 	h = calloc(1, sizeof(*h));
-	if (h == NULL || pthread_mutex_init(&h->mu, NULL) != 0) {
-		free(h);
+	if (h == NULL) {
 		freeaddrinfo(res);
 		return PW_E_NOMEM;
 	}
 	h->cfg = cfg;
 	h->m = m;
-	h->pinged_at = 0;
+	if (pthread_mutex_init(&h->mu, NULL) != 0) {
+		free(h);
+		freeaddrinfo(res);
+		return PW_E_NOMEM;
+	}
+	if (pthread_cond_init(&h->wake, NULL) != 0) {
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		freeaddrinfo(res);
+		return PW_E_NOMEM;
+	}
+	/* From here pw_http_stop undoes whatever was started. */
+	if (pthread_create(&h->pinger, NULL, pinger_main, h) != 0) {
+		freeaddrinfo(res);
+		pw_http_stop(h);
+		return PW_E_NOMEM;
+	}
+	h->pinger_started = true;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
 	if (res->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -177,8 +230,7 @@ pw_status pw_http_start(const pw_config *cfg, pw_metrics *m, pw_http **out, char
 		         "HTTP_ADDR: cannot listen on %s (in use, or not an address "
 		         "of this host?)",
 		         cfg->http_addr);
-		pthread_mutex_destroy(&h->mu);
-		free(h);
+		pw_http_stop(h);
 		return PW_E_CONFIG;
 	}
 	PW_LOG_INFO(NULL, "metrics and health on http://%s (/metrics, /healthz, /readyz)",
@@ -191,7 +243,17 @@ void pw_http_stop(pw_http *h)
 {
 	if (h == NULL)
 		return;
-	MHD_stop_daemon(h->d);
+	if (h->d != NULL)
+		MHD_stop_daemon(h->d);
+	if (h->pinger_started) {
+		pthread_mutex_lock(&h->mu);
+		h->stopping = true;
+		pthread_cond_signal(&h->wake);
+		pthread_mutex_unlock(&h->mu);
+		/* At most one ping's connect timeout. */
+		pthread_join(h->pinger, NULL);
+	}
+	pthread_cond_destroy(&h->wake);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

@@ -13,7 +13,8 @@ typedef struct pw_http pw_http;
 
 /* Listens on cfg->http_addr with its own thread. /readyz is 200 when both lanes hold a
  * Kafka assignment, neither waits for the database, and the database server accepts
- * connections (PQping, at most once a second); 503 with the reason otherwise. The
+ * connections (PQping, on a thread of its own once a second; a probe reads
+ * its last verdict and never waits for it); 503 with the reason otherwise. The
  * config and metrics must outlive the listener. PW_E_CONFIG with err filled when the
  * address cannot be listened on. */
 PW_MUST_CHECK pw_status pw_http_start(const pw_config *cfg, pw_metrics *m, pw_http **out, char *err,

@@ -28,6 +28,7 @@ struct pw_db {
 	PGconn *conn;
 	compiled *stmts; /**< set_owner first, then the caller's */
 	size_t nstmts;
+	char app_name[64]; /**< application_name: which part of the worker, for operators */
 };
 
 pw_status pw_db_create(const pw_config *cfg, const pw_sql_stmt *const *stmts, size_t n, pw_db **out,
@@ -255,11 +256,17 @@ static pw_status prepare_all(pw_db *db, char *errstr, size_t errstr_size)
 	return PW_OK;
 }
 
+void pw_db_set_name(pw_db *db, const char *name)
+{
+	snprintf(db->app_name, sizeof(db->app_name), "%s", name);
+}
+
 pw_status pw_db_connect(pw_db *db, char *errstr, size_t errstr_size)
 {
 	/* Earlier keywords are overridden by what the URL itself says. */
 	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *vals[] = {"3", "patient-worker", db->cfg->database_url, NULL};
+	const char *vals[] = {"3", db->app_name[0] ? db->app_name : "patient-worker",
+	                      db->cfg->database_url, NULL};
 	pw_status st = PW_E_RETRY;
 
 	PQfinish(db->conn);

@@ -25,6 +25,10 @@ PW_MUST_CHECK pw_status pw_db_create(const pw_config *cfg, const pw_sql_stmt *co
                                      size_t n, pw_db **out, char *errstr, size_t errstr_size);
 void pw_db_destroy(pw_db *db); /* NULL is fine */
 
+/* The session's application_name from its next connect on (default "patient-worker"), so
+ * pg_stat_activity tells the lanes and sessions apart; a URL that sets one wins. */
+void pw_db_set_name(pw_db *db, const char *name);
+
 /* Connects (or reconnects), switches to DATABASE_ROLE, checks that the session cannot
  * bypass row-level security and that the schema is there, and prepares the statements.
  * PW_E_RETRY: not reachable now, try later. PW_E_CONFIG: reachable but unusable (role

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pw_util.h"
 
@@ -16,6 +17,21 @@ static void *copy_of(const void *p, size_t n)
 	return c;
 }
 
+/* Wall-clock time since the record's Kafka timestamp (producer's or broker's); -1 when it
+ * has none or the clocks disagree. */
+static int64_t record_age_us(const rd_kafka_message_t *m)
+{
+	rd_kafka_timestamp_type_t type;
+	int64_t ts = rd_kafka_message_timestamp(m, &type);
+	struct timespec now;
+
+	if (ts < 0 || type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ||
+	    clock_gettime(CLOCK_REALTIME, &now) != 0)
+		return -1;
+	int64_t age = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000 - ts * 1000;
+	return age >= 0 ? age : -1;
+}
+
 pw_status pw_job_new(const rd_kafka_message_t *m, pw_offsets *o, pw_job **out)
 {
 	pw_job *j = calloc(1, sizeof(*j));
@@ -27,6 +43,7 @@ pw_status pw_job_new(const rd_kafka_message_t *m, pw_offsets *o, pw_job **out)
 	j->partition = m->partition;
 	j->offset = m->offset;
 	j->taken_us = pw_util_now_us();
+	j->age_us = record_age_us(m);
 	j->key_len = m->key_len;
 	j->value_len = m->len;
 	j->key = copy_of(m->key, m->key_len);

@@ -27,6 +27,10 @@ typedef struct pw_job {
 	pw_handler_outcome out;
 	bool dead;        /**< the dead letter, not the reply, is being produced */
 	int64_t taken_us; /**< when the record was taken (monotonic) */
+	/** Where its time went, for pw_metrics_steps: how old the record was when taken
+	 * (wall clock minus its Kafka timestamp; -1 when unknown), then monotonic times of
+	 * each step's end (0: not reached). */
+	int64_t age_us, decided_us, db_start_us, db_end_us, sent_us;
 	struct pw_job *next;
 } pw_job;
 

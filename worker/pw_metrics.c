@@ -25,6 +25,8 @@ static const int known_statuses[] = {200, 201, 400, 401, 403, 404, 409, 500};
 static const double bucket_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                   0.25,  0.5,    1,     2.5,  5,     10};
 #define BUCKETS (sizeof(bucket_s) / sizeof(bucket_s[0]))
+static const char *const step_names[PW_STEPS] = {"kafka",    "verify",  "wait",
+                                                 "database", "handoff", "delivery"};
 
 typedef _Atomic uint64_t counter;
 
@@ -47,6 +49,8 @@ struct pw_metrics {
 	counter commands[TYPES][STATUS];
 	counter latency[LANES][BUCKETS + 1]; /* + the +Inf bucket */
 	counter latency_us[LANES];
+	counter step[LANES][PW_STEPS][BUCKETS + 1];
+	counter step_us[LANES][PW_STEPS];
 	counter dead[DLQS];
 	counter db_calls[LANES], db_commands[LANES], db_us[LANES];
 	counter db_outages[LANES], db_reconnects[LANES], producer_renewals[LANES];
@@ -103,11 +107,20 @@ static lane_state *lane_lock(pw_metrics *m, pw_topic_kind lane)
 	return &m->lanes[lane_index(lane)];
 }
 
+/* The histogram bucket us falls in (BUCKETS: +Inf). */
+static size_t bucket_of(int64_t us)
+{
+	size_t b = 0;
+
+	while (b < BUCKETS && (double)us > bucket_s[b] * 1e6)
+		b++;
+	return b;
+}
+
 void pw_metrics_answered(pw_metrics *m, pw_topic_kind lane, const char *type, int status,
                          int64_t us)
 {
 	int t = TYPES - 1, l = lane_index(lane);
-	size_t b = 0;
 
 	if (m == NULL)
 		return;
@@ -118,10 +131,22 @@ void pw_metrics_answered(pw_metrics *m, pw_topic_kind lane, const char *type, in
 		add(&m->commands[t][status], 1);
 	if (us < 0)
 		us = 0;
-	while (b < BUCKETS && (double)us > bucket_s[b] * 1e6)
-		b++;
-	add(&m->latency[l][b], 1);
+	add(&m->latency[l][bucket_of(us)], 1);
 	add(&m->latency_us[l], (uint64_t)us);
+}
+
+void pw_metrics_steps(pw_metrics *m, pw_topic_kind lane, const int64_t us[PW_STEPS])
+{
+	int l = lane_index(lane);
+
+	if (m == NULL)
+		return;
+	for (int k = 0; k < PW_STEPS; k++) {
+		if (us[k] < 0)
+			continue;
+		add(&m->step[l][k][bucket_of(us[k])], 1);
+		add(&m->step_us[l][k], (uint64_t)us[k]);
+	}
 }
 
 void pw_metrics_dead_letter(pw_metrics *m, pw_dlq_reason why)
@@ -319,6 +344,41 @@ static void render_latency(FILE *f, const pw_metrics *m)
 	}
 }
 
+/* The same histogram per lane and step. */
+static void render_steps(FILE *f, const pw_metrics *m)
+{
+	header(f, "patient_worker_step_duration_seconds", "histogram",
+	       "a command's steps: kafka (its record's timestamp to the worker taking it), "
+	       "verify (token and checks), wait (for a database session), database (its "
+	       "transaction), handoff (to the lane's producer), delivery (the broker's "
+	       "acknowledgement)");
+	for (int l = 0; l < LANES; l++)
+		for (int k = 0; k < PW_STEPS; k++) {
+			uint64_t cum = 0;
+			for (size_t b = 0; b <= BUCKETS; b++) {
+				char le[32];
+				cum += get(&m->step[l][k][b]);
+				if (b < BUCKETS)
+					snprintf(le, sizeof(le), "%g", bucket_s[b]);
+				else
+					snprintf(le, sizeof(le), "+Inf");
+				fprintf(f,
+				        "patient_worker_step_duration_seconds_bucket{lane=\"%s\","
+				        "step=\"%s\",le=\"%s\"} %llu\n",
+				        lane_names[l], step_names[k], le, (unsigned long long)cum);
+			}
+			fprintf(f,
+			        "patient_worker_step_duration_seconds_sum{lane=\"%s\",step=\"%s\"} "
+			        "%.6f\n",
+			        lane_names[l], step_names[k], (double)get(&m->step_us[l][k]) / 1e6);
+			fprintf(
+			    f,
+			    "patient_worker_step_duration_seconds_count{lane=\"%s\",step=\"%s\"} "
+			    "%llu\n",
+			    lane_names[l], step_names[k], (unsigned long long)cum);
+		}
+}
+
 static void render_dead_letters(FILE *f, const pw_metrics *m)
 {
 	header(f, "patient_worker_dead_letters_total", "counter",
@@ -450,6 +510,7 @@ pw_status pw_metrics_render(pw_metrics *m, bool ready, char **text, size_t *len)
 	render_ready(f, ready);
 	render_commands(f, m);
 	render_latency(f, m);
+	render_steps(f, m);
 	render_dead_letters(f, m);
 	render_db(f, m);
 	render_lane_states(f, snap);

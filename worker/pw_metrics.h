@@ -34,6 +34,22 @@ void pw_metrics_destroy(pw_metrics *m); /* NULL is fine */
 void pw_metrics_answered(pw_metrics *m, pw_topic_kind lane, const char *type, int status,
                          int64_t us);
 void pw_metrics_dead_letter(pw_metrics *m, pw_dlq_reason why);
+
+/* The steps of a command's way, timed one by one so the tail of a lane's latency can be
+ * told apart: in Kafka before the worker took it, its token and checks, waiting for a
+ * database session, its transaction (commit included), waiting for the lane to send the
+ * reply, and the broker's acknowledgement. */
+typedef enum pw_metrics_step {
+	PW_STEP_KAFKA = 0,
+	PW_STEP_VERIFY,
+	PW_STEP_WAIT,
+	PW_STEP_DATABASE,
+	PW_STEP_HANDOFF,
+	PW_STEP_DELIVERY,
+	PW_STEPS
+} pw_metrics_step;
+/* A command answered, step by step; us[k] < 0: that step was not timed. */
+void pw_metrics_steps(pw_metrics *m, pw_topic_kind lane, const int64_t us[PW_STEPS]);
 /* A database call (a batch of commands) and how long it took. */
 void pw_metrics_db_call(pw_metrics *m, pw_topic_kind lane, size_t commands, int64_t us);
 void pw_metrics_db_outage(pw_metrics *m, pw_topic_kind lane);

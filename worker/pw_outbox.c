@@ -53,6 +53,27 @@ static void store_offset(pw_outbox *ob, const pw_job *j, const char *topic, int3
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Step k's time from its start to its end; -1 when the job did not pass through it (a
+ * dead letter skips the database). */
+static int64_t step_us(int64_t start, int64_t end)
+{
+	return start > 0 && end >= start ? end - start : -1;
+}
+
+/* Where a reply's time went (pw_metrics_steps). */
+static void time_steps(pw_outbox *ob, const pw_job *j, int64_t now)
+{
+	int64_t us[PW_STEPS];
+
+	us[PW_STEP_KAFKA] = j->age_us;
+	us[PW_STEP_VERIFY] = step_us(j->taken_us, j->decided_us);
+	us[PW_STEP_WAIT] = step_us(j->decided_us, j->db_start_us);
+	us[PW_STEP_DATABASE] = step_us(j->db_start_us, j->db_end_us);
+	us[PW_STEP_HANDOFF] = step_us(j->db_end_us, j->sent_us);
+	us[PW_STEP_DELIVERY] = step_us(j->sent_us, now);
+	pw_metrics_steps(ob->metrics, ob->lane, us);
+}
+
 /* The reply or dead letter is on the broker: count it, move the watermark, free the job. */
 static void finish(pw_outbox *ob, pw_job *j)
 {
@@ -71,6 +92,7 @@ static void finish(pw_outbox *ob, pw_job *j)
 	} else {
 		ob->answered++;
 		pw_metrics_answered(ob->metrics, ob->lane, j->out.command_type, j->out.status, us);
+		time_steps(ob, j, j->taken_us + us);
 		PW_LOG_DEBUG(&ctx, "answered");
 	}
 	if (pw_offsets_done(ob->offsets, j->pending, &topic, &partition, &next))
@@ -110,7 +132,7 @@ void pw_outbox_send(pw_outbox *ob, pw_job *j)
 		                       : pw_produce_reply(ob->producer, &j->out, j->out.reply,
 		                                          j->out.status, j, ob->stop, &err);
 		if (st == PW_OK) {
-			ob->sent_us = pw_util_now_us();
+			ob->sent_us = j->sent_us = pw_util_now_us();
 			return;
 		}
 		if (st == PW_E_INTERNAL && !atomic_load(ob->stop)) {

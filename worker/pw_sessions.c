@@ -123,9 +123,14 @@ static void run_batch(session *x)
 		x->busy = true;
 		pthread_mutex_unlock(&s->mu);
 		st = run_jobs(x, jobs, cmds, n, err, sizeof(err));
+		int64_t t1 = pw_util_now_us();
+		for (size_t i = 0; i < n; i++) {
+			jobs[i]->db_start_us = t0;
+			jobs[i]->db_end_us = t1;
+		}
 		pthread_mutex_lock(&s->mu);
 		x->busy = false;
-		us = pw_util_now_us() - t0;
+		us = t1 - t0;
 		pw_metrics_db_call(s->metrics, s->lane, n, us);
 		s->calls++;
 		s->items += n;
@@ -271,6 +276,12 @@ pw_status pw_sessions_create(const pw_config *cfg, pw_topic_kind lane, size_t n,
 		if ((st = pw_batch_create(batch_max, cfg->batch_wait_ms, &x->batch)) != PW_OK ||
 		    (st = pw_command_db(cfg, &x->db, errstr, errstr_size)) != PW_OK)
 			goto out;
+		char name[64];
+		if (lane == PW_TOPIC_QUERY)
+			snprintf(name, sizeof(name), "patient-worker query");
+		else
+			snprintf(name, sizeof(name), "patient-worker create %zu", i + 1);
+		pw_db_set_name(x->db, name);
 	}
 	*out = s;
 	s = NULL;

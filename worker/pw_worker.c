@@ -152,6 +152,7 @@ static void handle(pw_worker *w, const rd_kafka_message_t *m)
 	pw_handler_record_of(m, (int64_t)time(NULL), &r);
 	if (pw_handler_decide(&w->handler, &r, w->lane, &j->out) != PW_OK)
 		goto oom;
+	j->decided_us = pw_util_now_us();
 	if (j->out.kind == PW_HANDLER_WAIT) {
 		pw_job_untake(j, w->offsets);
 		if (!wait_for_keys(w, m)) {

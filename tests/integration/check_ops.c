@@ -253,6 +253,13 @@ START_TEST(metrics_health_and_readiness)
 	ck_assert_double_eq(scrape_until(addr, dead, 1), 1);
 	ck_assert_double_ge(scrape_until(addr, count, 5), 5);
 	ck_assert_double_ge(scrape(addr, "patient_worker_db_calls_total{lane=\"create\"}"), 1);
+	/* Every answered create passed each step once; the dead letter is not among them. */
+	ck_assert_double_eq(scrape(addr, "patient_worker_step_duration_seconds_count{lane="
+	                                 "\"create\",step=\"database\"}"),
+	                    5);
+	ck_assert_double_eq(scrape(addr, "patient_worker_step_duration_seconds_count{lane="
+	                                 "\"create\",step=\"delivery\"}"),
+	                    5);
 	ck_assert_double_eq(scrape(addr, "patient_worker_ready"), 1);
 	ck_assert_double_eq(scrape(addr, "patient_worker_assigned_partitions{lane=\"create\"}"), 2);
 

@@ -103,6 +103,41 @@ START_TEST(counts_and_histogram)
 }
 END_TEST
 
+/* Each step has its own histogram per lane; an untimed step (< 0) is not counted. */
+START_TEST(steps_have_their_histograms)
+{
+	pw_metrics *m;
+	ck_assert_int_eq(pw_metrics_create(&m), PW_OK);
+	const int64_t a[PW_STEPS] = {2000, 50, 300, 4000, 100, 600000};
+	const int64_t b[PW_STEPS] = {-1, 60, 200, 30000, 100, 700};
+	pw_metrics_steps(m, PW_TOPIC_QUERY, a);
+	pw_metrics_steps(m, PW_TOPIC_QUERY, b);
+	pw_metrics_steps(NULL, PW_TOPIC_QUERY, a);
+	char *t = render(m, true);
+	const char *q = "patient_worker_step_duration_seconds";
+
+	char s[200];
+	snprintf(s, sizeof(s), "%s_count{lane=\"query\",step=\"kafka\"}", q);
+	ck_assert_double_eq(sample(t, s), 1);
+	snprintf(s, sizeof(s), "%s_count{lane=\"query\",step=\"database\"}", q);
+	ck_assert_double_eq(sample(t, s), 2);
+	snprintf(s, sizeof(s), "%s_bucket{lane=\"query\",step=\"database\",le=\"0.005\"}", q);
+	ck_assert_double_eq(sample(t, s), 1);
+	snprintf(s, sizeof(s), "%s_bucket{lane=\"query\",step=\"database\",le=\"0.05\"}", q);
+	ck_assert_double_eq(sample(t, s), 2);
+	snprintf(s, sizeof(s), "%s_sum{lane=\"query\",step=\"database\"}", q);
+	ck_assert_double_eq(sample(t, s), 0.034);
+	snprintf(s, sizeof(s), "%s_bucket{lane=\"query\",step=\"delivery\",le=\"0.5\"}", q);
+	ck_assert_double_eq(sample(t, s), 1);
+	snprintf(s, sizeof(s), "%s_bucket{lane=\"query\",step=\"delivery\",le=\"+Inf\"}", q);
+	ck_assert_double_eq(sample(t, s), 2);
+	snprintf(s, sizeof(s), "%s_count{lane=\"create\",step=\"database\"}", q);
+	ck_assert_double_eq(sample(t, s), 0);
+	free(t);
+	pw_metrics_destroy(m);
+}
+END_TEST
+
 START_TEST(readiness_names_the_lane)
 {
 	pw_metrics *m;
@@ -178,6 +213,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("metrics");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, counts_and_histogram);
+	tcase_add_test(tc, steps_have_their_histograms);
 	tcase_add_test(tc, readiness_names_the_lane);
 	tcase_add_test(tc, lag_table_is_bounded);
 	suite_add_tcase(s, tc);

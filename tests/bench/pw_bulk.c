@@ -19,6 +19,16 @@
  *       b, seven are creates, then seed patient b is updated from version 1, updated
  *       from version 2 and deleted from version 3, keyed by patient (so in order, and
  *       each is answered 200).
+ *   pw_bulk gets --run ID --label L --query-reply-to TOPIC --gets G --ready-file F
+ *                [--every-ms 20] [--sample-db]
+ *       the query side of the flood mode (issue 15): one patient.get every --every-ms,
+ *       open loop, from its own producer, reply topic and consumer; G of them idle, then
+ *       F is written, and the gets go on until the load (e2e --notify PID, which sends
+ *       SIGUSR1 at its first send and SIGUSR2 at its last reply) is over; F.flood is
+ *       written when the first signal comes. Prints
+ *       p50/p90/p99/max, the share over 100 ms and the count over 250 ms idle and
+ *       during the flood; with --sample-db, what the query lane's and the create
+ *       sessions' backends were doing (pg_stat_activity every 10 ms).
  *   pw_bulk proc PID
  *       cpu_s (utime + stime) and vmhwm_kib of a process.
  *   pw_bulk topic NAME PARTITIONS [logappend]
@@ -27,6 +37,7 @@
  * Settings from the environment as the worker's: KAFKA_BROKERS, DATABASE_URL,
  * DATABASE_ROLE, JWT_SECRET, TOPIC_CREATE, TOPIC_QUERY, TOPIC_REPLIES, KAFKA_GROUP_ID. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,9 +61,12 @@
 #define MAX_SAMPLES 200000
 
 typedef struct opts {
-	const char *run, *label, *alg, *key_file, *query_reply_to;
+	const char *run, *label, *alg, *key_file, *query_reply_to, *ready_file;
 	long n;
 	int tenants, batch, distinct, members, gets, mix;
+	int every_ms;  /**< gets: one get every so many ms */
+	int sample_db; /**< gets: sample pg_stat_activity during the flood */
+	pid_t notify;  /**< e2e: SIGUSR1 to it at the first send, SIGUSR2 at the last reply */
 } opts;
 
 static const char *env(const char *name)
@@ -780,6 +794,42 @@ static long *seed_patients(const opts *o, rd_kafka_t *p, rd_kafka_t *replies, co
 	return id;
 }
 
+/* Creates the patient the gets read (its reply on --query-reply-to, read with qc): its
+ * id, or 0 with a message. */
+static long query_patient(const opts *o, rd_kafka_t *p, rd_kafka_t *qc, const char *ctopic,
+                          const char *qtok)
+{
+	char rid[200], body[4096];
+	snprintf(rid, sizeof(rid), "%s-%s-seed", o->run, o->label);
+	snprintf(body, sizeof(body),
+	         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
+	         "\"reply_to\":\"%s\",\"payload\":{\"nombre\":\"Ana\",\"apellido_paterno\":"
+	         "\"Quispe\",\"dni\":\"SEED\",\"fecha_nacimiento\":\"1990-04-12\"}}",
+	         rid, qtok, o->query_reply_to);
+	send_cmd(p, ctopic, RD_KAFKA_PARTITION_UA, rid, body);
+	rd_kafka_flush(p, 10000);
+	/* The body holds the id: wait for it here rather than by status. */
+	long id = 0;
+	double end = now_ms() + 60000;
+	while (id == 0 && now_ms() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(qc, 100);
+		if (m == NULL)
+			continue;
+		if (!m->err && m->key_len == strlen(rid) && memcmp(m->key, rid, m->key_len) == 0) {
+			json_t *j = json_loadb(m->payload, m->len, 0, NULL);
+			json_t *v = json_object_get(json_object_get(j, "data"), "id");
+			id = json_is_integer(v) ? (long)json_integer_value(v) : -1;
+			json_decref(j);
+		}
+		rd_kafka_message_destroy(m);
+	}
+	if (id <= 0) {
+		fprintf(stderr, "%s: the create of the patient the gets read failed\n", o->label);
+		return 0;
+	}
+	return id;
+}
+
 static int cmd_e2e(const opts *o)
 {
 	const char *ctopic = env("TOPIC_CREATE"), *rtopic = env("TOPIC_REPLIES");
@@ -885,38 +935,13 @@ static int cmd_e2e(const opts *o)
 	atomic_int done = 0;
 	char *qtok = NULL;
 	if (o->gets > 0) {
-		char qowner[160], rid[200];
+		char qowner[160];
 		snprintf(qowner, sizeof(qowner), "%s-%s-q@example.com", o->run, o->label);
 		qtok = sign(&ws, qowner, NULL);
 		rd_kafka_t *qc = reader(o->query_reply_to, "query");
-		snprintf(rid, sizeof(rid), "%s-%s-seed", o->run, o->label);
-		snprintf(body, sizeof(body),
-		         "{\"request_id\":\"%s\",\"type\":\"patient.create\",\"token\":\"%s\","
-		         "\"reply_to\":\"%s\",\"payload\":{\"nombre\":\"Ana\",\"apellido_paterno\":"
-		         "\"Quispe\",\"dni\":\"SEED\",\"fecha_nacimiento\":\"1990-04-12\"}}",
-		         rid, qtok, o->query_reply_to);
-		send_cmd(p, ctopic, RD_KAFKA_PARTITION_UA, rid, body);
-		rd_kafka_flush(p, 10000);
-		/* The body holds the id: wait for it here rather than by status. */
-		long id = 0;
-		double end = now_ms() + 60000;
-		while (id == 0 && now_ms() < end) {
-			rd_kafka_message_t *m = rd_kafka_consumer_poll(qc, 100);
-			if (m == NULL)
-				continue;
-			if (!m->err && m->key_len == strlen(rid) &&
-			    memcmp(m->key, rid, m->key_len) == 0) {
-				json_t *j = json_loadb(m->payload, m->len, 0, NULL);
-				json_t *v = json_object_get(json_object_get(j, "data"), "id");
-				id = json_is_integer(v) ? (long)json_integer_value(v) : -1;
-				json_decref(j);
-			}
-			rd_kafka_message_destroy(m);
-		}
-		if (id <= 0) {
-			fprintf(stderr, "e2e: seed create for the queries failed\n");
+		long id = query_patient(o, p, qc, ctopic, qtok);
+		if (id <= 0)
 			return 1;
-		}
 		getter base = {.p = client_linger(RD_KAFKA_PRODUCER, NULL, "0"),
 		               .c = qc,
 		               .qtopic = env("TOPIC_QUERY"),
@@ -955,6 +980,8 @@ static int cmd_e2e(const opts *o)
 	pthread_t kth, gth;
 	pthread_create(&kth, NULL, count_replies, &k);
 	double first = now_ms();
+	if (o->notify > 0)
+		kill(o->notify, SIGUSR1);
 	if (o->gets > 0)
 		pthread_create(&gth, NULL, run_gets, &busy);
 	for (long i = 0; i < o->n; i++) {
@@ -983,6 +1010,8 @@ static int cmd_e2e(const opts *o)
 		;
 	double sent = now_ms();
 	pthread_join(kth, NULL);
+	if (o->notify > 0)
+		kill(o->notify, SIGUSR2);
 	if (o->gets > 0)
 		pthread_join(gth, NULL);
 
@@ -1029,6 +1058,293 @@ static int cmd_e2e(const opts *o)
 	free(k.seen);
 	free(seed);
 	rd_kafka_destroy(replies);
+	rd_kafka_destroy(p);
+	return 0;
+}
+
+/* --- gets: the query side of the flood mode ----------------------------------------- */
+
+/* Set by the load's process (e2e --notify): the flood began, the flood is over. */
+static volatile sig_atomic_t flood_began, flood_over;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		flood_began = 1;
+	else
+		flood_over = 1;
+}
+
+/* The query lane's and the create sessions' backends, sampled in pg_stat_activity every
+ * SAMPLE_MS while the flood lasts: what each was doing (running, which wait, or idle in
+ * its transaction, waiting for the worker). */
+#define SAMPLE_MS    10
+#define SAMPLE_KINDS 32
+
+typedef struct tally {
+	char what[SAMPLE_KINDS][80];
+	long n[SAMPLE_KINDS];
+	long samples;
+} tally;
+
+typedef struct sampler {
+	const char *url;
+	tally query, create;
+	int failed;
+} sampler;
+
+static void tally_add(tally *t, const char *what)
+{
+	int i = 0;
+	while (i < SAMPLE_KINDS && t->what[i][0] && strcmp(t->what[i], what) != 0)
+		i++;
+	if (i == SAMPLE_KINDS)
+		i = SAMPLE_KINDS - 1; /* the rest share the last row */
+	if (!t->what[i][0])
+		snprintf(t->what[i], sizeof(t->what[i]), "%s", what);
+	t->n[i]++;
+}
+
+static void *sample_db(void *arg)
+{
+	sampler *sm = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL); /* the signals are the main thread's */
+	PGconn *c = PQconnectdb(sm->url);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "gets: cannot sample pg_stat_activity: %s", PQerrorMessage(c));
+		sm->failed = 1;
+		PQfinish(c);
+		return NULL;
+	}
+	const char *sql =
+	    "SELECT application_name = 'patient-worker query', "
+	    "replace(replace(CASE WHEN state = 'active' THEN 'active ' || "
+	    "coalesce(wait_event_type || ':' || wait_event, 'running') ELSE state END, ' ', '_'), "
+	    "':', '_') FROM pg_stat_activity WHERE application_name LIKE 'patient-worker %'";
+	while (!flood_over) {
+		double t = now_ms();
+		if (flood_began) {
+			PGresult *r = PQexec(c, sql);
+			if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+				sm->query.samples++;
+				sm->create.samples++;
+				for (int i = 0; i < PQntuples(r); i++)
+					tally_add(PQgetvalue(r, i, 0)[0] == 't' ? &sm->query
+					                                        : &sm->create,
+					          PQgetvalue(r, i, 1));
+			}
+			PQclear(r);
+		}
+		double left = SAMPLE_MS - (now_ms() - t);
+		if (left > 0)
+			nanosleep(&(struct timespec){.tv_nsec = (long)(left * 1e6)}, NULL);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* Shares of the samples, most frequent first; backends is how many were seen at once on
+ * average (the create lane has several sessions). */
+static void print_tally(const char *who, tally *t)
+{
+	long total = 0;
+	for (int i = 0; i < SAMPLE_KINDS && t->what[i][0]; i++)
+		total += t->n[i];
+	printf("db_samples_%s %ld\n", who, t->samples);
+	printf("db_backends_%s %.1f\n", who, t->samples ? (double)total / t->samples : 0.0);
+	for (int k = 0; k < SAMPLE_KINDS; k++) {
+		int best = -1;
+		for (int i = 0; i < SAMPLE_KINDS && t->what[i][0]; i++)
+			if (t->n[i] > 0 && (best < 0 || t->n[i] > t->n[best]))
+				best = i;
+		if (best < 0)
+			break;
+		printf("db_%s_%s %.3f\n", who, t->what[best],
+		       total ? (double)t->n[best] / total : 0);
+		t->n[best] = 0;
+	}
+}
+
+typedef struct paced {
+	double *sent, *ms; /**< per get: when sent, its round trip (-1: no reply yet) */
+	int *status;
+	int n, max;
+} paced;
+
+static void paced_report(const char *phase, paced *g, int from, int to)
+{
+	int n = 0, ok = 0, lost = 0, over100 = 0, over250 = 0;
+	double *v = xcalloc((size_t)(to - from) + 1, sizeof(double));
+	for (int i = from; i < to; i++) {
+		if (g->ms[i] < 0) {
+			lost++;
+			continue;
+		}
+		v[n++] = g->ms[i];
+		ok += g->status[i] == 200;
+		over100 += g->ms[i] > 100;
+		over250 += g->ms[i] > 250;
+	}
+	printf("query_%s_gets %d\n", phase, to - from);
+	printf("query_%s_ok %d\n", phase, ok);
+	printf("query_%s_unanswered %d\n", phase, lost);
+	printf("query_%s_p50_ms %.2f\n", phase, pct(v, n, 0.50));
+	printf("query_%s_p90_ms %.2f\n", phase, pct(v, n, 0.90));
+	printf("query_%s_p99_ms %.2f\n", phase, pct(v, n, 0.99));
+	printf("query_%s_max_ms %.2f\n", phase, n ? v[n - 1] : 0.0);
+	printf("query_%s_over_100ms_share %.4f\n", phase,
+	       to > from ? (double)(over100 + lost) / (to - from) : 0.0);
+	printf("query_%s_over_250ms %d\n", phase, over250 + lost);
+	free(v);
+}
+
+/* Reads the replies that came, without waiting longer than wait_ms. */
+static void paced_read(rd_kafka_t *c, const char *prefix, paced *g, int wait_ms)
+{
+	size_t pl = strlen(prefix);
+	rd_kafka_message_t *m = rd_kafka_consumer_poll(c, wait_ms);
+	while (m != NULL) {
+		if (!m->err && m->key_len > pl && m->key_len < pl + 16 &&
+		    memcmp(m->key, prefix, pl) == 0) {
+			char digits[16];
+			memcpy(digits, (const char *)m->key + pl, m->key_len - pl);
+			digits[m->key_len - pl] = '\0';
+			int i = atoi(digits);
+			if (i >= 0 && i < g->n && g->ms[i] < 0) {
+				g->ms[i] = now_ms() - g->sent[i];
+				g->status[i] = reply_status(m);
+			}
+		}
+		rd_kafka_message_destroy(m);
+		m = rd_kafka_consumer_poll(c, 0);
+	}
+}
+
+/* The query side of the flood: one patient.get every --every-ms from its own producer
+ * (linger 0), reply topic and consumer, open loop (a slow reply does not delay the next
+ * get, so a stall shows in every get it holds up). --gets of them idle, then --ready-file
+ * is written and the gets go on until the load's process (e2e --notify) says the flood
+ * is over; the gets sent between its two signals are the flood's. */
+static int cmd_gets(const opts *o)
+{
+	const char *ctopic = env("TOPIC_CREATE"), *qtopic = env("TOPIC_QUERY");
+	const char *secret = env("JWT_SECRET");
+	signer s = {.o = o,
+	            .alg = JWT_ALG_HS256,
+	            .key = (const unsigned char *)secret,
+	            .key_len = (int)strlen(secret)};
+	char qowner[160], prefix[160], rid[200], body[2048];
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	snprintf(qowner, sizeof(qowner), "%s-%s-q@example.com", o->run, o->label);
+	char *tok = sign(&s, qowner, NULL);
+	rd_kafka_t *p = client_linger(RD_KAFKA_PRODUCER, NULL, "0");
+	rd_kafka_t *qc = reader(o->query_reply_to, "gets");
+	long id = tok ? query_patient(o, p, qc, ctopic, tok) : 0;
+	if (id <= 0)
+		return 1;
+	getter warm = {.p = p,
+	               .c = qc,
+	               .qtopic = qtopic,
+	               .reply_to = o->query_reply_to,
+	               .tok = tok,
+	               .id = id,
+	               .max = 4};
+	double wm[4];
+	snprintf(prefix, sizeof(prefix), "%s-%s-gw", o->run, o->label);
+	warm.prefix = prefix;
+	warm.ms = wm;
+	run_gets(&warm);
+	if (warm.ok == 0) {
+		fprintf(stderr, "gets: no warm-up get answered 200\n");
+		return 1;
+	}
+
+	paced g = {.max = MAX_SAMPLES};
+	g.sent = xcalloc(MAX_SAMPLES, sizeof(double));
+	g.ms = xcalloc(MAX_SAMPLES, sizeof(double));
+	g.status = xcalloc(MAX_SAMPLES, sizeof(int));
+	sampler sm = {.url = env("DATABASE_URL")};
+	pthread_t sth;
+	if (o->sample_db)
+		pthread_create(&sth, NULL, sample_db, &sm);
+	snprintf(prefix, sizeof(prefix), "%s-%s-g", o->run, o->label);
+	int flood_from = -1, flood_to = -1, ready = 0;
+	double next = now_ms();
+	/* Bounded: a load that never says it is over ends the gets after an hour. */
+	double give_up = now_ms() + 3600e3;
+	while (flood_to < 0 && g.n < g.max && now_ms() < give_up) {
+		if (g.n == o->gets && !ready) {
+			FILE *f = fopen(o->ready_file, "w");
+			if (f != NULL)
+				fclose(f);
+			ready = 1;
+		}
+		if (flood_began && flood_from < 0) {
+			flood_from = g.n;
+			char began[1024];
+			snprintf(began, sizeof(began), "%s.flood", o->ready_file);
+			FILE *f = fopen(began, "w");
+			if (f != NULL)
+				fclose(f);
+		}
+		if (flood_over)
+			flood_to = g.n;
+		double now = now_ms();
+		if (now >= next && flood_to < 0) {
+			snprintf(rid, sizeof(rid), "%s%d", prefix, g.n);
+			snprintf(body, sizeof(body),
+			         "{\"request_id\":\"%s\",\"type\":\"patient.get\",\"token\":\"%s\","
+			         "\"reply_to\":\"%s\",\"payload\":{\"id\":%ld}}",
+			         rid, tok, o->query_reply_to, id);
+			g.ms[g.n] = -1;
+			g.sent[g.n] = now;
+			g.n++;
+			send_cmd(p, qtopic, RD_KAFKA_PARTITION_UA, rid, body);
+			next += o->every_ms;
+			if (next < now)
+				next = now; /* this process was held up: no burst to catch up */
+		}
+		rd_kafka_poll(p, 0);
+		int wait = (int)(next - now_ms());
+		paced_read(qc, prefix, &g, wait < 0 ? 0 : wait > 5 ? 5 : wait);
+	}
+	flood_over = 1;
+	if (o->sample_db)
+		pthread_join(sth, NULL);
+	/* The last gets' replies, for at most 30 s. */
+	double end = now_ms() + 30000;
+	for (int left = 1; left && now_ms() < end;) {
+		paced_read(qc, prefix, &g, 100);
+		left = 0;
+		for (int i = 0; i < g.n && !left; i++)
+			left = g.ms[i] < 0;
+	}
+	if (flood_from < 0 || flood_to < 0) {
+		fprintf(stderr, "gets: the load never %s\n", flood_from < 0 ? "began" : "ended");
+		flood_from = flood_to = g.n;
+	}
+	printf("query_every_ms %d\n", o->every_ms);
+	paced_report("idle", &g, 0, o->gets < g.n ? o->gets : g.n);
+	paced_report("flood", &g, flood_from, flood_to);
+	if (o->sample_db && !sm.failed) {
+		print_tally("query", &sm.query);
+		print_tally("create", &sm.create);
+	}
+	free(g.sent);
+	free(g.ms);
+	free(g.status);
+	free(tok);
+	rd_kafka_flush(p, 10000);
+	rd_kafka_destroy(qc);
 	rd_kafka_destroy(p);
 	return 0;
 }
@@ -1115,7 +1431,9 @@ static int usage(void)
 	    "       pw_bulk equivalent --items N --run ID [--tenants T] [--batch B]\n"
 	    "       pw_bulk e2e --creates N --run ID --label L [--tenants T] [--distinct] [--mix]\n"
 	    "                   [--alg HS256|RS256|ES256|EdDSA] [--key PEM] [--members M]\n"
-	    "                   [--gets G --query-reply-to TOPIC]\n"
+	    "                   [--gets G --query-reply-to TOPIC] [--notify PID]\n"
+	    "       pw_bulk gets --run ID --label L --query-reply-to TOPIC --gets G\n"
+	    "                    --ready-file F [--every-ms 20] [--sample-db]\n"
 	    "       pw_bulk proc PID\n"
 	    "       pw_bulk topic NAME PARTITIONS [logappend]\n");
 	return 2;
@@ -1123,7 +1441,7 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-	opts o = {.label = "run", .alg = "HS256", .tenants = 100, .batch = 500};
+	opts o = {.label = "run", .alg = "HS256", .tenants = 100, .batch = 500, .every_ms = 20};
 	if (argc < 2)
 		return usage();
 	if (strcmp(argv[1], "proc") == 0 && argc == 3)
@@ -1139,6 +1457,10 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(a, "--mix") == 0) {
 			o.mix = 1;
+			continue;
+		}
+		if (strcmp(a, "--sample-db") == 0) {
+			o.sample_db = 1;
 			continue;
 		}
 		if (v == NULL)
@@ -1165,9 +1487,20 @@ int main(int argc, char **argv)
 			o.gets = atoi(v);
 		else if (strcmp(a, "--query-reply-to") == 0)
 			o.query_reply_to = v;
+		else if (strcmp(a, "--notify") == 0)
+			o.notify = (pid_t)atol(v);
+		else if (strcmp(a, "--ready-file") == 0)
+			o.ready_file = v;
+		else if (strcmp(a, "--every-ms") == 0)
+			o.every_ms = atoi(v);
 		else
 			return usage();
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(argv[1], "gets") == 0)
+		return o.run && o.query_reply_to && o.ready_file && o.gets > 0 && o.every_ms > 0
+		           ? cmd_gets(&o)
+		           : usage();
 	if (o.run == NULL || o.n <= 0 || o.tenants <= 0 || o.batch <= 0 ||
 	    (o.gets > 0 && o.query_reply_to == NULL) || (o.mix && (o.distinct || o.n < 10)))
 		return usage();

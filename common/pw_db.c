@@ -118,6 +118,12 @@ pw_status pw_db_begin(pw_db *db, char *errstr, size_t errstr_size)
 	return pw_db_exec_text(db, "BEGIN", errstr, errstr_size);
 }
 
+pw_status pw_db_begin_unflushed(pw_db *db, char *errstr, size_t errstr_size)
+{
+	return pw_db_exec_text(db, "BEGIN; SET LOCAL synchronous_commit = off", errstr,
+	                       errstr_size);
+}
+
 pw_status pw_db_commit(pw_db *db, char *errstr, size_t errstr_size)
 {
 	return pw_db_exec_text(db, "COMMIT", errstr, errstr_size);

@@ -46,6 +46,12 @@ bool pw_db_connected(const pw_db *db);
 
 PW_MUST_CHECK pw_status pw_db_begin(pw_db *db, char *errstr, size_t errstr_size);
 PW_MUST_CHECK pw_status pw_db_commit(pw_db *db, char *errstr, size_t errstr_size);
+/* A transaction whose commit does not wait for its WAL to reach the disk
+ * (synchronous_commit off for it alone), in the one round trip of a BEGIN. Only for one
+ * that changes no patient (a query, a refused command: its audit row alone), which a
+ * replay of its command topic writes again if a crash of the database server loses it;
+ * see README, "Queries under a flood". */
+PW_MUST_CHECK pw_status pw_db_begin_unflushed(pw_db *db, char *errstr, size_t errstr_size);
 /* Ends the open transaction, if the connection still stands; nothing to report. */
 void pw_db_rollback(pw_db *db);
 

@@ -673,6 +673,65 @@ static void explain_list(const char *owner, const char *dni, const char *pattern
 }
 
 /* The list's q predicate is answered from the prefix indexes of migration 003. */
+/* A query's transaction (its audit row alone) commits without waiting for its WAL to
+ * reach the disk, a create's waits (issue 15): a trigger of this test's own, on both
+ * tables and for this owner only, records the synchronous_commit each row was written
+ * under. */
+START_TEST(query_commit_does_not_wait_for_the_flush)
+{
+	char *o = tk_owner("flush");
+	char *tok = tk_token(o, 3600, NULL);
+	const seed s[] = {{NULL, NULL, NULL, "FL1"}};
+	long long id;
+	char rids[2][64], sql[2048];
+
+	free(tk_sql("CREATE TABLE IF NOT EXISTS pw_test_commit_mode (request_id text, mode text)"));
+	free(tk_sql("CREATE OR REPLACE FUNCTION pw_test_commit_mode() RETURNS trigger "
+	            "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$ BEGIN "
+	            "INSERT INTO pw_test_commit_mode VALUES (NEW.request_id, "
+	            "current_setting('synchronous_commit')); RETURN NULL; END $$"));
+	const char *tables[] = {"patients", "patient_audit_tenant"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(sql, sizeof(sql),
+		         "DROP TRIGGER IF EXISTS pw_test_commit_mode ON %s; "
+		         "CREATE TRIGGER pw_test_commit_mode AFTER INSERT ON %s FOR EACH ROW "
+		         "WHEN (NEW.owner_id = '%s') EXECUTE FUNCTION pw_test_commit_mode()",
+		         tables[i], tables[i], o);
+		free(tk_sql(sql));
+	}
+
+	create_all(tok, s, 1, &id, rids);
+	char *r = get_patient(tok, id, rids[1]);
+	tk_assert_json(r, "status", "200");
+	free(r);
+
+	char *modes[2];
+	for (int i = 0; i < 2; i++) {
+		snprintf(sql, sizeof(sql),
+		         "SELECT string_agg(mode, ',') FROM pw_test_commit_mode WHERE request_id = "
+		         "'%s'",
+		         rids[i]);
+		modes[i] = tk_sql(sql);
+	}
+	/* Cleaned up before asserting, so a failure leaves no trigger behind. */
+	for (int i = 0; i < 2; i++) {
+		snprintf(sql, sizeof(sql), "DROP TRIGGER IF EXISTS pw_test_commit_mode ON %s",
+		         tables[i]);
+		free(tk_sql(sql));
+	}
+	ck_assert_msg(modes[0] != NULL && strcmp(modes[0], "on") == 0,
+	              "the create's row was written under synchronous_commit '%s', want on",
+	              modes[0] ? modes[0] : "(no row)");
+	ck_assert_msg(modes[1] != NULL && strcmp(modes[1], "off") == 0,
+	              "the get's audit row was written under synchronous_commit '%s', want off",
+	              modes[1] ? modes[1] : "(no row)");
+	free(modes[0]);
+	free(modes[1]);
+	free(tok);
+	free(o);
+}
+END_TEST
+
 START_TEST(q_uses_prefix_index)
 {
 	char *o = tk_owner("idx");
@@ -730,6 +789,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, list_cursor_tampering);
 	tcase_add_test(tc, get_own_other_and_missing);
 	tcase_add_test(tc, audit_rows_for_every_answer);
+	tcase_add_test(tc, query_commit_does_not_wait_for_the_flush);
 	tcase_add_test(tc, q_uses_prefix_index);
 	suite_add_tcase(s, tc);
 	return s;

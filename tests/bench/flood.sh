@@ -16,7 +16,7 @@
 #      the share of gets over 100 ms and how many over 250 ms, the create rate with the
 #      gets beside it and its ratio to the flood alone, what the query lane's and the
 #      create sessions' PostgreSQL backends were doing (pg_stat_activity sampled every
-#      10 ms), and the query lane's steps during the flood from the worker's
+#      50 ms), and the query lane's steps during the flood from the worker's
 #      patient_worker_step_duration_seconds: count, mean, and the bucket holding p99.
 #
 # Uses the stack in the environment (eval "$(scripts/stack.sh env)"; DATABASE_URL must

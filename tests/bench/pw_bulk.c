@@ -28,7 +28,7 @@
  *       written when the first signal comes. Prints
  *       p50/p90/p99/max, the share over 100 ms and the count over 250 ms idle and
  *       during the flood; with --sample-db, what the query lane's and the create
- *       sessions' backends were doing (pg_stat_activity every 10 ms).
+ *       sessions' backends were doing (pg_stat_activity every 50 ms).
  *   pw_bulk proc PID
  *       cpu_s (utime + stime) and vmhwm_kib of a process.
  *   pw_bulk topic NAME PARTITIONS [logappend]
@@ -1076,9 +1076,10 @@ static void on_signal(int sig)
 }
 
 /* The query lane's and the create sessions' backends, sampled in pg_stat_activity every
- * SAMPLE_MS while the flood lasts: what each was doing (running, which wait, or idle in
- * its transaction, waiting for the worker). */
-#define SAMPLE_MS    10
+ * SAMPLE_MS while the flood lasts (each sample is a query the server runs beside the
+ * flood, so not more often): what each was doing (running, which wait, or idle in its
+ * transaction, waiting for the worker). */
+#define SAMPLE_MS    50
 #define SAMPLE_KINDS 32
 
 typedef struct tally {

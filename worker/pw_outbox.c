@@ -10,22 +10,21 @@
 #include "pw_produce.h"
 #include "pw_util.h"
 
-#define AWAIT_US (200 * 1000)
 /* How long a failed producer may take to hand back what it held before it is replaced. */
 #define RENEW_DRAIN_US (10 * 1000 * 1000)
 
 struct pw_outbox {
 	const pw_config *cfg;
 	pw_topic_kind lane;
-	rd_kafka_t *producer; /**< owned */
-	rd_kafka_t *consumer; /**< borrowed: offsets are stored on it */
-	pw_offsets *offsets;  /**< borrowed */
-	pw_metrics *metrics;  /**< borrowed; may be NULL */
+	rd_kafka_t *producer;   /**< owned */
+	rd_kafka_t *consumer;   /**< borrowed: offsets are stored on it */
+	rd_kafka_queue_t *wake; /**< borrowed: yielded when delivery reports wait; may be NULL */
+	pw_offsets *offsets;    /**< borrowed */
+	pw_metrics *metrics;    /**< borrowed; may be NULL */
 	const atomic_int *stop;
 	pw_job_list retry; /**< to produce again: a transient delivery failure */
 	bool abandoning;   /**< purged on purpose: those reports are not failures */
 	bool renewing;     /**< purged to be produced again by a new producer */
-	int64_t sent_us;   /**< when a record was last handed to the producer */
 	unsigned long answered, dead_letters;
 };
 
@@ -132,7 +131,7 @@ void pw_outbox_send(pw_outbox *ob, pw_job *j)
 		                       : pw_produce_reply(ob->producer, &j->out, j->out.reply,
 		                                          j->out.status, j, ob->stop, &err);
 		if (st == PW_OK) {
-			ob->sent_us = j->sent_us = pw_util_now_us();
+			j->sent_us = pw_util_now_us();
 			return;
 		}
 		if (st == PW_E_INTERNAL && !atomic_load(ob->stop)) {
@@ -184,6 +183,17 @@ static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	pw_job_list_push(&ob->retry, j);
 }
 
+/* Called by librdkafka's thread when the producer's queue of reports stops being empty:
+ * the lane, waiting for a record, is woken to serve them at once rather than at the end of
+ * its poll (it used to come back every millisecond while replies were unacknowledged,
+ * which cost more CPU than the replies themselves). Not a call on the producer's handle,
+ * as librdkafka requires of this callback. */
+static void reports_waiting(rd_kafka_t *rk, void *wake)
+{
+	(void)rk;
+	rd_kafka_queue_yield(wake);
+}
+
 /* The lane's producer, reporting to ob; NULL with errstr when librdkafka refuses it. */
 static rd_kafka_t *make_producer(pw_outbox *ob, char *errstr, size_t errstr_size)
 {
@@ -205,6 +215,17 @@ static rd_kafka_t *make_producer(pw_outbox *ob, char *errstr, size_t errstr_size
 	p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
 	if (p != NULL)
 		conf = NULL; /* the producer owns it */
+	if (p != NULL && ob->wake != NULL) {
+		rd_kafka_queue_t *reports = rd_kafka_queue_get_main(p);
+		if (reports == NULL) {
+			snprintf(errstr, errstr_size, "out of memory");
+			rd_kafka_destroy(p);
+			p = NULL;
+			goto out;
+		}
+		rd_kafka_queue_cb_event_enable(reports, reports_waiting, ob->wake);
+		rd_kafka_queue_destroy(reports); /* the setting stays with the queue */
+	}
 out:
 	if (conf != NULL)
 		rd_kafka_conf_destroy(conf);
@@ -212,8 +233,9 @@ out:
 }
 
 pw_status pw_outbox_create(const pw_config *cfg, pw_topic_kind lane, rd_kafka_t *consumer,
-                           pw_offsets *offsets, pw_metrics *metrics, const atomic_int *stop,
-                           pw_outbox **out, char *errstr, size_t errstr_size)
+                           rd_kafka_queue_t *wake, pw_offsets *offsets, pw_metrics *metrics,
+                           const atomic_int *stop, pw_outbox **out, char *errstr,
+                           size_t errstr_size)
 {
 	pw_outbox *ob = calloc(1, sizeof(*ob));
 
@@ -223,6 +245,7 @@ pw_status pw_outbox_create(const pw_config *cfg, pw_topic_kind lane, rd_kafka_t 
 	*ob = (pw_outbox){.cfg = cfg,
 	                  .lane = lane,
 	                  .consumer = consumer,
+	                  .wake = wake,
 	                  .offsets = offsets,
 	                  .metrics = metrics,
 	                  .stop = stop};
@@ -298,11 +321,6 @@ void pw_outbox_retry(pw_outbox *ob)
 
 	while (!pw_outbox_fatal(ob) && (j = pw_job_list_pop(&ob->retry)) != NULL)
 		pw_outbox_send(ob, j);
-}
-
-bool pw_outbox_awaiting(const pw_outbox *ob, int64_t now_us)
-{
-	return rd_kafka_outq_len(ob->producer) > 0 && now_us - ob->sent_us < AWAIT_US;
 }
 
 bool pw_outbox_fatal(const pw_outbox *ob)

@@ -20,13 +20,16 @@
 
 typedef struct pw_outbox pw_outbox;
 
-/* Makes the lane's producer. consumer (where offsets are stored), offsets, metrics (NULL:
- * none) and stop (the process's stop flag) are borrowed and must outlive the outbox.
- * PW_E_CONFIG with errstr when librdkafka refuses the configuration. Does not block. */
+/* Makes the lane's producer. consumer (where offsets are stored), wake (a queue the lane
+ * waits on, yielded from librdkafka's thread whenever delivery reports wait to be served;
+ * NULL: none), offsets, metrics (NULL: none) and stop (the process's stop flag) are
+ * borrowed and must outlive the outbox. PW_E_CONFIG with errstr when librdkafka refuses
+ * the configuration. Does not block. */
 PW_MUST_CHECK pw_status pw_outbox_create(const pw_config *cfg, pw_topic_kind lane,
-                                         rd_kafka_t *consumer, pw_offsets *offsets,
-                                         pw_metrics *metrics, const atomic_int *stop,
-                                         pw_outbox **out, char *errstr, size_t errstr_size);
+                                         rd_kafka_t *consumer, rd_kafka_queue_t *wake,
+                                         pw_offsets *offsets, pw_metrics *metrics,
+                                         const atomic_int *stop, pw_outbox **out, char *errstr,
+                                         size_t errstr_size);
 
 /* Destroys the producer and frees the jobs still held. NULL is fine. */
 void pw_outbox_destroy(pw_outbox *ob);
@@ -44,10 +47,6 @@ void pw_outbox_serve(pw_outbox *ob, int timeout_ms);
 
 /* Produces again the jobs whose delivery failed for a transient reason. */
 void pw_outbox_retry(pw_outbox *ob);
-
-/* True while replies sent in the last 200 ms await their acknowledgement: the loop then
- * comes back for the reports within a millisecond rather than a whole poll. */
-bool pw_outbox_awaiting(const pw_outbox *ob, int64_t now_us);
 
 /* True once the producer has failed for good (librdkafka's fatal error). */
 bool pw_outbox_fatal(const pw_outbox *ob);

@@ -347,7 +347,10 @@ int pw_sessions_wait_ms(pw_sessions *s, int64_t now_us, int cap_ms)
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->n; i++) {
 		session *x = &s->s[i];
-		if (x->busy || pw_batch_db_down(x->batch) || pw_batch_size(x->batch) == 0)
+		/* A batch due whatever the lane does is its session's to take (it was
+		 * signalled); the lane waking for it would only spin beside that session. */
+		if (x->busy || pw_batch_db_down(x->batch) || pw_batch_size(x->batch) == 0 ||
+		    pw_batch_due(x->batch, now_us, false))
 			continue;
 		int m = pw_batch_wait_ms(x->batch, now_us, cap_ms);
 		if (m < ms)

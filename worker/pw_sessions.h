@@ -49,8 +49,9 @@ void pw_sessions_add(pw_sessions *s, pw_job *j);
 void pw_sessions_set_idle(pw_sessions *s, bool idle);
 
 /* How long the lane may wait for a record, in ms, at most cap_ms: until the wait of an
- * open batch is over, so it learns soon whether it is idle. Sessions busy with a batch, or
- * waiting for the database, do not count: they wake the lane themselves. */
+ * open batch is over, so it learns soon whether it is idle. Sessions busy with a batch,
+ * waiting for the database, or with a batch due anyway (full, or held) do not count: they
+ * wake the lane themselves once they have answers. */
 int pw_sessions_wait_ms(pw_sessions *s, int64_t now_us, int cap_ms);
 
 /* The jobs answered since the last call (their replies set), in the order each session

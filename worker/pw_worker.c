@@ -39,7 +39,6 @@
  * consumer pauses; with MAX_INFLIGHT it bounds the worker's memory. */
 #define INFLIGHT_BYTES_MAX (32u * 1024 * 1024)
 #define POLL_MS            100
-#define REPORT_POLL_MS     1
 #define STATS_EVERY_US     (10 * 1000000)
 #define METRICS_EVERY_US   1000000
 #define STATS_INTERVAL_MS  "5000" /* consumer lag for /metrics */
@@ -192,15 +191,12 @@ static bool take_record(pw_worker *w, int timeout_ms)
 	return true;
 }
 
-/* How long to wait for a record: until an open batch's wait is over, within a millisecond while
- * replies just sent await their acknowledgement (a quiet topic would hold each one, its
- * offset and its latency figure, for a whole poll), else one poll. */
+/* How long to wait for a record: until an open batch's wait is over (the session needs the
+ * lane's idleness then), else one poll. Whatever else the lane serves wakes it: a session's
+ * answers, a delivery report (pw_outbox yields the consumer's queue for both). */
 static int poll_timeout(const pw_worker *w)
 {
-	int64_t now = pw_util_now_us();
-	int ms = pw_sessions_wait_ms(w->sessions, now, POLL_MS);
-
-	return ms > REPORT_POLL_MS && pw_outbox_awaiting(w->outbox, now) ? REPORT_POLL_MS : ms;
+	return pw_sessions_wait_ms(w->sessions, pw_util_now_us(), POLL_MS);
 }
 
 /* ---- flow control and reporting ------------------------------------------------------------ */
@@ -544,8 +540,8 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 		    lane == PW_TOPIC_CREATE ? (size_t)cfg->batch_max : 1, cursor_key, metrics,
 		    w->consumer_q, &w->sessions, errstr, errstr_size);
 	if (st == PW_OK)
-		st = pw_outbox_create(cfg, lane, w->consumer, w->offsets, metrics, stop, &w->outbox,
-		                      errstr, errstr_size);
+		st = pw_outbox_create(cfg, lane, w->consumer, w->consumer_q, w->offsets, metrics,
+		                      stop, &w->outbox, errstr, errstr_size);
 	if (st == PW_OK)
 		st = subscribe(w, errstr, errstr_size);
 	if (st != PW_OK)
@@ -562,11 +558,11 @@ void pw_worker_destroy(pw_worker *w)
 	if (w == NULL)
 		return;
 	pw_sessions_destroy(w->sessions); /* its threads yield consumer_q */
+	pw_outbox_destroy(w->outbox);     /* its producer's thread yields consumer_q */
 	if (w->consumer_q)
 		rd_kafka_queue_destroy(w->consumer_q);
 	if (w->consumer)
 		rd_kafka_destroy(w->consumer);
-	pw_outbox_destroy(w->outbox);
 	pw_offsets_destroy(w->offsets);
 	pw_jwt_verifier_destroy(w->jwt);
 	if (w->waiting)

@@ -22,7 +22,8 @@
 typedef struct fixture {
 	rd_kafka_t *owner; /**< holds the mock cluster */
 	rd_kafka_mock_cluster_t *mc;
-	rd_kafka_t *consumer; /**< where the outbox stores offsets */
+	rd_kafka_t *consumer;   /**< where the outbox stores offsets */
+	rd_kafka_queue_t *wake; /**< what the lane waits on; the outbox yields it */
 	rd_kafka_topic_t *cmds;
 	pw_offsets *offsets;
 	pw_outbox *ob;
@@ -76,8 +77,10 @@ static void fixture_up(fixture *f)
 	ck_assert_int_eq(rd_kafka_assign(f->consumer, l), 0);
 	rd_kafka_topic_partition_list_destroy(l);
 	ck_assert_int_eq(pw_offsets_create(&f->offsets), PW_OK);
-	ck_assert_int_eq(pw_outbox_create(&f->cfg, PW_TOPIC_CREATE, f->consumer, f->offsets, NULL,
-	                                  &f->stop, &f->ob, err, sizeof(err)),
+	f->wake = rd_kafka_queue_new(f->consumer);
+	ck_assert_ptr_nonnull(f->wake);
+	ck_assert_int_eq(pw_outbox_create(&f->cfg, PW_TOPIC_CREATE, f->consumer, f->wake,
+	                                  f->offsets, NULL, &f->stop, &f->ob, err, sizeof(err)),
 	                 PW_OK);
 }
 
@@ -97,6 +100,7 @@ static void fixture_down(fixture *f)
 {
 	rd_kafka_assign(f->consumer, NULL);
 	pw_outbox_destroy(f->ob);
+	rd_kafka_queue_destroy(f->wake);
 	pw_offsets_destroy(f->offsets);
 	rd_kafka_topic_destroy(f->cmds);
 	rd_kafka_destroy(f->consumer);
@@ -182,12 +186,44 @@ START_TEST(a_producer_that_fails_for_good_is_replaced)
 }
 END_TEST
 
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* The lane waits on its queue for as long as a poll; a reply's delivery report wakes it at
+ * once (the outbox yields the queue from librdkafka's thread), so an answer never waits
+ * for the end of a poll, and the lane need not come back every millisecond to look. */
+START_TEST(a_delivery_report_wakes_the_lane)
+{
+	fixture f;
+	unsigned long answered = 0, dead = 0;
+
+	fixture_up(&f);
+	pw_outbox_send(f.ob, job_at(&f, 0));
+	double t0 = now_s();
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(f.wake, 10000);
+	double waited = now_s() - t0;
+	rd_kafka_event_destroy(ev);
+	ck_assert_msg(waited < 5, "the lane slept %.1f s of its 10 s poll with a report waiting",
+	              waited);
+	pw_outbox_serve(f.ob, 0);
+	pw_outbox_counts(f.ob, &answered, &dead);
+	ck_assert_uint_eq(answered, 1);
+	ck_assert_int_eq(committed(&f), 1);
+	fixture_down(&f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("outbox");
 	TCase *tc = tcase_create("outbox");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, a_producer_that_fails_for_good_is_replaced);
+	tcase_add_test(tc, a_delivery_report_wakes_the_lane);
 	suite_add_tcase(s, tc);
 	return s;
 }

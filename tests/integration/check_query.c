@@ -685,18 +685,20 @@ START_TEST(query_commit_does_not_wait_for_the_flush)
 	long long id;
 	char rids[2][64], sql[2048];
 
-	free(tk_sql("CREATE TABLE IF NOT EXISTS pw_test_commit_mode (request_id text, mode text)"));
-	free(tk_sql("CREATE OR REPLACE FUNCTION pw_test_commit_mode() RETURNS trigger "
-	            "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$ BEGIN "
-	            "INSERT INTO pw_test_commit_mode VALUES (NEW.request_id, "
+	/* All in a schema of the test's own, dropped with its triggers at the end: the
+	 * schema's tables are checked elsewhere (integration.isolation). */
+	free(tk_sql("DROP SCHEMA IF EXISTS pw_test_flush CASCADE; CREATE SCHEMA pw_test_flush; "
+	            "CREATE TABLE pw_test_flush.seen (request_id text, mode text)"));
+	free(tk_sql("CREATE FUNCTION pw_test_flush.record() RETURNS trigger LANGUAGE plpgsql "
+	            "SECURITY DEFINER SET search_path = pw_test_flush AS $$ BEGIN "
+	            "INSERT INTO seen VALUES (NEW.request_id, "
 	            "current_setting('synchronous_commit')); RETURN NULL; END $$"));
 	const char *tables[] = {"patients", "patient_audit_tenant"};
 	for (int i = 0; i < 2; i++) {
 		snprintf(sql, sizeof(sql),
-		         "DROP TRIGGER IF EXISTS pw_test_commit_mode ON %s; "
-		         "CREATE TRIGGER pw_test_commit_mode AFTER INSERT ON %s FOR EACH ROW "
-		         "WHEN (NEW.owner_id = '%s') EXECUTE FUNCTION pw_test_commit_mode()",
-		         tables[i], tables[i], o);
+		         "CREATE TRIGGER pw_test_flush AFTER INSERT ON %s FOR EACH ROW "
+		         "WHEN (NEW.owner_id = '%s') EXECUTE FUNCTION pw_test_flush.record()",
+		         tables[i], o);
 		free(tk_sql(sql));
 	}
 
@@ -708,17 +710,13 @@ START_TEST(query_commit_does_not_wait_for_the_flush)
 	char *modes[2];
 	for (int i = 0; i < 2; i++) {
 		snprintf(sql, sizeof(sql),
-		         "SELECT string_agg(mode, ',') FROM pw_test_commit_mode WHERE request_id = "
+		         "SELECT string_agg(mode, ',') FROM pw_test_flush.seen WHERE request_id = "
 		         "'%s'",
 		         rids[i]);
 		modes[i] = tk_sql(sql);
 	}
 	/* Cleaned up before asserting, so a failure leaves no trigger behind. */
-	for (int i = 0; i < 2; i++) {
-		snprintf(sql, sizeof(sql), "DROP TRIGGER IF EXISTS pw_test_commit_mode ON %s",
-		         tables[i]);
-		free(tk_sql(sql));
-	}
+	free(tk_sql("DROP SCHEMA pw_test_flush CASCADE"));
 	ck_assert_msg(modes[0] != NULL && strcmp(modes[0], "on") == 0,
 	              "the create's row was written under synchronous_commit '%s', want on",
 	              modes[0] ? modes[0] : "(no row)");

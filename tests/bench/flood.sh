@@ -2,21 +2,22 @@
 # Flood mode (issue 15): does a bulk load make a query wait? Prints one figure per line,
 # "name value", also saved to $BUILD/flood.out. Asserts nothing.
 #   tests/bench/flood.sh [--creates N] [--tenants T] [--every-ms MS] [--idle-gets G]
-#                        [--rounds R]
+#                        [--rounds R] [--no-db-samples]
 #
 # One worker (its settings from the environment, e.g. DB_WRITE_SESSIONS; its two lanes
-# are two members of the group), and in each of
-# R rounds (default 2):
+# are two members of the group), and in each of R rounds (default 2):
 #   1. the flood alone: N creates (default 100000) over T tenants (default 4), produced as
-#      fast as one producer can by a process of their own (pw_bulk e2e); its creates/s;
+#      fast as one producer can by a process of their own (pw_bulk e2e); its creates/s
+#      (and again after step 2; the gets' cost is taken against the mean of the two);
 #   2. the gets: another process (pw_bulk gets) with its own producer (linger 0), reply
-#      topic and consumer sends one patient.get every MS ms (default 20), open loop: G
-#      (default 500) idle, then the same flood again from the first process, the gets
-#      going on until its last reply. Query p50/p90/p99/max idle and during the flood,
-#      the share of gets over 100 ms and how many over 250 ms, the create rate with the
-#      gets beside it and its ratio to the flood alone, what the query lane's and the
-#      create sessions' PostgreSQL backends were doing (pg_stat_activity sampled every
-#      50 ms), and the query lane's steps during the flood from the worker's
+#      topic and consumer (otherwise librdkafka's defaults) sends one patient.get every
+#      MS ms (default 20), open loop: G (default 500) idle, then the same flood again
+#      from the first process, the gets going on until its last reply. Printed: query
+#      p50/p90/p99/max idle and during the flood, the share of gets over 100 ms and how
+#      many over 250 ms, the create rate with the gets beside it and its ratio to the
+#      flood alone, what the query lane's and the create sessions' PostgreSQL backends
+#      were doing (pg_stat_activity sampled every 50 ms; --no-db-samples: not), and the
+#      query lane's steps during the flood from the worker's
 #      patient_worker_step_duration_seconds: count, mean, and the bucket holding p99.
 #
 # Uses the stack in the environment (eval "$(scripts/stack.sh env)"; DATABASE_URL must
@@ -32,7 +33,13 @@ tenants=4
 every=20
 idle=500
 rounds=2
+sample=--sample-db
 while [ $# -gt 0 ]; do
+	if [ "$1" = --no-db-samples ]; then
+		sample=
+		shift
+		continue
+	fi
 	[ $# -ge 2 ] || { echo "$1 needs a value (try --help)" >&2; exit 2; }
 	case $1 in
 	--creates) creates=$2 ;;
@@ -171,7 +178,7 @@ for r in $(seq 1 "$rounds"); do
 	say "round $r: $idle idle gets, then the flood with the gets"
 	rm -f "$RUNDIR/ready$r"
 	"$BULK" gets --run "$run" --label "g$r" --query-reply-to "$QREPLIES" --gets "$idle" \
-		--every-ms "$every" --ready-file "$RUNDIR/ready$r" --sample-db >"$RUNDIR/gets$r.out" &
+		--every-ms "$every" --ready-file "$RUNDIR/ready$r" $sample >"$RUNDIR/gets$r.out" &
 	getter=$!
 	for _ in $(seq 1 1200); do
 		[ -e "$RUNDIR/ready$r" ] && break
@@ -196,7 +203,14 @@ for r in $(seq 1 "$rounds"); do
 	wait "$getter" || { say "the gets failed"; exit 1; }
 	getter=
 	fig "creates_per_s_with_gets_r$r" "$(awk '$1 ~ /^e2e_creates_per_s_/ { print $2 }' "$RUNDIR/flood$r.out")"
-	fig "creates_with_gets_to_alone_r$r" "$(div "$(val "creates_per_s_with_gets_r$r")" "$(val "creates_per_s_alone_r$r")")"
+	say "round $r: the flood alone again"
+	timeout 900 "$BULK" e2e --creates "$creates" --run "$run" --label "after$r" \
+		--tenants "$tenants" --members 2 >"$RUNDIR/after$r.out"
+	fig "creates_per_s_alone_after_r$r" "$(awk '$1 ~ /^e2e_creates_per_s_/ { print $2 }' "$RUNDIR/after$r.out")"
+	# Against the mean of the floods alone before and after it: the tables grow and
+	# checkpoints come, so the order of the runs is not taken for the gets' cost.
+	alone=$(awk -v a="$(val "creates_per_s_alone_r$r")" -v b="$(val "creates_per_s_alone_after_r$r")" 'BEGIN { print (a + b) / 2 }')
+	fig "creates_with_gets_to_alone_r$r" "$(div "$(val "creates_per_s_with_gets_r$r")" "$alone")"
 	awk -v r="$r" '{ print $1 "_r" r, $2 }' "$RUNDIR/gets$r.out" | tee -a "$OUT"
 	fig "query_p99_flood_to_idle_r$r" "$(div "$(val "query_flood_p99_ms_r$r")" "$(val "query_idle_p99_ms_r$r")")"
 	steps "$RUNDIR/metrics-before$r" "$RUNDIR/metrics-after$r" "r$r" | tee -a "$OUT"

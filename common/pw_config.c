@@ -93,6 +93,9 @@ static const cfg_row rows[] = {
      "how long a batch of creates waits to fill, ms"},
     {"DB_WRITE_SESSIONS", CFG_INT, OFF(db_write_sessions), "4", 0, 0, 1, 16,
      "database sessions of the write lane; each writes the batches of its own partitions"},
+    {"DB_QUERY_SESSIONS", CFG_INT, OFF(db_query_sessions), "2", 0, 0, 1, 16,
+     "database sessions of the query lane; each answers the queries of its own partitions, "
+     "so one slow query holds up only its share"},
     {"JWT_CACHE_SIZE", CFG_INT, OFF(jwt_cache_size), "10000", 0, 0, 0, 1000000,
      "verified tokens remembered per lane (time claims re-checked on every use); 0: none"},
     {"CURSOR_SECRET", CFG_STR, OFF(cursor_secret), NULL, 0, CFG_SECRET, 0, 0,

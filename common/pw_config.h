@@ -58,6 +58,7 @@ typedef struct pw_config {
 	int batch_max;         /**< creates written in one transaction, at most */
 	int batch_wait_ms;     /**< how long a batch waits to fill */
 	int db_write_sessions; /**< the write lane's database sessions (threads) */
+	int db_query_sessions; /**< the query lane's database sessions (threads) */
 	int jwt_cache_size;    /**< verified tokens kept per lane (0: no cache) */
 	char *http_addr;       /**< host:port of the metrics/health listener; NULL: none */
 

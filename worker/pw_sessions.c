@@ -278,7 +278,7 @@ pw_status pw_sessions_create(const pw_config *cfg, pw_topic_kind lane, size_t n,
 			goto out;
 		char name[64];
 		if (lane == PW_TOPIC_QUERY)
-			snprintf(name, sizeof(name), "patient-worker query");
+			snprintf(name, sizeof(name), "patient-worker query %zu", i + 1);
 		else
 			snprintf(name, sizeof(name), "patient-worker create %zu", i + 1);
 		pw_db_set_name(x->db, name);

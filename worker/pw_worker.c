@@ -9,7 +9,7 @@
  *   serve_reports   pw_outbox_serve → librdkafka's delivery report (pw_outbox.c,
  *                   `delivered`) → the offset stored once its partition's watermark passes
  *
- * The write lane has DB_WRITE_SESSIONS sessions, the query lane one (pw_sessions.h).
+ * The write lane has DB_WRITE_SESSIONS sessions, the query lane DB_QUERY_SESSIONS (pw_sessions.h).
  * When the database is down, or too much is in flight, every assigned partition is
  * paused and the loop keeps polling so the group keeps us; the records already taken are
  * held and retried, never skipped. A record whose token waits for the key set's refresh
@@ -533,12 +533,16 @@ pw_status pw_worker_create(const pw_config *cfg, pw_topic_kind lane,
 		st = make_consumer(w, errstr, errstr_size);
 	if (st == PW_OK && (w->consumer_q = rd_kafka_queue_get_consumer(w->consumer)) == NULL)
 		st = PW_E_NOMEM;
-	/* Queries are answered one by one, by one session: someone waits on each. */
+	/* Queries are answered one at a time per session (someone waits on each), by a few
+	 * sessions: a query held up (a descheduled backend under a create flood) then holds
+	 * up only its partitions' queries, not the lane's. */
 	if (st == PW_OK)
-		st = pw_sessions_create(
-		    cfg, lane, lane == PW_TOPIC_CREATE ? (size_t)cfg->db_write_sessions : 1,
-		    lane == PW_TOPIC_CREATE ? (size_t)cfg->batch_max : 1, cursor_key, metrics,
-		    w->consumer_q, &w->sessions, errstr, errstr_size);
+		st = pw_sessions_create(cfg, lane,
+		                        (size_t)(lane == PW_TOPIC_CREATE ? cfg->db_write_sessions
+		                                                         : cfg->db_query_sessions),
+		                        lane == PW_TOPIC_CREATE ? (size_t)cfg->batch_max : 1,
+		                        cursor_key, metrics, w->consumer_q, &w->sessions, errstr,
+		                        errstr_size);
 	if (st == PW_OK)
 		st = pw_outbox_create(cfg, lane, w->consumer, w->consumer_q, w->offsets, metrics,
 		                      stop, &w->outbox, errstr, errstr_size);

@@ -16,7 +16,7 @@
 typedef struct pw_worker pw_worker;
 
 /* Builds one lane: a consumer subscribed to the lane's command topic (creates or
- * queries), its own producer, token verifier and database session, so a query never
+ * queries), its own producer, token verifier and database sessions, so a query never
  * waits behind a create. Both lanes of a process join the same consumer group. The
  * cursor key, the metrics (NULL: none kept) and stop (set to non-zero to stop the lane)
  * must outlive the worker. PW_E_CONFIG with errstr for a setting librdkafka or the key

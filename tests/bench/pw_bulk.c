@@ -1137,7 +1137,7 @@ static void *sample_db(void *arg)
 		return NULL;
 	}
 	const char *sql =
-	    "SELECT application_name = 'patient-worker query', "
+	    "SELECT application_name LIKE 'patient-worker query%', "
 	    "replace(replace(CASE WHEN state = 'active' THEN 'active ' || "
 	    "coalesce(wait_event_type || ':' || wait_event, 'running') ELSE state END, ' ', '_'), "
 	    "':', '_') FROM pg_stat_activity WHERE application_name LIKE 'patient-worker %'";

@@ -22,8 +22,7 @@ const pw_sql_stmt pw_audit_stmt = {"pw_audit", pw_sql_text_audit, audit_params, 
 const pw_sql_stmt pw_audit_refused_stmt = {"pw_audit_refused", pw_sql_text_audit_refused,
                                            audit_params + 1, NPARAMS - 1};
 
-pw_status pw_audit_insert_commit(pw_db *db, const pw_audit_row *row, char *errstr,
-                                 size_t errstr_size)
+pw_status pw_audit_insert(pw_db *db, const pw_audit_row *row, char *errstr, size_t errstr_size)
 {
 	char status[16], part[16], off[24], t[24];
 	audit_args a = {row->owner,
@@ -35,13 +34,15 @@ pw_status pw_audit_insert_commit(pw_db *db, const pw_audit_row *row, char *errst
 	                part,
 	                off,
 	                t};
+	PGresult *r = NULL;
+	pw_status st;
 
 	snprintf(status, sizeof(status), "%d", row->status);
 	snprintf(part, sizeof(part), "%" PRId32, row->src_partition);
 	snprintf(off, sizeof(off), "%" PRId64, row->src_offset);
 	snprintf(t, sizeof(t), "%" PRId64, row->command_time);
-	const pw_db_step steps[] = {
-	    {row->owner[0] ? &pw_audit_stmt : &pw_audit_refused_stmt, &a, NULL},
-	    {NULL, NULL, "COMMIT"}};
-	return pw_db_pipeline(db, steps, sizeof(steps) / sizeof(steps[0]), errstr, errstr_size);
+	st = pw_db_exec(db, row->owner[0] ? &pw_audit_stmt : &pw_audit_refused_stmt, &a, &r, errstr,
+	                errstr_size);
+	PQclear(r);
+	return st;
 }

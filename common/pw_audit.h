@@ -24,12 +24,12 @@ typedef struct pw_audit_row {
 	int64_t command_time; /**< Unix seconds */
 } pw_audit_row;
 
-/* The statements pw_audit_insert_commit runs; give both to pw_db_create. */
+/* The statements pw_audit_insert runs; give both to pw_db_create. */
 extern const pw_sql_stmt pw_audit_stmt, pw_audit_refused_stmt;
 
 /* Inserts the row in the open transaction (nothing when the record has one already: a
- * redelivery or a replay) and commits it, in one round trip. Blocks. */
-PW_MUST_CHECK pw_status pw_audit_insert_commit(pw_db *db, const pw_audit_row *row, char *errstr,
-                                               size_t errstr_size);
+ * redelivery or a replay). Blocks. */
+PW_MUST_CHECK pw_status pw_audit_insert(pw_db *db, const pw_audit_row *row, char *errstr,
+                                        size_t errstr_size);
 
 #endif

@@ -214,15 +214,15 @@ static pw_status do_list(pw_db *db, const pw_cursor_key *key, const pw_command *
 
 /* One command in its own transaction with its audit row. On PW_OK the command is done.
  * It changes no patient, so its commit does not wait for the WAL flush: under a create
- * flood that wait, behind the batches' WAL, was most of a query's time in the database.
- * Three round trips (begin and scope; the query; audit row and commit) rather than five:
- * each one waits for this thread and the server's backend to be scheduled again. */
+ * flood that wait, behind the batches' WAL, was most of a query's time in the database. */
 static pw_status run_one(pw_db *db, const pw_cursor_key *key, pw_command *c, char *errstr,
                          size_t errstr_size)
 {
 	answer a = {c->status, NULL, {0}};
-	pw_status st = pw_db_begin_unflushed(db, c->owner, errstr, errstr_size);
+	pw_status st = pw_db_begin_unflushed(db, errstr, errstr_size);
 
+	if (st == PW_OK)
+		st = pw_db_set_owner(db, c->owner, errstr, errstr_size);
 	if (st == PW_OK && c->kind == PW_COMMAND_GET)
 		st = do_get(db, c, &a, errstr, errstr_size);
 	else if (st == PW_OK && c->kind == PW_COMMAND_LIST)
@@ -233,8 +233,10 @@ static pw_status run_one(pw_db *db, const pw_cursor_key *key, pw_command *c, cha
 		pw_audit_row row = {c->owner,         c->request_id, c->command_type,
 		                    a.status,         a.ids.p,       c->src_topic,
 		                    c->src_partition, c->src_offset, c->command_time};
-		st = pw_audit_insert_commit(db, &row, errstr, errstr_size);
+		st = pw_audit_insert(db, &row, errstr, errstr_size);
 	}
+	if (st == PW_OK)
+		st = pw_db_commit(db, errstr, errstr_size);
 	if (st != PW_OK) {
 		pw_db_rollback(db);
 		goto out;

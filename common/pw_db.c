@@ -118,6 +118,12 @@ pw_status pw_db_begin(pw_db *db, char *errstr, size_t errstr_size)
 	return pw_db_exec_text(db, "BEGIN", errstr, errstr_size);
 }
 
+pw_status pw_db_begin_unflushed(pw_db *db, char *errstr, size_t errstr_size)
+{
+	return pw_db_exec_text(db, "BEGIN; SET LOCAL synchronous_commit = off", errstr,
+	                       errstr_size);
+}
+
 pw_status pw_db_commit(pw_db *db, char *errstr, size_t errstr_size)
 {
 	return pw_db_exec_text(db, "COMMIT", errstr, errstr_size);
@@ -156,98 +162,6 @@ pw_status pw_db_exec(pw_db *db, const pw_sql_stmt *s, const void *args, PGresult
 	else
 		r = PQexecParams(db->conn, c->text, c->nparams, NULL, values, NULL, NULL, 0);
 	return finish(db, r, res, errstr, errstr_size);
-}
-
-/* Sends one step (pipeline mode); false when libpq refuses it. */
-static bool send_step(pw_db *db, const pw_db_step *st)
-{
-	const char *values[32];
-	const compiled *c;
-
-	if (st->stmt == NULL)
-		return PQsendQueryParams(db->conn, st->text, 0, NULL, NULL, NULL, NULL, 0) == 1;
-	c = find(db, st->stmt);
-	if (c == NULL || st->stmt->nparams > sizeof(values) / sizeof(values[0]))
-		return false;
-	pw_sql_bind(st->stmt, st->args, values);
-	if (st->stmt->name != NULL)
-		return PQsendQueryPrepared(db->conn, st->stmt->name, c->nparams, values, NULL, NULL,
-		                           0) == 1;
-	return PQsendQueryParams(db->conn, c->text, c->nparams, NULL, values, NULL, NULL, 0) == 1;
-}
-
-pw_status pw_db_pipeline(pw_db *db, const pw_db_step *steps, size_t n, char *errstr,
-                         size_t errstr_size)
-{
-	pw_status st = PW_OK;
-	PGresult *r;
-
-	if (PQenterPipelineMode(db->conn) != 1) {
-		snprintf(errstr, errstr_size, "cannot enter pipeline mode: %s",
-		         PQerrorMessage(db->conn));
-		return classify(db->conn, NULL);
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!send_step(db, &steps[i])) {
-			snprintf(errstr, errstr_size, "cannot send step %zu: %s", i,
-			         PQerrorMessage(db->conn));
-			st = PQstatus(db->conn) == CONNECTION_OK ? PW_E_INTERNAL : PW_E_RETRY;
-			n = i; /* read what was sent, then stop */
-			break;
-		}
-	if (PQpipelineSync(db->conn) != 1) {
-		snprintf(errstr, errstr_size, "cannot send the pipeline: %s",
-		         PQerrorMessage(db->conn));
-		st = PW_E_RETRY;
-		goto broken;
-	}
-	/* Each step's results end with a NULL; a failed step's later ones come back
-	 * PGRES_PIPELINE_ABORTED; the sync's own result ends the round trip. */
-	for (size_t i = 0; i < n; i++) {
-		while ((r = PQgetResult(db->conn)) != NULL) {
-			ExecStatusType s = PQresultStatus(r);
-			if (st == PW_OK && s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-				st = classify(db->conn, r);
-				snprintf(errstr, errstr_size, "%s", PQerrorMessage(db->conn));
-			}
-			PQclear(r);
-		}
-		if (PQstatus(db->conn) != CONNECTION_OK) {
-			if (st == PW_OK)
-				snprintf(errstr, errstr_size, "%s", PQerrorMessage(db->conn));
-			st = PW_E_RETRY;
-			goto broken;
-		}
-	}
-	r = PQgetResult(db->conn);
-	if (PQresultStatus(r) != PGRES_PIPELINE_SYNC) {
-		if (st == PW_OK)
-			snprintf(errstr, errstr_size, "pipeline not ended by its sync: %s",
-			         PQerrorMessage(db->conn));
-		st = PW_E_RETRY;
-		PQclear(r);
-		goto broken;
-	}
-	PQclear(r);
-	if (PQexitPipelineMode(db->conn) == 1)
-		return st;
-	snprintf(errstr, errstr_size, "cannot leave pipeline mode: %s", PQerrorMessage(db->conn));
-	st = PW_E_RETRY;
-broken:
-	/* A connection in an unknown state is not used again: the session reconnects. */
-	PQfinish(db->conn);
-	db->conn = NULL;
-	return st;
-}
-
-pw_status pw_db_begin_unflushed(pw_db *db, const char *owner, char *errstr, size_t errstr_size)
-{
-	owner_args a = {owner};
-	const pw_db_step steps[] = {{NULL, NULL, "BEGIN"},
-	                            {NULL, NULL, "SET LOCAL synchronous_commit = off"},
-	                            {&set_owner, &a, NULL}};
-
-	return pw_db_pipeline(db, steps, sizeof(steps) / sizeof(steps[0]), errstr, errstr_size);
 }
 
 pw_status pw_db_set_owner(pw_db *db, const char *owner, char *errstr, size_t errstr_size)

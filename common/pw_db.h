@@ -46,28 +46,12 @@ bool pw_db_connected(const pw_db *db);
 
 PW_MUST_CHECK pw_status pw_db_begin(pw_db *db, char *errstr, size_t errstr_size);
 PW_MUST_CHECK pw_status pw_db_commit(pw_db *db, char *errstr, size_t errstr_size);
-/* A step of pw_db_pipeline: a statement given to pw_db_create with its arguments, or,
- * with stmt NULL, a constant text without parameters (one statement). */
-typedef struct pw_db_step {
-	const pw_sql_stmt *stmt;
-	const void *args;
-	const char *text;
-} pw_db_step;
-
-/* Runs the steps in order in one round trip to the server (libpq's pipeline mode) rather
- * than one each; none of their rows are kept. The first failure decides the status (as
- * pw_db_exec's) and the steps after it are not run. Under a create flood each round trip
- * waits for the worker's thread and the server's backend to be scheduled again. */
-PW_MUST_CHECK pw_status pw_db_pipeline(pw_db *db, const pw_db_step *steps, size_t n, char *errstr,
-                                       size_t errstr_size);
-
-/* A transaction for owner (as pw_db_begin then pw_db_set_owner) whose commit does not wait
- * for its WAL to reach the disk (synchronous_commit off for it alone), in one round trip.
- * Only for one that changes no patient (a query, a refused command: its audit row alone),
- * which a replay of its command topic writes again if a crash of the database server
- * loses it; see README, "Queries under a flood". */
-PW_MUST_CHECK pw_status pw_db_begin_unflushed(pw_db *db, const char *owner, char *errstr,
-                                              size_t errstr_size);
+/* A transaction whose commit does not wait for its WAL to reach the disk
+ * (synchronous_commit off for it alone), in the one round trip of a BEGIN. Only for one
+ * that changes no patient (a query, a refused command: its audit row alone), which a
+ * replay of its command topic writes again if a crash of the database server loses it;
+ * see README, "Queries under a flood". */
+PW_MUST_CHECK pw_status pw_db_begin_unflushed(pw_db *db, char *errstr, size_t errstr_size);
 /* Ends the open transaction, if the connection still stands; nothing to report. */
 void pw_db_rollback(pw_db *db);
 

@@ -534,31 +534,6 @@ START_TEST(create_change_delete_and_reuse_in_one_batch)
 }
 END_TEST
 
-/* pw_db_pipeline: the steps go in one round trip; a failing one decides the status and
- * the ones after it are not run (here the COMMIT: the transaction is still open, aborted,
- * until rolled back), and the session is usable again after the rollback. */
-START_TEST(a_pipeline_stops_at_its_first_failure)
-{
-	run r;
-	char err[512] = "";
-
-	run_init(&r, "pipe");
-	const pw_db_step bad[] = {
-	    {NULL, NULL, "BEGIN"}, {NULL, NULL, "SELECT 1/0"}, {NULL, NULL, "COMMIT"}};
-	ck_assert_int_eq(pw_db_pipeline(r.db, bad, 3, err, sizeof(err)), PW_E_INTERNAL);
-	ck_assert_msg(strstr(err, "division by zero") != NULL, "error: %s", err);
-	ck_assert_msg(pw_db_connected(r.db), "the session was closed after a failed step");
-	/* The COMMIT was not run: the transaction is still the aborted one. */
-	ck_assert_int_eq(pw_db_exec_text(r.db, "SELECT 1", err, sizeof(err)), PW_E_INTERNAL);
-	ck_assert_msg(strstr(err, "aborted") != NULL, "error: %s", err);
-	pw_db_rollback(r.db);
-	ck_assert_int_eq(pw_db_begin_unflushed(r.db, r.owners[0], err, sizeof(err)), PW_OK);
-	const pw_db_step good[] = {{NULL, NULL, "SELECT 1"}, {NULL, NULL, "COMMIT"}};
-	ck_assert_msg(pw_db_pipeline(r.db, good, 2, err, sizeof(err)) == PW_OK, "%s", err);
-	run_free(&r);
-}
-END_TEST
-
 static Suite *suite(void)
 {
 	Suite *s = suite_create("batch");
@@ -567,7 +542,6 @@ static Suite *suite(void)
 	tcase_add_test(tc, mixed_batches_answer_as_one_at_a_time);
 	tcase_add_test(tc, writes_in_order_answer_as_one_at_a_time);
 	tcase_add_test(tc, create_change_delete_and_reuse_in_one_batch);
-	tcase_add_test(tc, a_pipeline_stops_at_its_first_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -170,8 +170,11 @@ fig tenants "$tenants"
 fig get_every_ms "$every"
 fig db_write_sessions "${DB_WRITE_SESSIONS:-default}"
 
-# Unmeasured: the first flood into a fresh database ran at a third to a half of the
-# later ones (the tables' first growth, statistics not yet gathered).
+# Unmeasured: the worker's lanes and sessions at work before the clock starts. The rates
+# still vary from flood to flood: the first one after a checkpoint (PostgreSQL's own, every
+# 1 GB of WAL here, or one run before this script) writes a full image of every page it
+# touches first, and ran at a third to a half of the others; hence the mean of the floods
+# alone before and after the one with the gets.
 say "warm-up: $((creates / 5)) creates, not measured"
 timeout 900 "$BULK" e2e --creates "$((creates / 5))" --run "$run" --label warmup \
 	--tenants "$tenants" --members 2 >"$RUNDIR/warmup.out"

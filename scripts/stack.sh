@@ -22,6 +22,9 @@
 #   PW_FORCE_MOCK=1 use the librdkafka mock cluster even if Kafka would work
 #   PW_KAFKA_NODES=3  a KRaft cluster of three nodes (replication factor 3,
 #                   min.insync.replicas 2) instead of one broker
+#   PW_CITUS=1      PostgreSQL as a Citus cluster: a coordinator (DATABASE_URL) and
+#                   two workers, all on 127.0.0.1, from the Citus installed into
+#                   PostgreSQL 15 (Citus's Debian package, or scripts/citus-build.sh)
 #   KAFKA_BROKERS / DATABASE_URL already set: use those, do not start ours
 #   TOPIC_CREATE / TOPIC_QUERY / TOPIC_REPLIES / TOPIC_DLQ: topic names
 #
@@ -189,13 +192,31 @@ spawn() {
 # =============================================================================
 # PostgreSQL
 # =============================================================================
-pg_data() { get pg_data; }
-pg_port() { get pg_port; }
+# Nodes: c (the only one, or Citus's coordinator), and w1, w2 (Citus's workers).
+pg_nodes() { if [ "$(get pg_engine)" = citus ]; then echo c w1 w2; else echo c; fi; }
+nkey() { if [ "$1" = c ]; then echo "$2"; else echo "$2.$1"; fi; }
+pg_data() { get "$(nkey "${1:-c}" pg_data)"; }
+pg_port() { get "$(nkey "${1:-c}" pg_port)"; }
+pg_psql() { # NODE DB SQL
+	"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(pg_port "$1")" -U postgres -d "$2" -tAc "$3"
+}
 
 pg_running() {
 	local data
-	data=$(pg_data)
+	data=$(pg_data "${1:-c}")
 	[ -n "$data" ] && [ -d "$data" ] && as_pg "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1
+}
+
+pg_all_running() {
+	local n
+	for n in $(pg_nodes); do pg_running "$n" || return 1; done
+}
+
+# Where Citus is: installed into this PostgreSQL by its Debian package
+# (postgresql-15-citus-*) or by scripts/citus-build.sh; both put it here.
+citus_found() {
+	[ -f "$("$PG_BIN/pg_config" --pkglibdir)/citus.so" ] &&
+		[ -f "$("$PG_BIN/pg_config" --sharedir)/extension/citus.control" ]
 }
 
 pg_setup() {
@@ -217,11 +238,17 @@ pg_setup() {
 		put pg_tmpdir "$base"
 		log "PostgreSQL data lives in $base ($STATE is not usable by the postgres user)"
 	fi
-	local data=$base/data port
+	local node
+	for node in $(pg_nodes); do pg_setup_node "$node" "$base"; done
+}
+
+pg_setup_node() { # NODE BASE
+	local node=$1 base=$2 data port
+	if [ "$node" = c ]; then data=$base/data; else data=$base/$node; fi
 	port=$(free_port)
-	put pg_data "$data"
-	put pg_port "$port"
-	put pg_log "$base/postgres.log"
+	put "$(nkey "$node" pg_data)" "$data"
+	put "$(nkey "$node" pg_port)" "$port"
+	put "$(nkey "$node" pg_log)" "$data.log"
 
 	log "initdb $data"
 	# Throwaway test stack: `trust` auth for local socket and loopback TCP, so
@@ -244,17 +271,34 @@ max_connections = 100
 # Per-statement time and WAL for tests/bench/write_cost.sh (needs a restart to load).
 shared_preload_libraries = 'pg_stat_statements'
 EOF
+	[ "$(get pg_engine)" = citus ] || return 0
+	as_pg tee -a "$data/postgresql.conf" >/dev/null <<EOF
+# --- Citus (PW_CITUS=1): README, "Scaling" ---
+shared_preload_libraries = 'citus,pg_stat_statements'
+# A transaction that writes on two workers commits with two-phase commit.
+max_prepared_transactions = 100
+# JIT compiling the worker-side queries cost a create ~700 ms.
+jit = off
+# SET LOCAL app.owner_id must reach the workers, where row-level security runs; the
+# worker refuses to start without it.
+citus.propagate_set_commands = 'local'
+EOF
 }
 
 pg_start() {
-	local data log
-	data=$(pg_data)
-	log=$(get pg_log)
-	if pg_running; then
-		log "PostgreSQL already running"
+	local node
+	for node in $(pg_nodes); do pg_start_node "$node"; done
+}
+
+pg_start_node() {
+	local node=$1 data log
+	data=$(pg_data "$node")
+	log=$(get "$(nkey "$node" pg_log)")
+	if pg_running "$node"; then
+		log "PostgreSQL ($node) already running"
 		return 0
 	fi
-	log "starting PostgreSQL on 127.0.0.1:$(pg_port)"
+	log "starting PostgreSQL ($node) on 127.0.0.1:$(pg_port "$node")"
 	as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$log" -w -t 60 start >/dev/null ||
 		{
 			tail -20 "$log" >&2 || true
@@ -263,10 +307,15 @@ pg_start() {
 }
 
 pg_stop() {
+	local node
+	for node in $(pg_nodes); do pg_stop_node "$node"; done
+}
+
+pg_stop_node() {
 	local data
-	data=$(pg_data)
-	pg_running || return 0
-	log "stopping PostgreSQL"
+	data=$(pg_data "$1")
+	pg_running "$1" || return 0
+	log "stopping PostgreSQL ($1)"
 	as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w -t "$STOP_TIMEOUT" stop >/dev/null 2>&1 ||
 		as_pg "$PG_BIN/pg_ctl" -D "$data" -m immediate -w -t 10 stop >/dev/null 2>&1 || true
 }
@@ -287,16 +336,37 @@ pg_up() {
 		return 0
 	fi
 	put pg_mode managed
+	if [ "${PW_CITUS:-0}" = 1 ]; then
+		citus_found || die "PW_CITUS=1 but no Citus in PostgreSQL 15 ($("$PG_BIN/pg_config" --pkglibdir)): install postgresql-15-citus-13.2 from packages.citusdata.com, or build it: scripts/citus-build.sh SRC_DIR"
+		put pg_engine citus
+	else
+		put pg_engine postgres
+	fi
 	pg_setup
 	pg_start
-	local port
-	port=$(pg_port)
-	# Idempotent: the database may already exist after a partial earlier run.
-	if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
-		"SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
-		"$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "$PG_DB"
-	fi
-	put database_url "postgresql://postgres@127.0.0.1:$port/$PG_DB"
+	local node
+	for node in $(pg_nodes); do
+		# Idempotent: the database may already exist after a partial earlier run.
+		if ! pg_psql "$node" postgres "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
+			"$PG_BIN/createdb" -h 127.0.0.1 -p "$(pg_port "$node")" -U postgres "$PG_DB"
+		fi
+	done
+	[ "$(get pg_engine)" != citus ] || citus_cluster
+	put database_url "postgresql://postgres@127.0.0.1:$(pg_port)/$PG_DB"
+}
+
+# The extension in every node's database, then the coordinator learns its workers.
+# Connections between nodes authenticate as the stack's do: trust on loopback.
+citus_cluster() {
+	local node
+	for node in $(pg_nodes); do
+		pg_psql "$node" "$PG_DB" "CREATE EXTENSION IF NOT EXISTS citus" >/dev/null
+	done
+	pg_psql c "$PG_DB" "SELECT citus_set_coordinator_host('127.0.0.1', $(pg_port c))" >/dev/null
+	for node in w1 w2; do
+		pg_psql c "$PG_DB" "SELECT citus_add_node('127.0.0.1', $(pg_port "$node"))" >/dev/null
+	done
+	log "Citus $(pg_psql c "$PG_DB" "SELECT extversion FROM pg_extension WHERE extname = 'citus'"): coordinator 127.0.0.1:$(pg_port c), workers 127.0.0.1:$(pg_port w1) and :$(pg_port w2)"
 }
 
 # =============================================================================
@@ -711,7 +781,7 @@ managed() { [ "$(get "$1_mode")" = managed ]; }
 
 service_up() {
 	case $1 in
-	pg) managed pg || return 0; pg_running ;;
+	pg) managed pg || return 0; pg_all_running ;;
 	kafka)
 		managed kafka || return 0
 		if [ "$(get broker_kind)" = mock ]; then
@@ -736,6 +806,7 @@ cmd_env() {
 	echo "export PW_STACK_DIR=$(q "$STATE")"
 	echo "export PW_PG_BIN=$(q "$PG_BIN")"
 	echo "export PW_PG_DATA=$(q "$(pg_data)")"
+	echo "export PW_PG_ENGINE=$(q "$(get pg_engine)")"
 	echo "export PW_KAFKA_LIB=$(q "$lib")"
 	echo "export PW_KAFKA_TOOLS_LOG4J=$(q "$STATE/kafka/tools-log4j.properties")"
 	echo "export TOPIC_CREATE=$(q "$TOPIC_CREATE")"
@@ -806,11 +877,17 @@ cmd_status() {
 	echo "state dir:  $STATE"
 	if ! managed pg; then
 		echo "postgres:   external ($(get database_url))"
-	elif pg_running; then
-		echo "postgres:   running  $(get database_url)  data=$(pg_data)"
 	else
-		echo "postgres:   STOPPED  data=$(pg_data)"
-		ok=1
+		local node
+		for node in $(pg_nodes); do
+			if pg_running "$node"; then
+				echo "postgres:   $node running  127.0.0.1:$(pg_port "$node")  data=$(pg_data "$node")"
+			else
+				echo "postgres:   $node STOPPED  data=$(pg_data "$node")"
+				ok=1
+			fi
+		done
+		echo "database:   $(get database_url) ($(get pg_engine))"
 	fi
 	if ! managed kafka; then
 		echo "kafka:      external ($(get kafka_brokers))"

@@ -7,15 +7,6 @@
 
 #include "pw_log.h"
 
-/* The owner of the open transaction: the setting every row-level security policy reads. */
-typedef struct owner_args {
-	const char *owner;
-} owner_args;
-
-static const pw_sql_param owner_params[] = {PW_SQL_PARAM(owner_args, owner)};
-static const pw_sql_stmt set_owner = {"pw_owner", "SELECT set_config('app.owner_id', :owner, true)",
-                                      owner_params, 1};
-
 /* A statement of the session and its text with $n placeholders. */
 typedef struct compiled {
 	const pw_sql_stmt *stmt;
@@ -26,9 +17,10 @@ typedef struct compiled {
 struct pw_db {
 	const pw_config *cfg;
 	PGconn *conn;
-	compiled *stmts; /**< set_owner first, then the caller's */
+	compiled *stmts;
 	size_t nstmts;
 	char app_name[64]; /**< application_name: which part of the worker, for operators */
+	bool citus;        /**< the database has the citus extension (seen at connect) */
 };
 
 pw_status pw_db_create(const pw_config *cfg, const pw_sql_stmt *const *stmts, size_t n, pw_db **out,
@@ -38,12 +30,12 @@ pw_status pw_db_create(const pw_config *cfg, const pw_sql_stmt *const *stmts, si
 	pw_status st = PW_E_NOMEM;
 
 	*out = NULL;
-	if (db == NULL || (db->stmts = calloc(n + 1, sizeof(*db->stmts))) == NULL)
+	if (db == NULL || (db->stmts = calloc(n ? n : 1, sizeof(*db->stmts))) == NULL)
 		goto out;
 	db->cfg = cfg;
-	for (size_t i = 0; i <= n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		compiled *c = &db->stmts[i];
-		c->stmt = i == 0 ? &set_owner : stmts[i - 1];
+		c->stmt = stmts[i];
 		c->nparams = (int)c->stmt->nparams;
 		st = pw_sql_compile(c->stmt, &c->text, errstr, errstr_size);
 		if (st != PW_OK)
@@ -164,14 +156,37 @@ pw_status pw_db_exec(pw_db *db, const pw_sql_stmt *s, const void *args, PGresult
 	return finish(db, r, res, errstr, errstr_size);
 }
 
+/* SET LOCAL takes no parameter, so the owner goes in as a literal escaped by libpq for
+ * this connection's settings. Not set_config(): Citus sends SET LOCAL on to the workers,
+ * where row-level security runs (with citus.propagate_set_commands = 'local', which
+ * check_role demands), and never a set_config() call. */
 pw_status pw_db_set_owner(pw_db *db, const char *owner, char *errstr, size_t errstr_size)
 {
-	owner_args a = {owner};
-	PGresult *r = NULL;
-	pw_status st = pw_db_exec(db, &set_owner, &a, &r, errstr, errstr_size);
+	static const char head[] = "SET LOCAL app.owner_id = ";
+	char *lit = PQescapeLiteral(db->conn, owner, strlen(owner));
+	char *sql = NULL;
+	pw_status st = PW_E_NOMEM;
 
-	PQclear(r);
+	if (lit == NULL) {
+		/* Out of memory, or an owner not valid in the connection's encoding. */
+		snprintf(errstr, errstr_size, "owner: %s", PQerrorMessage(db->conn));
+		st = PW_E_INTERNAL;
+		goto out;
+	}
+	if ((sql = malloc(sizeof(head) + strlen(lit))) == NULL)
+		goto out;
+	memcpy(sql, head, sizeof(head) - 1);
+	strcpy(sql + sizeof(head) - 1, lit);
+	st = pw_db_exec_text(db, sql, errstr, errstr_size);
+out:
+	PQfreemem(lit);
+	free(sql);
 	return st;
+}
+
+bool pw_db_citus(const pw_db *db)
+{
+	return db->citus;
 }
 
 static void notice_to_log(void *arg, const char *message)
@@ -196,12 +211,15 @@ static pw_status switch_role(pw_db *db, char *errstr, size_t errstr_size)
 }
 
 /* FORCE ROW LEVEL SECURITY binds the table owner too, but an owner could switch it off
- * and a superuser or BYPASSRLS role ignores it: refuse to serve as any of them. */
+ * and a superuser or BYPASSRLS role ignores it: refuse to serve as any of them. On Citus,
+ * refuse too when SET LOCAL is not sent on to the workers: there row-level security would
+ * see no owner, every read would come back empty and every write refused. */
 static pw_status check_role(pw_db *db, char *errstr, size_t errstr_size)
 {
-	static const char *const names[] = {"super", "bypass", "owns", "patients", "audit"};
-	enum { SUPER, BYPASS, OWNS, PATIENTS, AUDIT };
-	int col[5];
+	static const char *const names[] = {"super", "bypass", "owns",     "patients",
+	                                    "audit", "citus",  "propagate"};
+	enum { SUPER, BYPASS, OWNS, PATIENTS, AUDIT, CITUS, PROPAGATE };
+	int col[7];
 	PGresult *r = NULL;
 	pw_status st;
 
@@ -210,7 +228,10 @@ static pw_status check_role(pw_db *db, char *errstr, size_t errstr_size)
 	                   "SELECT r.rolsuper AS super, r.rolbypassrls AS bypass,"
 	                   " coalesce(c.relowner = r.oid, false) AS owns,"
 	                   " c.oid IS NOT NULL AS patients,"
-	                   " to_regclass('public.patient_audit_refused') IS NOT NULL AS audit"
+	                   " to_regclass('public.patient_audit_refused') IS NOT NULL AS audit,"
+	                   " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus,"
+	                   " coalesce(current_setting('citus.propagate_set_commands', true), '')"
+	                   " AS propagate"
 	                   " FROM pg_roles r LEFT JOIN pg_class c"
 	                   " ON c.oid = to_regclass('public.patients')"
 	                   " WHERE r.rolname = current_user"),
@@ -218,7 +239,7 @@ static pw_status check_role(pw_db *db, char *errstr, size_t errstr_size)
 	if (st != PW_OK)
 		return st;
 	st = PW_E_CONFIG;
-	if (PQntuples(r) != 1 || pw_db_columns(r, names, 5, col) != PW_OK) {
+	if (PQntuples(r) != 1 || pw_db_columns(r, names, 7, col) != PW_OK) {
 		snprintf(errstr, errstr_size, "DATABASE_ROLE: current role not found");
 		goto out;
 	}
@@ -233,6 +254,14 @@ static pw_status check_role(pw_db *db, char *errstr, size_t errstr_size)
 		         "DATABASE_ROLE: role '%s' is a superuser, has BYPASSRLS or owns the "
 		         "patients table, so row-level security would not bind it",
 		         db->cfg->database_role);
+		goto out;
+	}
+	db->citus = YES(CITUS);
+	if (db->citus && strcmp(PQgetvalue(r, 0, col[PROPAGATE]), "local") != 0) {
+		snprintf(errstr, errstr_size,
+		         "citus.propagate_set_commands is '%s', must be 'local' on Citus (the "
+		         "tenant setting would not reach the workers): README, Scaling",
+		         PQgetvalue(r, 0, col[PROPAGATE]));
 		goto out;
 	}
 #undef YES

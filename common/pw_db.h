@@ -55,10 +55,14 @@ PW_MUST_CHECK pw_status pw_db_begin_unflushed(pw_db *db, char *errstr, size_t er
 /* Ends the open transaction, if the connection still stands; nothing to report. */
 void pw_db_rollback(pw_db *db);
 
-/* The tenant of the open transaction: set_config('app.owner_id', owner, true), which
- * row-level security compares every row with. "" leaves it unset (matches no row). */
+/* The tenant of the open transaction: SET LOCAL app.owner_id, which row-level security
+ * compares every row with (on Citus, on the workers too). "" matches no row. */
 PW_MUST_CHECK pw_status pw_db_set_owner(pw_db *db, const char *owner, char *errstr,
                                         size_t errstr_size);
+
+/* True when the database is a Citus coordinator (the citus extension is installed), as
+ * seen at the last connect: some statements are planned differently there. */
+bool pw_db_citus(const pw_db *db);
 
 /* Statements without parameters, e.g. `SET LOCAL ...` (text must be a constant; several,
  * separated by `;`, go in one round trip). */

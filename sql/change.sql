@@ -68,15 +68,18 @@ verdict AS (
                           AND p.deleted_at IS NULL AND p.id <> w.id) THEN 'conflict'
            WHEN :command_type = 'patient.delete' THEN 'deleted'
            ELSE 'updated'
-         END AS outcome
+         END AS outcome,
+         -- The change's time, here rather than in the UPDATE: Citus takes no
+         -- non-immutable function inside a CASE of an UPDATE.
+         now() AS at
 ),
 upd AS (
   UPDATE patients p
   SET nombre = w.nombre, apellido_paterno = w.apellido_paterno,
       apellido_materno = w.apellido_materno, dni = w.dni,
       fecha_nacimiento = w.fecha_nacimiento, sexo = w.sexo,
-      version = p.version + 1, updated_at = now(),
-      deleted_at = CASE WHEN v.outcome = 'deleted' THEN now() END
+      version = p.version + 1, updated_at = v.at,
+      deleted_at = CASE WHEN v.outcome = 'deleted' THEN v.at END
   FROM want w, verdict v
   WHERE v.outcome IN ('updated', 'deleted') AND p.owner_id = :owner AND p.id = w.id
   RETURNING p AS pat

@@ -3,6 +3,7 @@
 # also saved to $BUILD/bench.out (and to $BUILD/bench-runs/RUN/ with the worker logs).
 # Asserts nothing.
 #   tests/bench/bench.sh [--creates N] [--sessions "1 2 4"] [--baseline REF|none]
+#   tests/bench/bench.sh --citus [--creates N]
 #
 # N (default 100000) commands per load, from one producer, over 100 tenants; a load's
 # rate is from the first send to the last reply read. Figures:
@@ -22,6 +23,10 @@
 #       through the worker of commit REF (default fb5e1ea, main before issue 14),
 #       built from git, on a database of its own migrated by that commit; "none": skipped
 #   ratios: to raw, to the baseline, distinct to cached; each worker's peak RSS and CPU.
+# --citus (issue 16; README, Scaling): only these, in one run, one worker, default
+# settings: e2e_creates_per_s_{postgres,citus}_1w and e2e_commands_per_s_mixed_{postgres,
+# citus}_1w, on the stack's PostgreSQL and on a Citus cluster (coordinator + two workers,
+# scripts/stack.sh PW_CITUS=1) started beside it on the same Kafka, and their ratio.
 #
 # Uses the stack in the environment when KAFKA_BROKERS and DATABASE_URL are set
 # (eval "$(scripts/stack.sh env)"; DATABASE_URL must be a role that may create
@@ -37,8 +42,13 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 creates=100000
 sessions="1 2 4"
 baseline=fb5e1ea
+citus=0
 while [ $# -gt 0 ]; do
 	case $1 in
+	--citus)
+		citus=1
+		shift
+		;;
 	--sessions | --baseline)
 		[ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
 		if [ "$1" = --sessions ]; then sessions=$2; else baseline=$2; fi
@@ -103,6 +113,10 @@ cleanup() {
 		stop_pid "$pid" >/dev/null 2>&1 || true
 	done
 	rm -rf "${BIN:?}" "${RUNDIR:?}/base-src" "${RUNDIR:?}/base-build"
+	if [ -d "${RUNDIR:?}/citus-stack" ]; then
+		say "stopping the Citus cluster we started"
+		PW_STACK_DIR=$RUNDIR/citus-stack scripts/stack.sh down >/dev/null 2>&1 || true
+	fi
 	[ -z "${BASE_DB:-}" ] || psql -X -q "${DATABASE_URL%/*}/postgres" \
 		-c "DROP DATABASE IF EXISTS $BASE_DB" >/dev/null 2>&1 || true
 	if [ $own_stack = 1 ]; then
@@ -210,10 +224,29 @@ timeout 300 "$WORKER" migrate >/dev/null 2>"$RUNDIR/migrate.log" ||
 		exit 1
 	}
 
+# The Citus cluster beside the stack's PostgreSQL, on the same Kafka; after the figures'
+# helpers below are defined, the two loads alone.
+if [ $citus = 1 ]; then
+	[ -f /usr/lib/postgresql/15/lib/citus.so ] ||
+		{ say "--citus: no Citus installed into PostgreSQL 15 (README, Scaling)"; exit 1; }
+	say "starting a Citus cluster in $RUNDIR/citus-stack"
+	(unset DATABASE_URL && PW_CITUS=1 PW_STACK_DIR=$RUNDIR/citus-stack \
+		timeout 600 scripts/stack.sh up >/dev/null)
+	CITUS_URL=$(PW_STACK_DIR=$RUNDIR/citus-stack scripts/stack.sh env |
+		sed -n "s/^export DATABASE_URL='\(.*\)'$/\1/p")
+	DATABASE_URL=$CITUS_URL timeout 300 "$WORKER" migrate >/dev/null 2>"$RUNDIR/migrate-citus.log" ||
+		{ cat "$RUNDIR/migrate-citus.log" >&2; exit 1; }
+	fig citus_version "$(psql -X -qtA "$CITUS_URL" -c "SELECT extversion FROM pg_extension WHERE extname = 'citus'")"
+	fig citus_workers "$(psql -X -qtA "$CITUS_URL" -c "SELECT count(*) FROM citus_get_active_worker_nodes()")"
+	fig citus_shard_count "$(psql -X -qtA "$CITUS_URL" -c "SELECT shard_count FROM citus_tables WHERE table_name = 'patients'::regclass")"
+fi
+
+if [ $citus = 0 ]; then
 say "raw PostgreSQL: $creates rows in 500-row INSERTs"
 timeout 3600 "$BULK" raw --rows "$creates" --run "$run" --label raw | tee -a "$OUT"
 say "the worker's database path: $creates creates through pw_command_run, 500 per call"
 timeout 3600 "$BULK" equivalent --items "$creates" --run "$run" --label eq | tee -a "$OUT"
+fi
 
 export JWT_SECRET=${JWT_SECRET:-bench-secret-0123456789-0123456789-abcdef}
 export LOG_LEVEL=warn
@@ -321,6 +354,20 @@ base_run() {
 	WORKER=$BIN/patient-worker-base DATABASE_URL=${DATABASE_URL%/*}/$BASE_DB \
 		e2e baseline_1w base 1
 }
+
+if [ $citus = 1 ]; then
+	e2e postgres_1w pg 1
+	e2e mixed_postgres_1w mpg 1 --mix
+	# The coordinator's WAL is not where the rows go: wal_bytes_per_command_*citus* is
+	# the coordinator's alone (two-phase commit records, mostly).
+	DATABASE_URL=$CITUS_URL e2e citus_1w ci 1
+	DATABASE_URL=$CITUS_URL e2e mixed_citus_1w mci 1 --mix
+	fig ratio_citus_to_postgres_creates "$(div "$(val e2e_creates_per_s_citus_1w)" "$(val e2e_creates_per_s_postgres_1w)")"
+	fig ratio_citus_to_postgres_mixed "$(div "$(val e2e_commands_per_s_mixed_citus_1w)" "$(val e2e_commands_per_s_mixed_postgres_1w)")"
+	cp "$OUT" "$BUILD/bench-citus.out"
+	say "figures saved to $BUILD/bench-citus.out (and $OUT, with the worker logs)"
+	exit 0
+fi
 
 default_sessions=$(setting DB_WRITE_SESSIONS | awk '{ print $1 }')
 if [ "$baseline" != none ]; then

@@ -249,12 +249,14 @@ static int cmd_raw(const opts *o)
 		const char *params[12] = {owner, topic};
 		for (int k = 0; k < A_N; k++)
 			params[2 + k] = a[k].s;
-		const char *op[1] = {owner};
-		if (!exec_ok(c, PQexec(c, "BEGIN"), "raw: BEGIN") ||
-		    !exec_ok(c,
-		             PQexecParams(c, "SELECT set_config('app.owner_id', $1, true)", 1, NULL,
-		                          op, NULL, NULL, 0),
-		             "raw: set_config") ||
+		/* Scoped as the worker scopes it (pw_db_set_owner). */
+		char *lit = PQescapeLiteral(c, owner, strlen(owner));
+		char set[512];
+		if (lit == NULL)
+			return 1;
+		snprintf(set, sizeof(set), "BEGIN; SET LOCAL app.owner_id = %s", lit);
+		PQfreemem(lit);
+		if (!exec_ok(c, PQexec(c, set), "raw: BEGIN; SET LOCAL app.owner_id") ||
 		    !exec_ok(c, PQexecPrepared(c, "raw_insert", 12, params, NULL, NULL, 0),
 		             "raw: INSERT") ||
 		    !exec_ok(c, PQexec(c, "COMMIT"), "raw: COMMIT"))

@@ -358,7 +358,7 @@ START_TEST(rls_hides_other_owners)
 	tk_assert_json(reply_for(rid, &recs)->value, "status", "201");
 	snprintf(sql, sizeof(sql),
 	         "BEGIN; SET LOCAL ROLE patients_app;"
-	         " SELECT set_config('app.owner_id', 'bob-%s@example.com', true);"
+	         " SET LOCAL app.owner_id = 'bob-%s@example.com';"
 	         " SELECT count(*) FROM patients WHERE owner_id = '%s';",
 	         rid, a);
 	/* tk_sql returns the first row of the last result of the batch. */
@@ -367,7 +367,7 @@ START_TEST(rls_hides_other_owners)
 	free(n);
 	snprintf(sql, sizeof(sql),
 	         "BEGIN; SET LOCAL ROLE patients_app;"
-	         " SELECT set_config('app.owner_id', '%s', true);"
+	         " SET LOCAL app.owner_id = '%s';"
 	         " SELECT count(*) FROM patients WHERE owner_id = '%s';",
 	         a, a);
 	n = tk_sql(sql);

@@ -499,11 +499,59 @@ void tk_records_free(tk_records *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* The end of the statement that starts at p: its `;` or the string's end. */
+static const char *statement_end(const char *p)
+{
+	bool quoted = false, dollar = false;
+
+	for (; *p; p++) {
+		if (dollar) {
+			if (p[0] == '$' && p[1] == '$')
+				dollar = false, p++;
+		} else if (*p == '\'') {
+			quoted = !quoted;
+		} else if (!quoted && p[0] == '$' && p[1] == '$') {
+			dollar = true, p++;
+		} else if (!quoted && *p == ';') {
+			return p;
+		}
+	}
+	return p;
+}
+
+PGresult *tk_exec(PGconn *c, const char *sql)
+{
+	PGresult *last = NULL;
+
+	for (const char *p = sql; *p;) {
+		const char *e = statement_end(p);
+		size_t n = (size_t)(e - p);
+		if (strspn(p, " \t\n") < n) {
+			char *one = strndup(p, n);
+			ck_assert_ptr_nonnull(one);
+			PQclear(last);
+			last = PQexec(c, one);
+			free(one);
+			ExecStatusType s = PQresultStatus(last);
+			if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+				break;
+		}
+		p = *e ? e + 1 : e;
+	}
+	return last ? last : PQexec(c, "");
+}
+
+bool tk_citus(void)
+{
+	const char *e = getenv("PW_PG_ENGINE");
+	return e != NULL && strcmp(e, "citus") == 0;
+}
+
 char *tk_sql(const char *sql)
 {
 	PGconn *c = PQconnectdb(tk_env("DATABASE_URL"));
 	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "connect: %s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, sql);
+	PGresult *r = tk_exec(c, sql);
 	ExecStatusType s = PQresultStatus(r);
 	ck_assert_msg(s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK, "SQL failed: %s: %s", sql,
 	              PQerrorMessage(c));

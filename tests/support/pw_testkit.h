@@ -3,11 +3,13 @@
 #ifndef PW_TESTKIT_H
 #define PW_TESTKIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include <check.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
 #define TK_SECRET "integration-test-secret-0123456789abcdef"
@@ -141,8 +143,18 @@ void tk_await(const tk_world *w, const char *topic, const char *const *keys, siz
               tk_records *out);
 
 /* Runs SQL as the stack's admin user and returns the first column of the first row
- * (caller frees), or NULL when no row. Fails the test on error. */
+ * of the last statement's result (caller frees), or NULL when no row. Fails the test on
+ * error. Several statements are sent one by one (tk_exec). */
 char *tk_sql(const char *sql);
+
+/* Sends the statements of sql (separated by `;` outside quotes and $$ bodies) one
+ * PQexec each, stopping at the first that fails; returns the last result (caller
+ * PQclears). One at a time because Citus sends a SET LOCAL on to its workers as the whole
+ * query string it came in, statements after it included. */
+PGresult *tk_exec(PGconn *c, const char *sql);
+
+/* True when the stack's database is a Citus cluster (PW_PG_ENGINE=citus). */
+bool tk_citus(void);
 
 /* The value at a dotted path ("data.id", "error.code") of a JSON text; a new string
  * (caller frees) of the scalar's text, or NULL. */

@@ -459,6 +459,34 @@ START_TEST(kill_mid_load_loses_nothing)
 }
 END_TEST
 
+/* On Citus, a session whose SET LOCAL would not reach the workers (where row-level
+ * security runs: every read would be empty, every write refused) is refused at start,
+ * with one line naming the setting. */
+START_TEST(citus_without_set_propagation_refused)
+{
+	if (!tk_citus()) {
+		fprintf(stderr, "citus_without_set_propagation_refused: not run (not Citus)\n");
+		return;
+	}
+	tk_world w;
+	const char *url = tk_env("DATABASE_URL");
+	char env_url[1024];
+	snprintf(env_url, sizeof(env_url),
+	         "DATABASE_URL=%s%soptions=-c%%20citus.propagate_set_commands%%3Dnone", url,
+	         strchr(url, '?') ? "&" : "?");
+	const char *env[] = {env_url, NULL};
+
+	tk_world_init(&w, 1);
+	tk_worker_spawn(&w, env);
+	int rc = tk_worker_wait_exit(&w, 30);
+	if (rc != 2)
+		tk_dump_log(&w);
+	ck_assert_int_eq(rc, 2);
+	ck_assert_msg(tk_log_wait(&w, "citus.propagate_set_commands is 'none', must be 'local'", 1),
+	              "no line naming citus.propagate_set_commands");
+}
+END_TEST
+
 /* SIGTERM: exit 0, offsets committed, so a new worker of the group answers nothing
  * twice. */
 START_TEST(sigterm_exits_zero_and_commits)
@@ -517,6 +545,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, dead_letters_then_valid_command);
 	tcase_add_test(tc, reply_undeliverable_goes_to_dlq);
 	tcase_add_test(tc, rls_hides_other_owners);
+	tcase_add_test(tc, citus_without_set_propagation_refused);
 	suite_add_tcase(s, tc);
 
 	TCase *faults = tcase_create("faults");

@@ -468,7 +468,6 @@ START_TEST(citus_without_set_propagation_refused)
 		fprintf(stderr, "citus_without_set_propagation_refused: not run (not Citus)\n");
 		return;
 	}
-	tk_world w;
 	const char *url = tk_env("DATABASE_URL");
 	char env_url[1024];
 	snprintf(env_url, sizeof(env_url),
@@ -476,14 +475,7 @@ START_TEST(citus_without_set_propagation_refused)
 	         strchr(url, '?') ? "&" : "?");
 	const char *env[] = {env_url, NULL};
 
-	tk_world_init(&w, 1);
-	tk_worker_spawn(&w, env);
-	int rc = tk_worker_wait_exit(&w, 30);
-	if (rc != 2)
-		tk_dump_log(&w);
-	ck_assert_int_eq(rc, 2);
-	ck_assert_msg(tk_log_wait(&w, "citus.propagate_set_commands is 'none', must be 'local'", 1),
-	              "no line naming citus.propagate_set_commands");
+	tk_assert_refused_at_start(env, "citus.propagate_set_commands is 'none', must be 'local'");
 }
 END_TEST
 

@@ -541,6 +541,19 @@ PGresult *tk_exec(PGconn *c, const char *sql)
 	return last ? last : PQexec(c, "");
 }
 
+void tk_assert_refused_at_start(const char *const *extra_env, const char *line)
+{
+	tk_world w;
+
+	tk_world_init(&w, 1);
+	tk_worker_spawn(&w, extra_env);
+	int rc = tk_worker_wait_exit(&w, 30);
+	if (rc != 2)
+		tk_dump_log(&w);
+	ck_assert_int_eq(rc, 2);
+	ck_assert_msg(tk_log_wait(&w, line, 1), "no line \"%s\" in the worker's log", line);
+}
+
 bool tk_citus(void)
 {
 	const char *e = getenv("PW_PG_ENGINE");

@@ -58,6 +58,10 @@ int tk_log_wait(const tk_world *w, const char *needle, int timeout_s);
 /* Waits up to timeout_s for the worker to exit; its status, or -1 (still running). */
 int tk_worker_wait_exit(tk_world *w, int timeout_s);
 
+/* Starts a worker with extra_env and asserts that it refuses to start: exit 2 within
+ * 30 s, with a log line containing line (a configuration error names its setting). */
+void tk_assert_refused_at_start(const char *const *extra_env, const char *line);
+
 /* Runs scripts/stack.sh with action (pg-stop, pg-start, ...); fails the test if it fails. */
 void tk_stack(const char *action);
 

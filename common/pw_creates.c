@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pw_creates_routed.h"
+
 /* The statement's parameters: the owner, the source topic, then one array per input
  * column (a PostgreSQL array literal each), in the order of enum column. */
 typedef struct create_args {
@@ -181,6 +183,9 @@ pw_status pw_creates_run(pw_db *db, pw_writes_item *items, const size_t *idx, si
 {
 	batch b = {items, idx, n, n, {{0}}};
 	pw_status st = PW_OK;
+
+	if (pw_db_citus(db))
+		return pw_creates_routed_run(db, items, idx, n, errstr, errstr_size);
 
 	errstr[0] = '\0';
 	/* A round leaves a command undecided only when a concurrent transaction wrote the same

@@ -105,6 +105,14 @@ pw_status pw_db_exec_text(pw_db *db, const char *sql, char *errstr, size_t errst
 	return finish(db, PQexec(db->conn, sql), NULL, errstr, errstr_size);
 }
 
+pw_status pw_db_exec_built(pw_db *db, const char *sql, int n, const char *const *values,
+                           PGresult **res, char *errstr, size_t errstr_size)
+{
+	*res = NULL;
+	return finish(db, PQexecParams(db->conn, sql, n, NULL, values, NULL, NULL, 0), res, errstr,
+	              errstr_size);
+}
+
 pw_status pw_db_begin(pw_db *db, char *errstr, size_t errstr_size)
 {
 	return pw_db_exec_text(db, "BEGIN", errstr, errstr_size);

@@ -69,6 +69,13 @@ bool pw_db_citus(const pw_db *db);
 PW_MUST_CHECK pw_status pw_db_exec_text(pw_db *db, const char *sql, char *errstr,
                                         size_t errstr_size);
 
+/* A statement made at run time (its text depends on the data's shape, e.g. a multi-row
+ * VALUES list), sent unprepared with its n parameters ($1..$n, as text; NULL is SQL
+ * NULL). On PW_OK *res holds the result; the caller PQclears it. */
+PW_MUST_CHECK pw_status pw_db_exec_built(pw_db *db, const char *sql, int n,
+                                         const char *const *values, PGresult **res, char *errstr,
+                                         size_t errstr_size);
+
 /* Runs s (one of the statements given to pw_db_create) with its parameters read from
  * args (the struct its pw_sql_param rows describe). On PW_OK *res holds the result (rows
  * or none); the caller PQclears it. */

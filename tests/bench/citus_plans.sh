@@ -24,7 +24,7 @@ vars() {
 		request_ids='{r1,r2}' payload_hashes='{h,h}' nombres='{a,b}' \
 		apellidos_paternos='{a,b}' apellidos_maternos='{a,b}' dnis='{d1,d2}' \
 		fechas_nacimiento='{2000-01-01,2000-01-01}' sexos='{M,F}' partitions='{0,0}' \
-		offsets='{1,2}' command_times='{1,2}'; do
+		offsets='{1,2}' command_times='{1,2}' ids='{1,2}'; do
 		printf '\\set %s %s%s%s%s%s%s\n' "${kv%%=*}" "$q" "$q" "$q" "${kv#*=}" "$q" "$q$q"
 	done
 	for kv in id=1 version=1 set_nombre=true set_apellido_paterno=false \
@@ -35,8 +35,25 @@ vars() {
 	done
 }
 
-for name in create_batch change get list audit; do
+# The worker's statements on Citus: create_prior, the VALUES insert (built at run time;
+# a two-row one here, as common/pw_creates_routed.c makes it) and create_rows for creates
+# (create_batch is plain PostgreSQL's), change, get, list, audit.
+insert=$(mktemp)
+trap 'rm -f "$insert"' EXIT
+cat >"$insert" <<'EOF'
+INSERT INTO patients (owner_id, nombre, apellido_paterno, apellido_materno, dni,
+  fecha_nacimiento, sexo, request_id, payload_hash, source_topic, source_partition,
+  source_offset, command_time)
+VALUES (:owner, 'a', 'b', NULL, 'd1'::text, '2000-01-01'::date, 'F', 'r1', 'h'::text, 't',
+        0::int, 1::bigint, to_timestamp(1::float8)),
+       (:owner, 'a', 'b', NULL, 'd2'::text, '2000-01-01'::date, 'F', 'r2', 'h'::text, 't',
+        0::int, 2::bigint, to_timestamp(2::float8))
+ON CONFLICT DO NOTHING RETURNING id, request_id, payload_hash, dni, source_partition,
+  source_offset
+EOF
+for name in create_prior create_values create_rows create_batch change get list audit; do
 	f=sql/$name.sql
+	[ "$name" != create_values ] || f=$insert
 	plan=$( (
 		vars
 		echo "BEGIN; SET LOCAL ROLE patients_app;"

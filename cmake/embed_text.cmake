@@ -1,6 +1,7 @@
 # Writes a C file holding text files as NUL-terminated byte arrays, so the executable
 # carries them (a container ships the binary alone). Run with -P and:
-#   -DOUT=<file.c> -DFILES=<a,b,c> -DHEADER=<header to include>
+#   -DOUT=<file.c> -DFILES=<a,b,c> -DHEADER=<header to include>; an entry STEM=X+Y is one
+#                   text, X's and then Y's, named STEM
 #   -DTABLE=<name>  one array of pw_migration rows (file name, text, length), in order; or
 #   -DPREFIX=<p>    one array per file, named <p><file name without .sql>
 string(REPLACE "," ";" FILES "${FILES}")
@@ -9,9 +10,21 @@ string(APPEND body "#include \"${HEADER}\"\n\n")
 set(entries "")
 set(i 0)
 foreach(f IN LISTS FILES)
-  get_filename_component(name ${f} NAME)
-  get_filename_component(stem ${f} NAME_WE)
-  file(READ ${f} hex HEX)
+  # STEM=PART+PART...: one text made of several files, in order (sql/parts/).
+  if(f MATCHES "^([^=]+)=(.+)$")
+    set(stem ${CMAKE_MATCH_1})
+    set(name ${stem})
+    string(REPLACE "+" ";" parts "${CMAKE_MATCH_2}")
+    set(hex "")
+    foreach(part IN LISTS parts)
+      file(READ ${part} h HEX)
+      string(APPEND hex "${h}")
+    endforeach()
+  else()
+    get_filename_component(name ${f} NAME)
+    get_filename_component(stem ${f} NAME_WE)
+    file(READ ${f} hex HEX)
+  endif()
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
   if(TABLE)
     string(APPEND body "static const char m${i}[] = {${hex}0x00};\n")

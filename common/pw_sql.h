@@ -48,5 +48,6 @@ extern const char pw_sql_text_list[];
 extern const char pw_sql_text_audit[];
 extern const char pw_sql_text_audit_refused[];
 extern const char pw_sql_text_change[];
+extern const char pw_sql_text_change_decide[];
 
 #endif

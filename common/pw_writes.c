@@ -12,7 +12,8 @@
 #include "pw_creates_routed.h"
 
 const pw_sql_stmt *const pw_writes_statements[] = {&pw_creates_stmt, &pw_creates_prior_stmt,
-                                                   &pw_creates_rows_stmt, &pw_changes_stmt};
+                                                   &pw_creates_rows_stmt, &pw_changes_stmt,
+                                                   &pw_changes_decide_stmt};
 const size_t pw_writes_statement_count =
     sizeof(pw_writes_statements) / sizeof(pw_writes_statements[0]);
 

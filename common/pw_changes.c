@@ -135,20 +135,6 @@ static const char audit_sql[] =
     " command_time) VALUES ($1, $2, $3, $4::int, $5::bigint[], $6::text[], $7, $8::int,"
     " $9::bigint, to_timestamp($10::float8)) ON CONFLICT DO NOTHING";
 
-/* Runs a routed write; its rows in *keep when keep is not NULL. */
-static pw_status routed(pw_db *db, const char *sql, int n, const char *const *v, PGresult **keep,
-                        char *errstr, size_t errstr_size)
-{
-	PGresult *r = NULL;
-	pw_status st = pw_db_exec_built(db, sql, n, v, &r, errstr, errstr_size);
-
-	if (keep != NULL)
-		*keep = r;
-	else
-		PQclear(r);
-	return st;
-}
-
 /* The change's outcome from routed statements (sql/parts/change_read.sql says what each
  * outcome is). */
 static pw_status run_routed(pw_db *db, pw_writes_item *it, const change_args *a, char *errstr,
@@ -193,11 +179,11 @@ static pw_status run_routed(pw_db *db, pw_writes_item *it, const change_args *a,
 		                   V(AM),    V(DNI), V(FECHA), V(SEXO)};
 		const char *w[] = {a->owner, a->id, outcome};
 		if (strcmp(outcome, "updated") == 0)
-			st = routed(db, update_sql, 8, u, NULL, errstr, errstr_size);
+			st = pw_db_exec_built(db, update_sql, 8, u, NULL, errstr, errstr_size);
 		else
-			st = routed(db, delete_sql, 2, u, NULL, errstr, errstr_size);
+			st = pw_db_exec_built(db, delete_sql, 2, u, NULL, errstr, errstr_size);
 		if (st == PW_OK)
-			st = routed(db, changed_sql, 3, w, &c, errstr, errstr_size);
+			st = pw_db_exec_built(db, changed_sql, 3, w, &c, errstr, errstr_size);
 		if (st == PW_OK && PQntuples(c) != 1)
 			st = PW_E_INTERNAL;
 		if (st != PW_OK)
@@ -213,7 +199,7 @@ static pw_status run_routed(pw_db *db, pw_writes_item *it, const change_args *a,
 		char sql[sizeof(record_sql) + sizeof(snapshot_row) + sizeof(record_tail)];
 		snprintf(sql, sizeof(sql), "%s%s%s", record_sql, snap ? snapshot_row : "",
 		         record_tail);
-		st = routed(db, sql, snap ? 10 : 7, r, NULL, errstr, errstr_size);
+		st = pw_db_exec_built(db, sql, snap ? 10 : 7, r, NULL, errstr, errstr_size);
 	}
 	if (st == PW_OK) {
 		bool touched = changes || strcmp(outcome, "version_conflict") == 0 ||
@@ -229,7 +215,7 @@ static pw_status run_routed(pw_db *db, pw_writes_item *it, const change_args *a,
 		                   a->source_partition,
 		                   a->source_offset,
 		                   a->command_time};
-		st = routed(db, audit_sql, 10, v, NULL, errstr, errstr_size);
+		st = pw_db_exec_built(db, audit_sql, 10, v, NULL, errstr, errstr_size);
 	}
 	if (st == PW_OK)
 		st = pw_writes_take_detail(it, atoi(status), det);

@@ -13,11 +13,16 @@
 
 pw_status pw_command_db(const pw_config *cfg, pw_db **out, char *errstr, size_t errstr_size)
 {
-	const pw_sql_stmt *stmts[12] = {&pw_queries_get_stmt, &pw_queries_list_stmt, &pw_audit_stmt,
-	                                &pw_audit_refused_stmt};
+	enum { ROOM = 12 };
+	const pw_sql_stmt *stmts[ROOM] = {&pw_queries_get_stmt, &pw_queries_list_stmt,
+	                                  &pw_audit_stmt, &pw_audit_refused_stmt};
 	size_t n = 4;
 
-	for (size_t i = 0; i < pw_writes_statement_count && n < 12; i++)
+	if (n + pw_writes_statement_count > ROOM) { /* a statement added without room: a bug */
+		snprintf(errstr, errstr_size, "pw_command_db: room for %d statements", ROOM);
+		return PW_E_INTERNAL;
+	}
+	for (size_t i = 0; i < pw_writes_statement_count; i++)
 		stmts[n++] = pw_writes_statements[i];
 	return pw_db_create(cfg, stmts, n, out, errstr, errstr_size);
 }

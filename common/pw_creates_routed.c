@@ -99,14 +99,13 @@ static pw_status build_values(pw_util_buf *sql, const char *head, const char *co
 	return st == PW_OK ? pw_util_buf_append(sql, tail, strlen(tail)) : st;
 }
 
-/* Builds the INSERT (build_values) and runs it over vals[0..nvals); its result in *res
- * when res is not NULL (the caller PQclears it). */
+/* Builds the INSERT (build_values) and runs it over vals[0..nvals); res as for
+ * pw_db_exec_built. */
 static pw_status run_values(pw_db *db, const char *head, const char *const *cols, int ncols,
                             size_t rows, int first, const char *tail, const char *const *vals,
                             size_t nvals, PGresult **res, char *errstr, size_t errstr_size)
 {
 	pw_util_buf sql = {0};
-	PGresult *r = NULL;
 	pw_status st;
 
 	if (nvals > 65535) { /* the protocol's limit; BATCH_MAX keeps far below it */
@@ -115,11 +114,7 @@ static pw_status run_values(pw_db *db, const char *head, const char *const *cols
 	}
 	st = build_values(&sql, head, cols, ncols, rows, first, tail);
 	if (st == PW_OK)
-		st = pw_db_exec_built(db, sql.p, (int)nvals, vals, &r, errstr, errstr_size);
-	if (res != NULL)
-		*res = r;
-	else
-		PQclear(r);
+		st = pw_db_exec_built(db, sql.p, (int)nvals, vals, res, errstr, errstr_size);
 	pw_util_buf_free(&sql);
 	return st;
 }

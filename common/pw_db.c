@@ -108,7 +108,8 @@ pw_status pw_db_exec_text(pw_db *db, const char *sql, char *errstr, size_t errst
 pw_status pw_db_exec_built(pw_db *db, const char *sql, int n, const char *const *values,
                            PGresult **res, char *errstr, size_t errstr_size)
 {
-	*res = NULL;
+	if (res != NULL)
+		*res = NULL;
 	return finish(db, PQexecParams(db->conn, sql, n, NULL, values, NULL, NULL, 0), res, errstr,
 	              errstr_size);
 }

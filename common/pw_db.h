@@ -71,7 +71,8 @@ PW_MUST_CHECK pw_status pw_db_exec_text(pw_db *db, const char *sql, char *errstr
 
 /* A statement made at run time (its text depends on the data's shape, e.g. a multi-row
  * VALUES list), sent unprepared with its n parameters ($1..$n, as text; NULL is SQL
- * NULL). On PW_OK *res holds the result; the caller PQclears it. */
+ * NULL). On PW_OK *res holds the result, the caller's to PQclear; res NULL: no result
+ * wanted (an INSERT's, an UPDATE's). */
 PW_MUST_CHECK pw_status pw_db_exec_built(pw_db *db, const char *sql, int n,
                                          const char *const *values, PGresult **res, char *errstr,
                                          size_t errstr_size);
